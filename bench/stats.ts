@@ -1,0 +1,34 @@
+/** Percentiles and a Markdown table for the benchmark (pure, unit-tested). */
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface Row extends LatencySummary {
+  fleet: string;
+  concurrency: number;
+  queries: number;
+  seconds: number;
+}
+
+/** Nearest-rank percentile of an unsorted list, p in (0, 100]. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) throw new Error("percentile of an empty list");
+  if (!(p > 0 && p <= 100)) throw new Error(`percentile must be in (0, 100], got ${p}`);
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, rank) - 1] as number;
+}
+
+export function summarize(latencies: readonly number[]): LatencySummary {
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies) };
+}
+
+export function formatTable(rows: readonly Row[], withHeader: boolean): string {
+  const lines = rows.map(
+    (r) => `| ${r.fleet} | ${r.concurrency} | ${r.queries} | ${(r.queries / r.seconds).toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} |`,
+  );
+  const header = ["| fleet | concurrency | queries | queries/s | p50 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|---:|"];
+  return (withHeader ? [...header, ...lines] : lines).join("\n");
+}

@@ -1,0 +1,115 @@
+/**
+ * npm run local: Mosquitto, the master and workers as plain processes on
+ * loopback, for trying the system without Docker. Stops everything it started,
+ * by PID, on Ctrl-C or SIGTERM.
+ *
+ * Env: LOCAL_HTTP_PORT (8888), LOCAL_GRPC_PORT (50051), LOCAL_MQTT_PORT (18830),
+ * LOCAL_WORKERS (python,python,go,java), LOCAL_DB_PATH (.local/master.db),
+ * and the worker settings passed through as they are: SIMULATED_WORK_MS,
+ * LLM_PROVIDER, GEMINI_*, OPENAI_*, LLM_TIMEOUT_MS.
+ */
+import { mkdirSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { startMosquitto } from "../tests/support/mosquitto";
+import { masterMissing, REPO_ROOT, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type WorkerLanguage } from "../tests/support/system";
+import { stopAll } from "../tests/support/processes";
+
+const PASSED_THROUGH = /^(SIMULATED_WORK_MS|LLM_PROVIDER|LLM_TIMEOUT_MS|GEMINI_[A-Z_]+|OPENAI_[A-Z_]+)$/;
+
+function portFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`${name} must be a port number (1-65535), got "${raw}"`);
+  return port;
+}
+
+async function assertFree(port: number, variable: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", () => reject(new Error(`port ${port} is in use: set ${variable} to a free port`)));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve()));
+  });
+}
+
+function workerLanguages(): WorkerLanguage[] {
+  const raw = process.env.LOCAL_WORKERS ?? "python,python,go,java";
+  return raw.split(",").map((entry) => {
+    const language = entry.trim();
+    if (!(WORKER_LANGUAGES as readonly string[]).includes(language)) {
+      throw new Error(`LOCAL_WORKERS: unknown language "${language}" (expected ${WORKER_LANGUAGES.join(", ")})`);
+    }
+    return language as WorkerLanguage;
+  });
+}
+
+function passedThroughEnv(): Record<string, string> {
+  const env: Record<string, string> = { SIMULATED_WORK_MS: "10000" };
+  for (const [key, value] of Object.entries(process.env)) {
+    if (PASSED_THROUGH.test(key) && value !== undefined) env[key] = value;
+  }
+  return env;
+}
+
+async function main(): Promise<void> {
+  const httpPort = portFromEnv("LOCAL_HTTP_PORT", 8888);
+  const grpcPort = portFromEnv("LOCAL_GRPC_PORT", 50051);
+  const mqttPort = portFromEnv("LOCAL_MQTT_PORT", 18830);
+  const languages = workerLanguages();
+  const notBuilt = masterMissing();
+  if (notBuilt !== undefined) throw new Error(notBuilt);
+  await assertFree(httpPort, "LOCAL_HTTP_PORT");
+  await assertFree(grpcPort, "LOCAL_GRPC_PORT");
+  await assertFree(mqttPort, "LOCAL_MQTT_PORT");
+
+  const dbPath = process.env.LOCAL_DB_PATH ?? path.join(REPO_ROOT, ".local", "master.db");
+  mkdirSync(path.dirname(dbPath), { recursive: true });
+
+  console.log(`starting mosquitto on 127.0.0.1:${mqttPort}`);
+  const broker = await startMosquitto(mqttPort);
+  console.log(`starting the master (http ${httpPort}, grpc ${grpcPort}, db ${path.relative(process.cwd(), dbPath)})`);
+  const master = await startMaster({
+    mqttPort: broker.port,
+    httpPort,
+    grpcPort,
+    dbPath,
+    env: { RATE_LIMIT_PER_MINUTE: "120", MAX_QUEUED_PER_SESSION: "10", HEARTBEAT_TIMEOUT_MS: "7000", LEASE_MS: "30000" },
+  });
+  const workerEnv = passedThroughEnv();
+  languages.forEach((language, index) => {
+    const missing = workerMissing(language);
+    if (missing !== undefined) {
+      console.log(`not starting a ${language} worker: ${missing}`);
+      return;
+    }
+    const worker = startWorker(language, {
+      mqttPort: broker.port,
+      grpcAddr: master.grpcAddr,
+      node: `local-${index + 1}`,
+      workerId: `${language}-local-${index + 1}`,
+      env: { ...workerEnv, HEARTBEAT_INTERVAL_MS: "2000" },
+    });
+    console.log(`started ${worker.id} (pid ${worker.process.pid})`);
+  });
+  console.log(`simulated work: ${workerEnv.SIMULATED_WORK_MS} ms; provider: ${workerEnv.LLM_PROVIDER ?? "auto"}`);
+  console.log("ready; Ctrl-C stops everything. Web page:");
+  console.log(master.url);
+}
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\n${signal}: stopping every process started here`);
+  await stopAll();
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+main().catch(async (error: unknown) => {
+  console.error(`npm run local: ${error instanceof Error ? error.message : String(error)}`);
+  await stopAll();
+  process.exit(1);
+});

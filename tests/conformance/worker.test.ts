@@ -1,0 +1,202 @@
+/**
+ * One conformance suite for every worker language: each point of
+ * docs/protocol.md checked against a real Mosquitto, the real master and one
+ * worker process, with fake LLM servers on loopback.
+ *
+ * WORKER_LANGUAGES=python,go limits the languages (default: all three).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startMosquitto, type Broker } from "../support/mosquitto";
+import { masterMissing, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type Master, type StartedWorker, type WorkerLanguage } from "../support/system";
+import { getQuery, submit, waitForAnswer, waitForIdleWorkers } from "../support/api";
+import { eventually, sleep } from "../support/ports";
+import { MqttSpy } from "../support/mqtt-spy";
+import { startFakeGemini, startFakeOpenAi, type FakeLlm } from "../support/fake-llm";
+
+const selected = (process.env.WORKER_LANGUAGES ?? WORKER_LANGUAGES.join(","))
+  .split(",")
+  .map((s) => s.trim())
+  .filter((s): s is WorkerLanguage => (WORKER_LANGUAGES as readonly string[]).includes(s));
+
+for (const language of selected) {
+  const missing = masterMissing() ?? workerMissing(language);
+  if (missing !== undefined) console.warn(`[skip] ${language} conformance: ${missing}`);
+
+  describe.skipIf(missing !== undefined)(`${language} worker conformance`, () => {
+    let broker: Broker;
+    let master: Master;
+    let spy: MqttSpy;
+    let gemini: FakeLlm;
+    let openai: FakeLlm;
+    let worker: StartedWorker | undefined;
+
+    /** Starts the worker under test (one at a time) and waits until the master sees it idle. */
+    async function start(env: Record<string, string> = {}, node = `node-${language}`): Promise<StartedWorker> {
+      worker = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, node, env });
+      await waitForIdleWorkers(master.url, [worker.id], 60_000);
+      return worker;
+    }
+
+    function published(kind: "register" | "heartbeat" | "status" | "tasks", id: string): Record<string, unknown>[] {
+      return spy.json(new RegExp(`^ai-system/workers/${id.replace(/[.]/g, "\\.")}/${kind}$`));
+    }
+
+    beforeAll(async () => {
+      broker = await startMosquitto();
+      master = await startMaster({ mqttPort: broker.port, env: { LEASE_MS: "6000", HEARTBEAT_TIMEOUT_MS: "3000" } });
+      spy = await MqttSpy.connect(broker.port);
+      gemini = await startFakeGemini();
+      openai = await startFakeOpenAi();
+    });
+
+    afterEach(async () => {
+      await worker?.process.stop(8_000);
+      worker = undefined;
+      gemini.behaviour = "ok";
+      openai.behaviour = "ok";
+    });
+
+    afterAll(async () => {
+      await spy?.close();
+      await master?.process.stop();
+      await broker?.stop();
+      await gemini?.close();
+      await openai?.close();
+    });
+
+    it("registers with its id, language and node, then heartbeats with its identity", async () => {
+      const w = await start({}, "vm-conformance");
+      const registration = published("register", w.id).at(-1);
+      expect(registration).toMatchObject({ v: 1, type: "register", worker_id: w.id, language, node: "vm-conformance" });
+      expect(typeof registration?.ts).toBe("number");
+      const heartbeats = await eventually("two heartbeats", () => {
+        const seen = published("heartbeat", w.id);
+        return seen.length >= 2 ? seen : undefined;
+      }, 10_000);
+      expect(heartbeats.at(-1)).toMatchObject({ v: 1, type: "heartbeat", worker_id: w.id, language, node: "vm-conformance", status: "idle", task_id: null });
+      expect(published("status", w.id).some((s) => s.status === "idle")).toBe(true);
+    });
+
+    it("publishes its last will (offline) when SIGKILLed", async () => {
+      const w = await start();
+      w.process.signal("SIGKILL");
+      const offline = await eventually("the last will", () => published("status", w.id).find((s) => s.status === "offline"), 10_000);
+      expect(offline).toMatchObject({ v: 1, type: "status", worker_id: w.id, task_id: null });
+    });
+
+    it("turns a task into a result for the same task id, with the offline answer", async () => {
+      const w = await start({ LLM_PROVIDER: "auto" });
+      const id = await submit(master.url, "What is a Docker Swarm overlay network?");
+      const answer = await waitForAnswer(master.url, id, 30_000);
+      expect(answer).toMatchObject({ id, status: "done", provider: "offline", worker: { id: w.id, language, node: `node-${language}` } });
+      expect(answer.answer).toMatch(/^\[offline\]/);
+      expect(answer.answer?.toLowerCase()).toContain("offline");
+      const task = published("tasks", w.id).find((t) => t.task_id === id);
+      expect(task).toMatchObject({ v: 1, type: "task", query: "What is a Docker Swarm overlay network?", has_credential: false });
+      const busy = published("status", w.id).find((s) => s.status === "busy" && s.task_id === id);
+      expect(busy).toBeDefined();
+    });
+
+    it("honours SIMULATED_WORK_MS", async () => {
+      await start({ SIMULATED_WORK_MS: "1500" });
+      const before = Date.now();
+      const answer = await waitForAnswer(master.url, await submit(master.url, "take your time"), 30_000);
+      expect(answer.status).toBe("done");
+      expect(Date.now() - before).toBeGreaterThanOrEqual(1500);
+      expect((answer.timings.finished_ms ?? 0) - (answer.timings.received_ms ?? 0)).toBeGreaterThanOrEqual(1500);
+    });
+
+    it("answers through Gemini generateContent with the server key", async () => {
+      await start({ LLM_PROVIDER: "gemini", GEMINI_BASE_URL: gemini.baseUrl, GEMINI_API_KEY: "server-gemini-key", GEMINI_MODEL: "gemini-test" });
+      const answer = await waitForAnswer(master.url, await submit(master.url, "hello gemini"), 30_000);
+      expect(answer).toMatchObject({ status: "done", provider: "gemini" });
+      expect(answer.answer).toContain("gemini-fake says: hello gemini");
+      const call = gemini.requests.at(-1);
+      expect(call?.path).toBe("/v1beta/models/gemini-test:generateContent");
+      expect(call?.headers["x-goog-api-key"]).toBe("server-gemini-key");
+    });
+
+    it("answers through an OpenAI-compatible endpoint", async () => {
+      await start({ LLM_PROVIDER: "openai", OPENAI_BASE_URL: openai.baseUrl, OPENAI_MODEL: "tiny-test", OPENAI_API_KEY: "server-openai-key" });
+      const answer = await waitForAnswer(master.url, await submit(master.url, "hello openai"), 30_000);
+      expect(answer).toMatchObject({ status: "done", provider: "openai" });
+      expect(answer.answer).toContain("openai-fake says: hello openai");
+      const call = openai.requests.at(-1);
+      expect(call?.headers.authorization).toBe("Bearer server-openai-key");
+      expect(call?.body).toMatchObject({ model: "tiny-test", messages: [{ role: "user", content: "hello openai" }] });
+    });
+
+    it("turns provider HTTP 500 and 429 and a timeout into error results and keeps serving", async () => {
+      await start({ LLM_PROVIDER: "gemini", GEMINI_BASE_URL: gemini.baseUrl, GEMINI_API_KEY: "k", LLM_TIMEOUT_MS: "1000" });
+      gemini.behaviour = 500;
+      const failed500 = await waitForAnswer(master.url, await submit(master.url, "provoke 500"), 30_000);
+      expect(failed500).toMatchObject({ status: "failed", answer: null });
+      expect(failed500.error).toMatch(/gemini.*500/i);
+
+      gemini.behaviour = 429;
+      const failed429 = await waitForAnswer(master.url, await submit(master.url, "provoke 429"), 30_000);
+      expect(failed429.status).toBe("failed");
+      expect(failed429.error).toMatch(/gemini.*429/i);
+
+      gemini.behaviour = "hang";
+      const timedOut = await waitForAnswer(master.url, await submit(master.url, "provoke a timeout"), 30_000);
+      expect(timedOut.status).toBe("failed");
+      expect(timedOut.error).toMatch(/gemini.*time/i);
+
+      gemini.behaviour = "ok";
+      const recovered = await waitForAnswer(master.url, await submit(master.url, "all good again"), 30_000);
+      expect(recovered.status).toBe("done");
+      expect(worker?.process.isRunning).toBe(true);
+    });
+
+    it("survives malformed tasks", async () => {
+      const w = await start();
+      const topic = `ai-system/workers/${w.id}/tasks`;
+      for (const payload of ["garbage", "{}", "[]", JSON.stringify({ v: 1, type: "task", task_id: 5 }), JSON.stringify({ v: 9, type: "task", task_id: "x", query: "q", lease_ms: 1, has_credential: false, ts: 1 }), "\u0000".repeat(70_000)]) {
+        await spy.publish(topic, payload);
+      }
+      await sleep(500);
+      expect(w.process.isRunning).toBe(true);
+      const answer = await waitForAnswer(master.url, await submit(master.url, "after the junk"), 30_000);
+      expect(answer).toMatchObject({ status: "done", worker: { id: w.id } });
+    });
+
+    it("fetches the user's key by RPC and never puts it on the broker", async () => {
+      const userKey = `user-secret-${language}-${Date.now()}`;
+      const w = await start({ LLM_PROVIDER: "auto", GEMINI_BASE_URL: gemini.baseUrl });
+      const mark = spy.messages.length;
+      const answer = await waitForAnswer(master.url, await submit(master.url, "use my own key", userKey), 30_000);
+      expect(answer).toMatchObject({ status: "done", provider: "gemini" });
+      expect(gemini.requests.at(-1)?.headers["x-goog-api-key"]).toBe(userKey);
+      const task = published("tasks", w.id).find((t) => t.task_id === answer.id);
+      expect(task?.has_credential).toBe(true);
+      expect(spy.messages.length).toBeGreaterThan(mark);
+      expect(spy.everythingSeen()).not.toContain(userKey);
+      expect(w.process.logs).not.toContain(userKey);
+      expect(JSON.stringify(answer)).not.toContain(userKey);
+    });
+
+    it("on SIGTERM finishes the task in hand, reports it, goes offline and exits 0", async () => {
+      const w = await start({ SIMULATED_WORK_MS: "2000", SHUTDOWN_GRACE_MS: "10000" });
+      const id = await submit(master.url, "finish me before you go");
+      await eventually("the task to be assigned", async () => ((await getQuery(master.url, id)).status === "assigned" ? true : undefined));
+      await sleep(300);
+      w.process.signal("SIGTERM");
+      expect(await w.process.waitForExit(15_000)).toBe(0);
+      const answer = await getQuery(master.url, id);
+      expect(answer).toMatchObject({ status: "done", worker: { id: w.id } });
+      const statuses = published("status", w.id);
+      expect(statuses.at(-1)?.status).toBe("offline");
+    });
+
+    it("logs a clear UNAUTHENTICATED error when its token is wrong, and stays up", async () => {
+      const w = await start({ GRPC_TOKEN: "definitely-wrong-token" });
+      const mark = w.process.logs.length;
+      await submit(master.url, "this result will be refused");
+      await w.process.waitForOutput(/UNAUTHENTICATED/, 20_000);
+      expect(w.process.logsSince(mark)).not.toContain("definitely-wrong-token");
+      await sleep(500);
+      expect(w.process.isRunning).toBe(true);
+    });
+  });
+}

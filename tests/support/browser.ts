@@ -1,0 +1,45 @@
+import { existsSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+
+export const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
+
+/** Debian's chromium, headless, with nothing that phones home (this network is closed). */
+export async function launchChromium(): Promise<Browser> {
+  if (CHROMIUM === undefined) throw new Error("chromium is not installed: apt-get install -y chromium");
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      `--user-data-dir=${mkdtempSync(path.join(tmpdir(), "ai-swarm-chromium-"))}`,
+    ],
+  });
+}
+
+export interface RenderedAnswer {
+  text: string;
+  language: string;
+  node: string;
+  workerId: string;
+}
+
+/** Types a query in the chat page, sends it, and returns the answer as the page shows it. */
+export async function askThroughPage(page: Page, query: string, timeoutMs = 60_000): Promise<RenderedAnswer> {
+  const answers = page.locator(".message.answer");
+  const before = await answers.count();
+  await page.fill("#query-input", query);
+  await page.click("#send-button");
+  const answer = answers.nth(before);
+  await answer.waitFor({ state: "visible", timeout: timeoutMs });
+  const text = async (selector: string): Promise<string> => ((await answer.locator(selector).first().textContent()) ?? "").trim();
+  return { text: await text(".answer-text"), language: await text(".worker-language"), node: await text(".worker-node"), workerId: await text(".worker-id") };
+}

@@ -1,0 +1,30 @@
+import { mkdtempSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { freePort, waitForPort } from "./ports";
+import { ManagedProcess } from "./processes";
+
+const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].find((p) => existsSync(p));
+
+export interface Broker {
+  port: number;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+/** A real Mosquitto (Debian's package) on a free loopback port, anonymous access. */
+export async function startMosquitto(port?: number): Promise<Broker> {
+  if (MOSQUITTO === undefined) {
+    throw new Error("mosquitto is not installed: apt-get install -y mosquitto (the .ci/run script does this)");
+  }
+  const brokerPort = port ?? (await freePort());
+  const dir = mkdtempSync(path.join(tmpdir(), "ai-swarm-mosquitto-"));
+  const config = path.join(dir, "mosquitto.conf");
+  writeFileSync(
+    config,
+    [`listener ${brokerPort} 127.0.0.1`, "allow_anonymous true", "persistence false", "log_dest stdout", ""].join("\n"),
+  );
+  const proc = new ManagedProcess(`mosquitto:${brokerPort}`, MOSQUITTO, ["-c", config], process.env);
+  await waitForPort(brokerPort);
+  return { port: brokerPort, process: proc, stop: () => proc.stop() };
+}

@@ -1,0 +1,148 @@
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { freePort } from "./ports";
+import { ManagedProcess } from "./processes";
+import { eventually } from "./ports";
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+export const TEST_TOKEN = "test-grpc-token-0123456789";
+
+export type WorkerLanguage = "python" | "go" | "java";
+export const WORKER_LANGUAGES: readonly WorkerLanguage[] = ["python", "go", "java"];
+
+interface Command {
+  command: string;
+  args: string[];
+}
+
+const MASTER_MAIN = path.join(REPO_ROOT, "images/master/dist/main.js");
+
+/** How each worker is started once built (see each images/worker-* README). */
+export function workerCommand(language: WorkerLanguage): Command {
+  switch (language) {
+    case "python":
+      return { command: path.join(REPO_ROOT, "images/worker-python/.venv/bin/python"), args: ["-m", "aiswarm_worker"] };
+    case "go":
+      return { command: path.join(REPO_ROOT, "images/worker-go/bin/worker"), args: [] };
+    case "java":
+      return { command: "java", args: ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-jar", path.join(REPO_ROOT, "images/worker-java/target/worker-java.jar")] };
+  }
+}
+
+/** Why a worker cannot run here, or undefined when it is built. */
+export function workerMissing(language: WorkerLanguage): string | undefined {
+  const built = {
+    python: path.join(REPO_ROOT, "images/worker-python/.venv/bin/python"),
+    go: path.join(REPO_ROOT, "images/worker-go/bin/worker"),
+    java: path.join(REPO_ROOT, "images/worker-java/target/worker-java.jar"),
+  }[language];
+  return existsSync(built) ? undefined : `${language} worker is not built (${path.relative(REPO_ROOT, built)} missing): run npm run setup`;
+}
+
+export function masterMissing(): string | undefined {
+  return existsSync(MASTER_MAIN) ? undefined : "master is not built (images/master/dist/main.js missing): run npm run setup";
+}
+
+export interface MasterOptions {
+  mqttPort: number;
+  dbPath?: string;
+  httpPort?: number;
+  grpcPort?: number;
+  env?: Record<string, string>;
+}
+
+export interface Master {
+  url: string;
+  grpcAddr: string;
+  httpPort: number;
+  grpcPort: number;
+  dbPath: string;
+  process: ManagedProcess;
+}
+
+export function tempDbPath(): string {
+  return path.join(mkdtempSync(path.join(tmpdir(), "ai-swarm-db-")), "master.db");
+}
+
+/** Starts images/master/dist/main.js as a real process and waits until /healthz says ok. */
+export async function startMaster(options: MasterOptions): Promise<Master> {
+  const httpPort = options.httpPort ?? (await freePort());
+  const grpcPort = options.grpcPort ?? (await freePort());
+  const dbPath = options.dbPath ?? tempDbPath();
+  const env = {
+    ...baseEnv(),
+    HTTP_PORT: String(httpPort),
+    GRPC_PORT: String(grpcPort),
+    BIND_HOST: "127.0.0.1",
+    MQTT_HOST: "127.0.0.1",
+    MQTT_PORT: String(options.mqttPort),
+    GRPC_TOKEN: TEST_TOKEN,
+    DB_PATH: dbPath,
+    HEARTBEAT_TIMEOUT_MS: "3000",
+    LEASE_MS: "10000",
+    RATE_LIMIT_PER_MINUTE: "0",
+    MAX_QUEUED_PER_SESSION: "1000",
+    ...options.env,
+  };
+  const proc = new ManagedProcess(`master:${httpPort}`, process.execPath, [MASTER_MAIN], env);
+  const url = `http://127.0.0.1:${httpPort}`;
+  await eventually(`master ${url}/healthz`, async () => {
+    if (!proc.isRunning) throw new Error(`master exited during start-up:\n${proc.tail()}`);
+    try {
+      const response = await fetch(`${url}/healthz`);
+      return response.ok ? true : undefined;
+    } catch {
+      return undefined;
+    }
+  }, 30_000);
+  return { url, grpcAddr: `127.0.0.1:${grpcPort}`, httpPort, grpcPort, dbPath, process: proc };
+}
+
+export interface WorkerOptions {
+  mqttPort: number;
+  grpcAddr: string;
+  workerId?: string;
+  node?: string;
+  env?: Record<string, string>;
+}
+
+export interface StartedWorker {
+  id: string;
+  language: WorkerLanguage;
+  process: ManagedProcess;
+}
+
+let workerCounter = 0;
+
+/** Starts a worker process of the given language with the contract's environment. */
+export function startWorker(language: WorkerLanguage, options: WorkerOptions): StartedWorker {
+  workerCounter += 1;
+  const id = options.workerId ?? `${language}-test-${process.pid}-${workerCounter}`;
+  const { command, args } = workerCommand(language);
+  const env = {
+    ...baseEnv(),
+    WORKER_ID: id,
+    NODE_HOSTNAME: options.node ?? `vm-${language}`,
+    MQTT_HOST: "127.0.0.1",
+    MQTT_PORT: String(options.mqttPort),
+    MASTER_GRPC_ADDR: options.grpcAddr,
+    GRPC_TOKEN: TEST_TOKEN,
+    SIMULATED_WORK_MS: "0",
+    HEARTBEAT_INTERVAL_MS: "500",
+    LLM_PROVIDER: "offline",
+    HEALTH_FILE: path.join(tmpdir(), `ai-swarm-health-${id}`),
+    ...options.env,
+  };
+  return { id, language, process: new ManagedProcess(id, command, args, env, REPO_ROOT) };
+}
+
+/** The parent environment without anything that could steer a process at a real service. */
+function baseEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const key of ["PATH", "HOME", "LANG", "TMPDIR", "JAVA_HOME", "SHOW_PROCESS_OUTPUT"]) {
+    const value = process.env[key];
+    if (value !== undefined) env[key] = value;
+  }
+  return env;
+}

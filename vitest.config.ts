@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+// Root test suite: the Pulumi program (tests/pulumi), the integration and
+// conformance suites (tests/integration, tests/conformance) and the browser test.
+// Each service folder under images/ has its own unit tests in its own language.
+export default defineConfig({
+  test: {
+    include: ["tests/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Integration suites start real brokers and processes: keep files serial
+    // on this 2-core machine so timings stay meaningful.
+    fileParallelism: false,
+  },
+});
