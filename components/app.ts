@@ -1,0 +1,220 @@
+// App: what runs on the swarm. One overlay network; Docker secrets for the
+// gRPC token, the broker passwords and the LLM key; Mosquitto with password
+// file and ACLs; the master; one service per worker language.
+//
+// Docker secrets and configs are immutable, so their names carry a short hash
+// of their content: a changed value becomes a new object, the services move to
+// it in a rolling update, and the old one is deleted afterwards.
+import { createHash } from "node:crypto";
+import * as command from "@pulumi/command";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { WORKER_LANGUAGES, type StackConfig, type WorkerLanguage } from "./config";
+import { mosquittoPasswordLine } from "./credentials";
+import { workerImageName, type AppImages } from "./images";
+import { MASTER_MQTT_USER, mosquittoAcl, mosquittoConf, workerMqttUser } from "./mosquitto";
+import type { PrivateRegistry } from "./registry";
+import { asRoot, placementScript } from "./scripts";
+import {
+  masterServiceArgs,
+  MOSQUITTO_UID,
+  mosquittoServiceArgs,
+  serviceName,
+  stackLabels,
+  workerServiceArgs,
+  type RegistryAuth,
+  type SecretMount,
+} from "./specs";
+import type { SwarmCluster } from "./swarm";
+
+export interface AppArgs {
+  config: StackConfig;
+  swarm: SwarmCluster;
+  registry: PrivateRegistry;
+  images: AppImages;
+  managerDocker: docker.Provider;
+}
+
+export interface ServiceSummary {
+  name: string;
+  image: pulumi.Output<string>;
+  replicas: number;
+}
+
+function shortHash(content: string): string {
+  return createHash("sha256").update(content).digest("hex").slice(0, 8);
+}
+
+/** A generated password: a secret kept in the stack state, so it is stable across deploys. */
+function generatedPassword(name: string, length: number, parent: pulumi.Resource): pulumi.Output<string> {
+  return new random.RandomPassword(name, { length, special: false }, { parent }).result;
+}
+
+export class SwarmApp extends pulumi.ComponentResource {
+  readonly network: docker.Network;
+  readonly services: ServiceSummary[] = [];
+  /** After deploy: "<task> <node> <state>" per running replica, read on the manager. */
+  readonly placement: pulumi.Output<string>;
+  /** Run this on the manager to see live where every replica runs. */
+  readonly placementCommand: string;
+
+  private readonly config: StackConfig;
+  private readonly provider: docker.Provider;
+  /** Secrets and configs are swarm objects: they need the swarm first. */
+  private readonly swarmReady: pulumi.Resource[];
+
+  constructor(name: string, args: AppArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ai-swarm:index:App", name, {}, opts);
+    const { config, swarm, registry, images } = args;
+    this.config = config;
+    this.provider = args.managerDocker;
+    this.swarmReady = swarm.ready;
+    const stack = config.stackName;
+    const afterSwarm = { parent: this, provider: this.provider, dependsOn: swarm.ready };
+
+    this.network = new docker.Network(
+      "network",
+      {
+        name: serviceName(stack, "net"),
+        driver: "overlay",
+        attachable: true,
+        // Docker encrypts an overlay when the "encrypted" option is present (needs IPsec ESP in the kernel).
+        ...(config.network.encrypted && { options: { encrypted: "true" } }),
+        labels: stackLabels(stack),
+      },
+      afterSwarm,
+    );
+
+    const grpcToken = this.secret("grpc-token", "grpc_token", generatedPassword("grpc-token", 48, this));
+    const brokerPasswords = {
+      master: generatedPassword("mqtt-password-master", 32, this),
+      ...Object.fromEntries(
+        WORKER_LANGUAGES.map((language) => [language, generatedPassword(`mqtt-password-${language}`, 32, this)]),
+      ),
+    } as Record<"master" | WorkerLanguage, pulumi.Output<string>>;
+    const llmApiKey = config.llm.apiKey && this.secret("llm-api-key", "llm_api_key", config.llm.apiKey);
+    const registryAuth: RegistryAuth = {
+      serverAddress: registry.address,
+      username: registry.username,
+      password: registry.password,
+    };
+    const common = { config, networkId: this.network.id };
+
+    const mosquitto = new docker.Service(
+      "mosquitto",
+      mosquittoServiceArgs({
+        ...common,
+        configFile: this.serviceConfig("mosquitto-conf", mosquittoConf()),
+        aclFile: this.serviceConfig("mosquitto-acl", mosquittoAcl(config.topicPrefix)),
+        passwordFile: {
+          ...this.secret("mosquitto-passwd", "mosquitto_passwd", this.passwordFile(brokerPasswords)),
+          // Readable by the broker's user only (mosquitto reads it after dropping root).
+          fileUid: MOSQUITTO_UID,
+          fileGid: MOSQUITTO_UID,
+          fileMode: 0o400,
+        },
+      }),
+      { parent: this, provider: this.provider, dependsOn: [...swarm.ready, this.network] },
+    );
+
+    const master = new docker.Service(
+      "master",
+      masterServiceArgs({
+        ...common,
+        image: images.refs.master,
+        registryAuth,
+        grpcToken,
+        mqttPassword: this.secret("mqtt-password-master", "mqtt_password", brokerPasswords.master),
+      }),
+      {
+        parent: this,
+        provider: this.provider,
+        dependsOn: [...swarm.ready, ...registry.caInstalls, this.network, mosquitto, images.images.master],
+      },
+    );
+    this.services.push({ name: serviceName(stack, "mosquitto"), image: pulumi.output(config.baseImages.mosquitto), replicas: 1 });
+    this.services.push({ name: serviceName(stack, "master"), image: images.refs.master, replicas: 1 });
+
+    const workers = WORKER_LANGUAGES.map((language) => {
+      const imageName = workerImageName(language);
+      const service = new docker.Service(
+        imageName,
+        workerServiceArgs({
+          ...common,
+          language,
+          image: images.refs[imageName],
+          registryAuth,
+          grpcToken,
+          mqttPassword: this.secret(`mqtt-password-${language}`, "mqtt_password", brokerPasswords[language]),
+          ...(llmApiKey && { llmApiKey }),
+        }),
+        {
+          parent: this,
+          provider: this.provider,
+          // Every node must trust the registry before any of them pulls.
+          dependsOn: [...swarm.ready, ...registry.caInstalls, this.network, master, images.images[imageName]],
+        },
+      );
+      this.services.push({ name: serviceName(stack, imageName), image: images.refs[imageName], replicas: config.replicas[language] });
+      return service;
+    });
+
+    const workerServiceNames = WORKER_LANGUAGES.map((language) => serviceName(stack, workerImageName(language)));
+    this.placementCommand = placementScript(workerServiceNames);
+    const snapshot = new command.remote.Command(
+      "placement",
+      {
+        connection: swarm.managerConnection,
+        create: asRoot(this.placementCommand, config.manager.user),
+        // Taken again whenever a worker service changes (new image, new replica count).
+        triggers: workers.map((service) => service.id).concat(Object.values(images.refs)),
+      },
+      { parent: this, dependsOn: workers },
+    );
+    this.placement = snapshot.stdout;
+
+    this.registerOutputs({ services: this.services, placement: this.placement });
+  }
+
+  /** A Docker secret named <stack>_<name>-<content hash>, mounted at /run/secrets/<fileName>. */
+  private secret(name: string, fileName: string, value: pulumi.Output<string>): SecretMount {
+    // The hash of a long random or operator secret reveals nothing; unsecret it so the name is readable in diffs.
+    const dockerName = pulumi.unsecret(value.apply((plain) => `${serviceName(this.config.stackName, name)}-${shortHash(plain)}`));
+    const secret = new docker.Secret(
+      name,
+      {
+        name: dockerName,
+        data: pulumi.secret(value.apply((plain) => Buffer.from(plain, "utf8").toString("base64"))),
+        labels: stackLabels(this.config.stackName),
+      },
+      { parent: this, provider: this.provider, dependsOn: this.swarmReady },
+    );
+    return { secretId: secret.id, secretName: secret.name, fileName };
+  }
+
+  /** A Docker config (non-secret file) named <stack>_<name>-<content hash>. */
+  private serviceConfig(name: string, content: string): { configId: pulumi.Output<string>; configName: pulumi.Output<string> } {
+    const config = new docker.ServiceConfig(
+      name,
+      {
+        name: `${serviceName(this.config.stackName, name)}-${shortHash(content)}`,
+        data: Buffer.from(content, "utf8").toString("base64"),
+        labels: stackLabels(this.config.stackName),
+      },
+      { parent: this, provider: this.provider, dependsOn: this.swarmReady },
+    );
+    return { configId: config.id, configName: config.name };
+  }
+
+  /** The broker's password file: one PBKDF2 line per user (the master and one user per worker language). */
+  private passwordFile(passwords: Record<"master" | WorkerLanguage, pulumi.Output<string>>): pulumi.Output<string> {
+    const users = [
+      [MASTER_MQTT_USER, passwords.master],
+      ...WORKER_LANGUAGES.map((language) => [workerMqttUser(language), passwords[language]] as const),
+    ] as const;
+    return pulumi
+      .all(users.map(([user, password]) => password.apply((plain) => mosquittoPasswordLine(user, plain))))
+      .apply((lines) => lines.join("\n") + "\n");
+  }
+}

@@ -1,0 +1,331 @@
+// The whole stack configuration, validated by one zod schema before any
+// resource is declared.
+//
+// Pulumi hands a program its config as flat strings ("ai-swarm:nodes" holds the
+// JSON of a list). `parseStackConfig` is pure: it takes those strings plus the
+// list of keys that were set as secrets and returns either a typed config or
+// every problem, each named by its config key. `loadStackConfig` is the thin
+// Pulumi-facing part: it reads the runtime config, throws one error listing all
+// problems, and wraps secret values in `pulumi.secret` so they stay secret in
+// every resource input and output.
+import * as net from "node:net";
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+
+export const CONFIG_NAMESPACE = "ai-swarm";
+
+export const WORKER_LANGUAGES = ["python", "go", "java"] as const;
+export type WorkerLanguage = (typeof WORKER_LANGUAGES)[number];
+
+// Docker object names, label keys and user names end up in shell commands and
+// service names: keep them to a safe alphabet instead of quoting everything.
+const dockerName = /^[a-z0-9][a-z0-9-]{0,29}$/;
+const hostName = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
+const unixUser = /^[a-z_][a-z0-9_-]{0,31}$/;
+const labelKey = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const labelValue = /^[A-Za-z0-9._:/@-]{0,63}$/;
+const imageRef = /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/;
+
+const port = z.number().int().min(1).max(65535);
+
+const nodeSchema = z.strictObject({
+  name: z.string().regex(dockerName, "must be 1-30 characters of a-z, 0-9 and -, starting with a letter or digit"),
+  host: z.string().regex(hostName, "must be an IP address or a DNS name"),
+  sshPort: port.default(22),
+  user: z.string().regex(unixUser, "must be a plain Unix user name").default("root"),
+  role: z.enum(["manager", "worker"]),
+  labels: z
+    .record(
+      z.string().regex(labelKey, "label keys are 1-63 characters of A-Z, a-z, 0-9, ., _ and -"),
+      z.string().regex(labelValue, "label values are up to 63 characters of A-Z, a-z, 0-9 and ._:/@-"),
+    )
+    .default({}),
+});
+
+const llmSchema = z
+  .strictObject({
+    provider: z.enum(["auto", "gemini", "openai", "offline"]).default("auto"),
+    apiKey: z.string().min(1, "must not be empty").optional(),
+    baseUrl: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
+    model: z.string().regex(/^[A-Za-z0-9._:/-]{1,100}$/, "must be a model name such as gemini-2.5-flash").optional(),
+  })
+  .default({ provider: "auto" });
+
+const schema = z.strictObject({
+  nodes: z.array(nodeSchema).min(1, "list at least one node"),
+  sshPrivateKey: z
+    .string()
+    .refine((key) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key), "must be a PEM or OpenSSH private key"),
+  sshPrivateKeyPath: z.string().min(1).optional(),
+  stackName: z.string().regex(dockerName, "must be 1-30 characters of a-z, 0-9 and -").default("ai-system"),
+  topicPrefix: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ and -").default("ai-system"),
+  ports: z
+    .strictObject({ web: port.default(8888), mqtt: port.optional() })
+    .default({ web: 8888 }),
+  replicas: z
+    .strictObject({
+      python: z.number().int().min(0).max(100).default(1),
+      go: z.number().int().min(0).max(100).default(1),
+      java: z.number().int().min(0).max(100).default(1),
+    })
+    .default({ python: 1, go: 1, java: 1 }),
+  maxReplicasPerNode: z.number().int().min(1).max(100).default(1),
+  simulatedWorkMs: z.number().int().min(0).max(3_600_000).default(10_000),
+  shutdownGraceMs: z.number().int().min(0).max(600_000).default(20_000),
+  llm: llmSchema,
+  registry: z
+    .strictObject({
+      port: port.default(5000),
+      username: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9 and ._-").default("aiswarm"),
+      password: z.string().min(12, "must be at least 12 characters").optional(),
+    })
+    .default({ port: 5000, username: "aiswarm" }),
+  network: z.strictObject({ encrypted: z.boolean().default(true) }).default({ encrypted: true }),
+  endpointMode: z.enum(["vip", "dnsrr"]).default("vip"),
+  publishMode: z.enum(["ingress", "host"]).default("ingress"),
+  baseImages: z
+    .strictObject({
+      node: z.string().regex(imageRef, "must be an image reference").optional(),
+      python: z.string().regex(imageRef, "must be an image reference").optional(),
+      go: z.string().regex(imageRef, "must be an image reference").optional(),
+      maven: z.string().regex(imageRef, "must be an image reference").optional(),
+      runtime: z.string().regex(imageRef, "must be an image reference").optional(),
+      mosquitto: z.string().regex(imageRef, "must be an image reference").default("eclipse-mosquitto:2"),
+      registry: z.string().regex(imageRef, "must be an image reference").default("registry:2"),
+    })
+    .default({ mosquitto: "eclipse-mosquitto:2", registry: "registry:2" }),
+  build: z
+    .strictObject({
+      onManager: z.boolean().default(true),
+      platform: z.string().regex(/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/, "must look like linux/amd64").optional(),
+    })
+    .default({ onManager: true }),
+});
+
+/** The validated config with secrets still as plain strings (pure code only). */
+export type ParsedConfig = z.infer<typeof schema>;
+export type NodeConfig = ParsedConfig["nodes"][number];
+export type LlmProvider = ParsedConfig["llm"]["provider"];
+
+/** Keys whose values are JSON (objects, lists, numbers), with what each should be; the rest are strings. */
+const JSON_KEYS = new Map([
+  ["nodes", "a list of nodes"],
+  ["ports", "a map"],
+  ["replicas", "a map"],
+  ["maxReplicasPerNode", "a number"],
+  ["simulatedWorkMs", "a number"],
+  ["shutdownGraceMs", "a number"],
+  ["llm", "a map"],
+  ["registry", "a map"],
+  ["network", "a map"],
+  ["baseImages", "a map"],
+  ["build", "a map"],
+]);
+
+/** Config values that must have been set with `pulumi config set --secret`. */
+const SECRET_FIELDS: { key: string; present: (c: ParsedConfig) => boolean; example: string }[] = [
+  { key: "sshPrivateKey", present: () => true, example: "pulumi config set --secret sshPrivateKey < key" },
+  { key: "registry", present: (c) => c.registry.password !== undefined, example: "pulumi config set --secret --path registry.password …" },
+  { key: "llm", present: (c) => c.llm.apiKey !== undefined, example: "pulumi config set --secret --path llm.apiKey …" },
+];
+
+export type ParseResult = { ok: true; config: ParsedConfig } | { ok: false; problems: string[] };
+
+/**
+ * Validates raw Pulumi config strings (keys with or without the "ai-swarm:"
+ * prefix). `secretKeys` lists the keys Pulumi marked secret.
+ */
+export function parseStackConfig(raw: Record<string, string>, secretKeys: Iterable<string> = []): ParseResult {
+  const problems: string[] = [];
+  const input = decodeRawConfig(raw, problems);
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(...describeIssue(issue));
+    return { ok: false, problems };
+  }
+  const config = result.data;
+  problems.push(...placementProblems(config), ...llmProblems(config), ...secretProblems(config, secretKeys));
+  return problems.length === 0 ? { ok: true, config } : { ok: false, problems };
+}
+
+/** Turns flat Pulumi strings into the object the schema checks. */
+function decodeRawConfig(raw: Record<string, string>, problems: string[]): Record<string, unknown> {
+  const decoded: Record<string, unknown> = {};
+  for (const [fullKey, value] of Object.entries(raw)) {
+    const key = stripNamespace(fullKey);
+    if (key === undefined) continue; // another namespace (e.g. docker:host) is not ours to check
+    const expected = JSON_KEYS.get(key);
+    if (expected === undefined) {
+      decoded[key] = value;
+      continue;
+    }
+    try {
+      decoded[key] = JSON.parse(value);
+    } catch {
+      problems.push(`${CONFIG_NAMESPACE}:${key}: must be ${expected}`);
+    }
+  }
+  return decoded;
+}
+
+function stripNamespace(key: string): string | undefined {
+  if (!key.includes(":")) return key;
+  const [namespace, ...rest] = key.split(":");
+  return namespace === CONFIG_NAMESPACE ? rest.join(":") : undefined;
+}
+
+/** ["nodes", 2, "host"] → "ai-swarm:nodes[2].host" */
+export function configKeyOf(path: readonly PropertyKey[]): string {
+  let key = CONFIG_NAMESPACE + ":";
+  path.forEach((segment, index) => {
+    if (typeof segment === "number") key += `[${segment}]`;
+    else key += (index === 0 ? "" : ".") + String(segment);
+  });
+  return key;
+}
+
+/** One line per problem, each starting with the config key it is about. */
+function describeIssue(issue: z.core.$ZodIssue): string[] {
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((key) => `${configKeyOf([...issue.path, key])}: unknown setting (check the spelling against docs/pulumi.md)`);
+  }
+  const message =
+    issue.code === "invalid_type" && issue.message.includes("received undefined")
+      ? "is required"
+      : issue.code === "invalid_key"
+        ? "is not a valid key: label keys are 1-63 characters of A-Z, a-z, 0-9, ., _ and -"
+        : issue.message;
+  return [`${configKeyOf(issue.path)}: ${message}`];
+}
+
+/** Checks the schema cannot express: roles, duplicates, room for replicas, port clashes. */
+function placementProblems(config: ParsedConfig): string[] {
+  const problems: string[] = [];
+  const managers = config.nodes.filter((node) => node.role === "manager");
+  if (managers.length !== 1) {
+    problems.push(`${CONFIG_NAMESPACE}:nodes: exactly one node must have role "manager" (found ${managers.length})`);
+  }
+  const seenNames = new Set<string>();
+  const seenHosts = new Set<string>();
+  config.nodes.forEach((node, index) => {
+    if (seenNames.has(node.name)) problems.push(`${CONFIG_NAMESPACE}:nodes[${index}].name: duplicate name ${node.name}`);
+    if (seenHosts.has(node.host)) problems.push(`${CONFIG_NAMESPACE}:nodes[${index}].host: duplicate host ${node.host}`);
+    seenNames.add(node.name);
+    seenHosts.add(node.host);
+  });
+  const capacity = config.nodes.length * config.maxReplicasPerNode;
+  for (const language of WORKER_LANGUAGES) {
+    const wanted = config.replicas[language];
+    if (wanted > capacity) {
+      problems.push(
+        `${CONFIG_NAMESPACE}:replicas.${language}: ${wanted} replicas cannot be placed: ` +
+          `${config.nodes.length} nodes × maxReplicasPerNode ${config.maxReplicasPerNode} = ${capacity}`,
+      );
+    }
+  }
+  if (config.endpointMode === "dnsrr" && config.publishMode === "ingress") {
+    problems.push(
+      `${CONFIG_NAMESPACE}:endpointMode: dnsrr cannot be combined with publishMode ingress ` +
+        "(Docker refuses ingress-published ports on dnsrr services); use publishMode host or endpointMode vip",
+    );
+  }
+  const published = [
+    ["ports.web", config.ports.web],
+    ["ports.mqtt", config.ports.mqtt],
+    ["registry.port", config.registry.port],
+  ] as const;
+  const byPort = new Map<number, string>();
+  for (const [key, value] of published) {
+    if (value === undefined) continue;
+    const clash = byPort.get(value);
+    if (clash) problems.push(`${CONFIG_NAMESPACE}:${key}: port ${value} is already used by ${clash}`);
+    byPort.set(value, key);
+  }
+  return problems;
+}
+
+/** Settings that only make sense for some providers. Messages never include the key. */
+function llmProblems(config: ParsedConfig): string[] {
+  const { provider, apiKey, baseUrl, model } = config.llm;
+  const key = `${CONFIG_NAMESPACE}:llm`;
+  const problems: string[] = [];
+  if (provider === "offline") {
+    if (apiKey !== undefined) problems.push(`${key}.apiKey: is set but llm.provider is offline`);
+    if (baseUrl !== undefined) problems.push(`${key}.baseUrl: is set but llm.provider is offline`);
+    if (model !== undefined) problems.push(`${key}.model: is set but llm.provider is offline`);
+  }
+  if (provider === "openai" && baseUrl === undefined) {
+    problems.push(`${key}.baseUrl: is required when llm.provider is openai (e.g. http://ollama:11434/v1)`);
+  }
+  if (provider === "auto" && model !== undefined) {
+    problems.push(`${key}.model: set llm.provider to gemini or openai to choose a model (auto may use either)`);
+  }
+  return problems;
+}
+
+function secretProblems(config: ParsedConfig, secretKeys: Iterable<string>): string[] {
+  const secret = new Set([...secretKeys].map((key) => stripNamespace(key) ?? key));
+  return SECRET_FIELDS.filter((field) => field.present(config) && !secret.has(field.key)).map(
+    (field) => `${CONFIG_NAMESPACE}:${field.key}: holds a secret but was not set as one (use: ${field.example})`,
+  );
+}
+
+/** The config the components use: same shape, secrets as Pulumi secret outputs. */
+export interface StackConfig extends Omit<ParsedConfig, "sshPrivateKey" | "llm" | "registry"> {
+  sshPrivateKey: pulumi.Output<string>;
+  llm: Omit<ParsedConfig["llm"], "apiKey"> & { apiKey?: pulumi.Output<string> };
+  registry: Omit<ParsedConfig["registry"], "password"> & { password?: pulumi.Output<string> };
+  manager: NodeConfig;
+}
+
+export class StackConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`);
+    this.name = "StackConfigError";
+  }
+}
+
+/** Reads and validates the running stack's config; throws StackConfigError listing every problem. */
+export function loadStackConfig(): StackConfig {
+  const raw = pulumi.runtime.allConfig();
+  const result = parseStackConfig(raw, runtimeSecretKeys(raw));
+  if (!result.ok) throw new StackConfigError(result.problems);
+  return withSecrets(result.config);
+}
+
+/** Wraps secret values so Pulumi tracks them as secrets from the start. */
+export function withSecrets(config: ParsedConfig): StackConfig {
+  const { apiKey, ...llm } = config.llm;
+  const { password, ...registry } = config.registry;
+  const manager = config.nodes.find((node) => node.role === "manager");
+  if (!manager) throw new StackConfigError([`${CONFIG_NAMESPACE}:nodes: no manager`]);
+  return {
+    ...config,
+    sshPrivateKey: pulumi.secret(config.sshPrivateKey),
+    llm: apiKey === undefined ? llm : { ...llm, apiKey: pulumi.secret(apiKey) },
+    registry: password === undefined ? registry : { ...registry, password: pulumi.secret(password) },
+    manager,
+  };
+}
+
+/**
+ * The config keys the Pulumi CLI marked secret. The SDK keeps that list in its
+ * runtime store (from PULUMI_CONFIG_SECRET_KEYS, or setAllConfig under test);
+ * `isConfigSecret` reads it but is not in the typed API, hence the narrow cast.
+ */
+function runtimeSecretKeys(raw: Record<string, string>): string[] {
+  const runtime = pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean };
+  const isSecret = runtime.isConfigSecret;
+  if (typeof isSecret === "function") return Object.keys(raw).filter((key) => isSecret(key));
+  const fromEnv = process.env["PULUMI_CONFIG_SECRET_KEYS"] ?? "[]";
+  try {
+    const parsed: unknown = JSON.parse(fromEnv);
+    return Array.isArray(parsed) ? parsed.filter((item): item is string => typeof item === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+export function isIpAddress(host: string): boolean {
+  return net.isIP(host) !== 0;
+}

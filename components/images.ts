@@ -1,0 +1,83 @@
+// Images: the master and the three workers, built by the docker provider from
+// images/<name>/Dockerfile with the repository root as build context (so every
+// Dockerfile can COPY proto/), and pushed to the private registry as
+// <registry>/ai-swarm/<name>:<content tag>. By default the build runs on the
+// manager's engine over SSH, so the operator needs no local Docker.
+import * as path from "node:path";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig, WorkerLanguage } from "./config";
+import { contentTag } from "./contentTag";
+import type { PrivateRegistry } from "./registry";
+
+export const IMAGE_NAMES = ["master", "worker-python", "worker-go", "worker-java"] as const;
+export type ImageName = (typeof IMAGE_NAMES)[number];
+
+export function workerImageName(language: WorkerLanguage): ImageName {
+  return `worker-${language}`;
+}
+
+/** The Dockerfile ARGs that choose each image's base images (see images/<name>/Dockerfile). */
+export function buildArgsFor(name: ImageName, baseImages: StackConfig["baseImages"]): Record<string, string> {
+  const args: Record<string, string | undefined> =
+    name === "master"
+      ? { NODE_IMAGE: baseImages.node }
+      : name === "worker-python"
+        ? { PYTHON_IMAGE: baseImages.python }
+        : name === "worker-go"
+          ? { GO_IMAGE: baseImages.go }
+          : { MAVEN_IMAGE: baseImages.maven, RUNTIME_IMAGE: baseImages.runtime };
+  // An unset base image keeps the Dockerfile's default (the official image).
+  return Object.fromEntries(Object.entries(args).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
+export function imageRef(registryAddress: string, name: ImageName, tag: string): string {
+  return `${registryAddress}/ai-swarm/${name}:${tag}`;
+}
+
+export interface AppImagesArgs {
+  config: StackConfig;
+  registry: PrivateRegistry;
+  /** The engine that builds and pushes: the manager's (default) or the operator's local one. */
+  buildProvider: docker.Provider;
+  /** The repository root: the build context. */
+  repoRoot: string;
+}
+
+export class AppImages extends pulumi.ComponentResource {
+  /** Full image references with their content tags, as pushed. */
+  readonly refs: Record<ImageName, pulumi.Output<string>>;
+  readonly images: Record<ImageName, docker.Image>;
+
+  constructor(name: string, args: AppImagesArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ai-swarm:index:Images", name, {}, opts);
+    const { config, registry, repoRoot } = args;
+    // Relative to where `pulumi` runs (the project directory), so state does not depend on the operator's paths.
+    const context = path.relative(process.cwd(), repoRoot) || ".";
+    const images = {} as Record<ImageName, docker.Image>;
+    const refs = {} as Record<ImageName, pulumi.Output<string>>;
+    for (const imageName of IMAGE_NAMES) {
+      const buildArgs = buildArgsFor(imageName, config.baseImages);
+      const tag = contentTag(repoRoot, imageName, buildArgs);
+      const image = new docker.Image(
+        imageName,
+        {
+          imageName: imageRef(registry.address, imageName, tag),
+          build: {
+            context,
+            dockerfile: path.join(context, "images", imageName, "Dockerfile"),
+            args: buildArgs,
+            ...(config.build.platform !== undefined && { platform: config.build.platform }),
+          },
+          registry: { server: registry.address, username: registry.username, password: registry.password },
+        },
+        { parent: this, provider: args.buildProvider, dependsOn: [registry.ready] },
+      );
+      images[imageName] = image;
+      refs[imageName] = image.imageName;
+    }
+    this.images = images;
+    this.refs = refs;
+    this.registerOutputs({ refs });
+  }
+}

@@ -1,0 +1,199 @@
+// The POSIX shell run on the nodes over SSH, as pure string builders so they
+// can be read in one place, syntax-checked and exercised by tests.
+//
+// Rules every script follows:
+// - idempotent: it reads the current state first, so a re-run changes nothing;
+// - secrets (join tokens, passwords, PEMs) arrive on stdin, never in the
+//   command line, and the commands that would print them write to /dev/null;
+// - stdout carries only the one value the program uses (a node id, a PEM).
+// Every interpolated value is either validated by the config schema to a safe
+// alphabet or passed through `shellQuote`.
+
+/** Single-quotes a value for POSIX sh. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Runs a script as root: directly for root, through passwordless sudo otherwise. */
+export function asRoot(script: string, user: string): string {
+  return user === "root" ? script : `sudo -n sh -c ${shellQuote(script)}`;
+}
+
+const SWARM_STATE = `docker info --format '{{.Swarm.LocalNodeState}}'`;
+const NODE_ID = `docker info --format '{{.Swarm.NodeID}}'`;
+/** Reads one line of stdin into a variable; `|| true` accepts a last line without a newline (and empty input, checked after). */
+const readLine = (variable: string) => `IFS= read -r ${variable} || true`;
+
+/** On the manager: `swarm init` only when the node is not already in a swarm. Prints the node id. */
+export function swarmInitScript(advertiseAddr: string): string {
+  const addr = shellQuote(advertiseAddr);
+  return [
+    "set -eu",
+    `state=$(${SWARM_STATE})`,
+    `if [ "$state" != active ]; then`,
+    // `swarm init` prints a join command with the worker token: never let it reach the logs.
+    `  docker swarm init --advertise-addr ${addr} >/dev/null`,
+    "fi",
+    `if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then`,
+    `  echo "node ${advertiseAddr} is in a swarm but is not a manager: make it leave that swarm first" >&2`,
+    "  exit 1",
+    "fi",
+    NODE_ID,
+  ].join("\n");
+}
+
+/** On the manager: the join token for a role, alone on stdout (captured as a secret output). */
+export function joinTokenScript(role: "worker" | "manager"): string {
+  return `set -eu\ndocker swarm join-token -q ${role}`;
+}
+
+/** On a worker node: join with the token from stdin unless already in a swarm. Prints the node id. */
+export function swarmJoinScript(advertiseAddr: string, managerAddr: string): string {
+  return [
+    "set -eu",
+    readLine("token"),
+    `if [ -z "$token" ]; then echo "no join token on stdin" >&2; exit 1; fi`,
+    `if [ "$(${SWARM_STATE})" != active ]; then`,
+    `  docker swarm join --advertise-addr ${shellQuote(advertiseAddr)} --token "$token" ${shellQuote(`${managerAddr}:2377`)} >/dev/null`,
+    "fi",
+    NODE_ID,
+  ].join("\n");
+}
+
+/** On a node being removed (runs after the manager drained and removed it): leave if still in the swarm. */
+export function swarmLeaveScript(): string {
+  return [`if [ "$(${SWARM_STATE})" = active ]; then`, "  docker swarm leave --force >/dev/null", "fi"].join("\n");
+}
+
+/** The label that records which labels this program manages on a node, so removed ones can be dropped. */
+export const MANAGED_LABELS_LABEL = "ai-swarm.labels";
+
+/**
+ * On the manager: set a node's labels from config. Labels this program set
+ * before and that are no longer in config are removed; labels set by anyone
+ * else are left alone. Prints the node id.
+ */
+export function nodeLabelScript(nodeId: string, labels: Record<string, string>): string {
+  const keys = Object.keys(labels).sort();
+  const adds = [`--label-add ${shellQuote(`${MANAGED_LABELS_LABEL}=${keys.join(",")}`)}`]
+    .concat(keys.map((key) => `--label-add ${shellQuote(`${key}=${labels[key] ?? ""}`)}`))
+    .join(" ");
+  return [
+    "set -eu",
+    `id=${shellQuote(nodeId.trim())}`,
+    `previous=$(docker node inspect --format '{{index .Spec.Labels "${MANAGED_LABELS_LABEL}"}}' "$id")`,
+    `removals=""`,
+    `for key in $(printf '%s' "$previous" | tr ',' ' '); do`,
+    `  case ${shellQuote(` ${keys.join(" ")} `)} in *" $key "*) ;; *) removals="$removals --label-rm $key" ;; esac`,
+    "done",
+    // $removals is split on purpose: it holds label keys this program wrote (safe alphabet).
+    `docker node update $removals ${adds} "$id" >/dev/null`,
+    `echo "$id"`,
+  ].join("\n");
+}
+
+/**
+ * On the manager, when a node leaves the config: drain it, wait (bounded) for
+ * its tasks to stop, then remove it from the swarm. The node's own resource
+ * runs `swarm leave` right after.
+ */
+export function drainAndRemoveScript(nodeId: string, waitSeconds = 90): string {
+  return [
+    "set -u",
+    `id=${shellQuote(nodeId.trim())}`,
+    `docker node inspect "$id" >/dev/null 2>&1 || exit 0`,
+    `docker node update --availability drain "$id" >/dev/null`,
+    "i=0",
+    `while [ "$i" -lt ${waitSeconds} ] && docker node ps "$id" --format '{{.CurrentState}}' | grep -q '^Running'; do`,
+    "  i=$((i + 1)); sleep 1",
+    "done",
+    `docker node rm --force "$id" >/dev/null`,
+  ].join("\n");
+}
+
+/** The registry's files on the manager: CA (whose key never leaves this directory), server cert, htpasswd. */
+export const REGISTRY_DIR = "/etc/ai-swarm/registry";
+
+/**
+ * On the manager: a CA made once, and a server certificate for the manager's
+ * address signed by it (remade only if missing or the address changed).
+ * Prints the CA certificate, which the program installs on every node.
+ */
+export function registryTlsScript(subjectAltName: string, commonName: string, dir = REGISTRY_DIR): string {
+  const d = shellQuote(dir);
+  return [
+    "set -eu",
+    `command -v openssl >/dev/null || { echo "openssl is required on the manager (apt-get install openssl)" >&2; exit 1; }`,
+    `dir=${d}`,
+    `san=${shellQuote(subjectAltName)}`,
+    "umask 077",
+    `mkdir -p "$dir/certs" "$dir/auth"`,
+    `chmod 755 "$dir" "$dir/certs" "$dir/auth"`,
+    `if [ ! -s "$dir/ca.key" ] || [ ! -s "$dir/ca.crt" ]; then`,
+    `  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -sha256 -days 3650 -nodes -subj '/CN=ai-swarm registry CA' -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' -keyout "$dir/ca.key" -out "$dir/ca.crt"`,
+    `  rm -f "$dir/certs/registry.crt"`,
+    "fi",
+    `if [ ! -s "$dir/certs/registry.crt" ] || [ "$(cat "$dir/certs/san" 2>/dev/null || true)" != "$san" ]; then`,
+    `  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj ${shellQuote(`/CN=${commonName}`)} -keyout "$dir/certs/registry.key" -out "$dir/registry.csr"`,
+    `  printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n' "$san" > "$dir/registry.ext"`,
+    `  openssl x509 -req -in "$dir/registry.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 825 -sha256 -extfile "$dir/registry.ext" -out "$dir/certs/registry.crt"`,
+    `  printf '%s\\n' "$san" > "$dir/certs/san"`,
+    `  rm -f "$dir/registry.csr" "$dir/registry.ext"`,
+    "fi",
+    `chmod 644 "$dir/ca.crt" "$dir/certs/registry.crt" "$dir/certs/san"`,
+    `cat "$dir/ca.crt"`,
+  ].join("\n");
+}
+
+/** Writes stdin to a file atomically with the given mode (used for htpasswd and CA certificates). */
+export function writeStdinToFileScript(filePath: string, mode: string): string {
+  const file = shellQuote(filePath);
+  const tmp = shellQuote(`${filePath}.tmp`);
+  return [
+    "set -eu",
+    `mkdir -p "$(dirname ${file})"`,
+    `cat > ${tmp}`,
+    `chmod ${mode} ${tmp}`,
+    `mv -f ${tmp} ${file}`,
+  ].join("\n");
+}
+
+/** Where Docker looks for a registry's CA: /etc/docker/certs.d/<host:port>/ca.crt. */
+export function registryCaPath(registryAddress: string): string {
+  return `/etc/docker/certs.d/${registryAddress}/ca.crt`;
+}
+
+export function removeRegistryCaScript(registryAddress: string): string {
+  return `rm -rf ${shellQuote(`/etc/docker/certs.d/${registryAddress}`)}`;
+}
+
+/**
+ * On the manager: wait until the registry answers a real login over TLS
+ * (which proves the CA, the certificate and the htpasswd file all work). The
+ * password comes on stdin; the login lands in a throw-away DOCKER_CONFIG.
+ */
+export function registryReadyScript(registryAddress: string, username: string, attempts = 60, delaySeconds = 2): string {
+  const address = shellQuote(registryAddress);
+  return [
+    "set -eu",
+    readLine("password"),
+    `if [ -z "$password" ]; then echo "no registry password on stdin" >&2; exit 1; fi`,
+    `cfg=$(mktemp -d)`,
+    `trap 'rm -rf "$cfg"' EXIT`,
+    "i=0",
+    `until printf '%s' "$password" | DOCKER_CONFIG="$cfg" docker login --username ${shellQuote(username)} --password-stdin ${address} >/dev/null 2>&1; do`,
+    "  i=$((i + 1))",
+    `  if [ "$i" -ge ${attempts} ]; then echo "registry ${registryAddress} did not accept a login within ${attempts * delaySeconds} s" >&2; exit 1; fi`,
+    `  sleep ${delaySeconds}`,
+    "done",
+    `echo "registry ${registryAddress} ready"`,
+  ].join("\n");
+}
+
+/** On the manager: which node runs each replica (a snapshot taken after every deploy). */
+export function placementScript(serviceNames: readonly string[]): string {
+  return (
+    `docker service ps --filter desired-state=running --format '{{.Name}} {{.Node}} {{.CurrentState}}' ` +
+    serviceNames.map(shellQuote).join(" ")
+  );
+}

@@ -1,0 +1,328 @@
+// docker.Service arguments for every service, built by pure functions from the
+// config and a few references (image names, network id, secret ids), so the
+// whole shape of a spec can be read and tested without Pulumi resources.
+import type * as docker from "@pulumi/docker";
+import type * as pulumi from "@pulumi/pulumi";
+import type { LlmProvider, StackConfig, WorkerLanguage } from "./config";
+import { MASTER_MQTT_USER, MQTT_CONTAINER_PORT, workerMqttUser } from "./mosquitto";
+import { REGISTRY_DIR } from "./scripts";
+
+export const MASTER_HTTP_PORT = 8888;
+export const MASTER_GRPC_PORT = 50051;
+export const REGISTRY_CONTAINER_PORT = 5000;
+
+/** `docker service ps ai-system_worker-python` must work as in the original project. */
+export function serviceName(stackName: string, service: string): string {
+  return `${stackName}_${service}`;
+}
+
+/** The label `docker stack ls/ps/services` uses, so the stack shows up as a stack. */
+export function stackLabels(stackName: string): { label: string; value: string }[] {
+  return [{ label: "com.docker.stack.namespace", value: stackName }];
+}
+
+const MIB = 1024 * 1024;
+const CPU = 1_000_000_000; // nanoCPUs
+
+/** Per-container limits: small enough that four services fit on a 2-core, few-GB VM. */
+export const LIMITS = {
+  master: { nanoCpus: 1 * CPU, memoryBytes: 512 * MIB },
+  mosquitto: { nanoCpus: 0.5 * CPU, memoryBytes: 128 * MIB },
+  registry: { nanoCpus: 0.5 * CPU, memoryBytes: 256 * MIB },
+  python: { nanoCpus: 0.5 * CPU, memoryBytes: 256 * MIB },
+  go: { nanoCpus: 0.5 * CPU, memoryBytes: 128 * MIB },
+  java: { nanoCpus: 1 * CPU, memoryBytes: 512 * MIB },
+} as const;
+
+/** Roll one task at a time; a task that fails its health checks rolls the service back. */
+export const UPDATE_CONFIG: docker.types.input.ServiceUpdateConfig = {
+  parallelism: 1,
+  delay: "5s",
+  failureAction: "rollback",
+  monitor: "30s",
+  maxFailureRatio: "0",
+  // stop-first: with one replica per node a new task could not start next to the old one.
+  order: "stop-first",
+};
+
+export const ROLLBACK_CONFIG: docker.types.input.ServiceRollbackConfig = {
+  parallelism: 1,
+  delay: "0s",
+  failureAction: "pause",
+  monitor: "30s",
+  maxFailureRatio: "0",
+  order: "stop-first",
+};
+
+export const RESTART_POLICY: docker.types.input.ServiceTaskSpecRestartPolicy = {
+  condition: "any",
+  delay: "5s",
+  maxAttempts: 0,
+  window: "60s",
+};
+
+/** `pulumi up` waits until every task runs (and is healthy), so a broken rollout fails the deploy. */
+export const CONVERGE_CONFIG: docker.types.input.ServiceConvergeConfig = { delay: "5s", timeout: "5m" };
+
+const MANAGER_ONLY = ["node.role==manager"];
+
+export interface PublishedPort {
+  name: string;
+  target: number;
+  published: number;
+}
+
+/** vip|dnsrr and ingress|host come from config; the schema already rejects dnsrr + ingress. */
+export function endpointSpec(
+  config: Pick<StackConfig, "endpointMode" | "publishMode">,
+  ports: readonly PublishedPort[] = [],
+): docker.types.input.ServiceEndpointSpec {
+  return {
+    mode: config.endpointMode,
+    ...(ports.length > 0 && {
+      ports: ports.map((port) => ({
+        name: port.name,
+        protocol: "tcp",
+        targetPort: port.target,
+        publishedPort: port.published,
+        publishMode: config.publishMode,
+      })),
+    }),
+  };
+}
+
+/** A reference from a service to a Docker secret, mounted at /run/secrets/<fileName>. */
+export interface SecretMount {
+  secretId: pulumi.Input<string>;
+  secretName: pulumi.Input<string>;
+  fileName: string;
+  fileUid?: string;
+  fileGid?: string;
+  fileMode?: number;
+}
+
+export function secretFile(name: string): string {
+  return `/run/secrets/${name}`;
+}
+
+/** Health check timings; for the workers the test itself comes from the image's HEALTHCHECK (Docker inherits it when `tests` is empty). */
+function healthTimings(startPeriod: string): docker.types.input.ServiceTaskSpecContainerSpecHealthcheck {
+  return { interval: "10s", timeout: "5s", retries: 3, startPeriod };
+}
+
+function stopGracePeriod(shutdownGraceMs: number): string {
+  // Longer than the worker's own grace, so Docker never kills a task that is finishing its work.
+  return `${Math.ceil(shutdownGraceMs / 1000) + 10}s`;
+}
+
+interface Common {
+  config: StackConfig;
+  networkId: pulumi.Input<string>;
+}
+
+export interface RegistryAuth {
+  serverAddress: pulumi.Input<string>;
+  username: pulumi.Input<string>;
+  password: pulumi.Input<string>;
+}
+
+/** The private registry, on the manager, serving TLS with the deploy-time certificate and htpasswd auth. */
+export function registryServiceArgs(config: StackConfig, revision: pulumi.Input<string>): docker.ServiceArgs {
+  return {
+    name: serviceName(config.stackName, "registry"),
+    labels: stackLabels(config.stackName),
+    taskSpec: {
+      containerSpec: {
+        image: config.baseImages.registry,
+        env: {
+          REGISTRY_HTTP_ADDR: `0.0.0.0:${REGISTRY_CONTAINER_PORT}`,
+          REGISTRY_HTTP_TLS_CERTIFICATE: "/certs/registry.crt",
+          REGISTRY_HTTP_TLS_KEY: "/certs/registry.key",
+          REGISTRY_AUTH: "htpasswd",
+          REGISTRY_AUTH_HTPASSWD_REALM: "ai-swarm registry",
+          REGISTRY_AUTH_HTPASSWD_PATH: "/auth/htpasswd",
+          REGISTRY_STORAGE_DELETE_ENABLED: "true",
+        },
+        // Changes when the certificate or the password file changes, so the registry restarts and reloads them.
+        labels: [{ label: "ai-swarm.revision", value: revision }],
+        mounts: [
+          { type: "bind", source: `${REGISTRY_DIR}/certs`, target: "/certs", readOnly: true },
+          { type: "bind", source: `${REGISTRY_DIR}/auth`, target: "/auth", readOnly: true },
+          { type: "volume", source: serviceName(config.stackName, "registry-data"), target: "/var/lib/registry" },
+        ],
+        stopGracePeriod: "10s",
+      },
+      placement: { constraints: MANAGER_ONLY },
+      resources: { limits: LIMITS.registry },
+      restartPolicy: RESTART_POLICY,
+    },
+    mode: { replicated: { replicas: 1 } },
+    endpointSpec: endpointSpec(config, [
+      { name: "registry", target: REGISTRY_CONTAINER_PORT, published: config.registry.port },
+    ]),
+    updateConfig: UPDATE_CONFIG,
+    rollbackConfig: ROLLBACK_CONFIG,
+    convergeConfig: CONVERGE_CONFIG,
+  };
+}
+
+export interface MosquittoRefs extends Common {
+  configFile: { configId: pulumi.Input<string>; configName: pulumi.Input<string> };
+  aclFile: { configId: pulumi.Input<string>; configName: pulumi.Input<string> };
+  passwordFile: SecretMount;
+}
+
+/** The uid/gid eclipse-mosquitto:2 runs the broker as: the password file is readable by it alone. */
+export const MOSQUITTO_UID = "1883";
+
+export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
+  const { config } = refs;
+  const ports: PublishedPort[] =
+    config.ports.mqtt === undefined ? [] : [{ name: "mqtt", target: MQTT_CONTAINER_PORT, published: config.ports.mqtt }];
+  return {
+    name: serviceName(config.stackName, "mosquitto"),
+    labels: stackLabels(config.stackName),
+    taskSpec: {
+      containerSpec: {
+        image: config.baseImages.mosquitto,
+        args: ["mosquitto", "-c", "/mosquitto/config/mosquitto.conf"],
+        configs: [
+          { ...refs.configFile, fileName: "/mosquitto/config/mosquitto.conf", fileMode: 0o444 },
+          { ...refs.aclFile, fileName: "/mosquitto/config/acl", fileMode: 0o444 },
+        ],
+        secrets: [refs.passwordFile],
+        mounts: [{ type: "volume", source: serviceName(config.stackName, "mosquitto-data"), target: "/mosquitto/data" }],
+        stopGracePeriod: "10s",
+      },
+      networksAdvanceds: [{ id: refs.networkId, aliases: ["mosquitto"] }],
+      placement: { constraints: MANAGER_ONLY },
+      resources: { limits: LIMITS.mosquitto },
+      restartPolicy: RESTART_POLICY,
+    },
+    mode: { replicated: { replicas: 1 } },
+    endpointSpec: endpointSpec(config, ports),
+    updateConfig: UPDATE_CONFIG,
+    rollbackConfig: ROLLBACK_CONFIG,
+    convergeConfig: CONVERGE_CONFIG,
+  };
+}
+
+export interface AppRefs extends Common {
+  image: pulumi.Input<string>;
+  registryAuth: RegistryAuth;
+  grpcToken: SecretMount;
+  mqttPassword: SecretMount;
+}
+
+/** Environment shared by the master and the workers. */
+function brokerEnv(config: StackConfig, username: string, passwordFile: string): Record<string, string> {
+  return {
+    MQTT_HOST: serviceName(config.stackName, "mosquitto"),
+    MQTT_PORT: String(MQTT_CONTAINER_PORT),
+    MQTT_USERNAME: username,
+    MQTT_PASSWORD_FILE: passwordFile,
+    MQTT_TOPIC_PREFIX: config.topicPrefix,
+  };
+}
+
+export function masterServiceArgs(refs: AppRefs): docker.ServiceArgs {
+  const { config } = refs;
+  return {
+    name: serviceName(config.stackName, "master"),
+    labels: stackLabels(config.stackName),
+    auth: refs.registryAuth,
+    taskSpec: {
+      containerSpec: {
+        image: refs.image,
+        env: {
+          HTTP_PORT: String(MASTER_HTTP_PORT),
+          GRPC_PORT: String(MASTER_GRPC_PORT),
+          ...brokerEnv(config, MASTER_MQTT_USER, secretFile(refs.mqttPassword.fileName)),
+          GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
+          DB_PATH: "/data/master.db",
+        },
+        secrets: [refs.grpcToken, refs.mqttPassword],
+        // The queue lives in SQLite on this volume, so the master stays on the manager that holds it.
+        mounts: [{ type: "volume", source: serviceName(config.stackName, "master-data"), target: "/data" }],
+        healthcheck: {
+          tests: [
+            "CMD",
+            "node",
+            "-e",
+            `fetch('http://127.0.0.1:${MASTER_HTTP_PORT}/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
+          ],
+          ...healthTimings("20s"),
+        },
+        stopGracePeriod: "20s",
+      },
+      networksAdvanceds: [{ id: refs.networkId, aliases: ["master"] }],
+      placement: { constraints: MANAGER_ONLY },
+      resources: { limits: LIMITS.master },
+      restartPolicy: RESTART_POLICY,
+    },
+    mode: { replicated: { replicas: 1 } },
+    endpointSpec: endpointSpec(config, [{ name: "web", target: MASTER_HTTP_PORT, published: config.ports.web }]),
+    updateConfig: UPDATE_CONFIG,
+    rollbackConfig: ROLLBACK_CONFIG,
+    convergeConfig: CONVERGE_CONFIG,
+  };
+}
+
+export interface WorkerRefs extends AppRefs {
+  language: WorkerLanguage;
+  llmApiKey?: SecretMount;
+}
+
+/**
+ * Provider settings per docs/protocol.md "Providers": the key goes to the
+ * variable of the provider that uses it (auto uses a server key for Gemini and
+ * a base URL for an OpenAI-compatible server).
+ */
+export function llmEnv(
+  llm: { provider: LlmProvider; baseUrl?: string; model?: string },
+  apiKeyFile: string | undefined,
+): Record<string, string> {
+  const env: Record<string, string> = { LLM_PROVIDER: llm.provider };
+  const keyVariable = llm.provider === "openai" ? "OPENAI_API_KEY_FILE" : "GEMINI_API_KEY_FILE";
+  if (apiKeyFile !== undefined && llm.provider !== "offline") env[keyVariable] = apiKeyFile;
+  if (llm.baseUrl !== undefined) env[llm.provider === "gemini" ? "GEMINI_BASE_URL" : "OPENAI_BASE_URL"] = llm.baseUrl;
+  if (llm.model !== undefined) env[llm.provider === "gemini" ? "GEMINI_MODEL" : "OPENAI_MODEL"] = llm.model;
+  return env;
+}
+
+export function workerServiceArgs(refs: WorkerRefs): docker.ServiceArgs {
+  const { config, language } = refs;
+  const secrets = [refs.grpcToken, refs.mqttPassword, ...(refs.llmApiKey ? [refs.llmApiKey] : [])];
+  return {
+    name: serviceName(config.stackName, `worker-${language}`),
+    labels: stackLabels(config.stackName),
+    auth: refs.registryAuth,
+    taskSpec: {
+      containerSpec: {
+        image: refs.image,
+        env: {
+          // Swarm expands the template per task: every worker reports the VM it runs on.
+          NODE_HOSTNAME: "{{.Node.Hostname}}",
+          ...brokerEnv(config, workerMqttUser(language), secretFile(refs.mqttPassword.fileName)),
+          MASTER_GRPC_ADDR: `${serviceName(config.stackName, "master")}:${MASTER_GRPC_PORT}`,
+          GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
+          ...llmEnv(config.llm, refs.llmApiKey && secretFile(refs.llmApiKey.fileName)),
+          SIMULATED_WORK_MS: String(config.simulatedWorkMs),
+          SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
+        },
+        secrets,
+        healthcheck: healthTimings(language === "java" ? "40s" : "20s"),
+        stopGracePeriod: stopGracePeriod(config.shutdownGraceMs),
+      },
+      networksAdvanceds: [{ id: refs.networkId }],
+      placement: { maxReplicas: config.maxReplicasPerNode },
+      resources: { limits: LIMITS[language] },
+      restartPolicy: RESTART_POLICY,
+    },
+    mode: { replicated: { replicas: config.replicas[language] } },
+    endpointSpec: endpointSpec(config),
+    updateConfig: UPDATE_CONFIG,
+    rollbackConfig: ROLLBACK_CONFIG,
+    convergeConfig: CONVERGE_CONFIG,
+  };
+}

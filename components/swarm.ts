@@ -1,0 +1,126 @@
+// Swarm: turns the configured VMs into one Docker Swarm with remote commands
+// over SSH (@pulumi/command). Every command reads the node's swarm state
+// first, so `pulumi up` on a running swarm changes nothing.
+//
+// Per worker node there are two resources, ordered so that removing the node
+// from config does the right thing in the right order (Pulumi deletes
+// dependents first):
+//   join-<name>   on the node:    create = join (token from stdin);  delete = swarm leave
+//   node-<name>   on the manager: create = labels;                   delete = drain, wait, node rm
+// node-<name> depends on join-<name>, so on removal the manager drains and
+// removes the node before the node itself leaves.
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import type { NodeConfig, StackConfig } from "./config";
+import {
+  asRoot,
+  drainAndRemoveScript,
+  joinTokenScript,
+  nodeLabelScript,
+  swarmInitScript,
+  swarmJoinScript,
+  swarmLeaveScript,
+} from "./scripts";
+
+export interface SwarmArgs {
+  config: StackConfig;
+}
+
+export interface SwarmNodeInfo {
+  name: string;
+  host: string;
+  role: "manager" | "worker";
+  /** The swarm node id, known after the node joined. */
+  nodeId: pulumi.Output<string>;
+}
+
+/** How @pulumi/command reaches a node. The private key stays a secret. */
+export function sshConnection(node: NodeConfig, privateKey: pulumi.Input<string>): command.types.input.remote.ConnectionArgs {
+  return { host: node.host, port: node.sshPort, user: node.user, privateKey, dialErrorLimit: 20, perDialTimeout: 15 };
+}
+
+export class SwarmCluster extends pulumi.ComponentResource {
+  /** Every node with its role and swarm id. */
+  readonly nodes: SwarmNodeInfo[];
+  /** The init command on the manager: everything that needs a swarm depends on it. */
+  readonly init: command.remote.Command;
+  /** Resources that must exist before services are scheduled (all joins and labels). */
+  readonly ready: pulumi.Resource[];
+  readonly managerConnection: command.types.input.remote.ConnectionArgs;
+  private readonly manager: NodeConfig;
+
+  constructor(name: string, args: SwarmArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ai-swarm:index:Swarm", name, {}, opts);
+    const { config } = args;
+    const manager = config.manager;
+    this.manager = manager;
+    this.managerConnection = sshConnection(manager, config.sshPrivateKey);
+
+    this.init = new command.remote.Command(
+      "swarm-init",
+      { connection: this.managerConnection, create: asRoot(swarmInitScript(manager.host), manager.user) },
+      { parent: this },
+    );
+    const managerLabels = this.labelNode(manager, this.init.stdout, [this.init]);
+
+    const workerToken = new command.remote.Command(
+      "join-token-worker",
+      {
+        connection: this.managerConnection,
+        create: asRoot(joinTokenScript("worker"), manager.user),
+        // The token must never show in logs or in plain state.
+        logging: "none",
+      },
+      { parent: this, dependsOn: [this.init], additionalSecretOutputs: ["stdout"] },
+    );
+
+    this.nodes = [{ name: manager.name, host: manager.host, role: "manager", nodeId: managerLabels.stdout }];
+    this.ready = [this.init, managerLabels];
+    for (const node of config.nodes.filter((candidate) => candidate !== manager)) {
+      const join = this.joinNode(node, manager, workerToken.stdout, config.sshPrivateKey);
+      const labels = this.labelNode(node, join.stdout, [join]);
+      this.nodes.push({ name: node.name, host: node.host, role: node.role, nodeId: labels.stdout });
+      this.ready.push(join, labels);
+    }
+
+    this.registerOutputs({
+      nodes: this.nodes.map(({ name, host, role }) => ({ name, host, role })),
+    });
+  }
+
+  private joinNode(
+    node: NodeConfig,
+    manager: NodeConfig,
+    token: pulumi.Output<string>,
+    privateKey: pulumi.Input<string>,
+  ): command.remote.Command {
+    return new command.remote.Command(
+      `join-${node.name}`,
+      {
+        connection: sshConnection(node, privateKey),
+        create: asRoot(swarmJoinScript(node.host, manager.host), node.user),
+        delete: asRoot(swarmLeaveScript(), node.user),
+        stdin: pulumi.secret(token.apply((value) => `${value.trim()}\n`)),
+        logging: "stderr",
+      },
+      // Leaving and re-joining is the only safe order if this ever has to be replaced.
+      { parent: this, dependsOn: [this.init], deleteBeforeReplace: true },
+    );
+  }
+
+  /** Labels a node from the manager; for workers its delete drains and removes the node. */
+  private labelNode(node: NodeConfig, nodeIdOutput: pulumi.Output<string>, dependsOn: pulumi.Resource[]): command.remote.Command {
+    const user = this.manager.user;
+    const nodeId = nodeIdOutput.apply((value) => value.trim());
+    const labels = { "ai-swarm.node": node.name, ...node.labels };
+    return new command.remote.Command(
+      `node-${node.name}`,
+      {
+        connection: this.managerConnection,
+        create: nodeId.apply((id) => asRoot(nodeLabelScript(id, labels), user)),
+        ...(node.role === "worker" && { delete: nodeId.apply((id) => asRoot(drainAndRemoveScript(id), user)) }),
+      },
+      { parent: this, dependsOn, deleteBeforeReplace: true },
+    );
+  }
+}

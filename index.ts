@@ -1,0 +1,49 @@
+// ai-swarm: turns plain VMs reachable over SSH into a Docker Swarm and deploys
+// the distributed AI query system on it. This file only wires components; see
+// docs/pulumi.md for the config keys and how to run it.
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { SwarmApp } from "./components/app";
+import { loadStackConfig } from "./components/config";
+import { AppImages } from "./components/images";
+import { createDockerProviders } from "./components/providers";
+import { PrivateRegistry } from "./components/registry";
+import { SwarmCluster } from "./components/swarm";
+
+// Validates everything first: a bad config throws one error listing every problem, before any resource exists.
+const config = loadStackConfig();
+
+const swarm = new SwarmCluster("swarm", { config });
+const docker = createDockerProviders(config);
+
+const registry = new PrivateRegistry("registry", {
+  config,
+  swarm,
+  managerDocker: docker.manager,
+  ...(config.registry.password && { password: config.registry.password }),
+});
+
+const images = new AppImages("images", {
+  config,
+  registry,
+  buildProvider: docker.build,
+  repoRoot: path.resolve(__dirname),
+});
+
+const app = new SwarmApp("app", { config, swarm, registry, images, managerDocker: docker.manager });
+
+export const webUrl = `http://${config.manager.host}:${config.ports.web}`;
+export const mqttAddress = config.ports.mqtt === undefined ? "not published" : `${config.manager.host}:${config.ports.mqtt}`;
+export const registryAddress = registry.address;
+export const registryUsername = registry.username;
+export const registryPassword = pulumi.secret(registry.password);
+export const registryCaCert = registry.caCert;
+export const nodes = swarm.nodes.map(({ name, host, role }) => ({ name, host, role }));
+export const services = [
+  { name: `${config.stackName}_registry`, image: config.baseImages.registry, replicas: 1 },
+  ...app.services.map(({ name, image, replicas }) => ({ name, image, replicas })),
+];
+/** A snapshot taken on the manager at deploy time: "<task> <node> <state>" per running worker replica. */
+export const workerPlacement = app.placement;
+/** Run on the manager (ssh) for the live view of which VM runs each worker replica. */
+export const workerPlacementCommand = app.placementCommand;

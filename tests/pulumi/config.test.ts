@@ -1,0 +1,213 @@
+// The stack config schema: the shipped stack files pass, each class of bad
+// config is reported by its config key (all problems at once), and secret
+// values stay secret and never appear in an error message.
+import * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import { loadStackConfig, parseStackConfig, StackConfigError, withSecrets } from "../../components/config";
+import { engineConfigFromStackFile, TEST_SSH_KEY, type EngineConfig } from "./helpers";
+
+const CLUSTER_SECRETS = {
+  sshPrivateKey: TEST_SSH_KEY,
+  "registry.password": "registry-password-for-tests-9f3c",
+  "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731",
+};
+
+function dev(overrides: Record<string, unknown> = {}): EngineConfig {
+  return engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }, overrides);
+}
+
+function problemsOf(engine: EngineConfig): string[] {
+  const result = parseStackConfig(engine.config, engine.secretKeys);
+  if (result.ok) throw new Error("expected the config to be rejected");
+  return result.problems;
+}
+
+const devNodes = () => [
+  { name: "vm1", host: "172.28.0.11", role: "manager" },
+  { name: "vm2", host: "172.28.0.12", role: "worker" },
+  { name: "vm3", host: "172.28.0.13", role: "worker" },
+];
+
+describe("valid stack files", () => {
+  it("accepts the dev (lab) stack and fills the defaults", () => {
+    const engine = dev();
+    const result = parseStackConfig(engine.config, engine.secretKeys);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const config = result.config;
+    expect(config.nodes).toHaveLength(4);
+    expect(config.nodes[0]).toMatchObject({ name: "vm1", host: "172.28.0.11", sshPort: 22, user: "root", role: "manager" });
+    expect(config).toMatchObject({ endpointMode: "dnsrr", publishMode: "host", network: { encrypted: false }, stackName: "ai-system" });
+    expect(config.shutdownGraceMs).toBe(20_000);
+    expect(config.registry.password).toBeUndefined();
+    expect(config.baseImages.registry).toBe("ai-swarm-base/registry:2");
+  });
+
+  it("accepts the example cluster stack with its secrets", () => {
+    const engine = engineConfigFromStackFile("Pulumi.cluster.example.yaml", CLUSTER_SECRETS);
+    const result = parseStackConfig(engine.config, engine.secretKeys);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.config).toMatchObject({
+      endpointMode: "vip",
+      publishMode: "ingress",
+      network: { encrypted: true },
+      ports: { web: 31663, mqtt: 21662 },
+      llm: { provider: "gemini", model: "gemini-2.5-flash" },
+    });
+    expect(result.config.nodes.every((node) => node.sshPort === 11661)).toBe(true);
+    expect(result.config.nodes.every((node) => node.host.startsWith("192.0.2."))).toBe(true);
+    // Defaults when keys are absent.
+    expect(result.config.baseImages).toEqual({ mosquitto: "eclipse-mosquitto:2", registry: "registry:2" });
+  });
+});
+
+describe("bad configs: every problem, named by its config key", () => {
+  it("reports a duplicate host with its index", () => {
+    const nodes = [...devNodes(), { name: "vm4", host: "172.28.0.12", role: "worker" }];
+    expect(problemsOf(dev({ nodes }))).toContain("ai-swarm:nodes[3].host: duplicate host 172.28.0.12");
+  });
+
+  it("reports duplicate names", () => {
+    const nodes = [...devNodes(), { name: "vm2", host: "172.28.0.14", role: "worker" }];
+    expect(problemsOf(dev({ nodes }))).toContain("ai-swarm:nodes[3].name: duplicate name vm2");
+  });
+
+  it("requires exactly one manager", () => {
+    const none = devNodes().map((node) => ({ ...node, role: "worker" }));
+    expect(problemsOf(dev({ nodes: none }))).toContain('ai-swarm:nodes: exactly one node must have role "manager" (found 0)');
+    const two = devNodes().map((node, index) => ({ ...node, role: index < 2 ? "manager" : "worker" }));
+    expect(problemsOf(dev({ nodes: two }))).toContain('ai-swarm:nodes: exactly one node must have role "manager" (found 2)');
+  });
+
+  it("rejects more worker replicas than nodes × max per node", () => {
+    expect(problemsOf(dev({ replicas: { python: 5, go: 1, java: 1 } }))).toContain(
+      "ai-swarm:replicas.python: 5 replicas cannot be placed: 4 nodes × maxReplicasPerNode 1 = 4",
+    );
+    // Two per node makes room.
+    const engine = dev({ replicas: { python: 5, go: 1, java: 1 }, maxReplicasPerNode: 2 });
+    expect(parseStackConfig(engine.config, engine.secretKeys).ok).toBe(true);
+  });
+
+  it("rejects dnsrr with ingress publishing, naming both settings", () => {
+    const problems = problemsOf(dev({ endpointMode: "dnsrr", publishMode: "ingress" }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^ai-swarm:endpointMode: dnsrr cannot be combined with publishMode ingress/);
+  });
+
+  it("names wrong types, bad values and unknown keys at their exact path", () => {
+    const nodes = [
+      { name: "vm1", host: "172.28.0.11", role: "manager", sshPort: "twenty-two" },
+      { name: "Bad Name", host: "172.28.0.12", role: "boss" },
+      { name: "vm3", host: "172.28.0.13", role: "worker", labels: { "bad key!": "x" } },
+    ];
+    const problems = problemsOf(dev({ nodes, endpointMode: "round-robin", replicaz: 3, registry: { port: 70000 } }));
+    const keys = problems.map((problem) => problem.split(": ")[0]);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        "ai-swarm:nodes[0].sshPort",
+        "ai-swarm:nodes[1].name",
+        "ai-swarm:nodes[1].role",
+        "ai-swarm:nodes[2].labels.bad key!",
+        "ai-swarm:endpointMode",
+        "ai-swarm:registry.port",
+        "ai-swarm:replicaz",
+      ]),
+    );
+    expect(problems).toContain("ai-swarm:replicaz: unknown setting (check the spelling against docs/pulumi.md)");
+  });
+
+  it("reports a missing required key as required", () => {
+    const engine = dev();
+    delete engine.config["ai-swarm:sshPrivateKey"];
+    expect(problemsOf({ config: engine.config, secretKeys: [] })).toContain("ai-swarm:sshPrivateKey: is required");
+  });
+
+  it("reports structured config that is not JSON", () => {
+    const engine = dev();
+    engine.config["ai-swarm:replicas"] = "{python: [";
+    expect(problemsOf(engine)).toContain("ai-swarm:replicas: must be a map");
+  });
+
+  it("rejects provider settings that cannot take effect", () => {
+    expect(problemsOf(dev({ llm: { provider: "openai" } }))).toContain(
+      "ai-swarm:llm.baseUrl: is required when llm.provider is openai (e.g. http://ollama:11434/v1)",
+    );
+    expect(problemsOf(dev({ llm: { provider: "offline", model: "x" } }))).toContain(
+      "ai-swarm:llm.model: is set but llm.provider is offline",
+    );
+    expect(problemsOf(dev({ llm: { provider: "gemini", baseUrl: "ftp://example" } }))[0]).toMatch(/^ai-swarm:llm\.baseUrl: /);
+  });
+
+  it("rejects two published services on one port", () => {
+    expect(problemsOf(dev({ ports: { web: 5000 } }))).toContain("ai-swarm:registry.port: port 5000 is already used by ports.web");
+  });
+
+  it("lists every problem in one error", () => {
+    const problems = problemsOf(dev({ endpointMode: "dnsrr", publishMode: "ingress", maxReplicasPerNode: 0, stackName: "AI" }));
+    expect(problems.length).toBeGreaterThanOrEqual(2);
+    expect(problems.some((p) => p.startsWith("ai-swarm:maxReplicasPerNode"))).toBe(true);
+    expect(problems.some((p) => p.startsWith("ai-swarm:stackName"))).toBe(true);
+  });
+});
+
+describe("secrets", () => {
+  it("refuses secrets that were set in plain text, without echoing them", () => {
+    const engine = engineConfigFromStackFile("Pulumi.cluster.example.yaml", CLUSTER_SECRETS);
+    const problems = problemsOf({ config: engine.config, secretKeys: [] });
+    expect(problems).toEqual([
+      expect.stringMatching(/^ai-swarm:sshPrivateKey: holds a secret but was not set as one/),
+      expect.stringMatching(/^ai-swarm:registry: holds a secret but was not set as one/),
+      expect.stringMatching(/^ai-swarm:llm: holds a secret but was not set as one/),
+    ]);
+    const text = problems.join("\n");
+    for (const secret of Object.values(CLUSTER_SECRETS)) expect(text).not.toContain(secret.trim());
+  });
+
+  it("never echoes a secret value in a validation message", () => {
+    const engine = engineConfigFromStackFile("Pulumi.cluster.example.yaml", {
+      ...CLUSTER_SECRETS,
+      sshPrivateKey: "not-a-key-but-secret-1234",
+      "registry.password": "short-pw",
+    });
+    const problems = problemsOf(engine);
+    expect(problems).toContain("ai-swarm:sshPrivateKey: must be a PEM or OpenSSH private key");
+    expect(problems).toContain("ai-swarm:registry.password: must be at least 12 characters");
+    expect(problems.join("\n")).not.toMatch(/not-a-key-but-secret-1234|short-pw/);
+  });
+
+  it("wraps secret values as Pulumi secrets", async () => {
+    const engine = engineConfigFromStackFile("Pulumi.cluster.example.yaml", CLUSTER_SECRETS);
+    const result = parseStackConfig(engine.config, engine.secretKeys);
+    if (!result.ok) throw new Error(result.problems.join("; "));
+    const config = withSecrets(result.config);
+    for (const output of [config.sshPrivateKey, config.registry.password, config.llm.apiKey]) {
+      expect(output).toBeDefined();
+      expect(await (output as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
+    }
+    expect(config.manager.name).toBe("manager");
+  });
+
+  it("reads the runtime config the Pulumi CLI passes and throws one StackConfigError", async () => {
+    await pulumi.runtime.setMocks({ newResource: (args) => ({ id: args.name, state: args.inputs }), call: (args) => args.inputs }, "ai-swarm", "dev");
+    const good = dev();
+    pulumi.runtime.setAllConfig(good.config, good.secretKeys);
+    expect(loadStackConfig().manager.host).toBe("172.28.0.11");
+
+    const bad = dev({ replicas: { python: 9, go: 9, java: 1 } });
+    pulumi.runtime.setAllConfig(bad.config, bad.secretKeys);
+    let thrown: unknown;
+    try {
+      loadStackConfig();
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(StackConfigError);
+    expect((thrown as StackConfigError).problems).toHaveLength(2);
+    expect((thrown as Error).message).toMatch(/^invalid stack config \(2 problems\):\n  - ai-swarm:replicas\.python/);
+
+    // The key set in plain text (not in the secret key list) is refused at load time too.
+    pulumi.runtime.setAllConfig(good.config, []);
+    expect(() => loadStackConfig()).toThrow(/ai-swarm:sshPrivateKey: holds a secret but was not set as one/);
+  });
+});

@@ -1,0 +1,249 @@
+// Test helpers: turn a Pulumi.<stack>.yaml into the config the Pulumi engine
+// hands a program, and run the real index.ts under pulumi.runtime.setMocks
+// while recording every registered resource exactly as the engine sees it
+// (raw inputs with their secret markers, dependencies, options).
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as settings from "@pulumi/pulumi/runtime/settings";
+import { vi } from "vitest";
+import { parse as parseYaml } from "yaml";
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+
+/** The program needs every image's Dockerfile (it hashes the image sources); other engineers own images/. */
+export function missingDockerfiles(): string[] {
+  return ["master", "worker-python", "worker-go", "worker-java"]
+    .map((name) => path.join("images", name, "Dockerfile"))
+    .filter((file) => !fs.existsSync(path.join(REPO_ROOT, file)));
+}
+
+/** A throw-away key that only has to look like one; grepped for in every test. */
+export const TEST_SSH_KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nTESTKEYb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
+
+export interface EngineConfig {
+  config: Record<string, string>;
+  secretKeys: string[];
+}
+
+/** Secrets a test supplies on top of a stack file: top-level keys or "registry.password"-style paths. */
+export type SecretValues = Record<string, string>;
+
+/** Reads Pulumi.<stack>.yaml and flattens it the way the engine does (objects as JSON, scalars as text). */
+export function engineConfigFromStackFile(fileName: string, secrets: SecretValues, overrides: Record<string, unknown> = {}): EngineConfig {
+  const document = parseYaml(fs.readFileSync(path.join(REPO_ROOT, fileName), "utf8")) as { config: Record<string, unknown> };
+  const tree: Record<string, unknown> = { ...document.config };
+  for (const [key, value] of Object.entries(overrides)) tree[`ai-swarm:${key}`] = value;
+  const secretKeys = new Set<string>();
+  for (const [secretPath, value] of Object.entries(secrets)) {
+    const [top, ...rest] = secretPath.split(".");
+    const fullKey = `ai-swarm:${top}`;
+    if (rest.length === 0) tree[fullKey] = value;
+    else tree[fullKey] = { ...(tree[fullKey] as Record<string, unknown> | undefined), [rest.join(".")]: value };
+    secretKeys.add(fullKey);
+  }
+  const config: Record<string, string> = {};
+  for (const [key, value] of Object.entries(tree)) {
+    if (value === undefined) continue;
+    config[key] = typeof value === "string" ? value : typeof value === "object" ? JSON.stringify(value) : String(value);
+  }
+  return { config, secretKeys: [...secretKeys] };
+}
+
+/** Pulumi's marker for a secret value in a serialized property map. */
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface RegisteredResource {
+  type: string;
+  name: string;
+  urn: string;
+  custom: boolean;
+  parent: string;
+  provider: string;
+  dependencies: string[];
+  /** Inputs as sent to the engine, secrets still wrapped in their marker. */
+  rawInputs: Record<string, unknown>;
+  /** Inputs with secrets unwrapped. */
+  inputs: Record<string, unknown>;
+  additionalSecretOutputs: string[];
+  deleteBeforeReplace: boolean;
+}
+
+export function isSecretMarker(value: unknown): value is { value: unknown } {
+  return typeof value === "object" && value !== null && (value as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
+}
+
+/** The raw inputs with every secret-wrapped value removed: what anyone reading plain state would see. */
+export function withoutSecrets(value: unknown): unknown {
+  if (isSecretMarker(value)) return "[secret]";
+  if (Array.isArray(value)) return value.map(withoutSecrets);
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, withoutSecrets(inner)]));
+  }
+  return value;
+}
+
+export function unwrapSecrets(value: unknown): unknown {
+  if (isSecretMarker(value)) return unwrapSecrets(value.value);
+  if (Array.isArray(value)) return value.map(unwrapSecrets);
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, unwrapSecrets(inner)]));
+  }
+  return value;
+}
+
+/** Provider-computed outputs for the mocks: predictable, and easy to grep for when they are secrets. */
+function mockOutputs(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  switch (type) {
+    case "command:remote:Command":
+      return { stdout: mockStdout(name), stderr: "" };
+    case "random:index/randomPassword:RandomPassword":
+      return { result: `mockpw${name.replace(/[^a-z0-9]/gi, "")}0123456789`, bcryptHash: "$2a$10$mock" };
+    case "docker:index/image:Image":
+      return { repoDigest: `${String(inputs["imageName"]).split(":").slice(0, -1).join(":")}@sha256:${"a".repeat(64)}` };
+    default:
+      return {};
+  }
+}
+
+export const MOCK_JOIN_TOKEN = "SWMTKN-1-mockjointoken0123456789";
+export const MOCK_CA_CERT = "-----BEGIN CERTIFICATE-----\nMOCKCA\n-----END CERTIFICATE-----\n";
+
+function mockStdout(name: string): string {
+  if (name === "swarm-init") return "managernodeid0001\n";
+  if (name === "join-token-worker") return `${MOCK_JOIN_TOKEN}\n`;
+  if (name.startsWith("join-")) return `nodeid-${name.slice("join-".length)}\n`;
+  if (name === "registry-tls") return MOCK_CA_CERT;
+  if (name === "placement") return "ai-system_worker-go.1 ai-swarm-vm2 Running 5 seconds ago\n";
+  return "";
+}
+
+export interface ProgramRun {
+  resources: RegisteredResource[];
+  outputs: Record<string, { value: unknown; secret: boolean }>;
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getProvider(): string;
+  getCustom(): boolean;
+  getDependenciesList(): string[];
+  getAdditionalsecretoutputsList(): string[];
+  getDeletebeforereplace(): boolean;
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+}
+interface PatchableMonitor {
+  registerResource(request: RegisterRequest, callback: (error: unknown, response: unknown) => void): void;
+}
+
+function urnOf(type: string, name: string, parentUrn: string): string {
+  const qualifiedType = parentUrn ? `${parentUrn.split("::")[2]?.split("$").pop()}$${type}` : type;
+  return `urn:pulumi:${settings.getStack()}::${settings.getProject()}::${qualifiedType}::${name}`;
+}
+
+/**
+ * Runs index.ts under mocks with this config and returns what it registered and
+ * exported. Like the engine, outputs named in additionalSecretOutputs come back secret.
+ */
+export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<ProgramRun> {
+  const resources: RegisteredResource[] = [];
+  const secretOutputs = new Map<string, string[]>();
+  let inFlight = 0;
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const state: Record<string, unknown> = { ...args.inputs, ...mockOutputs(args.type, args.name, args.inputs) };
+        for (const key of secretOutputs.get(`${args.type}::${args.name}`) ?? []) {
+          if (key in state) state[key] = pulumi.secret(state[key]);
+        }
+        return { id: `${args.name}-id`, state };
+      },
+      call: (args) => args.inputs,
+    },
+    "ai-swarm",
+    stack,
+    false,
+  );
+  const monitor = settings.getMonitor() as unknown as PatchableMonitor;
+  const original = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (request, callback) => {
+    const raw = request.getObject()?.toJavaScript() ?? {};
+    const type = request.getType();
+    const name = request.getName();
+    secretOutputs.set(`${type}::${name}`, request.getAdditionalsecretoutputsList());
+    resources.push({
+      type,
+      name,
+      urn: urnOf(type, name, request.getParent()),
+      custom: request.getCustom(),
+      parent: request.getParent(),
+      provider: request.getProvider(),
+      dependencies: request.getDependenciesList(),
+      rawInputs: raw,
+      inputs: unwrapSecrets(raw) as Record<string, unknown>,
+      additionalSecretOutputs: request.getAdditionalsecretoutputsList(),
+      deleteBeforeReplace: request.getDeletebeforereplace(),
+    });
+    inFlight++;
+    original(request, (error, response) => {
+      inFlight--;
+      callback(error, response);
+    });
+  };
+  pulumi.runtime.setAllConfig(engine.config, engine.secretKeys);
+
+  vi.resetModules();
+  let program: Record<string, unknown>;
+  try {
+    program = (await import("../../index")) as Record<string, unknown>;
+  } catch (error) {
+    await settle(() => inFlight);
+    throw Object.assign(error as Error, { registeredCount: resources.length });
+  }
+  const outputs: ProgramRun["outputs"] = {};
+  for (const [key, exported] of Object.entries(program)) {
+    outputs[key] = await resolveOutput(exported);
+  }
+  await settle(() => inFlight);
+  return { resources, outputs };
+}
+
+async function resolveOutput(value: unknown): Promise<{ value: unknown; secret: boolean }> {
+  const output: pulumi.Output<unknown> = pulumi.output(value);
+  const internal = output as unknown as { isSecret: Promise<boolean> };
+  const [resolved, secret] = await Promise.all([
+    new Promise<unknown>((resolve) => output.apply((inner: unknown) => resolve(inner))),
+    internal.isSecret,
+  ]);
+  return { value: resolved, secret };
+}
+
+/** Waits until no registration has been pending for a few ticks. */
+async function settle(inFlight: () => number): Promise<void> {
+  let quiet = 0;
+  while (quiet < 5) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    quiet = inFlight() === 0 ? quiet + 1 : 0;
+  }
+}
+
+export function byName(resources: RegisteredResource[], type: string, name: string): RegisteredResource {
+  const found = resources.find((resource) => resource.type === type && resource.name === name);
+  if (!found) throw new Error(`no ${type} named ${name}; have: ${resources.map((r) => `${r.type}/${r.name}`).join(", ")}`);
+  return found;
+}
+
+export const TYPES = {
+  command: "command:remote:Command",
+  service: "docker:index/service:Service",
+  image: "docker:index/image:Image",
+  network: "docker:index/network:Network",
+  secret: "docker:index/secret:Secret",
+  serviceConfig: "docker:index/serviceConfig:ServiceConfig",
+  randomPassword: "random:index/randomPassword:RandomPassword",
+  dockerProvider: "pulumi:providers:docker",
+} as const;

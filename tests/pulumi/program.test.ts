@@ -1,0 +1,364 @@
+// The real index.ts under pulumi.runtime.setMocks, for the dev (lab) stack and
+// the example cluster stack: which resources it declares, in which order
+// (dependencies), what the service specs say, and that no secret leaks into a
+// plain input or output.
+import { beforeAll, describe, expect, it } from "vitest";
+import { contentTag } from "../../components/contentTag";
+import { buildArgsFor, type ImageName } from "../../components/images";
+import {
+  byName,
+  engineConfigFromStackFile,
+  MOCK_JOIN_TOKEN,
+  REPO_ROOT,
+  runProgram,
+  TEST_SSH_KEY,
+  TYPES,
+  withoutSecrets,
+  isSecretMarker,
+  missingDockerfiles,
+  type ProgramRun,
+  type RegisteredResource,
+} from "./helpers";
+import { dockerSpecProblems } from "./dockerSpec";
+
+const WORKERS = ["worker-python", "worker-go", "worker-java"] as const;
+const CLUSTER_SECRETS = {
+  sshPrivateKey: TEST_SSH_KEY,
+  "registry.password": "registry-password-for-tests-9f3c",
+  "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731",
+};
+
+const missing = missingDockerfiles();
+if (missing.length > 0) {
+  console.warn(`SKIPPED the program suite: ${missing.join(", ")} missing (the program hashes every image's sources)`);
+}
+const describeProgram = missing.length > 0 ? describe.skip : describe;
+
+function servicesOf(run: ProgramRun): RegisteredResource[] {
+  return run.resources.filter((resource) => resource.type === TYPES.service);
+}
+
+function spec(resource: RegisteredResource) {
+  return resource.inputs as {
+    name: string;
+    auth?: { serverAddress: string; username: string; password: string };
+    mode: { replicated: { replicas: number } };
+    endpointSpec: { mode: string; ports?: { publishMode: string; publishedPort: number; targetPort: number }[] };
+    updateConfig: { failureAction: string };
+    rollbackConfig: { failureAction: string };
+    taskSpec: {
+      containerSpec: {
+        image: string;
+        env?: Record<string, string>;
+        secrets?: { secretId: string; fileName: string }[];
+        healthcheck?: { interval: string; tests?: string[] };
+        stopGracePeriod?: string;
+      };
+      placement: { maxReplicas?: number; constraints?: string[] };
+      resources: { limits: { memoryBytes: number; nanoCpus: number } };
+      networksAdvanceds?: { id: string }[];
+    };
+  };
+}
+
+/** Every secret value a run could leak, as the test supplied or the mocks generated them. */
+function secretValues(run: ProgramRun, supplied: string[]): string[] {
+  const generated = run.resources
+    .filter((resource) => resource.type === TYPES.randomPassword)
+    .map((resource) => `mockpw${resource.name.replace(/[^a-z0-9]/gi, "")}0123456789`);
+  const values = [...supplied, ...generated, MOCK_JOIN_TOKEN];
+  // Secrets also travel base64-encoded (docker secret data): look for that form too.
+  return values.flatMap((value) => [value, Buffer.from(value).toString("base64")]);
+}
+
+function expectNoSecretInPlainSight(run: ProgramRun, supplied: string[]): void {
+  const secrets = secretValues(run, supplied);
+  for (const resource of run.resources) {
+    const plain = JSON.stringify(withoutSecrets(resource.rawInputs));
+    for (const secret of secrets) {
+      expect(plain.includes(secret), `${resource.type}/${resource.name} shows a secret in a plain input`).toBe(false);
+    }
+  }
+  for (const [key, output] of Object.entries(run.outputs)) {
+    if (output.secret) continue;
+    const plain = JSON.stringify(output.value);
+    for (const secret of secrets) expect(plain.includes(secret), `output ${key} shows a secret`).toBe(false);
+  }
+}
+
+function dependsOn(resource: RegisteredResource, dependency: RegisteredResource): boolean {
+  return resource.dependencies.includes(dependency.urn);
+}
+
+describeProgram.each([
+  {
+    stack: "dev",
+    file: "Pulumi.dev.yaml",
+    secrets: { sshPrivateKey: TEST_SSH_KEY },
+    manager: "172.28.0.11",
+    endpointMode: "dnsrr",
+    publishMode: "host",
+    encrypted: false,
+    workers: ["vm2", "vm3", "vm4"],
+    replicas: { "worker-python": 2, "worker-go": 2, "worker-java": 1 },
+  },
+  {
+    stack: "cluster",
+    file: "Pulumi.cluster.example.yaml",
+    secrets: CLUSTER_SECRETS,
+    manager: "192.0.2.11",
+    endpointMode: "vip",
+    publishMode: "ingress",
+    encrypted: true,
+    workers: ["worker1", "worker2", "worker3"],
+    replicas: { "worker-python": 3, "worker-go": 3, "worker-java": 3 },
+  },
+])("$stack stack under mocks", (expected) => {
+  let run: ProgramRun;
+  beforeAll(async () => {
+    run = await runProgram(engineConfigFromStackFile(expected.file, expected.secrets), expected.stack);
+  });
+
+  it("bootstraps the swarm: init on the manager, every join after init and after the worker token", () => {
+    const init = byName(run.resources, TYPES.command, "swarm-init");
+    expect((init.inputs["connection"] as { host: string }).host).toBe(expected.manager);
+    const token = byName(run.resources, TYPES.command, "join-token-worker");
+    expect(token.additionalSecretOutputs).toContain("stdout");
+    expect(token.inputs["logging"]).toBe("none");
+    expect(dependsOn(token, init)).toBe(true);
+    for (const worker of expected.workers) {
+      const join = byName(run.resources, TYPES.command, `join-${worker}`);
+      expect(dependsOn(join, init), `join-${worker} after init`).toBe(true);
+      expect(dependsOn(join, token), `join-${worker} gets the token`).toBe(true);
+      expect(join.deleteBeforeReplace).toBe(true);
+      expect(String(join.inputs["delete"])).toContain("docker swarm leave");
+      // The manager drains and removes the node before it leaves (deleted first, so created after).
+      const labels = byName(run.resources, TYPES.command, `node-${worker}`);
+      expect(dependsOn(labels, join)).toBe(true);
+      expect(String(labels.inputs["delete"])).toMatch(/--availability drain[\s\S]*docker node rm/);
+    }
+    expect(run.resources.filter((r) => r.type === TYPES.command && r.name.startsWith("join-") && r.name !== "join-token-worker")).toHaveLength(
+      expected.workers.length,
+    );
+  });
+
+  it("passes the join token on stdin as a secret, never in a command line", () => {
+    for (const worker of expected.workers) {
+      const join = byName(run.resources, TYPES.command, `join-${worker}`);
+      expect(isSecretMarker(join.rawInputs["stdin"])).toBe(true);
+      expect(join.inputs["stdin"]).toBe(`${MOCK_JOIN_TOKEN}\n`);
+      expect(String(join.inputs["create"])).not.toContain(MOCK_JOIN_TOKEN);
+    }
+  });
+
+  it("keeps the SSH key secret in every command's connection", () => {
+    const commands = run.resources.filter((resource) => resource.type === TYPES.command);
+    expect(commands.length).toBeGreaterThan(10);
+    for (const command of commands) {
+      const connection = command.rawInputs["connection"];
+      const privateKey = isSecretMarker(connection)
+        ? (connection.value as Record<string, unknown>)["privateKey"]
+        : (connection as Record<string, unknown>)["privateKey"];
+      expect(isSecretMarker(connection) || isSecretMarker(privateKey), `${command.name} connection`).toBe(true);
+      expect((command.inputs["connection"] as { privateKey: string }).privateKey).toBe(TEST_SSH_KEY);
+    }
+  });
+
+  it("sets up the registry: TLS made on the manager, CA on every node, ready before any image", () => {
+    const tls = byName(run.resources, TYPES.command, "registry-tls");
+    expect((tls.inputs["connection"] as { host: string }).host).toBe(expected.manager);
+    const nodes = [expected.manager, ...expected.workers];
+    const caInstalls = run.resources.filter((r) => r.type === TYPES.command && r.name.startsWith("registry-ca-"));
+    expect(caInstalls).toHaveLength(nodes.length);
+    for (const install of caInstalls) {
+      expect(String(install.inputs["create"])).toContain(`/etc/docker/certs.d/${expected.manager}:5000/ca.crt`);
+      expect(dependsOn(install, tls)).toBe(true);
+    }
+    const ready = byName(run.resources, TYPES.command, "registry-ready");
+    const registryService = byName(run.resources, TYPES.service, "registry");
+    expect(dependsOn(ready, registryService)).toBe(true);
+    for (const image of run.resources.filter((r) => r.type === TYPES.image)) {
+      expect(dependsOn(image, ready), `${image.name} waits for the registry`).toBe(true);
+    }
+  });
+
+  it("builds the four images from the repo root, tagged by content, pushed to the private registry", () => {
+    const images = run.resources.filter((r) => r.type === TYPES.image);
+    expect(images.map((image) => image.name).sort()).toEqual(["master", "worker-go", "worker-java", "worker-python"]);
+    for (const image of images) {
+      const name = image.name as ImageName;
+      const inputs = image.inputs as { imageName: string; build: { context: string; dockerfile: string; args: Record<string, string> }; registry: { server: string } };
+      const tag = contentTag(REPO_ROOT, name, inputs.build.args);
+      expect(inputs.imageName).toBe(`${expected.manager}:5000/ai-swarm/${name}:${tag}`);
+      expect(inputs.build.context).toBe(".");
+      expect(inputs.build.dockerfile).toBe(`images/${name}/Dockerfile`);
+      expect(inputs.registry.server).toBe(`${expected.manager}:5000`);
+      expect(isSecretMarker((image.rawInputs["registry"] as Record<string, unknown>)["password"]) || isSecretMarker(image.rawInputs["registry"])).toBe(true);
+    }
+  });
+
+  it("passes the configured base images as the Dockerfiles' build args", () => {
+    const images = run.resources.filter((r) => r.type === TYPES.image);
+    const args = Object.fromEntries(images.map((image) => [image.name, (image.inputs["build"] as { args: Record<string, string> }).args]));
+    if (expected.stack === "dev") {
+      expect(args["master"]).toEqual({ NODE_IMAGE: "ai-swarm-base/node:20" });
+      expect(args["worker-python"]).toEqual({ PYTHON_IMAGE: "ai-swarm-base/python:3.11" });
+      expect(args["worker-go"]).toEqual({ GO_IMAGE: "ai-swarm-base/go:1.26" });
+      expect(args["worker-java"]).toEqual({ MAVEN_IMAGE: "ai-swarm-base/maven:3-jdk17", RUNTIME_IMAGE: "ai-swarm-base/debian:bookworm-slim" });
+    } else {
+      // No base images configured: the Dockerfiles' defaults (the official images) apply.
+      for (const name of Object.keys(args)) expect(args[name]).toEqual({});
+    }
+  });
+
+  it("declares every service after its image and the network, named <stack>_<service>", () => {
+    const network = byName(run.resources, TYPES.network, "network");
+    expect(network.inputs).toMatchObject({ name: "ai-system_net", driver: "overlay", attachable: true });
+    const options = network.inputs["options"] as Record<string, string> | undefined;
+    expect(options !== undefined && "encrypted" in options).toBe(expected.encrypted);
+    const services = servicesOf(run);
+    expect(services.map((service) => spec(service).name).sort()).toEqual([
+      "ai-system_master", "ai-system_mosquitto", "ai-system_registry",
+      "ai-system_worker-go", "ai-system_worker-java", "ai-system_worker-python",
+    ]);
+    for (const name of ["master", ...WORKERS]) {
+      const service = byName(run.resources, TYPES.service, name);
+      expect(dependsOn(service, byName(run.resources, TYPES.image, name)), `${name} after its image`).toBe(true);
+      expect(dependsOn(service, network), `${name} after the network`).toBe(true);
+      expect(spec(service).taskSpec.networksAdvanceds?.[0]?.id).toBe("network-id");
+    }
+    const mosquitto = byName(run.resources, TYPES.service, "mosquitto");
+    expect(dependsOn(mosquitto, network)).toBe(true);
+    // The app's services wait for every node; the registry (pinned to the manager) needs only the init.
+    const appServices = services.filter((service) => service.name !== "registry");
+    for (const worker of expected.workers) {
+      const labels = byName(run.resources, TYPES.command, `node-${worker}`);
+      for (const service of appServices) expect(dependsOn(service, labels), `${service.name} after ${worker} joined`).toBe(true);
+    }
+    // Nodes pull the app images only once every node trusts the registry's CA.
+    const caInstalls = run.resources.filter((r) => r.type === TYPES.command && r.name.startsWith("registry-ca-"));
+    for (const name of ["master", ...WORKERS]) {
+      const service = byName(run.resources, TYPES.service, name);
+      for (const install of caInstalls) expect(dependsOn(service, install), `${name} after ${install.name}`).toBe(true);
+    }
+  });
+
+  it("gives every worker service max replicas per node, a content-tagged private image, registry auth and health checks", () => {
+    for (const name of WORKERS) {
+      const worker = spec(byName(run.resources, TYPES.service, name));
+      expect(worker.taskSpec.placement.maxReplicas).toBe(1);
+      expect(worker.mode.replicated.replicas).toBe(expected.replicas[name]);
+      expect(worker.taskSpec.containerSpec.image).toMatch(new RegExp(`^${expected.manager.replace(/\./g, "\\.")}:5000/ai-swarm/${name}:[0-9a-f]{12}$`));
+      expect(worker.taskSpec.containerSpec.image).not.toMatch(/:latest$/);
+      expect(worker.auth).toMatchObject({ serverAddress: `${expected.manager}:5000`, username: "aiswarm" });
+      expect(worker.taskSpec.containerSpec.healthcheck?.interval).toBe("10s");
+      expect(worker.updateConfig.failureAction).toBe("rollback");
+      expect(worker.taskSpec.resources.limits.memoryBytes).toBeGreaterThan(0);
+      const env = worker.taskSpec.containerSpec.env ?? {};
+      expect(env).toMatchObject({
+        NODE_HOSTNAME: "{{.Node.Hostname}}",
+        MQTT_HOST: "ai-system_mosquitto",
+        MQTT_PORT: "1883",
+        MQTT_USERNAME: name,
+        MQTT_PASSWORD_FILE: "/run/secrets/mqtt_password",
+        MASTER_GRPC_ADDR: "ai-system_master:50051",
+        GRPC_TOKEN_FILE: "/run/secrets/grpc_token",
+        SIMULATED_WORK_MS: "10000",
+        MQTT_TOPIC_PREFIX: "ai-system",
+      });
+      expect(env["WORKER_ID"]).toBeUndefined();
+      if (expected.stack === "cluster") {
+        expect(env).toMatchObject({ LLM_PROVIDER: "gemini", GEMINI_API_KEY_FILE: "/run/secrets/llm_api_key", GEMINI_MODEL: "gemini-2.5-flash" });
+      } else {
+        expect(env["LLM_PROVIDER"]).toBe("auto");
+        expect(env["GEMINI_API_KEY_FILE"]).toBeUndefined();
+      }
+    }
+  });
+
+  it("pins master, broker and registry to the manager and publishes the web port per config", () => {
+    for (const name of ["master", "mosquitto", "registry"]) {
+      expect(spec(byName(run.resources, TYPES.service, name)).taskSpec.placement.constraints).toEqual(["node.role==manager"]);
+    }
+    const master = spec(byName(run.resources, TYPES.service, "master"));
+    const webPort = expected.stack === "dev" ? 8888 : 31663;
+    expect(master.endpointSpec).toEqual({
+      mode: expected.endpointMode,
+      ports: [{ name: "web", protocol: "tcp", targetPort: 8888, publishedPort: webPort, publishMode: expected.publishMode }],
+    });
+    expect(master.taskSpec.containerSpec.env).toMatchObject({ DB_PATH: "/data/master.db", HTTP_PORT: "8888", GRPC_PORT: "50051", MQTT_USERNAME: "master" });
+    const mqtt = spec(byName(run.resources, TYPES.service, "mosquitto")).endpointSpec.ports?.[0];
+    expect(mqtt?.publishedPort).toBe(expected.stack === "dev" ? 1883 : 21662);
+  });
+
+  it("produces service specs the Docker engine accepts", () => {
+    const secretIds = new Set(run.resources.filter((r) => r.type === TYPES.secret).map((r) => `${r.name}-id`));
+    for (const service of servicesOf(run)) {
+      expect(dockerSpecProblems(service.inputs, { secretIds, networkIds: new Set(["network-id"]) }), service.name).toEqual([]);
+    }
+  });
+
+  it("keeps every secret out of plain inputs and plain outputs", () => {
+    expectNoSecretInPlainSight(run, Object.values(expected.secrets));
+    for (const secret of run.resources.filter((r) => r.type === TYPES.secret)) {
+      expect(isSecretMarker(secret.rawInputs["data"]), `${secret.name} data`).toBe(true);
+      expect(String(secret.inputs["name"])).toMatch(/^ai-system_[a-z0-9-]+-[0-9a-f]{8}$/);
+    }
+    expect(run.outputs["registryPassword"]?.secret).toBe(true);
+  });
+
+  it("exports the web URL, the registry, the nodes and every service's image and replicas", () => {
+    const webPort = expected.stack === "dev" ? 8888 : 31663;
+    expect(run.outputs["webUrl"]?.value).toBe(`http://${expected.manager}:${webPort}`);
+    expect(run.outputs["registryAddress"]?.value).toBe(`${expected.manager}:5000`);
+    const nodes = run.outputs["nodes"]?.value as { name: string; role: string }[];
+    expect(nodes.map((node) => node.role)).toEqual(["manager", "worker", "worker", "worker"]);
+    const services = run.outputs["services"]?.value as { name: string; image: string; replicas: number }[];
+    expect(services.map((service) => service.name).sort()).toEqual([
+      "ai-system_master", "ai-system_mosquitto", "ai-system_registry", "ai-system_worker-go", "ai-system_worker-java", "ai-system_worker-python",
+    ]);
+    for (const service of services.filter((s) => s.name.includes("worker"))) {
+      expect(service.image).toMatch(/ai-swarm\/worker-[a-z]+:[0-9a-f]{12}$/);
+      expect(service.replicas).toBe(expected.replicas[service.name.replace("ai-system_", "") as (typeof WORKERS)[number]]);
+    }
+    expect(run.outputs["workerPlacementCommand"]?.value).toContain("docker service ps");
+    expect(run.outputs["workerPlacement"]?.value).toContain("ai-swarm-vm2");
+    expect(run.outputs["services"]?.secret).toBe(false);
+    expect(run.outputs["nodes"]?.secret).toBe(false);
+  });
+
+  it("derives each image's build args from config the way images.ts documents", () => {
+    expect(buildArgsFor("worker-go", { go: "x/go:1", mosquitto: "m", registry: "r" })).toEqual({ GO_IMAGE: "x/go:1" });
+  });
+});
+
+describeProgram("build.onManager", () => {
+  it("builds on the manager's engine by default and on the local engine when false", async () => {
+    const onManager = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }));
+    const manager = byName(onManager.resources, TYPES.dockerProvider, "manager-docker");
+    expect(manager.inputs["host"]).toBe("ssh://root@172.28.0.11:22");
+    for (const image of onManager.resources.filter((r) => r.type === TYPES.image)) expect(image.provider).toMatch(/::manager-docker::/);
+
+    const local = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }, { build: { onManager: false } }));
+    const localProvider = byName(local.resources, TYPES.dockerProvider, "local-docker");
+    expect(localProvider.inputs["host"]).toBeUndefined();
+    for (const image of local.resources.filter((r) => r.type === TYPES.image)) expect(image.provider).toMatch(/::local-docker::/);
+    for (const service of local.resources.filter((r) => r.type === TYPES.service)) expect(service.provider).toMatch(/::manager-docker::/);
+  });
+});
+
+describeProgram("a bad config under mocks", () => {
+  it("throws one error listing every problem and declares nothing", async () => {
+    const engine = engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }, {
+      endpointMode: "dnsrr",
+      publishMode: "ingress",
+      replicas: { python: 9, go: 1, java: 1 },
+    });
+    const error = await runProgram(engine).then(
+      () => undefined,
+      (thrown: unknown) => thrown as Error & { registeredCount: number },
+    );
+    expect(error?.message).toMatch(/ai-swarm:replicas\.python: 9 replicas cannot be placed[\s\S]*ai-swarm:endpointMode: dnsrr cannot be combined/);
+    expect(error?.registeredCount).toBe(0);
+  });
+});

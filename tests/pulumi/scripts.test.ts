@@ -1,0 +1,267 @@
+// The shell the program runs on the nodes. Every script is syntax-checked by
+// the system's POSIX sh. The ones that need only standard tools (openssl,
+// files) run for real in a temp directory. The swarm ones need a Docker
+// engine, which is out of reach here: they run against a small fake `docker`
+// on PATH that records its arguments and answers from a state file — enough to
+// check the decisions (init only when not in a swarm, the token from stdin,
+// which labels are removed). The live lab harness runs them on real engines.
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import type { AddressInfo } from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  asRoot,
+  drainAndRemoveScript,
+  joinTokenScript,
+  nodeLabelScript,
+  placementScript,
+  registryReadyScript,
+  registryTlsScript,
+  removeRegistryCaScript,
+  shellQuote,
+  swarmInitScript,
+  swarmJoinScript,
+  swarmLeaveScript,
+  writeStdinToFileScript,
+} from "../../components/scripts";
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "ai-swarm-scripts-"));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function sh(script: string, options: { stdin?: string; env?: Record<string, string> } = {}) {
+  const result = spawnSync("sh", ["-c", script], {
+    input: options.stdin ?? "",
+    encoding: "utf8",
+    env: { ...process.env, ...options.env },
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+const ALL_SCRIPTS: [string, string][] = [
+  ["swarm init", swarmInitScript("10.0.0.1")],
+  ["join token", joinTokenScript("worker")],
+  ["join", swarmJoinScript("10.0.0.2", "10.0.0.1")],
+  ["leave", swarmLeaveScript()],
+  ["labels", nodeLabelScript("abc123", { zone: "a", "ai-swarm.node": "vm2" })],
+  ["drain", drainAndRemoveScript("abc123")],
+  ["tls", registryTlsScript("IP:10.0.0.1", "10.0.0.1")],
+  ["write file", writeStdinToFileScript("/etc/docker/certs.d/10.0.0.1:5000/ca.crt", "644")],
+  ["remove ca", removeRegistryCaScript("10.0.0.1:5000")],
+  ["registry ready", registryReadyScript("10.0.0.1:5000", "aiswarm")],
+  ["placement", placementScript(["ai-system_worker-go"])],
+];
+
+describe("every script", () => {
+  it.each(ALL_SCRIPTS)("%s is valid POSIX sh (sh -n), also when wrapped for sudo", (_name, script) => {
+    for (const variant of [script, asRoot(script, "deploy")]) {
+      const result = spawnSync("sh", ["-n", "-c", variant], { encoding: "utf8" });
+      expect(result.stderr).toBe("");
+      expect(result.status).toBe(0);
+    }
+  });
+
+  it("shellQuote survives quotes, spaces and $", () => {
+    for (const value of ["plain", "it's", "a b  c", "$HOME `id` \"q\"", "'''"]) {
+      expect(sh(`printf '%s' ${shellQuote(value)}`).stdout).toBe(value);
+    }
+  });
+
+  it("asRoot leaves root's scripts alone and sends others through non-interactive sudo", () => {
+    expect(asRoot("echo hi", "root")).toBe("echo hi");
+    expect(asRoot("echo 'hi'", "deploy")).toBe(`sudo -n sh -c 'echo '\\''hi'\\'''`);
+  });
+});
+
+describe("registry TLS on the manager (real openssl)", () => {
+  function openssl(...args: string[]): string {
+    const result = spawnSync("openssl", args, { encoding: "utf8" });
+    if (result.status !== 0) throw new Error(result.stderr);
+    return result.stdout;
+  }
+
+  it("makes a CA and a server certificate for the address, prints only the CA, and is idempotent", () => {
+    const first = sh(registryTlsScript("IP:10.0.0.1", "10.0.0.1", dir));
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toBe(fs.readFileSync(path.join(dir, "ca.crt"), "utf8"));
+    expect(first.stdout).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(first.stdout).not.toContain("PRIVATE KEY");
+    expect(openssl("verify", "-CAfile", path.join(dir, "ca.crt"), path.join(dir, "certs", "registry.crt"))).toContain("OK");
+    expect(openssl("x509", "-in", path.join(dir, "certs", "registry.crt"), "-noout", "-text")).toContain("IP Address:10.0.0.1");
+    // Keys: readable by root only; the CA key is not in the directory the registry container mounts.
+    expect(fs.statSync(path.join(dir, "ca.key")).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(dir, "certs", "registry.key")).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(path.join(dir, "certs")).sort()).toEqual(["registry.crt", "registry.key", "san"]);
+
+    const certBefore = fs.readFileSync(path.join(dir, "certs", "registry.crt"), "utf8");
+    const second = sh(registryTlsScript("IP:10.0.0.1", "10.0.0.1", dir));
+    expect(second.stdout).toBe(first.stdout);
+    expect(fs.readFileSync(path.join(dir, "certs", "registry.crt"), "utf8")).toBe(certBefore);
+  });
+
+  it("serves TLS that a client trusting only the CA accepts for that address", async () => {
+    expect(sh(registryTlsScript("IP:127.0.0.1", "127.0.0.1", dir)).status).toBe(0);
+    const server = https.createServer(
+      { cert: fs.readFileSync(path.join(dir, "certs", "registry.crt")), key: fs.readFileSync(path.join(dir, "certs", "registry.key")) },
+      (_request, response) => response.end("{}"),
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const get = (ca: Buffer | undefined) =>
+      new Promise<number>((resolve, reject) => {
+        https.get({ host: "127.0.0.1", port, path: "/v2/", ca }, (response) => resolve(response.statusCode ?? 0)).on("error", reject);
+      });
+    try {
+      expect(await get(fs.readFileSync(path.join(dir, "ca.crt")))).toBe(200);
+      await expect(get(undefined)).rejects.toThrow(/self-signed|unable to (verify|get)/);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("re-issues the server certificate (same CA) when the manager's address changes", () => {
+    const first = sh(registryTlsScript("IP:10.0.0.1", "10.0.0.1", dir));
+    const second = sh(registryTlsScript("DNS:manager.example", "manager.example", dir));
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stdout).toBe(first.stdout);
+    expect(openssl("x509", "-in", path.join(dir, "certs", "registry.crt"), "-noout", "-text")).toContain("DNS:manager.example");
+  });
+});
+
+describe("writing files from stdin", () => {
+  it("writes the content atomically with the mode, creating the directory", () => {
+    const target = path.join(dir, "certs.d", "10.0.0.1:5000", "ca.crt");
+    const result = sh(writeStdinToFileScript(target, "644"), { stdin: "PEM\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(fs.readFileSync(target, "utf8")).toBe("PEM\n");
+    expect(fs.statSync(target).mode & 0o777).toBe(0o644);
+    expect(fs.existsSync(`${target}.tmp`)).toBe(false);
+  });
+});
+
+/** A stand-in `docker` for the swarm scripts: logs its argv, answers `info` from files in $FAKE. */
+function installFakeDocker(state: { swarm: string; control?: boolean; labels?: string; loginFailures?: number }): Record<string, string> {
+  const bin = path.join(dir, "bin");
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(dir, "state"), state.swarm);
+  fs.writeFileSync(path.join(dir, "control"), String(state.control ?? false));
+  fs.writeFileSync(path.join(dir, "labels"), state.labels ?? "");
+  fs.writeFileSync(path.join(dir, "login-failures"), String(state.loginFailures ?? 0));
+  fs.writeFileSync(
+    path.join(bin, "docker"),
+    [
+      "#!/bin/sh",
+      'echo "$*" >> "$FAKE/calls"',
+      'case "$*" in',
+      '  *LocalNodeState*) cat "$FAKE/state" ;;',
+      '  *ControlAvailable*) cat "$FAKE/control" ;;',
+      '  *NodeID*) echo node-id-123 ;;',
+      '  "swarm init"*) echo active > "$FAKE/state"; echo true > "$FAKE/control"; echo "docker swarm join --token SWMTKN-1-secret 10.0.0.1:2377" ;;',
+      '  "swarm join"*) echo active > "$FAKE/state"; echo "This node joined a swarm as a worker." ;;',
+      '  "swarm leave"*) echo inactive > "$FAKE/state" ;;',
+      '  "node inspect"*) cat "$FAKE/labels" ;;',
+      '  login*) cat > "$FAKE/login-stdin"; n=$(cat "$FAKE/login-failures"); if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$FAKE/login-failures"; exit 1; fi; ls "$DOCKER_CONFIG" > /dev/null ;;',
+      "esac",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  return { PATH: `${bin}:${process.env["PATH"] ?? ""}`, FAKE: dir };
+}
+
+function calls(): string[] {
+  const file = path.join(dir, "calls");
+  return fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n") : [];
+}
+
+describe("swarm scripts against a fake docker", () => {
+  it("init runs swarm init when the node is not in a swarm, hides its output and prints the node id", () => {
+    const env = installFakeDocker({ swarm: "inactive" });
+    const result = sh(swarmInitScript("10.0.0.1"), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("node-id-123\n");
+    expect(result.stdout + result.stderr).not.toContain("SWMTKN");
+    expect(calls()).toContain("swarm init --advertise-addr 10.0.0.1");
+  });
+
+  it("init changes nothing on a node that already manages a swarm", () => {
+    const env = installFakeDocker({ swarm: "active", control: true });
+    const result = sh(swarmInitScript("10.0.0.1"), { env });
+    expect(result.status).toBe(0);
+    expect(calls().some((call) => call.startsWith("swarm init"))).toBe(false);
+  });
+
+  it("init refuses a node that is a worker in some other swarm", () => {
+    const env = installFakeDocker({ swarm: "active", control: false });
+    const result = sh(swarmInitScript("10.0.0.1"), { env });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("is in a swarm but is not a manager");
+  });
+
+  it("join takes the token from stdin, joins once, and leaves a joined node alone", () => {
+    const env = installFakeDocker({ swarm: "inactive" });
+    const first = sh(swarmJoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\n" });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toBe("node-id-123\n");
+    expect(calls()).toContain("swarm join --advertise-addr 10.0.0.2 --token SWMTKN-1-abc 10.0.0.1:2377");
+    const again = sh(swarmJoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc" });
+    expect(again.status).toBe(0);
+    expect(calls().filter((call) => call.startsWith("swarm join"))).toHaveLength(1);
+  });
+
+  it("join fails clearly without a token", () => {
+    const env = installFakeDocker({ swarm: "inactive" });
+    const result = sh(swarmJoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "" });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("no join token on stdin");
+  });
+
+  it("leave leaves only when still in the swarm", () => {
+    const env = installFakeDocker({ swarm: "active" });
+    sh(swarmLeaveScript(), { env });
+    sh(swarmLeaveScript(), { env });
+    expect(calls().filter((call) => call.startsWith("swarm leave"))).toEqual(["swarm leave --force"]);
+  });
+
+  it("labels: adds the configured ones and removes only labels it set before", () => {
+    const env = installFakeDocker({ swarm: "active", labels: "zone,rack,ai-swarm.node" });
+    const result = sh(nodeLabelScript("abc123", { zone: "b", "ai-swarm.node": "vm2" }), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("abc123\n");
+    const update = calls().find((call) => call.startsWith("node update")) ?? "";
+    expect(update).toContain("--label-rm rack");
+    expect(update).not.toContain("--label-rm zone");
+    expect(update).toContain("--label-add ai-swarm.labels=ai-swarm.node,zone --label-add ai-swarm.node=vm2 --label-add zone=b abc123");
+  });
+
+  it("drain: drains, then removes the node from the swarm", () => {
+    const env = installFakeDocker({ swarm: "active" });
+    const result = sh(drainAndRemoveScript("abc123", 2), { env });
+    expect(result.status, result.stderr).toBe(0);
+    const swarmCalls = calls().filter((call) => call.startsWith("node update") || call.startsWith("node rm"));
+    expect(swarmCalls).toEqual(["node update --availability drain abc123", "node rm --force abc123"]);
+  });
+
+  it("registry ready: retries the login with the password from stdin in a throw-away config", () => {
+    const env = installFakeDocker({ swarm: "active", loginFailures: 2 });
+    const result = sh(registryReadyScript("10.0.0.1:5000", "aiswarm", 5, 0), { env, stdin: "pw-123\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("registry 10.0.0.1:5000 ready\n");
+    expect(fs.readFileSync(path.join(dir, "login-stdin"), "utf8")).toBe("pw-123");
+    const logins = calls().filter((call) => call.startsWith("login"));
+    expect(logins).toHaveLength(3);
+    expect(logins[0]).toBe("login --username aiswarm --password-stdin 10.0.0.1:5000");
+  });
+
+  it("registry ready: gives up with a clear message", () => {
+    const env = installFakeDocker({ swarm: "active", loginFailures: 99 });
+    const result = sh(registryReadyScript("10.0.0.1:5000", "aiswarm", 2, 0), { env, stdin: "pw-123\n" });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("registry 10.0.0.1:5000 did not accept a login");
+    expect(result.stderr).not.toContain("pw-123");
+  });
+});
