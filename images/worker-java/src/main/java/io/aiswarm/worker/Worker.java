@@ -1,0 +1,265 @@
+package io.aiswarm.worker;
+
+import io.aiswarm.v1.TaskResult;
+import java.io.IOException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+
+/**
+ * The worker's state machine: idle or holding one task, heartbeats, and the SIGTERM sequence
+ * (docs/protocol.md "Worker behaviour"). MQTT and gRPC are reached through {@link MqttLink}
+ * and {@link MasterClient}; the per-task work is in {@link TaskProcessor}.
+ */
+public final class Worker implements MqttLink.Listener {
+    private static final long OFFLINE_ACK_TIMEOUT_MS = 2_000;
+
+    private final Config config;
+    private final Topics topics;
+    private final Payloads payloads;
+    private final Log log;
+    private final Provider defaultProvider;
+    private final TaskProcessor processor;
+    private final MasterClient master;
+    private final HealthFile healthFile;
+    private final LongSupplier clock;
+    private final ExecutorService taskRunner = Executors.newSingleThreadExecutor(daemon("task-runner"));
+    private final ScheduledExecutorService heartbeats =
+            Executors.newSingleThreadScheduledExecutor(daemon("heartbeat"));
+    private MqttLink mqtt;
+
+    // Guarded by "this": the task in hand (null when idle) and whether SIGTERM has arrived.
+    private TaskMessage current;
+    private boolean stopping;
+
+    Worker(Config config, Log log, Provider defaultProvider, TaskProcessor processor, MasterClient master,
+           LongSupplier clock) {
+        this.config = config;
+        this.topics = new Topics(config.topicPrefix(), config.workerId());
+        this.payloads = new Payloads(config.workerId(), config.nodeHostname());
+        this.log = log;
+        this.defaultProvider = defaultProvider;
+        this.processor = processor;
+        this.master = master;
+        this.healthFile = new HealthFile(config.healthFile());
+        this.clock = clock;
+    }
+
+    Topics topics() {
+        return topics;
+    }
+
+    Payloads payloads() {
+        return payloads;
+    }
+
+    /** Connects (retrying until the broker answers), then heartbeats until shutdown. */
+    void start(MqttLink link) throws InterruptedException {
+        this.mqtt = link;
+        link.connect();
+        heartbeats.scheduleAtFixedRate(this::heartbeat, 0, config.heartbeatIntervalMs(), TimeUnit.MILLISECONDS);
+    }
+
+    // ---- MQTT events (Paho's callback thread: never block, never throw) ----
+
+    @Override
+    public void onConnected(boolean reconnect) {
+        log.info((reconnect ? "MQTT reconnected to " : "MQTT connected to ") + mqtt.brokerUri());
+        mqtt.subscribeToTasks();
+        synchronized (this) {
+            if (stopping) {
+                return;
+            }
+            mqtt.publish(topics.register(), payloads.register(defaultProvider, clock.getAsLong()));
+            publishStatus();
+        }
+    }
+
+    @Override
+    public void onConnectionLost(Throwable cause) {
+        log.warn("MQTT connection lost (" + (cause == null ? "unknown" : cause.getClass().getSimpleName())
+                + "), reconnecting");
+    }
+
+    @Override
+    public void onTaskPayload(byte[] payload) {
+        long receivedMs = clock.getAsLong();
+        try {
+            accept(TaskParser.parse(payload), receivedMs);
+        } catch (InvalidPayloadException e) {
+            event("error", "dropped a malformed task message on " + topics.tasks() + ": " + e.getMessage(), null);
+        } catch (RuntimeException e) {
+            // A Paho callback that throws drops the connection: log and carry on instead.
+            log.error("unexpected error handling a task message: " + e);
+        }
+    }
+
+    private synchronized void accept(TaskMessage task, long receivedMs) {
+        if (current != null && current.taskId().equals(task.taskId())) {
+            log.info("task " + task.taskId() + " delivered again while in hand; ignored");
+            return;
+        }
+        if (stopping || current != null) {
+            String why = stopping ? "shutting down" : "busy with task " + current.taskId();
+            log.warn("rejected task " + task.taskId() + ": " + why);
+            mqtt.publish(topics.status(), payloads.statusRejecting(WorkerStatus.BUSY,
+                    current == null ? null : current.taskId(), task.taskId(), clock.getAsLong()));
+            return;
+        }
+        current = task;
+        publishStatus();
+        taskRunner.execute(() -> run(task, receivedMs));
+    }
+
+    // ---- the task ----
+
+    private void run(TaskMessage task, long receivedMs) {
+        try {
+            event("info", "task " + task.taskId() + " started", task.taskId());
+            TaskResult result = processor.process(task, receivedMs);
+            reportOutcome(result);
+            deliver(result);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException e) {
+            event("error", "task " + task.taskId() + " failed unexpectedly: " + e.getClass().getSimpleName(),
+                    task.taskId());
+        } finally {
+            finish();
+        }
+    }
+
+    private void reportOutcome(TaskResult result) {
+        long tookMs = result.getTimings().getFinishedMs() - result.getTimings().getReceivedMs();
+        if (result.getError().isEmpty()) {
+            event("info", "task " + result.getTaskId() + " done in " + tookMs + " ms (" + result.getProvider() + ")",
+                    result.getTaskId());
+        } else {
+            event("error", "task " + result.getTaskId() + " failed: " + result.getError(), result.getTaskId());
+        }
+    }
+
+    private void deliver(TaskResult result) throws InterruptedException {
+        SendOutcome outcome = master.sendResult(result, config.resultRetryDeadlineMs());
+        String taskId = result.getTaskId();
+        if (!outcome.delivered()) {
+            event("error", "SendResult for task " + taskId + " rejected: " + outcome.failure()
+                    + (outcome.failureDetail() == null ? "" : " (" + outcome.failureDetail() + ")")
+                    + " after " + outcome.attempts() + " attempt(s)", taskId);
+        } else if (outcome.ack().getDuplicate()) {
+            log.info("SendResult for task " + taskId + ": master already had a result (duplicate)");
+        } else if (!outcome.ack().getAccepted()) {
+            log.warn("SendResult for task " + taskId + ": master did not accept the result");
+        } else {
+            log.info("SendResult for task " + taskId + " accepted after " + outcome.attempts() + " attempt(s)");
+        }
+    }
+
+    private synchronized void finish() {
+        current = null;
+        if (!stopping) {
+            publishStatus();
+        }
+        notifyAll(); // wakes a waiting shutdown
+    }
+
+    // ---- heartbeats, status, log events ----
+
+    private void heartbeat() {
+        long now = clock.getAsLong();
+        try {
+            healthFile.write(now);
+        } catch (IOException | RuntimeException e) {
+            log.error("cannot write HEALTH_FILE " + config.healthFile() + ": " + e.getClass().getSimpleName());
+        }
+        try {
+            TaskMessage task;
+            synchronized (this) {
+                task = current;
+            }
+            mqtt.publish(topics.heartbeat(), payloads.heartbeat(task == null ? WorkerStatus.IDLE : WorkerStatus.BUSY,
+                    task == null ? null : task.taskId(), now));
+        } catch (RuntimeException e) {
+            // an exception would cancel every later heartbeat
+            log.error("heartbeat failed: " + e);
+        }
+    }
+
+    /** Publishes the current status; callers hold the lock so statuses leave in order. */
+    private void publishStatus() {
+        WorkerStatus status = current == null ? WorkerStatus.IDLE : WorkerStatus.BUSY;
+        mqtt.publish(topics.status(), payloads.status(status, current == null ? null : current.taskId(),
+                clock.getAsLong()));
+    }
+
+    /** A log line here and, for the cluster, on P/logs. */
+    private void event(String level, String message, String taskId) {
+        switch (level) {
+            case "error" -> log.error(message);
+            case "warn" -> log.warn(message);
+            default -> log.info(message);
+        }
+        if (mqtt != null) {
+            mqtt.publish(topics.logs(), payloads.log(level, message, taskId, clock.getAsLong()));
+        }
+    }
+
+    // ---- SIGTERM ----
+
+    /**
+     * Stop taking tasks, let the one in hand finish within SHUTDOWN_GRACE_MS, then publish
+     * offline and disconnect. Returns when the worker may exit.
+     */
+    void shutdown() {
+        String unfinished = awaitTaskInHand();
+        heartbeats.shutdownNow(); // no heartbeat may follow the offline status
+        try {
+            heartbeats.awaitTermination(1, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (unfinished != null) {
+            log.warn("SHUTDOWN_GRACE_MS ran out with task " + unfinished + " unfinished; the master will re-dispatch it");
+        }
+        if (mqtt != null) {
+            boolean sent = mqtt.publishAndWait(topics.status(), payloads.offline(clock.getAsLong()),
+                    OFFLINE_ACK_TIMEOUT_MS);
+            log.info(sent ? "published status offline" : "could not publish status offline (broker unreachable)");
+            mqtt.close(OFFLINE_ACK_TIMEOUT_MS);
+        }
+        master.close();
+        log.info("stopped");
+    }
+
+    /** @return the id of the task still in hand when the grace ran out, or null */
+    private synchronized String awaitTaskInHand() {
+        stopping = true;
+        long deadline = clock.getAsLong() + config.shutdownGraceMs();
+        if (current != null) {
+            log.info("SIGTERM: finishing task " + current.taskId() + " (grace " + config.shutdownGraceMs() + " ms)");
+        }
+        try {
+            while (current != null) {
+                long left = deadline - clock.getAsLong();
+                if (left <= 0) {
+                    return current.taskId();
+                }
+                wait(left);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return current == null ? null : current.taskId();
+        }
+        return null;
+    }
+
+    private static java.util.concurrent.ThreadFactory daemon(String name) {
+        return runnable -> {
+            Thread thread = new Thread(runnable, name);
+            thread.setDaemon(true);
+            return thread;
+        };
+    }
+}
