@@ -1,12 +1,12 @@
 import { existsSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 
 export const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 
-/** Debian's chromium, headless, with nothing that phones home (this network is closed). */
+/**
+ * Debian's chromium, headless, with nothing that phones home (this network is
+ * closed). Playwright gives every launch a fresh, empty profile of its own.
+ */
 export async function launchChromium(): Promise<Browser> {
   if (CHROMIUM === undefined) throw new Error("chromium is not installed: apt-get install -y chromium");
   return chromium.launch({
@@ -20,7 +20,6 @@ export async function launchChromium(): Promise<Browser> {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
-      `--user-data-dir=${mkdtempSync(path.join(tmpdir(), "ai-swarm-chromium-"))}`,
     ],
   });
 }

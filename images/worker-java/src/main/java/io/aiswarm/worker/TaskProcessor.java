@@ -47,11 +47,11 @@ final class TaskProcessor {
         long startedMs = clock.getAsLong();
         try {
             result.setAnswer(llm.ask(choice, task.query()));
-            sleeper.sleep(config.simulatedWorkMs());
         } catch (LlmException e) {
-            // No simulated work after a failure: the user learns of it at once.
             result.setError(e.getMessage());
         }
+        // The contract (docs/protocol.md): simulated work follows the provider call, success or not.
+        sleeper.sleep(config.simulatedWorkMs());
         return result.setTimings(Timings.newBuilder()
                         .setReceivedMs(receivedMs)
                         .setStartedMs(startedMs)
