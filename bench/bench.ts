@@ -102,6 +102,13 @@ async function main(): Promise<void> {
   console.log("\nsummary\n" + formatTable(rows, true));
 }
 
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    console.error(`bench: ${signal}, stopping every process started here`);
+    void stopAll().then(() => process.exit(130));
+  });
+}
+
 main().catch(async (error: unknown) => {
   console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
   await stopAll();

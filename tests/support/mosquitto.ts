@@ -22,7 +22,7 @@ export async function startMosquitto(port?: number): Promise<Broker> {
   const config = path.join(dir, "mosquitto.conf");
   writeFileSync(
     config,
-    [`listener ${brokerPort} 127.0.0.1`, "allow_anonymous true", "persistence false", "log_dest stdout", ""].join("\n"),
+    [`listener ${brokerPort} 127.0.0.1`, "allow_anonymous true", "persistence false", "log_dest stdout", "set_tcp_nodelay true", ""].join("\n"),
   );
   const proc = new ManagedProcess(`mosquitto:${brokerPort}`, MOSQUITTO, ["-c", config], process.env);
   await waitForPort(brokerPort);
