@@ -1,0 +1,152 @@
+// Configuration from the environment, validated with zod before anything starts.
+// A bad value stops start-up with a message naming the variable (never its value
+// when the variable is a secret).
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface Config {
+  httpPort: number;
+  grpcPort: number;
+  bindHost: string;
+  mqtt: {
+    host: string;
+    port: number;
+    username?: string;
+    password?: string;
+    tls: boolean;
+    caFile?: string;
+    topicPrefix: string;
+  };
+  grpcToken: string;
+  dbPath: string;
+  maxQueryChars: number;
+  maxQueuedPerSession: number;
+  leaseMs: number;
+  taskTimeoutMs: number;
+  heartbeatTimeoutMs: number;
+  rateLimitPerMinute: number;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().min(1);
+const nonNegativeInt = z.coerce.number().int().min(0);
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+// Topic prefix: MQTT wildcards and empty levels would break every topic we build.
+const topicPrefix = z
+  .string()
+  .min(1)
+  .regex(/^[^#+\s]+$/, "must not contain '#', '+' or spaces")
+  .refine((v) => !v.startsWith("/") && !v.endsWith("/"), "must not start or end with '/'");
+
+// Plain variables: name -> schema with default. Empty strings count as unset.
+const envSchema = z.object({
+  HTTP_PORT: port.default(8888),
+  GRPC_PORT: port.default(50051),
+  BIND_HOST: z.string().min(1).default("0.0.0.0"),
+  MQTT_HOST: z.string().min(1).default("mosquitto"),
+  MQTT_PORT: port.default(1883),
+  MQTT_USERNAME: z.string().min(1).optional(),
+  MQTT_TLS: bool.default(false),
+  MQTT_CA_FILE: z.string().min(1).optional(),
+  MQTT_TOPIC_PREFIX: topicPrefix.default("ai-system"),
+  DB_PATH: z.string().min(1).default("/data/master.db"),
+  MAX_QUERY_CHARS: positiveInt.max(16000).default(4000),
+  MAX_QUEUED_PER_SESSION: positiveInt.default(10),
+  LEASE_MS: positiveInt.default(30000),
+  TASK_TIMEOUT_MS: positiveInt.default(300000),
+  HEARTBEAT_TIMEOUT_MS: positiveInt.default(7000),
+  RATE_LIMIT_PER_MINUTE: nonNegativeInt.default(120),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+type ReadFile = (path: string) => string;
+
+const defaultReadFile: ReadFile = (path) => readFileSync(path, "utf8");
+
+/** Reads a secret from NAME_FILE (wins) or NAME; trailing newlines are trimmed. */
+function readSecret(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  readFile: ReadFile,
+  problems: string[],
+): string | undefined {
+  const file = nonEmpty(env[`${name}_FILE`]);
+  if (file !== undefined) {
+    try {
+      const value = readFile(file).replace(/[\r\n]+$/, "");
+      if (value === "") problems.push(`${name}_FILE: file ${file} is empty`);
+      return value === "" ? undefined : value;
+    } catch {
+      problems.push(`${name}_FILE: cannot read file ${file}`);
+      return undefined;
+    }
+  }
+  return nonEmpty(env[name]);
+}
+
+function canRead(path: string, readFile: ReadFile): boolean {
+  try {
+    readFile(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value;
+}
+
+/** Validates the environment; throws ConfigError listing every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultReadFile): Config {
+  const problems: string[] = [];
+  const plain: Record<string, string | undefined> = {};
+  for (const key of Object.keys(envSchema.shape)) plain[key] = nonEmpty(env[key]);
+  const parsed = envSchema.safeParse(plain);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join(".")}: ${issue.message}`);
+    }
+  }
+  const mqttPassword = readSecret(env, "MQTT_PASSWORD", readFile, problems);
+  const grpcToken = readSecret(env, "GRPC_TOKEN", readFile, problems);
+  if (grpcToken === undefined && !problems.some((p) => p.startsWith("GRPC_TOKEN"))) {
+    problems.push("GRPC_TOKEN: required (set GRPC_TOKEN or GRPC_TOKEN_FILE)");
+  }
+  const caFile = parsed.success ? parsed.data.MQTT_CA_FILE : undefined;
+  if (caFile !== undefined && !canRead(caFile, readFile)) {
+    problems.push(`MQTT_CA_FILE: cannot read file ${caFile}`);
+  }
+  if (!parsed.success || problems.length > 0 || grpcToken === undefined) {
+    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  }
+  const e = parsed.data;
+  return {
+    httpPort: e.HTTP_PORT,
+    grpcPort: e.GRPC_PORT,
+    bindHost: e.BIND_HOST,
+    mqtt: {
+      host: e.MQTT_HOST,
+      port: e.MQTT_PORT,
+      username: e.MQTT_USERNAME,
+      password: mqttPassword,
+      tls: e.MQTT_TLS,
+      caFile: e.MQTT_CA_FILE,
+      topicPrefix: e.MQTT_TOPIC_PREFIX,
+    },
+    grpcToken,
+    dbPath: e.DB_PATH,
+    maxQueryChars: e.MAX_QUERY_CHARS,
+    maxQueuedPerSession: e.MAX_QUEUED_PER_SESSION,
+    leaseMs: e.LEASE_MS,
+    taskTimeoutMs: e.TASK_TIMEOUT_MS,
+    heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    logLevel: e.LOG_LEVEL,
+  };
+}

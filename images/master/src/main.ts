@@ -1,0 +1,113 @@
+// Entry point: validate the config, open the database, restore the queue, then
+// start gRPC, HTTP (+ Socket.IO) and MQTT. SIGTERM/SIGINT shut down cleanly.
+import { ConfigError, loadConfig, type Config } from "./config";
+import { GrpcServer, resolveProtoDir } from "./grpcServer";
+import { HttpApi } from "./httpServer";
+import { createLogger, errorMessage, type Logger } from "./log";
+import { Metrics } from "./metrics";
+import { MqttBridge } from "./mqttBridge";
+import { QueryService } from "./queryService";
+import { RateLimiter } from "./rateLimit";
+import { Scheduler } from "./scheduler";
+import { QueryStore } from "./store";
+
+/** A task that loses its worker this many times fails instead of looping forever. */
+const MAX_ATTEMPTS = 5;
+const OFFLINE_RETENTION_MS = 10 * 60_000;
+const TICK_MS = 250;
+
+async function main(): Promise<void> {
+  let cfg: Config;
+  try {
+    cfg = loadConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), level: "error", msg: err.message })}\n`);
+    process.exit(1);
+  }
+  const log = createLogger(cfg.logLevel);
+  await run(cfg, log);
+}
+
+async function run(cfg: Config, log: Logger): Promise<void> {
+  const store = new QueryStore(cfg.dbPath);
+  const scheduler = new Scheduler({
+    leaseMs: cfg.leaseMs,
+    taskTimeoutMs: cfg.taskTimeoutMs,
+    heartbeatTimeoutMs: cfg.heartbeatTimeoutMs,
+    maxQueuedPerSession: cfg.maxQueuedPerSession,
+    maxAttempts: MAX_ATTEMPTS,
+    offlineRetentionMs: OFFLINE_RETENTION_MS,
+  });
+  const mqtt = new MqttBridge(cfg.mqtt, log);
+  const service = new QueryService(store, scheduler, mqtt, log, {
+    taskTopic: (workerId) => mqtt.topics.tasks(workerId),
+  });
+  const metrics = new Metrics({
+    queueDepth: () => service.queueDepth(),
+    queriesByState: () => service.queriesByState(),
+    workers: () => service.workers(),
+  });
+  service.setMetrics(metrics);
+  const restored = service.restore();
+  log.info("queries restored", { db: cfg.dbPath, ...restored });
+
+  const rateLimiter = new RateLimiter(cfg.rateLimitPerMinute);
+  const grpcServer = new GrpcServer(service, cfg.grpcToken, log, metrics);
+  const http = new HttpApi({
+    service,
+    rateLimiter,
+    metrics,
+    log,
+    maxQueryChars: cfg.maxQueryChars,
+    health: () => ({ mqtt: mqtt.connected, db: store.ping() }),
+  });
+
+  const protoDir = resolveProtoDir();
+  const grpcPort = await grpcServer.start(protoDir, cfg.bindHost, cfg.grpcPort);
+  const httpPort = await http.listen(cfg.httpPort, cfg.bindHost);
+  log.info("servers listening", { http_port: httpPort, grpc_port: grpcPort, proto_dir: protoDir });
+
+  const timers = [
+    setInterval(() => service.tick(), TICK_MS),
+    setInterval(() => rateLimiter.prune(Date.now()), 60_000),
+  ];
+  let announced = false;
+  mqtt.start({
+    message: (msg) => service.onWorkerMessage(msg),
+    connected: (firstTime) => {
+      if (!firstTime) service.brokerReconnected();
+      else service.pump();
+      if (announced) return;
+      announced = true;
+      mqtt.publishLog("info", "master ready");
+      log.info("master ready", {
+        http: `http://127.0.0.1:${httpPort}`,
+        grpc: `127.0.0.1:${grpcPort}`,
+        broker: `${cfg.mqtt.host}:${cfg.mqtt.port}`,
+      });
+    },
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    timers.forEach(clearInterval);
+    await Promise.allSettled([http.close(), grpcServer.stop(), mqtt.stop()]);
+    store.close();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  process.stdout.write(
+    `${JSON.stringify({ ts: new Date().toISOString(), level: "error", msg: "master failed to start", error: errorMessage(err) })}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,399 @@
+// The scheduler: pure logic, no I/O, time passed in by the caller, so every
+// delivery rule of docs/protocol.md can be unit-tested without a network.
+//
+// It owns the FIFO queue of waiting tasks, the worker registry and the leases.
+// Callers feed it events (a query, an MQTT message, a result, the clock) and
+// act on what it returns (publish dispatches, persist requeues).
+import type { HeartbeatMsg, RegisterMsg, StatusMsg } from "./protocol";
+
+export interface SchedulerOptions {
+  leaseMs: number;
+  taskTimeoutMs: number;
+  heartbeatTimeoutMs: number;
+  maxQueuedPerSession: number;
+  /** Dispatches after which a task that keeps losing its worker fails. */
+  maxAttempts: number;
+  /** How long an offline worker stays in the list for display. */
+  offlineRetentionMs: number;
+}
+
+export type WorkerStatus = "idle" | "busy" | "offline";
+
+export interface WorkerView {
+  id: string;
+  language: string;
+  node: string;
+  status: WorkerStatus;
+  task_id: string | null;
+  last_seen_ms: number;
+}
+
+export interface Dispatch {
+  taskId: string;
+  workerId: string;
+  leaseMs: number;
+  attempt: number;
+}
+
+export type RequeueReason = "lease_expired" | "worker_offline" | "heartbeat_timeout" | "rejected";
+
+/** A task taken back from a worker: queued again at the head, or failed for good. */
+export interface Requeue {
+  taskId: string;
+  workerId: string;
+  reason: RequeueReason;
+  /** Set when the task is back in the queue; its new (lowest) queue key. */
+  queueKey?: number;
+  /** True when the task ran out of attempts and must be failed. */
+  failed: boolean;
+}
+
+export type EnqueueResult = { ok: true; queueKey: number } | { ok: false; reason: "session_cap" };
+
+/** Who may report on a task: the holder, someone else, or nobody (not active). */
+export type HolderCheck = "held" | "not_held" | "not_active";
+
+/** A task as persisted, for rebuilding the scheduler after a restart. */
+export interface RestoredTask {
+  id: string;
+  session: string;
+  attempts: number;
+  queueKey: number;
+  lease?: { workerId: string };
+}
+
+interface Task {
+  id: string;
+  session: string;
+  attempts: number;
+  queueKey: number;
+}
+
+interface Lease {
+  taskId: string;
+  workerId: string;
+  dispatchedMs: number;
+  /** When the lease was granted or restored: the holder must be heard of since. */
+  grantedMs: number;
+  deadlineMs: number;
+}
+
+interface Worker {
+  id: string;
+  language: string;
+  node: string;
+  /** What the worker last said about itself. */
+  reported: "idle" | "busy";
+  online: boolean;
+  lastSeenMs: number;
+}
+
+export class Scheduler {
+  private readonly tasks = new Map<string, Task>();
+  /** Task ids waiting, head first, sorted by queue key. */
+  private readonly queue: string[] = [];
+  private readonly queuedBySession = new Map<string, number>();
+  private readonly leases = new Map<string, Lease>();
+  private readonly leaseByWorker = new Map<string, string>();
+  private readonly workers = new Map<string, Worker>();
+  /** Workers that can take a task now, longest-idle first. */
+  private readonly idle = new Set<string>();
+  private minKey = 0;
+  private maxKey = 0;
+  /** Bumped on every change of the worker list, so callers know when to broadcast. */
+  workersVersion = 0;
+
+  constructor(private readonly opts: SchedulerOptions) {}
+
+  // ---- queries -------------------------------------------------------------
+
+  /** Appends a new task at the tail, unless its session already has too many waiting. */
+  enqueue(id: string, session: string): EnqueueResult {
+    if ((this.queuedBySession.get(session) ?? 0) >= this.opts.maxQueuedPerSession) {
+      return { ok: false, reason: "session_cap" };
+    }
+    const task: Task = { id, session, attempts: 0, queueKey: ++this.maxKey };
+    this.tasks.set(id, task);
+    this.pushTail(task);
+    return { ok: true, queueKey: task.queueKey };
+  }
+
+  /** Rebuilds queue and leases from the store; leases get a fresh deadline. */
+  restore(tasks: RestoredTask[], now: number): void {
+    const sorted = [...tasks].sort((a, b) => a.queueKey - b.queueKey);
+    for (const t of sorted) {
+      const task: Task = { id: t.id, session: t.session, attempts: t.attempts, queueKey: t.queueKey };
+      this.tasks.set(t.id, task);
+      this.minKey = Math.min(this.minKey, t.queueKey);
+      this.maxKey = Math.max(this.maxKey, t.queueKey);
+      if (t.lease) {
+        // The task timeout restarts too: the master's downtime is not the worker's fault.
+        this.grantLease(t.id, t.lease.workerId, now, now);
+      } else {
+        this.pushTail(task);
+      }
+    }
+  }
+
+  /** 1-based place in the queue, 0 when not waiting. */
+  positionOf(taskId: string): number {
+    return this.queue.indexOf(taskId) + 1;
+  }
+
+  /** Waiting task ids, head first. */
+  queuedIds(): readonly string[] {
+    return this.queue;
+  }
+
+  get queueDepth(): number {
+    return this.queue.length;
+  }
+
+  get leaseCount(): number {
+    return this.leases.size;
+  }
+
+  /** Leases the head of the queue to idle workers while both exist. */
+  dispatch(now: number): Dispatch[] {
+    const out: Dispatch[] = [];
+    while (this.queue.length > 0 && this.idle.size > 0) {
+      const workerId = this.idle.values().next().value as string;
+      const taskId = this.queue.shift() as string;
+      const task = this.tasks.get(taskId) as Task;
+      this.adjustSessionCount(task.session, -1);
+      task.attempts += 1;
+      this.grantLease(taskId, workerId, now, now);
+      const worker = this.workers.get(workerId) as Worker;
+      // Until it says otherwise, a worker that was just given a task is busy.
+      worker.reported = "busy";
+      this.refreshIdle(worker);
+      this.workersVersion++;
+      out.push({ taskId, workerId, leaseMs: this.opts.leaseMs, attempt: task.attempts });
+    }
+    return out;
+  }
+
+  /** Checks who holds a task (for results and credential requests). */
+  checkHolder(taskId: string, workerId: string): HolderCheck {
+    const lease = this.leases.get(taskId);
+    if (lease) return lease.workerId === workerId ? "held" : "not_held";
+    return this.tasks.has(taskId) ? "not_held" : "not_active";
+  }
+
+  /** Ends a task on its holder's result. The caller checked the holder first. */
+  complete(taskId: string): void {
+    const lease = this.leases.get(taskId);
+    if (lease) {
+      // The worker says "idle" itself once it has its ack; until then any
+      // "idle" we heard is older than the result, so it does not count.
+      const worker = this.workers.get(lease.workerId);
+      if (worker) worker.reported = "busy";
+      this.releaseLease(lease);
+    }
+    this.tasks.delete(taskId);
+    this.workersVersion++;
+  }
+
+  // ---- workers -------------------------------------------------------------
+
+  onRegister(msg: RegisterMsg, now: number): void {
+    const known = this.workers.get(msg.worker_id);
+    const worker = this.touchWorker(msg.worker_id, msg.language, msg.node, now);
+    // A fresh (re)connect: ready for work unless it tells us otherwise next.
+    if (!known || !known.online) worker.reported = "idle";
+    worker.online = true;
+    this.refreshIdle(worker);
+  }
+
+  onHeartbeat(msg: HeartbeatMsg, now: number): void {
+    const worker = this.touchWorker(msg.worker_id, msg.language, msg.node, now);
+    worker.online = true;
+    this.setReported(worker, msg.status);
+    const lease = msg.task_id ? this.leases.get(msg.task_id) : undefined;
+    if (lease && lease.workerId === worker.id) this.renewLease(lease, now);
+    this.refreshIdle(worker);
+  }
+
+  onStatus(msg: StatusMsg, now: number): Requeue[] {
+    const requeued: Requeue[] = [];
+    const rejected = msg.rejected_task_id ? this.leases.get(msg.rejected_task_id) : undefined;
+    if (rejected && rejected.workerId === msg.worker_id) {
+      requeued.push(this.takeBack(rejected, "rejected"));
+    }
+    // Status carries no identity: workers we never heard of wait for their
+    // register or heartbeat (a restarted master hears one within seconds).
+    const worker = this.workers.get(msg.worker_id);
+    if (!worker) {
+      const lease = this.leaseOf(msg.worker_id);
+      if (msg.status === "offline" && lease) requeued.push(this.takeBack(lease, "worker_offline"));
+      return requeued;
+    }
+    worker.lastSeenMs = now;
+    if (msg.status === "offline") {
+      requeued.push(...this.markOffline(worker, "worker_offline"));
+    } else {
+      worker.online = true;
+      this.setReported(worker, msg.status);
+      this.refreshIdle(worker);
+    }
+    this.workersVersion++;
+    return requeued;
+  }
+
+  /** Expires leases and silent workers; forgets long-offline workers. */
+  tick(now: number): Requeue[] {
+    const requeued: Requeue[] = [];
+    for (const lease of [...this.leases.values()]) {
+      const holder = this.workers.get(lease.workerId);
+      const holderGone =
+        (!holder || !holder.online) && now - lease.grantedMs > this.opts.heartbeatTimeoutMs;
+      if (now >= lease.deadlineMs) requeued.push(this.takeBack(lease, "lease_expired"));
+      else if (holderGone) requeued.push(this.takeBack(lease, "worker_offline"));
+    }
+    for (const worker of [...this.workers.values()]) {
+      const silentFor = now - worker.lastSeenMs;
+      if (worker.online && silentFor > this.opts.heartbeatTimeoutMs) {
+        requeued.push(...this.markOffline(worker, "heartbeat_timeout"));
+      } else if (!worker.online && silentFor > this.opts.offlineRetentionMs) {
+        this.workers.delete(worker.id);
+        this.workersVersion++;
+      }
+    }
+    return requeued;
+  }
+
+  /**
+   * After the broker connection comes back: nothing could be heard meanwhile,
+   * so silence is not the workers' fault. Gives them and their leases a fresh start.
+   */
+  resumeAfterOutage(now: number): void {
+    for (const worker of this.workers.values()) if (worker.online) worker.lastSeenMs = now;
+    for (const lease of this.leases.values()) {
+      lease.grantedMs = now;
+      lease.deadlineMs = Math.max(lease.deadlineMs, now + this.opts.leaseMs);
+    }
+  }
+
+  /** Language and node of a worker we know, for showing who holds a task. */
+  workerIdentity(id: string): { id: string; language: string; node: string } | undefined {
+    const w = this.workers.get(id);
+    return w ? { id: w.id, language: w.language, node: w.node } : undefined;
+  }
+
+  listWorkers(): WorkerView[] {
+    return [...this.workers.values()].map((w) => ({
+      id: w.id,
+      language: w.language,
+      node: w.node,
+      status: this.statusOf(w),
+      task_id: this.leaseByWorker.get(w.id) ?? null,
+      last_seen_ms: w.lastSeenMs,
+    }));
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  /**
+   * What a worker says about itself counts only while it holds no lease: during
+   * a lease it is busy for the master (rule 2), and an "idle" sent before the
+   * task reached it must not make it look free once the task ends.
+   */
+  private setReported(worker: Worker, reported: "idle" | "busy"): void {
+    if (!this.leaseByWorker.has(worker.id)) worker.reported = reported;
+  }
+
+  private statusOf(w: Worker): WorkerStatus {
+    if (!w.online) return "offline";
+    return this.leaseByWorker.has(w.id) || w.reported === "busy" ? "busy" : "idle";
+  }
+
+  private touchWorker(id: string, language: string, node: string, now: number): Worker {
+    let worker = this.workers.get(id);
+    if (!worker) {
+      worker = { id, language, node, reported: "busy", online: true, lastSeenMs: now };
+      this.workers.set(id, worker);
+    }
+    if (worker.language !== language || worker.node !== node || !worker.online) this.workersVersion++;
+    worker.language = language;
+    worker.node = node;
+    worker.lastSeenMs = now;
+    return worker;
+  }
+
+  private markOffline(worker: Worker, reason: RequeueReason): Requeue[] {
+    worker.online = false;
+    this.idle.delete(worker.id);
+    this.workersVersion++;
+    const lease = this.leaseOf(worker.id);
+    return lease ? [this.takeBack(lease, reason)] : [];
+  }
+
+  private leaseOf(workerId: string): Lease | undefined {
+    const taskId = this.leaseByWorker.get(workerId);
+    return taskId === undefined ? undefined : this.leases.get(taskId);
+  }
+
+  /** Keeps the idle set equal to: online, says idle, holds no lease. */
+  private refreshIdle(worker: Worker): void {
+    const free = worker.online && worker.reported === "idle" && !this.leaseByWorker.has(worker.id);
+    if (free === this.idle.has(worker.id)) return;
+    if (free) this.idle.add(worker.id);
+    else this.idle.delete(worker.id);
+    this.workersVersion++;
+  }
+
+  private grantLease(taskId: string, workerId: string, dispatchedMs: number, now: number): void {
+    const lease: Lease = {
+      taskId,
+      workerId,
+      dispatchedMs,
+      grantedMs: now,
+      deadlineMs: now + this.opts.leaseMs,
+    };
+    this.leases.set(taskId, lease);
+    this.leaseByWorker.set(workerId, taskId);
+  }
+
+  /** A heartbeat naming the task extends it, but never past the task timeout. */
+  private renewLease(lease: Lease, now: number): void {
+    const cap = lease.dispatchedMs + this.opts.taskTimeoutMs;
+    lease.deadlineMs = Math.max(lease.deadlineMs, Math.min(now + this.opts.leaseMs, cap));
+  }
+
+  private releaseLease(lease: Lease): void {
+    this.leases.delete(lease.taskId);
+    if (this.leaseByWorker.get(lease.workerId) === lease.taskId) {
+      this.leaseByWorker.delete(lease.workerId);
+    }
+    const worker = this.workers.get(lease.workerId);
+    if (worker) this.refreshIdle(worker);
+  }
+
+  /** Takes a leased task back to the head of the queue (or fails it). */
+  private takeBack(lease: Lease, reason: RequeueReason): Requeue {
+    this.releaseLease(lease);
+    this.workersVersion++;
+    const task = this.tasks.get(lease.taskId) as Task;
+    // A worker that was busy never worked on it: that dispatch does not count.
+    if (reason === "rejected") task.attempts = Math.max(0, task.attempts - 1);
+    if (reason !== "rejected" && task.attempts >= this.opts.maxAttempts) {
+      this.tasks.delete(task.id);
+      return { taskId: task.id, workerId: lease.workerId, reason, failed: true };
+    }
+    task.queueKey = --this.minKey;
+    this.queue.unshift(task.id);
+    this.adjustSessionCount(task.session, +1);
+    return { taskId: task.id, workerId: lease.workerId, reason, queueKey: task.queueKey, failed: false };
+  }
+
+  private pushTail(task: Task): void {
+    this.queue.push(task.id);
+    this.adjustSessionCount(task.session, +1);
+  }
+
+  private adjustSessionCount(session: string, delta: number): void {
+    const next = (this.queuedBySession.get(session) ?? 0) + delta;
+    if (next <= 0) this.queuedBySession.delete(session);
+    else this.queuedBySession.set(session, next);
+  }
+}

@@ -1,0 +1,218 @@
+// Persistence of queries in SQLite (better-sqlite3, WAL). Every query, its state
+// and its place in the queue live here so a restarted master (even after
+// SIGKILL) answers every queued and in-flight query exactly once.
+// The per-query user API key is deliberately NOT a column: it never touches disk.
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+export type QueryStatus = "queued" | "assigned" | "done" | "failed";
+
+export interface QueryRow {
+  id: string;
+  session: string;
+  query: string;
+  status: QueryStatus;
+  queue_key: number | null;
+  attempts: number;
+  answer: string | null;
+  error: string | null;
+  provider: string | null;
+  worker_id: string | null;
+  worker_language: string | null;
+  worker_node: string | null;
+  has_credential: number;
+  created_ms: number;
+  assigned_ms: number | null;
+  received_ms: number | null;
+  started_ms: number | null;
+  finished_ms: number | null;
+  completed_ms: number | null;
+}
+
+export interface NewQuery {
+  id: string;
+  session: string;
+  query: string;
+  queueKey: number;
+  hasCredential: boolean;
+  createdMs: number;
+}
+
+export interface Assignment {
+  id: string;
+  workerId: string;
+  assignedMs: number;
+  attempts: number;
+}
+
+export interface Outcome {
+  id: string;
+  status: "done" | "failed";
+  answer: string | null;
+  error: string | null;
+  provider: string | null;
+  worker: { id: string; language: string; node: string } | null;
+  receivedMs: number | null;
+  startedMs: number | null;
+  finishedMs: number | null;
+  completedMs: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS queries (
+  id              TEXT PRIMARY KEY,
+  seq             INTEGER NOT NULL,
+  session         TEXT NOT NULL,
+  query           TEXT NOT NULL,
+  status          TEXT NOT NULL CHECK (status IN ('queued','assigned','done','failed')),
+  queue_key       INTEGER,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  answer          TEXT,
+  error           TEXT,
+  provider        TEXT,
+  worker_id       TEXT,
+  worker_language TEXT,
+  worker_node     TEXT,
+  has_credential  INTEGER NOT NULL DEFAULT 0,
+  created_ms      INTEGER NOT NULL,
+  assigned_ms     INTEGER,
+  received_ms     INTEGER,
+  started_ms      INTEGER,
+  finished_ms     INTEGER,
+  completed_ms    INTEGER
+);
+-- Start-up reads only unfinished queries; a partial index keeps that cheap.
+CREATE INDEX IF NOT EXISTS queries_active ON queries (status) WHERE status IN ('queued','assigned');
+CREATE INDEX IF NOT EXISTS queries_session ON queries (session, seq);
+`;
+
+function prepareStatements(db: Database.Database) {
+return {
+    insert: db.prepare(
+      `INSERT INTO queries (id, seq, session, query, status, queue_key, has_credential, created_ms)
+       VALUES (@id, @seq, @session, @query, 'queued', @queueKey, @hasCredential, @createdMs)`,
+    ),
+    assign: db.prepare(
+      `UPDATE queries SET status = 'assigned', queue_key = NULL, worker_id = @workerId,
+         assigned_ms = @assignedMs, attempts = @attempts WHERE id = @id`,
+    ),
+    requeue: db.prepare(
+      `UPDATE queries SET status = 'queued', queue_key = @queueKey, worker_id = NULL,
+         assigned_ms = NULL WHERE id = @id`,
+    ),
+    finish: db.prepare(
+      `UPDATE queries SET status = @status, queue_key = NULL, answer = @answer, error = @error,
+         provider = @provider, worker_id = @workerId, worker_language = @workerLanguage,
+         worker_node = @workerNode, received_ms = @receivedMs, started_ms = @startedMs,
+         finished_ms = @finishedMs, completed_ms = @completedMs WHERE id = @id`,
+    ),
+    get: db.prepare(`SELECT * FROM queries WHERE id = ?`),
+    active: db.prepare(
+      `SELECT * FROM queries WHERE status IN ('queued','assigned') ORDER BY queue_key`,
+    ),
+    recentBySession: db.prepare(
+      `SELECT * FROM queries WHERE session = ? ORDER BY seq DESC LIMIT ?`,
+    ),
+    ping: db.prepare(`SELECT 1 AS ok`),
+    maxSeq: db.prepare(`SELECT COALESCE(MAX(seq), 0) AS max FROM queries`),
+    countByStatus: db.prepare(`SELECT status, COUNT(*) AS n FROM queries GROUP BY status`),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+export class QueryStore {
+  private readonly db: Database.Database;
+  private readonly stmts: Statements;
+  private nextSeq: number;
+
+  constructor(path: string) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    // WAL + NORMAL: durable across process crashes (SIGKILL), no fsync per query.
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+    this.stmts = prepareStatements(this.db);
+    this.nextSeq = (this.stmts.maxSeq.get() as { max: number }).max + 1;
+  }
+
+  insert(q: NewQuery): void {
+    this.stmts.insert.run({
+      id: q.id,
+      seq: this.nextSeq++,
+      session: q.session,
+      query: q.query,
+      queueKey: q.queueKey,
+      hasCredential: q.hasCredential ? 1 : 0,
+      createdMs: q.createdMs,
+    });
+  }
+
+  assign(a: Assignment): void {
+    this.stmts.assign.run(a);
+  }
+
+  /** Several assignments in one transaction (one WAL commit). */
+  assignMany(list: Assignment[]): void {
+    if (list.length === 1) this.assign(list[0] as Assignment);
+    else if (list.length > 1) this.db.transaction(() => list.forEach((a) => this.assign(a)))();
+  }
+
+  requeue(id: string, queueKey: number): void {
+    this.stmts.requeue.run({ id, queueKey });
+  }
+
+  finish(o: Outcome): void {
+    this.stmts.finish.run({
+      id: o.id,
+      status: o.status,
+      answer: o.answer,
+      error: o.error,
+      provider: o.provider,
+      workerId: o.worker?.id ?? null,
+      workerLanguage: o.worker?.language ?? null,
+      workerNode: o.worker?.node ?? null,
+      receivedMs: o.receivedMs,
+      startedMs: o.startedMs,
+      finishedMs: o.finishedMs,
+      completedMs: o.completedMs,
+    });
+  }
+
+  get(id: string): QueryRow | undefined {
+    return this.stmts.get.get(id) as QueryRow | undefined;
+  }
+
+  /** Unfinished queries (queued and assigned), queued ones in queue order. */
+  active(): QueryRow[] {
+    return this.stmts.active.all() as QueryRow[];
+  }
+
+  recentBySession(session: string, limit: number): QueryRow[] {
+    return this.stmts.recentBySession.all(session, limit) as QueryRow[];
+  }
+
+  countByStatus(): Record<QueryStatus, number> {
+    const counts: Record<QueryStatus, number> = { queued: 0, assigned: 0, done: 0, failed: 0 };
+    for (const row of this.stmts.countByStatus.all() as { status: QueryStatus; n: number }[]) {
+      counts[row.status] = row.n;
+    }
+    return counts;
+  }
+
+  /** Cheap liveness check for /healthz. */
+  ping(): boolean {
+    try {
+      return this.stmts.ping.get() !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,300 @@
+// The REST API and Socket.IO on a real HTTP server on 127.0.0.1, in front of the
+// real service and store. Tasks are recorded instead of published (no broker
+// needed here; e2e.test.ts covers MQTT).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { io as connectSocket, type Socket } from "socket.io-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HttpApi } from "../src/httpServer";
+import { createLogger } from "../src/log";
+import { Metrics } from "../src/metrics";
+import { QueryService, type QueryView, type TaskPublisher } from "../src/queryService";
+import { RateLimiter } from "../src/rateLimit";
+import { Scheduler } from "../src/scheduler";
+import { QueryStore } from "../src/store";
+import { waitUntil } from "./helpers/net";
+
+const MAX_CHARS = 50;
+const RATE = 60;
+
+class RecordingPublisher implements TaskPublisher {
+  connected = true;
+  readonly sent: Record<string, unknown>[] = [];
+  publish(_topic: string, payload: string): void {
+    this.sent.push(JSON.parse(payload) as Record<string, unknown>);
+  }
+}
+
+let dir: string;
+let store: QueryStore;
+let service: QueryService;
+let api: HttpApi;
+let base: string;
+let mqttUp = true;
+const publisher = new RecordingPublisher();
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "master-http-"));
+  store = new QueryStore(join(dir, "master.db"));
+  const scheduler = new Scheduler({
+    leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000,
+    maxQueuedPerSession: 3, maxAttempts: 5, offlineRetentionMs: 60_000,
+  });
+  const log = createLogger("error", () => {});
+  service = new QueryService(store, scheduler, publisher, log, { taskTopic: (id) => `t/${id}` });
+  const metrics = new Metrics({
+    queueDepth: () => service.queueDepth(),
+    queriesByState: () => service.queriesByState(),
+    workers: () => service.workers(),
+  });
+  service.setMetrics(metrics);
+  api = new HttpApi({
+    service, metrics, log, maxQueryChars: MAX_CHARS,
+    rateLimiter: new RateLimiter(RATE),
+    health: () => ({ mqtt: mqttUp, db: store.ping() }),
+  });
+  const port = await api.listen(0, "127.0.0.1");
+  base = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  await api.close();
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let sessionCounter = 0;
+/** Each test uses its own session so the per-session cap does not leak between tests. */
+const newSession = (): string => `test-${++sessionCounter}`;
+
+function post(body: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${base}/api/queries`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-session-id": newSession(), ...headers },
+    body,
+  });
+}
+
+async function errorOf(res: Response): Promise<string> {
+  return ((await res.json()) as { error: string }).error;
+}
+
+// First: it needs an empty queue so the worker it registers takes its query.
+describe("long-poll", () => {
+  it("?wait=MS long-polls until the query ends", async () => {
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-http", language: "go", node: "vm7", provider: "offline", ts: 0 });
+    const { id } = (await (await post('{"query":"poll me"}')).json()) as { id: string };
+    await waitUntil("dispatch to w-http", () => (service.get(id)?.status === "assigned" ? true : undefined));
+    const polled = fetch(`${base}/api/queries/${id}?wait=10000`);
+    setTimeout(() => {
+      service.handleResult({
+        taskId: id, workerId: "w-http", language: "go", node: "vm7", provider: "offline",
+        answer: "polled answer", error: "", receivedMs: 1, startedMs: 2, finishedMs: 3,
+      });
+    }, 100);
+    const view = (await (await polled).json()) as QueryView;
+    expect(view).toMatchObject({ status: "done", answer: "polled answer", worker: { id: "w-http", language: "go", node: "vm7" } });
+    // a bad wait value is an error, not a crash
+    const bad = await fetch(`${base}/api/queries/${id}?wait=soon`);
+    expect(bad.status).toBe(400);
+    service.onWorkerMessage({ v: 1, type: "status", worker_id: "w-http", status: "offline", task_id: null, ts: 0 });
+  });
+});
+
+describe("POST /api/queries", () => {
+  it("accepts a query: 202 {id, status, position}", async () => {
+    const res = await post(JSON.stringify({ query: "What is Docker Swarm?" }));
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { id: string; status: string; position: number };
+    expect(body.id).toMatch(/^q_[0-9A-Z]{26}$/);
+    expect(body.status).toBe("queued");
+    expect(body.position).toBeGreaterThanOrEqual(1);
+  });
+
+  it.each([
+    ["not JSON", "{query:", /not valid JSON/],
+    ["plain text", "hello there", /not valid JSON/],
+    ["a JSON array", "[1]", /JSON object/],
+    ["no query", "{}", /query is required/],
+    ["empty query", '{"query":""}', /query is empty/],
+    ["whitespace query", '{"query":"  \\n "}', /query is empty/],
+    ["query not a string", '{"query":42}', /query must be a string/],
+    ["query over the limit", JSON.stringify({ query: "x".repeat(MAX_CHARS + 1) }), new RegExp(`limit is ${MAX_CHARS}`)],
+    ["apiKey not a string", '{"query":"hi","apiKey":{"a":1}}', /apiKey must be a string/],
+    ["apiKey too long", JSON.stringify({ query: "hi", apiKey: "k".repeat(513) }), /apiKey is too long/],
+  ])("400 for %s", async (_name, body, error) => {
+    const res = await post(body);
+    expect(res.status).toBe(400);
+    expect(await errorOf(res)).toMatch(error);
+  });
+
+  it("400 for a text/plain body too (every body is read as JSON)", async () => {
+    const res = await post("just words", { "content-type": "text/plain" });
+    expect(res.status).toBe(400);
+    expect(await errorOf(res)).toMatch(/not valid JSON/);
+  });
+
+  it("400 for a malformed x-session-id", async () => {
+    const res = await post('{"query":"hi"}', { "x-session-id": "no spaces allowed" });
+    expect(res.status).toBe(400);
+    expect(await errorOf(res)).toMatch(/x-session-id/);
+  });
+
+  it("413 for a body over 64 KiB", async () => {
+    const res = await post(JSON.stringify({ query: "x".repeat(70_000) }));
+    expect(res.status).toBe(413);
+    expect(await errorOf(res)).toMatch(/65536 bytes/);
+  });
+
+  it("429 once a session has its maximum of queued queries; other sessions still get in", async () => {
+    const session = newSession();
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      statuses.push((await post(JSON.stringify({ query: `q${i}` }), { "x-session-id": session })).status);
+    }
+    expect(statuses).toEqual([202, 202, 202, 429]);
+    const res = await post(JSON.stringify({ query: "q4" }), { "x-session-id": session });
+    expect(await errorOf(res)).toMatch(/maximum number of queued queries/);
+    expect((await post(JSON.stringify({ query: "other" }))).status).toBe(202);
+  });
+
+  it("never echoes the API key", async () => {
+    const res = await post(JSON.stringify({ query: "with key", apiKey: "USER-SECRET-KEY-42" }));
+    const text = await res.text();
+    expect(text).not.toContain("USER-SECRET-KEY-42");
+    const { id } = JSON.parse(text) as { id: string };
+    expect(await (await fetch(`${base}/api/queries/${id}`)).text()).not.toContain("USER-SECRET-KEY-42");
+  });
+});
+
+describe("GET /api/queries/:id", () => {
+  it("returns the documented shape, and 404 for an unknown id", async () => {
+    const { id } = (await (await post('{"query":"shape"}')).json()) as { id: string };
+    const view = (await (await fetch(`${base}/api/queries/${id}`)).json()) as QueryView;
+    expect(view).toMatchObject({ id, status: "queued", query: "shape", answer: null, error: null, worker: null, attempts: 0 });
+    expect(Object.keys(view.timings).sort()).toEqual(
+      ["assigned_ms", "completed_ms", "created_ms", "finished_ms", "received_ms", "started_ms"],
+    );
+    const malformed = await fetch(`${base}/api/queries/%E0%A4%A`);
+    expect(malformed.status).toBe(400);
+    expect(await errorOf(malformed)).toMatch(/malformed URL encoding/);
+    const missing = await fetch(`${base}/api/queries/q_nope`);
+    expect(missing.status).toBe(404);
+    expect(await errorOf(missing)).toMatch(/unknown query q_nope/);
+  });
+
+});
+
+describe("other endpoints", () => {
+  it("GET /api/workers lists workers with the documented fields", async () => {
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-list", language: "java", node: "vm3", provider: "offline", ts: 0 });
+    const list = (await (await fetch(`${base}/api/workers`)).json()) as Record<string, unknown>[];
+    const w = list.find((x) => x.id === "w-list");
+    expect(w).toMatchObject({ id: "w-list", language: "java", node: "vm3", task_id: expect.anything() });
+    expect(["idle", "busy"]).toContain(w?.status);
+    expect(typeof w?.last_seen_ms).toBe("number");
+  });
+
+  it("GET /healthz is 200 with the broker up and 503 without", async () => {
+    const up = await fetch(`${base}/healthz`);
+    expect(up.status).toBe(200);
+    expect(await up.json()).toEqual({ status: "ok", mqtt: true, db: true });
+    mqttUp = false;
+    const down = await fetch(`${base}/healthz`);
+    mqttUp = true;
+    expect(down.status).toBe(503);
+    expect(await down.json()).toMatchObject({ mqtt: false, db: true });
+  });
+
+  it("GET /metrics is Prometheus text with the documented series", async () => {
+    const res = await fetch(`${base}/metrics`);
+    expect(res.headers.get("content-type")).toMatch(/text\/plain/);
+    const text = await res.text();
+    expect(text).toMatch(/^aiswarm_queue_depth \d+$/m);
+    expect(text).toMatch(/^aiswarm_queries\{state="done"\} \d+$/m);
+    expect(text).toMatch(/^aiswarm_workers\{language="java",node="vm3",status="(idle|busy)"\} 1$/m);
+    expect(text).toMatch(/^aiswarm_query_latency_seconds_count \d+$/m);
+    expect(text).toContain("aiswarm_results_rejected_total");
+  });
+
+  it("GET / serves the chat page and the Socket.IO client, with no CDN", async () => {
+    const page = await (await fetch(`${base}/`)).text();
+    for (const id of ["query-input", "send-button", "api-key-input", "workers-panel"]) expect(page).toContain(`id="${id}"`);
+    expect(page).toContain('src="/socket.io/socket.io.js"');
+    expect(page).not.toMatch(/https?:\/\//);
+    const client = await fetch(`${base}/socket.io/socket.io.js`);
+    expect(client.status).toBe(200);
+    const app = await (await fetch(`${base}/app.js`)).text();
+    expect(app).not.toMatch(/\.innerHTML\s*=|outerHTML|insertAdjacentHTML|document\.write/);
+  });
+
+  it("unknown API routes are a JSON 404", async () => {
+    const res = await fetch(`${base}/api/nothing`);
+    expect(res.status).toBe(404);
+    expect(await errorOf(res)).toMatch(/no such API route/);
+  });
+});
+
+describe("Socket.IO", () => {
+  const sockets: Socket[] = [];
+  afterAll(() => sockets.forEach((s) => s.close()));
+
+  function connect(sessionId: string): Socket {
+    const socket = connectSocket(base, { auth: { sessionId }, transports: ["websocket"], reconnection: false });
+    sockets.push(socket);
+    return socket;
+  }
+
+  it("query with ack, query:update to the session, state again after reconnecting", async () => {
+    const session = newSession();
+    const first = connect(session);
+    const updates: QueryView[] = [];
+    first.on("query:update", (v: QueryView) => updates.push(v));
+    const ack = (await first.timeout(5000).emitWithAck("query", { query: "over socket" })) as { ok: boolean; id: string; position: number };
+    expect(ack).toMatchObject({ ok: true, id: expect.stringMatching(/^q_/) });
+    await waitUntil("an update", () => updates.find((u) => u.id === ack.id));
+    const bad = (await first.timeout(5000).emitWithAck("query", { query: "" })) as { ok: boolean; error: string };
+    expect(bad).toEqual({ ok: false, error: "query is empty" });
+    first.close();
+
+    const again = connect(session);
+    const replayed: QueryView[] = [];
+    again.on("query:update", (v: QueryView) => replayed.push(v));
+    const view = await waitUntil("the replayed query", () => replayed.find((u) => u.id === ack.id));
+    expect(view.query).toBe("over socket");
+    // another session does not see it
+    const stranger = connect(newSession());
+    const seen: QueryView[] = [];
+    stranger.on("query:update", (v: QueryView) => seen.push(v));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(seen.find((u) => u.id === ack.id)).toBeUndefined();
+  });
+
+  it("sends the worker list on connect and on changes", async () => {
+    const socket = connect(newSession());
+    const lists: { id: string; status: string }[][] = [];
+    socket.on("workers", (list: { id: string; status: string }[]) => lists.push(list));
+    await waitUntil("the first list", () => lists[0]);
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-sock", language: "python", node: "vm9", provider: "offline", ts: 0 });
+    await waitUntil("a list with w-sock", () => lists.find((l) => l.some((w) => w.id === "w-sock")));
+  });
+
+  it("refuses a non-object payload with a clear error and keeps serving", async () => {
+    const socket = connect(newSession());
+    const res = (await socket.timeout(5000).emitWithAck("query", "just a string")) as { ok: boolean; error: string };
+    expect(res).toEqual({ ok: false, error: expect.stringMatching(/JSON object/) });
+    socket.emit("query", { query: "no ack" }); // no ack function: ignored, no crash
+    expect(((await socket.timeout(5000).emitWithAck("query", { query: "fine" })) as { ok: boolean }).ok).toBe(true);
+  });
+});
+
+describe("rate limit", () => {
+  // Last: it exhausts this client's budget for the minute.
+  it("429 once the client IP is over RATE_LIMIT_PER_MINUTE", async () => {
+    let status = 0;
+    for (let i = 0; i < RATE + 1 && status !== 429; i++) status = (await post('{"query":"spam"}')).status;
+    expect(status).toBe(429);
+    expect(await errorOf(await post('{"query":"spam"}'))).toMatch(/too many queries/);
+  });
+});

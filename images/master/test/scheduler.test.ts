@@ -1,0 +1,292 @@
+import { describe, expect, it } from "vitest";
+import type { HeartbeatMsg, RegisterMsg, StatusMsg } from "../src/protocol";
+import { Scheduler, type SchedulerOptions } from "../src/scheduler";
+
+const OPTS: SchedulerOptions = {
+  leaseMs: 1000,
+  taskTimeoutMs: 5000,
+  heartbeatTimeoutMs: 700,
+  maxQueuedPerSession: 3,
+  maxAttempts: 3,
+  offlineRetentionMs: 10_000,
+};
+
+function register(id: string, node = "vm1"): RegisterMsg {
+  return { v: 1, type: "register", worker_id: id, language: "python", node, provider: "offline", ts: 0 };
+}
+function heartbeat(id: string, taskId: string | null, status: "idle" | "busy" = "busy"): HeartbeatMsg {
+  return { v: 1, type: "heartbeat", worker_id: id, language: "python", node: "vm1", status, task_id: taskId, ts: 0 };
+}
+function status(id: string, s: StatusMsg["status"], extra: Partial<StatusMsg> = {}): StatusMsg {
+  return { v: 1, type: "status", worker_id: id, status: s, task_id: null, ts: 0, ...extra };
+}
+
+/** A scheduler with idle workers already registered. */
+function withWorkers(ids: string[], opts: Partial<SchedulerOptions> = {}): Scheduler {
+  const s = new Scheduler({ ...OPTS, ...opts });
+  for (const id of ids) s.onRegister(register(id), 0);
+  return s;
+}
+
+describe("scheduler: FIFO and dispatch", () => {
+  it("queues in arrival order and reports 1-based positions", () => {
+    const s = withWorkers([]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s2");
+    s.enqueue("c", "s3");
+    expect(s.queuedIds()).toEqual(["a", "b", "c"]);
+    expect(s.positionOf("b")).toBe(2);
+    expect(s.positionOf("nope")).toBe(0);
+  });
+
+  it("leases the head to each idle worker, longest-idle first, and nothing without workers", () => {
+    const s = withWorkers([]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.enqueue("c", "s1");
+    expect(s.dispatch(0)).toEqual([]);
+    s.onRegister(register("w1"), 1);
+    s.onRegister(register("w2"), 2);
+    const out = s.dispatch(3);
+    expect(out.map((d) => [d.taskId, d.workerId])).toEqual([
+      ["a", "w1"],
+      ["b", "w2"],
+    ]);
+    expect(out[0]).toMatchObject({ leaseMs: 1000, attempt: 1 });
+    expect(s.queuedIds()).toEqual(["c"]);
+    expect(s.positionOf("c")).toBe(1);
+  });
+
+  it("a worker that finished gets the next task only once it says idle again", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0);
+    expect(s.checkHolder("a", "w1")).toBe("held");
+    s.complete("a");
+    expect(s.dispatch(1)).toEqual([]); // still busy in the master's eyes
+    s.onStatus(status("w1", "idle"), 2);
+    expect(s.dispatch(3).map((d) => d.taskId)).toEqual(["b"]);
+  });
+
+  it("an idle sent before the task arrived does not free the worker after its result", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0);
+    s.onStatus(status("w1", "idle"), 1); // stale: published before the task reached it
+    s.complete("a");
+    expect(s.dispatch(2)).toEqual([]);
+    s.onStatus(status("w1", "idle"), 3); // the real one, after its result
+    expect(s.dispatch(4).map((d) => d.taskId)).toEqual(["b"]);
+  });
+
+  it("a worker holding a lease is busy whatever its heartbeat says", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0);
+    s.onHeartbeat(heartbeat("w1", null, "idle"), 10);
+    expect(s.dispatch(11)).toEqual([]);
+    expect(s.listWorkers()[0]).toMatchObject({ id: "w1", status: "busy", task_id: "a" });
+  });
+});
+
+describe("scheduler: fairness cap", () => {
+  it("refuses a session's query over the cap, but not other sessions", () => {
+    const s = withWorkers([]);
+    for (const id of ["a", "b", "c"]) expect(s.enqueue(id, "greedy").ok).toBe(true);
+    expect(s.enqueue("d", "greedy")).toEqual({ ok: false, reason: "session_cap" });
+    expect(s.enqueue("e", "other").ok).toBe(true);
+    expect(s.queuedIds()).toEqual(["a", "b", "c", "e"]);
+  });
+
+  it("frees a place once one of the session's queries is dispatched", () => {
+    const s = withWorkers([]);
+    for (const id of ["a", "b", "c"]) s.enqueue(id, "greedy");
+    s.onRegister(register("w1"), 0);
+    s.dispatch(0);
+    expect(s.enqueue("d", "greedy").ok).toBe(true);
+  });
+});
+
+describe("scheduler: leases", () => {
+  it("expires a lease that is not renewed and puts the task back at the head", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    s.enqueue("b", "s1");
+    // the worker keeps heartbeating, but without naming the task
+    s.onHeartbeat(heartbeat("w1", null, "busy"), 500);
+    expect(s.tick(999)).toEqual([]);
+    const requeued = s.tick(1000);
+    expect(requeued).toEqual([
+      expect.objectContaining({ taskId: "a", workerId: "w1", reason: "lease_expired", failed: false }),
+    ]);
+    expect(s.queuedIds()).toEqual(["a", "b"]);
+    expect(s.checkHolder("a", "w1")).toBe("not_held");
+  });
+
+  it("heartbeats naming the task renew the lease, but not past the task timeout", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    for (let t = 500; t <= 4500; t += 500) {
+      s.onHeartbeat(heartbeat("w1", "a"), t);
+      expect(s.tick(t)).toEqual([]);
+    }
+    s.onHeartbeat(heartbeat("w1", "a"), 4900);
+    // renewed up to dispatch + taskTimeout = 5000, and no further
+    expect(s.tick(4999)).toEqual([]);
+    expect(s.tick(5000).map((r) => r.reason)).toEqual(["lease_expired"]);
+  });
+
+  it("a heartbeat from another worker naming the task does not renew it", () => {
+    const s = withWorkers(["w1", "w2"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    s.onHeartbeat(heartbeat("w1", null), 600);
+    s.onHeartbeat(heartbeat("w2", "a"), 900);
+    expect(s.tick(1000).map((r) => r.taskId)).toEqual(["a"]);
+  });
+
+  it("fails a task that lost its worker maxAttempts times", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    let last;
+    for (let i = 0; i < 3; i++) {
+      const now = i * 2000;
+      s.onStatus(status("w1", "idle"), now);
+      expect(s.dispatch(now)).toHaveLength(1);
+      last = s.tick(now + 1000);
+    }
+    expect(last).toEqual([expect.objectContaining({ taskId: "a", failed: true })]);
+    expect(s.queueDepth).toBe(0);
+    expect(s.checkHolder("a", "w1")).toBe("not_active");
+  });
+});
+
+describe("scheduler: workers going away", () => {
+  it("last will (offline status) puts the held task back at the head at once", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    s.enqueue("b", "s1");
+    const requeued = s.onStatus(status("w1", "offline"), 10);
+    expect(requeued).toEqual([expect.objectContaining({ taskId: "a", reason: "worker_offline" })]);
+    expect(s.queuedIds()).toEqual(["a", "b"]);
+    expect(s.listWorkers()[0]?.status).toBe("offline");
+    // the next idle worker takes it
+    s.onRegister(register("w2"), 20);
+    expect(s.dispatch(21)).toEqual([expect.objectContaining({ taskId: "a", workerId: "w2", attempt: 2 })]);
+  });
+
+  it("a worker silent for HEARTBEAT_TIMEOUT_MS goes offline and its task goes to the head", () => {
+    const s = withWorkers(["w1", "w2"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    s.enqueue("b", "s1"); // w2 takes b
+    s.dispatch(0);
+    s.enqueue("c", "s1");
+    s.onHeartbeat(heartbeat("w2", "b"), 600);
+    expect(s.tick(700)).toEqual([]);
+    const requeued = s.tick(701);
+    expect(requeued).toEqual([expect.objectContaining({ taskId: "a", workerId: "w1", reason: "heartbeat_timeout" })]);
+    expect(s.queuedIds()).toEqual(["a", "c"]);
+    expect(s.listWorkers().find((w) => w.id === "w1")?.status).toBe("offline");
+  });
+
+  it("keeps offline workers for display, then forgets them", () => {
+    const s = withWorkers(["w1"]);
+    s.onStatus(status("w1", "offline"), 0);
+    s.tick(9_999);
+    expect(s.listWorkers()).toHaveLength(1);
+    s.tick(10_001);
+    expect(s.listWorkers()).toHaveLength(0);
+  });
+
+  it("a worker busy with something else rejects a task: back to the head at once, attempt not counted", () => {
+    const s = withWorkers(["w1", "w2"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0); // a -> w1, b -> w2
+    s.enqueue("c", "s1");
+    const requeued = s.onStatus(status("w1", "busy", { task_id: "other", rejected_task_id: "a" }), 5);
+    expect(requeued).toEqual([expect.objectContaining({ taskId: "a", reason: "rejected", failed: false })]);
+    expect(s.queuedIds()).toEqual(["a", "c"]);
+    expect(s.dispatch(6)).toEqual([]); // w1 said busy, w2 holds b
+    s.onStatus(status("w1", "idle"), 7);
+    expect(s.dispatch(8)).toEqual([expect.objectContaining({ taskId: "a", workerId: "w1", attempt: 1 })]);
+  });
+
+  it("ignores a rejection naming a task the worker does not hold", () => {
+    const s = withWorkers(["w1", "w2"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0); // a -> w1
+    expect(s.onStatus(status("w2", "busy", { rejected_task_id: "a" }), 5)).toEqual([]);
+    expect(s.checkHolder("a", "w1")).toBe("held");
+  });
+});
+
+describe("scheduler: results", () => {
+  it("tells the holder, another worker and an unknown task apart", () => {
+    const s = withWorkers(["w1", "w2"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0); // a -> w1, b -> w2
+    s.enqueue("c", "s1");
+    expect(s.checkHolder("a", "w1")).toBe("held");
+    expect(s.checkHolder("a", "w2")).toBe("not_held");
+    expect(s.checkHolder("a", "stranger")).toBe("not_held");
+    expect(s.checkHolder("c", "w1")).toBe("not_held"); // queued: nobody holds it
+    expect(s.checkHolder("zzz", "w1")).toBe("not_active");
+  });
+
+  it("completing a task ends it: a second result finds it inactive (the service acks it as duplicate)", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    s.complete("a");
+    expect(s.checkHolder("a", "w1")).toBe("not_active");
+    expect(s.leaseCount).toBe(0);
+  });
+});
+
+describe("scheduler: restart", () => {
+  it("restores queue order and leases with a fresh deadline", () => {
+    const s = new Scheduler(OPTS);
+    s.restore(
+      [
+        { id: "late", session: "s", attempts: 0, queueKey: 5 },
+        { id: "head", session: "s", attempts: 1, queueKey: -2 },
+        { id: "busy", session: "s", attempts: 1, queueKey: 0, lease: { workerId: "w9" } },
+      ],
+      100_000,
+    );
+    expect(s.queuedIds()).toEqual(["head", "late"]);
+    expect(s.checkHolder("busy", "w9")).toBe("held");
+    // the holder heartbeats: lease renewed (fresh deadline, not the old one)
+    s.onHeartbeat(heartbeat("w9", "busy"), 100_500);
+    expect(s.tick(101_000)).toEqual([]);
+    // new tasks go after the restored ones; requeues before them
+    s.enqueue("new", "s");
+    expect(s.queuedIds()).toEqual(["head", "late", "new"]);
+  });
+
+  it("re-dispatches a restored lease whose worker never shows up", () => {
+    const s = new Scheduler(OPTS);
+    s.restore([{ id: "busy", session: "s", attempts: 1, queueKey: 0, lease: { workerId: "gone" } }], 0);
+    expect(s.tick(700)).toEqual([]);
+    expect(s.tick(701)).toEqual([expect.objectContaining({ taskId: "busy", reason: "worker_offline" })]);
+    expect(s.queuedIds()).toEqual(["busy"]);
+  });
+
+  it("after a broker outage, silence is forgiven", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    s.resumeAfterOutage(5000);
+    expect(s.tick(5100)).toEqual([]);
+    expect(s.checkHolder("a", "w1")).toBe("held");
+  });
+});
