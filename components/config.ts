@@ -27,6 +27,7 @@ const labelValue = /^[A-Za-z0-9._:/@-]{0,63}$/;
 const imageRef = /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/;
 
 const port = z.number().int().min(1).max(65535);
+const ipv4Cidr = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([89]|1\d|2[0-8])$/;
 
 const nodeSchema = z.strictObject({
   name: z.string().regex(dockerName, "must be 1-30 characters of a-z, 0-9 and -, starting with a letter or digit"),
@@ -80,7 +81,15 @@ const schema = z.strictObject({
       password: z.string().min(12, "must be at least 12 characters").optional(),
     })
     .default({ port: 5000, username: "aiswarm" }),
-  network: z.strictObject({ encrypted: z.boolean().default(true) }).default({ encrypted: true }),
+  network: z
+    .strictObject({
+      encrypted: z.boolean().default(true),
+      // Where Swarm takes the subnets of its overlay networks (`swarm init --default-addr-pool`):
+      // Docker's default 10.0.0.0/8 may collide with the VMs' own networks.
+      addressPool: z.string().regex(ipv4Cidr, "must be an IPv4 CIDR such as 172.29.0.0/16").optional(),
+      addressPoolMaskLength: z.number().int().min(16).max(28).optional(),
+    })
+    .default({ encrypted: true }),
   endpointMode: z.enum(["vip", "dnsrr"]).default("vip"),
   publishMode: z.enum(["ingress", "host"]).default("ingress"),
   baseImages: z
@@ -222,6 +231,17 @@ function placementProblems(config: ParsedConfig): string[] {
           `${config.nodes.length} nodes × maxReplicasPerNode ${config.maxReplicasPerNode} = ${capacity}`,
       );
     }
+  }
+  const { addressPool, addressPoolMaskLength } = config.network;
+  if (addressPoolMaskLength !== undefined && addressPool === undefined) {
+    problems.push(`${CONFIG_NAMESPACE}:network.addressPoolMaskLength: needs network.addressPool`);
+  }
+  const poolPrefix = addressPool === undefined ? undefined : Number(addressPool.split("/")[1]);
+  if (poolPrefix !== undefined && (addressPoolMaskLength ?? 24) < poolPrefix) {
+    problems.push(
+      `${CONFIG_NAMESPACE}:network.addressPoolMaskLength: ${addressPoolMaskLength ?? 24} is shorter than the pool's /${poolPrefix}; ` +
+        "each overlay network is carved out of the pool, so its mask must be at least as long",
+    );
   }
   if (config.endpointMode === "dnsrr" && config.publishMode === "ingress") {
     problems.push(

@@ -24,15 +24,29 @@ const NODE_ID = `docker info --format '{{.Swarm.NodeID}}'`;
 /** Reads one line of stdin into a variable; `|| true` accepts a last line without a newline (and empty input, checked after). */
 const readLine = (variable: string) => `IFS= read -r ${variable} || true`;
 
-/** On the manager: `swarm init` only when the node is not already in a swarm. Prints the node id. */
-export function swarmInitScript(advertiseAddr: string): string {
+/** Where Swarm takes overlay subnets from; only read by `swarm init`. */
+export interface AddressPool {
+  cidr: string;
+  maskLength?: number;
+}
+
+/**
+ * On the manager: `swarm init` only when the node is not already in a swarm. Prints the node id.
+ * The address pool applies to a new swarm only (Docker cannot change it later).
+ */
+export function swarmInitScript(advertiseAddr: string, pool?: AddressPool): string {
   const addr = shellQuote(advertiseAddr);
+  const poolArgs =
+    pool === undefined
+      ? ""
+      : ` --default-addr-pool ${shellQuote(pool.cidr)}` +
+        (pool.maskLength === undefined ? "" : ` --default-addr-pool-mask-length ${pool.maskLength}`);
   return [
     "set -eu",
     `state=$(${SWARM_STATE})`,
     `if [ "$state" != active ]; then`,
     // `swarm init` prints a join command with the worker token: never let it reach the logs.
-    `  docker swarm init --advertise-addr ${addr} >/dev/null`,
+    `  docker swarm init --advertise-addr ${addr}${poolArgs} >/dev/null`,
     "fi",
     `if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then`,
     `  echo "node ${advertiseAddr} is in a swarm but is not a manager: make it leave that swarm first" >&2`,

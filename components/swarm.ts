@@ -13,6 +13,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeConfig, StackConfig } from "./config";
 import {
+  type AddressPool,
   asRoot,
   drainAndRemoveScript,
   joinTokenScript,
@@ -39,6 +40,12 @@ export function sshConnection(node: NodeConfig, privateKey: pulumi.Input<string>
   return { host: node.host, port: node.sshPort, user: node.user, privateKey, dialErrorLimit: 20, perDialTimeout: 15 };
 }
 
+/** The overlay address pool from config, if one is set. */
+export function addressPoolOf(config: Pick<StackConfig, "network">): AddressPool | undefined {
+  const { addressPool, addressPoolMaskLength } = config.network;
+  return addressPool === undefined ? undefined : { cidr: addressPool, maskLength: addressPoolMaskLength };
+}
+
 export class SwarmCluster extends pulumi.ComponentResource {
   /** Every node with its role and swarm id. */
   readonly nodes: SwarmNodeInfo[];
@@ -58,7 +65,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
 
     this.init = new command.remote.Command(
       "swarm-init",
-      { connection: this.managerConnection, create: asRoot(swarmInitScript(manager.host), manager.user) },
+      { connection: this.managerConnection, create: asRoot(swarmInitScript(manager.host, addressPoolOf(config)), manager.user) },
       { parent: this },
     );
     const managerLabels = this.labelNode(manager, this.init.stdout, [this.init]);

@@ -32,6 +32,10 @@ step "root Node modules (Pulumi program, tests, tools)"
 # @pulumi/command's would try to download a provider plugin.
 timed npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
+# better-sqlite3 has no prebuilt binary reachable here, so node-gyp compiles it;
+# point it at the local Node headers instead of a download.
+export npm_config_nodedir="${npm_config_nodedir:-$(dirname "$(dirname "$(command -v node)")")}"
+
 step "master (images/master)"
 timed bash -c 'cd images/master && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build'
 

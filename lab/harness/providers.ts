@@ -60,7 +60,7 @@ export class ProviderRegistry {
       throw new InputError(`${forResource}: expects a docker provider, got ${entry.type} ${entry.name}`);
     }
     const path = `pulumi:providers:docker ${entry.name}`;
-    const inputs = fieldsOf(entry.inputs, path, DOCKER_PROVIDER_FIELDS);
+    const inputs = fieldsOf(decodeProviderInputs(entry.inputs), path, DOCKER_PROVIDER_FIELDS);
     // No host: like the provider, DOCKER_HOST or the local default socket.
     const host = optString(inputs, "host", path) ?? process.env["DOCKER_HOST"] ?? "unix:///var/run/docker.sock";
     const registryAuth = (optObjectList(inputs, "registryAuth", path) ?? []).map((auth, i) => {
@@ -80,6 +80,27 @@ export class ProviderRegistry {
     this.tunnels.push(tunnel);
     return tunnel.socketPath;
   }
+}
+
+/**
+ * The SDK sends a provider resource's non-string inputs JSON-encoded (as the
+ * engine passes provider config), e.g. sshOpts arrives as '["-o","BatchMode=yes"]'.
+ * Decodes those back; plain strings (host, version) stay as they are.
+ */
+export function decodeProviderInputs(inputs: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const [key, value] of Object.entries(inputs)) {
+    if (typeof value === "string" && /^\s*[[{]/.test(value)) {
+      try {
+        out[key] = JSON.parse(value) as JsonObject[keyof JsonObject];
+        continue;
+      } catch {
+        // not JSON after all: keep the string, the field check names it if it is wrong
+      }
+    }
+    out[key] = value;
+  }
+  return out;
 }
 
 /** "urn:pulumi:dev::ai-swarm::pulumi:providers:docker::manager::<id>" → "<id>". */

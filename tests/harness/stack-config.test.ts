@@ -6,7 +6,7 @@ import { passwordRules, generatePassword } from "../../lab/harness/appliers/rand
 import { planBuild, splitImageName } from "../../lab/harness/appliers/image";
 import { networkCreateBody, objectData } from "../../lab/harness/appliers/swarm";
 import { parseArgs } from "../../lab/harness/deploy";
-import { parseSshHost, providerId, authForRegistry } from "../../lab/harness/providers";
+import { decodeProviderInputs, parseSshHost, providerId, authForRegistry } from "../../lab/harness/providers";
 import { Masker, SECRET_SIG_KEY, SECRET_SIG_VALUE, unwrapSecrets } from "../../lab/harness/secrets";
 import { buildEngineConfig, readSecretsFile } from "../../lab/harness/stack-config";
 
@@ -157,6 +157,23 @@ describe("pure helpers of the appliers", () => {
     expect(parseSshHost("ssh://172.28.0.11")).toEqual({ user: "root", host: "172.28.0.11", port: 22 });
     expect(parseSshHost("tcp://1.2.3.4:2375")).toBeUndefined();
     expect(authForRegistry([{ serverAddress: "https://10.0.0.1:5000/", username: "u" }], "10.0.0.1:5000")?.username).toBe("u");
+  });
+
+  it("provider inputs: JSON-encoded lists and maps (as the SDK sends them) are decoded, plain strings kept", () => {
+    const decoded = decodeProviderInputs({
+      host: "ssh://root@172.28.0.11:22",
+      sshOpts: '["-o","BatchMode=yes"]',
+      registryAuth: '[{"address":"r:5000"}]',
+      version: "5.2.0",
+      odd: "[not json",
+    });
+    expect(decoded).toEqual({
+      host: "ssh://root@172.28.0.11:22",
+      sshOpts: ["-o", "BatchMode=yes"],
+      registryAuth: [{ address: "r:5000" }],
+      version: "5.2.0",
+      odd: "[not json",
+    });
   });
 
   it("parseArgs: known flags only, each with a value", () => {

@@ -95,6 +95,24 @@ describe("bad configs: every problem, named by its config key", () => {
     expect(problems[0]).toMatch(/^ai-swarm:endpointMode: dnsrr cannot be combined with publishMode ingress/);
   });
 
+  it("checks the overlay address pool: a CIDR, and a mask no shorter than the pool", () => {
+    const engine = dev();
+    const parsed = parseStackConfig(engine.config, engine.secretKeys);
+    expect(parsed.ok && parsed.config.network).toEqual({ encrypted: false, addressPool: "172.29.0.0/16", addressPoolMaskLength: 24 });
+    expect(problemsOf(dev({ network: { encrypted: false, addressPool: "172.29.0.0" } }))).toEqual([
+      "ai-swarm:network.addressPool: must be an IPv4 CIDR such as 172.29.0.0/16",
+    ]);
+    expect(problemsOf(dev({ network: { encrypted: false, addressPool: "172.29.0.0/16", addressPoolMaskLength: 12 } }))).toEqual([
+      "ai-swarm:network.addressPoolMaskLength: Too small: expected number to be >=16",
+    ]);
+    expect(problemsOf(dev({ network: { encrypted: false, addressPool: "172.29.0.0/24", addressPoolMaskLength: 20 } }))[0]).toMatch(
+      /^ai-swarm:network.addressPoolMaskLength: 20 is shorter than the pool's \/24/,
+    );
+    expect(problemsOf(dev({ network: { encrypted: false, addressPoolMaskLength: 24 } }))).toEqual([
+      "ai-swarm:network.addressPoolMaskLength: needs network.addressPool",
+    ]);
+  });
+
   it("names wrong types, bad values and unknown keys at their exact path", () => {
     const nodes = [
       { name: "vm1", host: "172.28.0.11", role: "manager", sshPort: "twenty-two" },

@@ -100,7 +100,8 @@ describeProgram.each([
     publishMode: "host",
     encrypted: false,
     workers: ["vm2", "vm3", "vm4"],
-    replicas: { "worker-python": 2, "worker-go": 2, "worker-java": 1 },
+    replicas: { "worker-python": 2, "worker-go": 2, "worker-java": 2 },
+    addressPoolArgs: "--default-addr-pool '172.29.0.0/16' --default-addr-pool-mask-length 24",
   },
   {
     stack: "cluster",
@@ -112,6 +113,7 @@ describeProgram.each([
     encrypted: true,
     workers: ["worker1", "worker2", "worker3"],
     replicas: { "worker-python": 3, "worker-go": 3, "worker-java": 3 },
+    addressPoolArgs: undefined,
   },
 ])("$stack stack under mocks", (expected) => {
   let run: ProgramRun;
@@ -122,6 +124,9 @@ describeProgram.each([
   it("bootstraps the swarm: init on the manager, every join after init and after the worker token", () => {
     const init = byName(run.resources, TYPES.command, "swarm-init");
     expect((init.inputs["connection"] as { host: string }).host).toBe(expected.manager);
+    const initScript = String(init.inputs["create"]);
+    if (expected.addressPoolArgs === undefined) expect(initScript).not.toContain("--default-addr-pool");
+    else expect(initScript).toContain(`docker swarm init --advertise-addr '${expected.manager}' ${expected.addressPoolArgs} >/dev/null`);
     const token = byName(run.resources, TYPES.command, "join-token-worker");
     expect(token.additionalSecretOutputs).toContain("stdout");
     expect(token.inputs["logging"]).toBe("none");

@@ -45,6 +45,7 @@ function sh(script: string, options: { stdin?: string; env?: Record<string, stri
 
 const ALL_SCRIPTS: [string, string][] = [
   ["swarm init", swarmInitScript("10.0.0.1")],
+  ["swarm init with an address pool", swarmInitScript("10.0.0.1", { cidr: "172.29.0.0/16", maskLength: 24 })],
   ["join token", joinTokenScript("worker")],
   ["join", swarmJoinScript("10.0.0.2", "10.0.0.1")],
   ["leave", swarmLeaveScript()],
@@ -186,6 +187,15 @@ describe("swarm scripts against a fake docker", () => {
     expect(result.stdout).toBe("node-id-123\n");
     expect(result.stdout + result.stderr).not.toContain("SWMTKN");
     expect(calls()).toContain("swarm init --advertise-addr 10.0.0.1");
+  });
+
+  it("init takes the overlay address pool from config, and only when one is set", () => {
+    const env = installFakeDocker({ swarm: "inactive" });
+    const result = sh(swarmInitScript("10.0.0.1", { cidr: "172.29.0.0/16", maskLength: 24 }), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(calls()).toContain("swarm init --advertise-addr 10.0.0.1 --default-addr-pool 172.29.0.0/16 --default-addr-pool-mask-length 24");
+    expect(swarmInitScript("10.0.0.1", { cidr: "172.29.0.0/16" })).not.toContain("mask-length");
+    expect(swarmInitScript("10.0.0.1")).not.toContain("--default-addr-pool");
   });
 
   it("init changes nothing on a node that already manages a swarm", () => {
