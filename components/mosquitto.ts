@@ -40,6 +40,9 @@ export function mosquittoConf(paths: MosquittoPaths = CONTAINER_PATHS, port: num
     "autosave_interval 30",
     // Payloads are at most 64 KiB (docs/protocol.md); leave room for the topic and headers.
     "max_packet_size 131072",
+    // Tasks, statuses and heartbeats are small QoS 1 messages: with Nagle's
+    // algorithm each could wait ~40 ms for a delayed ACK.
+    "set_tcp_nodelay true",
     "log_dest stdout",
     "log_type error",
     "log_type warning",
