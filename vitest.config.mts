@@ -6,6 +6,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts"],
+    // The live end-to-end suite builds a 4-VM lab: it runs on its own (npm run test:e2e).
+    exclude: ["tests/e2e/**", "**/node_modules/**"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Integration suites start real brokers and processes: keep files serial

@@ -194,7 +194,7 @@ export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
         mounts: [{ type: "volume", source: serviceName(config.stackName, "mosquitto-data"), target: "/mosquitto/data" }],
         stopGracePeriod: "10s",
       },
-      networksAdvanceds: [{ id: refs.networkId, aliases: ["mosquitto"] }],
+      networksAdvanceds: [{ id: refs.networkId, aliases: [MOSQUITTO_ALIAS] }],
       placement: { constraints: MANAGER_ONLY },
       resources: { limits: LIMITS.mosquitto },
       restartPolicy: RESTART_POLICY,
@@ -214,10 +214,16 @@ export interface AppRefs extends Common {
   mqttPassword: SecretMount;
 }
 
+/** DNS names of the broker and the master on the stack's overlay network (service names have an underscore). */
+export const MOSQUITTO_ALIAS = "mosquitto";
+export const MASTER_ALIAS = "master";
+
 /** Environment shared by the master and the workers. */
 function brokerEnv(config: StackConfig, username: string, passwordFile: string): Record<string, string> {
   return {
-    MQTT_HOST: serviceName(config.stackName, "mosquitto"),
+    // The network alias, not the service name: "<stack>_mosquitto" has an underscore,
+    // which is no valid DNS host name (Java's URI and grpc-java refuse it).
+    MQTT_HOST: MOSQUITTO_ALIAS,
     MQTT_PORT: String(MQTT_CONTAINER_PORT),
     MQTT_USERNAME: username,
     MQTT_PASSWORD_FILE: passwordFile,
@@ -255,7 +261,7 @@ export function masterServiceArgs(refs: AppRefs): docker.ServiceArgs {
         },
         stopGracePeriod: "20s",
       },
-      networksAdvanceds: [{ id: refs.networkId, aliases: ["master"] }],
+      networksAdvanceds: [{ id: refs.networkId, aliases: [MASTER_ALIAS] }],
       placement: { constraints: MANAGER_ONLY },
       resources: { limits: LIMITS.master },
       restartPolicy: RESTART_POLICY,
@@ -304,7 +310,7 @@ export function workerServiceArgs(refs: WorkerRefs): docker.ServiceArgs {
           // Swarm expands the template per task: every worker reports the VM it runs on.
           NODE_HOSTNAME: "{{.Node.Hostname}}",
           ...brokerEnv(config, workerMqttUser(language), secretFile(refs.mqttPassword.fileName)),
-          MASTER_GRPC_ADDR: `${serviceName(config.stackName, "master")}:${MASTER_GRPC_PORT}`,
+          MASTER_GRPC_ADDR: `${MASTER_ALIAS}:${MASTER_GRPC_PORT}`,
           GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
           ...llmEnv(config.llm, refs.llmApiKey && secretFile(refs.llmApiKey.fileName)),
           SIMULATED_WORK_MS: String(config.simulatedWorkMs),

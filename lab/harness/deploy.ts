@@ -50,6 +50,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const project = projectName(options.projectDir);
   const engineConfig = loadConfig(options, project);
   const masker = new Masker();
+  masker.addPublic(publicConfigStrings(engineConfig));
   masker.add(secretConfigStrings(engineConfig));
   const providers = new ProviderRegistry(dockerDefaults(engineConfig));
   let failed: (error: Error) => void = () => undefined;
@@ -95,6 +96,25 @@ function loadConfig(options: DeployOptions, project: string): EngineConfig {
   if (!fs.existsSync(stackFile)) throw new StackFileError([`--stack ${options.stack}: ${stackFile} does not exist`]);
   const secrets = options.secretsFile ? readSecretsFile(options.secretsFile) : {};
   return buildEngineConfig(project, fs.readFileSync(stackFile, "utf8"), secrets);
+}
+
+/** Every string of the plain (non-secret) config, e.g. node addresses: never masked. */
+function publicConfigStrings(config: EngineConfig): string[] {
+  const out: string[] = [];
+  const walk = (value: unknown) => {
+    if (typeof value === "string") out.push(value);
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (isObject(value)) Object.values(value).forEach(walk);
+  };
+  for (const [key, raw] of Object.entries(config.config)) {
+    if (config.secretKeys.includes(key)) continue;
+    try {
+      walk(JSON.parse(raw));
+    } catch {
+      out.push(raw);
+    }
+  }
+  return out;
 }
 
 /** Every string inside a secret config value, so none of them is ever printed. */

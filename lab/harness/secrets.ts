@@ -58,12 +58,25 @@ function strip(raw: unknown, insideSecret: boolean, found: Set<string>): Json {
  */
 export class Masker {
   private readonly secrets = new Set<string>();
+  private readonly publicValues = new Set<string>();
+
+  /**
+   * Values known to be public (plain stack config such as node addresses).
+   * A secret object drags its plain fields along (a `connection` is secret
+   * because of its key, not its host): those fields are not masked.
+   */
+  addPublic(values: Iterable<string>): void {
+    for (const value of values) {
+      this.publicValues.add(value);
+      this.secrets.delete(value);
+    }
+  }
 
   add(values: Iterable<string>): void {
     for (const value of values) {
-      if (value.length < 4) continue;
+      if (value.length < 4 || this.publicValues.has(value)) continue;
       this.secrets.add(value);
-      for (const line of value.split(/\r?\n/)) if (line.trim().length >= 8) this.secrets.add(line.trim());
+      for (const line of value.split(/\r?\n/)) if (line.trim().length >= 8 && !this.publicValues.has(line.trim())) this.secrets.add(line.trim());
     }
   }
 

@@ -463,8 +463,12 @@ function durationField(obj: JsonObject, key: string, path: string): number | und
   return text === undefined ? undefined : parseDurationNs(text, `${path}.${key}`);
 }
 
-/** The X-Registry-Auth header value: base64url of the JSON the engine expects. */
+/**
+ * The X-Registry-Auth header value: URL-safe base64 of the JSON the engine
+ * expects, WITH its "=" padding. Docker 20.10 decodes it with Go's padded
+ * base64.URLEncoding and, when that fails, silently uses no credentials.
+ */
 export function registryAuthHeader(auth: RegistryAuth): string {
   const json = JSON.stringify(compact({ username: auth.username, password: auth.password, serveraddress: auth.serverAddress }));
-  return Buffer.from(json, "utf8").toString("base64url");
+  return Buffer.from(json, "utf8").toString("base64").replace(/\+/g, "-").replace(/\//g, "_");
 }

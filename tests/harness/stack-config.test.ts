@@ -97,6 +97,13 @@ describe("secrets: unwrapping and masking", () => {
     expect(masker.mask("got pw-9876543 and line-two-of-key")).toBe("got [secret] and [secret]");
     expect(masker.mask("short 1 stays")).toBe("short 1 stays");
   });
+
+  it("the masker leaves public config values alone even inside a secret object", () => {
+    const masker = new Masker();
+    masker.addPublic(["172.28.0.11"]);
+    masker.add(["172.28.0.11", "PRIVATE-KEY-LINE-0001\n172.28.0.11", "pw-9876543"]);
+    expect(masker.mask("push 172.28.0.11:5000 with pw-9876543 and PRIVATE-KEY-LINE-0001")).toBe("push 172.28.0.11:5000 with [secret] and [secret]");
+  });
 });
 
 describe("pure helpers of the appliers", () => {

@@ -262,11 +262,12 @@ describeProgram.each([
       const env = worker.taskSpec.containerSpec.env ?? {};
       expect(env).toMatchObject({
         NODE_HOSTNAME: "{{.Node.Hostname}}",
-        MQTT_HOST: "ai-system_mosquitto",
+        // Network aliases: service names have an underscore, which Java's URI and grpc-java refuse as a host.
+        MQTT_HOST: "mosquitto",
         MQTT_PORT: "1883",
         MQTT_USERNAME: name,
         MQTT_PASSWORD_FILE: "/run/secrets/mqtt_password",
-        MASTER_GRPC_ADDR: "ai-system_master:50051",
+        MASTER_GRPC_ADDR: "master:50051",
         GRPC_TOKEN_FILE: "/run/secrets/grpc_token",
         SIMULATED_WORK_MS: "10000",
         MQTT_TOPIC_PREFIX: "ai-system",
