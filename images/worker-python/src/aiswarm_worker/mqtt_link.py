@@ -13,6 +13,7 @@ current status) is published again on reconnect anyway.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -122,6 +123,7 @@ class MqttLink:
             log.error("MQTT connect refused: %s", reason)
             return
         log.info("MQTT connected to %s:%d", self._config.mqtt_host, self._config.mqtt_port)
+        _disable_nagle(client)
         with self._lock:
             take_tasks = self._take_tasks
         if take_tasks:
@@ -150,3 +152,11 @@ class MqttLink:
             self._on_task_message(bytes(message.payload), received_ms)
         except Exception:  # an exception here would end paho's network thread
             log.exception("handling a task message failed")
+
+
+def _disable_nagle(client: mqtt.Client) -> None:
+    """Sends small packets at once: with Nagle's algorithm a status published
+    right after another packet waits for the broker's delayed ACK (~40 ms)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
