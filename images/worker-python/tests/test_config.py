@@ -47,7 +47,16 @@ def test_node_hostname_overrides_host_name_and_names_the_default_id() -> None:
 def test_default_worker_id_is_valid_for_odd_or_long_host_names() -> None:
     assert default_worker_id("my host!", "00ff") == "python-my-host--00ff"
     long_id = default_worker_id("h" * 100, "00ff")
-    assert len(long_id) == 64 and long_id.endswith("-00ff")
+    assert long_id == "python-" + "h" * (64 - len("python-") - len("-00ff")) + "-00ff"
+
+
+def test_default_worker_id_uses_the_node_name_cleaned_and_cut() -> None:
+    env = {**BASE_ENV, "WORKER_ID": "", "NODE_HOSTNAME": "vm 7/ü" + "n" * 80}
+    config = load_config(env, hostname=lambda: "c0ffee", random_hex=lambda: "abcd")
+    assert config.worker_id == ("python-vm-7--" + "n" * 80)[:64 - len("-abcd")] + "-abcd"
+    assert len(config.worker_id) == 64
+    config = load_config({**BASE_ENV, "WORKER_ID": ""}, hostname=lambda: "my.host_1", random_hex=lambda: "00ff")
+    assert config.worker_id == "python-my.host_1-00ff"
 
 
 def test_file_variable_wins_over_plain_twin(tmp_path: Path) -> None:

@@ -95,8 +95,10 @@ def test_openai_body_without_an_answer_is_an_error(body: bytes) -> None:
         parse_openai_answer(body)
 
 
-def test_offline_answer_says_plainly_that_it_is_offline() -> None:
-    answer = offline_answer("What is Docker Swarm?")
-    assert answer.startswith("[offline]")
-    assert "No LLM is configured" in answer and "What is Docker Swarm?" in answer
-    assert len(offline_answer("x" * 16000)) < 500
+def test_offline_answer_is_exactly_the_contract_text() -> None:
+    assert offline_answer("python-vm2-1a2b", "What is Docker Swarm?") == (
+        "[offline] No LLM is configured on worker python-vm2-1a2b, so this is not a real answer "
+        "(set GEMINI_API_KEY or OPENAI_BASE_URL to get one). Your question was: What is Docker Swarm?"
+    )
+    long_query = "x" * 16000
+    assert offline_answer("w", long_query).endswith("Your question was: " + long_query)

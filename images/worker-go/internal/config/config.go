@@ -104,7 +104,7 @@ func Load(env Env, readFile ReadFile, hostname string) (Config, error) {
 		ShutdownGrace:       r.millis("SHUTDOWN_GRACE_MS", 20000, 0),
 		HealthFile:          r.str("HEALTH_FILE", "/tmp/worker.health"),
 	}
-	c.WorkerID = r.workerID("WORKER_ID", hostname)
+	c.WorkerID = r.workerID("WORKER_ID", c.Node)
 
 	if c.GRPCToken == "" {
 		r.fail("GRPC_TOKEN", "is required (set GRPC_TOKEN or GRPC_TOKEN_FILE)")
@@ -252,25 +252,26 @@ func (r *reader) baseURL(name, def string) string {
 	return strings.TrimRight(v, "/")
 }
 
-func (r *reader) workerID(name, hostname string) string {
+func (r *reader) workerID(name, node string) string {
 	if v, ok := r.lookup(name); ok {
 		if !ValidWorkerID(v) {
 			r.fail(name, "must be 1 to 64 characters of [A-Za-z0-9_.-], got %q", v)
 		}
 		return v
 	}
-	return DefaultWorkerID(hostname, randomHex4())
+	return DefaultWorkerID(node, randomHex4())
 }
 
-// DefaultWorkerID makes "go-<hostname>-<suffix>", with the host name reduced
-// to allowed characters and shortened so the whole id fits in 64 characters.
-func DefaultWorkerID(hostname, suffix string) string {
+// DefaultWorkerID makes "go-<node>-<suffix>" from the effective node name
+// (NODE_HOSTNAME, else the host name), reduced to allowed characters and
+// shortened so the whole id fits in 64 characters.
+func DefaultWorkerID(node, suffix string) string {
 	clean := strings.Map(func(r rune) rune {
 		if r < 128 && workerIDPattern.MatchString(string(r)) {
 			return r
 		}
 		return '-'
-	}, hostname)
+	}, node)
 	if clean == "" {
 		clean = "host"
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,19 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	_, err = load(t, map[string]string{"GRPC_TOKEN_FILE": "/missing"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "GRPC_TOKEN_FILE") {
 		t.Errorf("unexpected error %v", err)
+	}
+}
+
+func TestDefaultWorkerIDUsesTheNodeName(t *testing.T) {
+	node := "vm 7/ü" + strings.Repeat("n", 80)
+	c, err := load(t, map[string]string{"GRPC_TOKEN": "tok", "WORKER_ID": "", "NODE_HOSTNAME": node}, nil)
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	prefix := ("go-vm-7--" + strings.Repeat("n", 80))[:64-5]
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-[0-9a-f]{4}$`)
+	if !re.MatchString(c.WorkerID) || len(c.WorkerID) != 64 || !ValidWorkerID(c.WorkerID) {
+		t.Errorf("default WorkerID = %q, want %s-<4 hex> (64 chars)", c.WorkerID, prefix)
 	}
 }
 

@@ -111,12 +111,9 @@ func (c *Client) Ask(ctx context.Context, choice Choice, query string) (string, 
 	}
 }
 
-// OfflineAnswer says plainly that no LLM is configured.
+// OfflineAnswer is the contract's offline answer, word for word
+// (docs/protocol.md, Providers).
 func OfflineAnswer(workerID, query string) string {
-	const maxEcho = 200
-	if r := []rune(query); len(r) > maxEcho {
-		query = string(r[:maxEcho]) + "…"
-	}
 	return fmt.Sprintf("[offline] No LLM is configured on worker %s, so this is not a real answer "+
 		"(set GEMINI_API_KEY or OPENAI_BASE_URL to get one). Your question was: %s", workerID, query)
 }

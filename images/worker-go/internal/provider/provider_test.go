@@ -67,9 +67,14 @@ func TestParseOpenAIAnswer(t *testing.T) {
 func TestOfflineAnswer(t *testing.T) {
 	c := &Client{WorkerID: "go-vm2-1a2b"}
 	got, err := c.Ask(context.Background(), Choice{Provider: Offline}, "What is Docker Swarm?")
-	if err != nil || !strings.HasPrefix(got, "[offline]") || !strings.Contains(got, "No LLM is configured") ||
-		!strings.Contains(got, "What is Docker Swarm?") {
-		t.Errorf("offline answer = %q, %v", got, err)
+	want := "[offline] No LLM is configured on worker go-vm2-1a2b, so this is not a real answer " +
+		"(set GEMINI_API_KEY or OPENAI_BASE_URL to get one). Your question was: What is Docker Swarm?"
+	if err != nil || got != want {
+		t.Errorf("offline answer = %q, %v; want %q", got, err, want)
+	}
+	long := strings.Repeat("x", 16000)
+	if got := OfflineAnswer("w", long); !strings.HasSuffix(got, "Your question was: "+long) {
+		t.Errorf("offline answer does not echo the whole query (len %d)", len(got))
 	}
 }
 

@@ -124,11 +124,11 @@ def parse_openai_answer(body: bytes) -> str:
     return content
 
 
-def offline_answer(query: str) -> str:
-    preview = query if len(query) <= 200 else query[:200] + "…"
+def offline_answer(worker_id: str, query: str) -> str:
+    """The contract's offline answer, word for word (docs/protocol.md, Providers)."""
     return (
-        f"{OFFLINE_PREFIX} No LLM is configured for this worker, so no model answered. "
-        f"Set GEMINI_API_KEY or OPENAI_BASE_URL to get real answers. Your query was: {preview}"
+        f"{OFFLINE_PREFIX} No LLM is configured on worker {worker_id}, so this is not a real answer "
+        f"(set GEMINI_API_KEY or OPENAI_BASE_URL to get one). Your question was: {query}"
     )
 
 
@@ -187,7 +187,7 @@ def post_json(post: JsonPost, timeout_ms: int) -> bytes:
 
 def _ask(config: Config, choice: ProviderChoice, query: str) -> str:
     if choice.name == "offline":
-        return offline_answer(query)
+        return offline_answer(config.worker_id, query)
     if choice.name == "gemini":
         if not choice.api_key:
             raise ProviderError("no API key configured")

@@ -44,7 +44,7 @@ public final class ConfigLoader {
 
     private Config build(String hostname, String randomHex4) throws ConfigException {
         String node = text("NODE_HOSTNAME", hostname);
-        String workerId = workerId(hostname, randomHex4);
+        String workerId = workerId(node, randomHex4);
         String token = secret("GRPC_TOKEN");
         if (token == null) {
             throw new ConfigException("GRPC_TOKEN", "is required (set GRPC_TOKEN or GRPC_TOKEN_FILE)");
@@ -103,10 +103,10 @@ public final class ConfigLoader {
         return value == null || value.isBlank() ? null : value.strip();
     }
 
-    private String workerId(String hostname, String randomHex4) throws ConfigException {
+    private String workerId(String node, String randomHex4) throws ConfigException {
         String given = text("WORKER_ID", null);
         if (given == null) {
-            return defaultWorkerId(hostname, randomHex4);
+            return defaultWorkerId(node, randomHex4);
         }
         if (!WORKER_ID.matcher(given).matches()) {
             throw new ConfigException("WORKER_ID", "must be 1 to 64 characters of [A-Za-z0-9_.-], got \"" + given + "\"");
@@ -114,7 +114,7 @@ public final class ConfigLoader {
         return given;
     }
 
-    /** "java-<hostname>-<4 hex>", with the host name cleaned and cut so the id stays valid. */
+    /** "java-<node>-<4 hex>" (node: NODE_HOSTNAME, else the host name), cleaned and cut so the id stays valid. */
     static String defaultWorkerId(String hostname, String randomHex4) {
         String prefix = Config.LANGUAGE + "-";
         String suffix = "-" + randomHex4;

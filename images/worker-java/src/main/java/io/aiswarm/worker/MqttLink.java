@@ -65,9 +65,8 @@ public final class MqttLink {
         if (config.mqttPassword() != null) {
             o.setPassword(config.mqttPassword().toCharArray());
         }
-        if (tls != null) {
-            o.setSocketFactory(tls);
-        }
+        // Paho needs an SSLSocketFactory for ssl://, so only plain TCP gets the no-delay factory.
+        o.setSocketFactory(tls != null ? tls : new NoDelaySocketFactory());
         setWill(o);
         return o;
     }

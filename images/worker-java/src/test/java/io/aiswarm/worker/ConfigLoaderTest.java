@@ -167,6 +167,14 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void defaultWorkerIdUsesTheNodeNameCleanedAndCut() throws ConfigException {
+        Config c = load(env("WORKER_ID", "", "NODE_HOSTNAME", "vm 7/\u00fc" + "n".repeat(80)));
+        assertEquals(("java-vm-7--" + "n".repeat(80)).substring(0, 64 - "-1a2b".length()) + "-1a2b", c.workerId());
+        assertEquals(64, c.workerId().length());
+        assertEquals("java-vm7-1a2b", load(env("NODE_HOSTNAME", "vm7")).workerId());
+    }
+
+    @Test
     void defaultWorkerIdIsAlwaysValid() {
         String id = ConfigLoader.defaultWorkerId("my host/with:odd chars" + "x".repeat(80), "beef");
         assertTrue(ConfigLoader.WORKER_ID.matcher(id).matches(), id);

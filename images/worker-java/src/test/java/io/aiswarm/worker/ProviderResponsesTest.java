@@ -56,9 +56,11 @@ class ProviderResponsesTest {
     }
 
     @Test
-    void offlineAnswerSaysSoPlainly() {
-        String answer = OfflineAnswer.forQuery("what?", "java-w");
-        assertTrue(answer.startsWith("[offline]"), answer);
-        assertTrue(answer.contains("No LLM is configured"), answer);
+    void offlineAnswerIsExactlyTheContractText() {
+        assertEquals("[offline] No LLM is configured on worker java-vm2-1a2b, so this is not a real answer "
+                + "(set GEMINI_API_KEY or OPENAI_BASE_URL to get one). Your question was: What is Docker Swarm?",
+                OfflineAnswer.forQuery("What is Docker Swarm?", "java-vm2-1a2b"));
+        String longQuery = "x".repeat(16000);
+        assertTrue(OfflineAnswer.forQuery(longQuery, "w").endsWith("Your question was: " + longQuery));
     }
 }
