@@ -1,0 +1,31 @@
+// `npm run lab`: the README's main command. Lab up (4 VMs), then deploy the
+// dev stack — with the Pulumi CLI through the Automation API where it is
+// installed, else with the live harness — then print the web URL and which VM
+// runs each replica. Every step is idempotent: on a running lab this
+// redeploys (unchanged resources stay as they are).
+import { formatDuration, parseVmCount } from "./plan";
+import { log, up } from "./lab";
+import { deployDevStack, managerOf, prepareDeploy, runningTasks } from "./stack";
+import { PLACEMENT_HEADER, placementRows, textTable } from "./stack-plan";
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  await up(parseVmCount(process.env["LAB_VMS"], "LAB_VMS"));
+  const labUp = Date.now();
+  const { lab, config } = prepareDeploy();
+  await deployDevStack();
+  const deployed = Date.now();
+  const tasks = await runningTasks(managerOf(lab), config.stackName);
+  const manager = config.nodes.find((node) => node.role === "manager");
+  console.log(`\nweb: http://${manager?.host}:${config.ports.web}\n`);
+  console.log(textTable(PLACEMENT_HEADER, placementRows(tasks)));
+  console.log();
+  log(`lab up ${seconds(labUp - started)}, deploy ${seconds(deployed - labUp)}, total ${seconds(Date.now() - started)}`);
+}
+
+const seconds = (ms: number) => formatDuration(ms / 1000);
+
+main().catch((error: unknown) => {
+  log(`error: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});
