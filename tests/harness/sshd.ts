@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { freePort } from "../support/ports";
 
 export interface TestSshd {
   port: number;
@@ -19,17 +20,6 @@ const SSHD = "/usr/sbin/sshd";
 
 export function sshdAvailable(): boolean {
   return fs.existsSync(SSHD) && fs.existsSync("/usr/bin/ssh-keygen");
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 export async function startSshd(): Promise<TestSshd> {
