@@ -68,10 +68,6 @@ export type LogMsg = z.infer<typeof logSchema>;
 export type WorkerMsg = RegisterMsg | HeartbeatMsg | StatusMsg;
 export type IncomingMsg = WorkerMsg | LogMsg;
 
-export function isValidWorkerId(id: string): boolean {
-  return WORKER_ID.test(id);
-}
-
 export interface Topics {
   prefix: string;
   /** Subscriptions of the master. */

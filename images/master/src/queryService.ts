@@ -165,14 +165,21 @@ export class QueryService {
     const queued = this.scheduler.enqueue(id, session);
     if (!queued.ok) return queued;
     const hasKey = input.apiKey !== undefined;
-    this.store.insert({
-      id,
-      session,
-      query: input.query,
-      queueKey: queued.queueKey,
-      hasCredential: hasKey,
-      createdMs: now,
-    });
+    try {
+      this.store.insert({
+        id,
+        session,
+        query: input.query,
+        queueKey: queued.queueKey,
+        hasCredential: hasKey,
+        createdMs: now,
+      });
+    } catch (error) {
+      // Not stored means not accepted: take it out of the queue again, so the
+      // scheduler never holds a task the rest of the service does not know.
+      this.scheduler.forget(id);
+      throw error;
+    }
     if (input.apiKey !== undefined) this.apiKeys.set(id, input.apiKey);
     this.active.set(id, {
       id,
@@ -392,11 +399,11 @@ export class QueryService {
         });
         continue;
       }
-      this.store.requeue(r.taskId, r.queueKey as number);
+      if (r.reason === "rejected") active.attempts = Math.max(0, active.attempts - 1);
+      this.store.requeue(r.taskId, r.queueKey as number, active.attempts);
       active.status = "queued";
       active.workerId = null;
       active.assignedMs = null;
-      if (r.reason === "rejected") active.attempts = Math.max(0, active.attempts - 1);
       this.counts.assigned -= 1;
       this.counts.queued += 1;
       this.listeners.queryUpdated(this.activeView(active), active.session);

@@ -118,6 +118,16 @@ export class Scheduler {
     return { ok: true, queueKey: task.queueKey };
   }
 
+  /** Drops a task that is still queued (its submission could not be stored). */
+  forget(id: string): void {
+    const task = this.tasks.get(id);
+    const index = this.queue.indexOf(id);
+    if (!task || index < 0) return;
+    this.queue.splice(index, 1);
+    this.adjustSessionCount(task.session, -1);
+    this.tasks.delete(id);
+  }
+
   /** Rebuilds queue and leases from the store; leases get a fresh deadline. */
   restore(tasks: RestoredTask[], now: number): void {
     const sorted = [...tasks].sort((a, b) => a.queueKey - b.queueKey);
@@ -312,6 +322,7 @@ export class Scheduler {
     if (!worker) {
       worker = { id, language, node, reported: "busy", online: true, lastSeenMs: now };
       this.workers.set(id, worker);
+      this.workersVersion++;
     }
     if (worker.language !== language || worker.node !== node || !worker.online) this.workersVersion++;
     worker.language = language;

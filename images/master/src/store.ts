@@ -99,7 +99,7 @@ return {
     ),
     requeue: db.prepare(
       `UPDATE queries SET status = 'queued', queue_key = @queueKey, worker_id = NULL,
-         assigned_ms = NULL WHERE id = @id`,
+         assigned_ms = NULL, attempts = @attempts WHERE id = @id`,
     ),
     finish: db.prepare(
       `UPDATE queries SET status = @status, queue_key = NULL, answer = @answer, error = @error,
@@ -161,8 +161,8 @@ export class QueryStore {
     else if (list.length > 1) this.db.transaction(() => list.forEach((a) => this.assign(a)))();
   }
 
-  requeue(id: string, queueKey: number): void {
-    this.stmts.requeue.run({ id, queueKey });
+  requeue(id: string, queueKey: number, attempts: number): void {
+    this.stmts.requeue.run({ id, queueKey, attempts });
   }
 
   finish(o: Outcome): void {

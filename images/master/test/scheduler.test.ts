@@ -81,6 +81,15 @@ describe("scheduler: FIFO and dispatch", () => {
     expect(s.dispatch(4).map((d) => d.taskId)).toEqual(["b"]);
   });
 
+  it("forgets a queued task whose submission could not be stored, and frees its session's place", () => {
+    const s = withWorkers([], { maxQueuedPerSession: 1 });
+    expect(s.enqueue("a", "s1").ok).toBe(true);
+    expect(s.enqueue("b", "s1").ok).toBe(false);
+    s.forget("a");
+    expect(s.queuedIds()).toEqual([]);
+    expect(s.enqueue("b", "s1").ok).toBe(true);
+  });
+
   it("a worker holding a lease is busy whatever its heartbeat says", () => {
     const s = withWorkers(["w1"]);
     s.enqueue("a", "s1");
