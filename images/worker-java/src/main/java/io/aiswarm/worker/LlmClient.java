@@ -44,11 +44,17 @@ public final class LlmClient {
     }
 
     public String ask(ProviderChoice choice, String query) throws LlmException, InterruptedException {
-        return switch (choice.provider()) {
-            case OFFLINE -> OfflineAnswer.forQuery(query, workerId);
-            case GEMINI -> askGemini(choice.apiKey(), query);
-            case OPENAI -> askOpenAi(choice.apiKey(), query);
-        };
+        try {
+            return switch (choice.provider()) {
+                case OFFLINE -> OfflineAnswer.forQuery(query, workerId);
+                case GEMINI -> askGemini(choice.apiKey(), query);
+                case OPENAI -> askOpenAi(choice.apiKey(), query);
+            };
+        } catch (IllegalArgumentException e) {
+            // The JDK rejects a key or URL it cannot put in a request, and its message
+            // quotes the value: report the failure without the message.
+            throw new LlmException(choice.provider(), "invalid API key or URL");
+        }
     }
 
     private String askGemini(String apiKey, String query) throws LlmException, InterruptedException {

@@ -55,11 +55,15 @@ public final class Worker implements MqttLink.Listener {
         return payloads;
     }
 
-    /** Connects (retrying until the broker answers), then heartbeats until shutdown. */
+    /**
+     * Heartbeats until shutdown, starting before the connect: HEALTH_FILE stays
+     * fresh while the broker is still unreachable (heartbeats are dropped until
+     * connected), so the container is not restarted for the broker's outage.
+     */
     void start(MqttLink link) throws InterruptedException {
         this.mqtt = link;
-        link.connect();
         heartbeats.scheduleAtFixedRate(this::heartbeat, 0, config.heartbeatIntervalMs(), TimeUnit.MILLISECONDS);
+        link.connect();
     }
 
     // ---- MQTT events (Paho's callback thread: never block, never throw) ----
@@ -104,7 +108,9 @@ public final class Worker implements MqttLink.Listener {
         if (stopping || current != null) {
             String why = stopping ? "shutting down" : "busy with task " + current.taskId();
             log.warn("rejected task " + task.taskId() + ": " + why);
-            mqtt.publish(topics.status(), payloads.statusRejecting(WorkerStatus.BUSY,
+            // Busy names the task in hand; with none in hand the worker is leaving (as in Python and Go).
+            WorkerStatus status = current == null ? WorkerStatus.OFFLINE : WorkerStatus.BUSY;
+            mqtt.publish(topics.status(), payloads.statusRejecting(status,
                     current == null ? null : current.taskId(), task.taskId(), clock.getAsLong()));
             return;
         }

@@ -104,6 +104,15 @@ class LlmClientTest {
     }
 
     @Test
+    void aKeyThatCannotBeAHeaderIsAnErrorResultThatDoesNotQuoteIt() {
+        String badKey = "sk-user-secret\nInjected: yes";
+        LlmException error = assertThrows(LlmException.class,
+                () -> client.ask(new ProviderChoice(Provider.GEMINI, badKey), "q"));
+        assertEquals("gemini: invalid API key or URL", error.getMessage());
+        assertTrue(server.requests.isEmpty());
+    }
+
+    @Test
     void missingSettingsAreErrorsNotCalls() {
         LlmClient bare = new LlmClient(server.baseUrl(), "m", null, "m", TIMEOUT_MS, "w");
         assertTrue(assertThrows(LlmException.class, () -> bare.ask(new ProviderChoice(Provider.GEMINI, null), "q"))
