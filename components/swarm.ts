@@ -75,8 +75,10 @@ export class SwarmCluster extends pulumi.ComponentResource {
       {
         connection: this.managerConnection,
         create: asRoot(joinTokenScript("worker"), manager.user),
-        // The token must never show in logs or in plain state.
+        // The token must never show in logs or in plain state, nor travel back to
+        // the manager as PULUMI_COMMAND_STDOUT when the command is updated.
         logging: "none",
+        addPreviousOutputInEnv: false,
       },
       { parent: this, dependsOn: [this.init], additionalSecretOutputs: ["stdout"] },
     );

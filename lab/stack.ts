@@ -159,10 +159,27 @@ export async function deployWithPulumi(): Promise<void> {
       envVars: { PULUMI_BACKEND_URL: `file://${PULUMI_BACKEND_DIR}`, PULUMI_CONFIG_PASSPHRASE_FILE: PASSPHRASE_PATH },
     },
   );
-  await stack.setConfig("sshPrivateKey", { value: fs.readFileSync(SSH_KEY_PATH, "utf8"), secret: true });
-  await stack.setConfig("registry.password", { value: registryPassword(), secret: true }, true);
+  const env = { ...process.env, PULUMI_BACKEND_URL: `file://${PULUMI_BACKEND_DIR}`, PULUMI_CONFIG_PASSPHRASE_FILE: PASSPHRASE_PATH };
+  setSecretConfig(stack.name, ["sshPrivateKey"], fs.readFileSync(SSH_KEY_PATH, "utf8"), env);
+  setSecretConfig(stack.name, ["--path", "registry.password"], registryPassword(), env);
   const result = await stack.up({ onOutput: (out) => process.stdout.write(out) });
   log(`pulumi up: ${result.summary.result} (${JSON.stringify(result.summary.resourceChanges ?? {})})`);
+}
+
+/**
+ * `pulumi config set --secret` with the value on stdin. The Automation API's
+ * setConfig puts the value on the command line, where `ps` shows it.
+ */
+function setSecretConfig(stackName: string, keyArgs: string[], value: string, env: NodeJS.ProcessEnv): void {
+  const result = spawnSync("pulumi", ["config", "set", "--secret", "--stack", stackName, ...keyArgs], {
+    cwd: PROJECT_DIR,
+    env,
+    input: value,
+    encoding: "utf8",
+  });
+  if (result.status !== 0) {
+    throw new Error(`pulumi config set ${keyArgs.join(" ")} failed: ${result.stderr.trim() || result.error?.message || "unknown error"}`);
+  }
 }
 
 /** Deploys the dev stack to the running lab with whatever engine this machine has. */

@@ -57,6 +57,7 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
   });
 
   const dockerSock = "/var/run/docker.sock";
+  if (!fs.existsSync(dockerSock)) console.warn(`[skip] socket forwarding test: no Docker engine here (${dockerSock} missing; bash lab/engine.sh start)`);
   it.skipIf(!fs.existsSync(dockerSock))("forwards a remote Docker socket over SSH and speaks the Engine API through it", async () => {
     const tunnel = await openSocketTunnel({ user: sshd.user, host: "127.0.0.1", port: sshd.port }, [
       "-i", path.join(workDir, "key"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",

@@ -53,8 +53,10 @@ export async function waitForAnswer(baseUrl: string, id: string, timeoutMs = 60_
     let view: QueryView | undefined;
     try {
       view = await getQuery(baseUrl, id, Math.min(10_000, Math.max(1, deadline - Date.now())));
-    } catch {
-      // The master may be restarting in some tests; keep asking until the deadline.
+    } catch (error) {
+      // An unknown id will not become known: fail now. Anything else may be a
+      // master restarting in the test; keep asking until the deadline.
+      if (error instanceof Error && error.message.includes("HTTP 404")) throw error;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     if (view !== undefined && (view.status === "done" || view.status === "failed")) return view;
