@@ -167,8 +167,13 @@ export class SwarmApp extends pulumi.ComponentResource {
       {
         connection: swarm.managerConnection,
         create: asRoot(this.placementCommand, config.manager.user),
-        // Taken again whenever a worker service changes (new image, new replica count).
-        triggers: workers.map((service) => service.id).concat(Object.values(images.refs)),
+        // Taken again whenever a worker service changes: a new image, or new replica
+        // counts (an update keeps the service id, so the counts are named here).
+        triggers: [
+          ...workers.map((service) => service.id),
+          ...Object.values(images.refs),
+          JSON.stringify({ replicas: config.replicas, maxReplicasPerNode: config.maxReplicasPerNode }),
+        ],
       },
       { parent: this, dependsOn: workers },
     );
