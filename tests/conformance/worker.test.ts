@@ -93,17 +93,46 @@ for (const language of selected) {
       expect(answer.answer?.toLowerCase()).toContain("offline");
       const task = published("tasks", w.id).find((t) => t.task_id === id);
       expect(task).toMatchObject({ v: 1, type: "task", query: "What is a Docker Swarm overlay network?", has_credential: false });
-      const busy = published("status", w.id).find((s) => s.status === "busy" && s.task_id === id);
-      expect(busy).toBeDefined();
+      // Taking a task publishes no status (the lease already makes it busy for the master); the result is followed by idle.
+      expect(published("status", w.id).filter((s) => s.status === "busy")).toEqual([]);
+      expect(published("status", w.id).at(-1)).toMatchObject({ status: "idle", task_id: null });
     });
 
-    it("honours SIMULATED_WORK_MS", async () => {
-      await start({ SIMULATED_WORK_MS: "1500" });
+    it("honours SIMULATED_WORK_MS, and its heartbeats say busy with the task meanwhile", async () => {
+      const w = await start({ SIMULATED_WORK_MS: "1500" });
       const before = Date.now();
       const answer = await waitForAnswer(master.url, await submit(master.url, "take your time"), 30_000);
       expect(answer.status).toBe("done");
+      expect(published("heartbeat", w.id).some((h) => h.status === "busy" && h.task_id === answer.id)).toBe(true);
       expect(Date.now() - before).toBeGreaterThanOrEqual(1500);
       expect((answer.timings.finished_ms ?? 0) - (answer.timings.received_ms ?? 0)).toBeGreaterThanOrEqual(1500);
+    });
+
+    it("publishes its task events on P/logs at LOG_LEVEL=info and none at LOG_LEVEL=warn", async () => {
+      const events = (id: string): Record<string, unknown>[] => spy.json(/^ai-system\/logs$/).filter((e) => e.source === id);
+      const chatty = await start({ LOG_LEVEL: "info" });
+      const first = await waitForAnswer(master.url, await submit(master.url, "log this task"), 30_000);
+      const seen = await eventually("the task's info events", () => {
+        const mine = events(chatty.id).filter((e) => e.task_id === first.id && e.level === "info");
+        return mine.length >= 2 ? mine : undefined;
+      }, 10_000);
+      expect(seen[0]).toMatchObject({ v: 1, type: "log", source: chatty.id });
+      await chatty.process.stop(8_000);
+
+      const quiet = await start({ LOG_LEVEL: "warn" });
+      const second = await waitForAnswer(master.url, await submit(master.url, "do not log this task"), 30_000);
+      expect(second.status).toBe("done");
+      await sleep(300); // an event would have been published before the result
+      expect(events(quiet.id)).toEqual([]);
+      expect(quiet.process.logs).not.toContain(second.id);
+    });
+
+    it("refuses an unknown LOG_LEVEL at start-up, naming it", async () => {
+      const bad = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, env: { LOG_LEVEL: "chatty" } });
+      worker = bad;
+      const code = await bad.process.waitForExit(30_000);
+      expect(code).not.toBe(0);
+      expect(bad.process.logs).toContain("LOG_LEVEL");
     });
 
     it("answers through Gemini generateContent with the server key", async () => {

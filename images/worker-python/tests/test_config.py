@@ -35,7 +35,17 @@ def test_defaults_follow_the_contract() -> None:
     assert config.result_retry_deadline_ms == 120000
     assert config.shutdown_grace_ms == 20000
     assert config.health_file == "/tmp/worker.health"
+    assert config.log_level == "info"
     assert config.language == "python"
+
+
+@pytest.mark.parametrize("level", ["debug", "info", "warn", "error"])
+def test_log_level_takes_each_contract_value(level: str) -> None:
+    assert load_config({**BASE_ENV, "LOG_LEVEL": level}).log_level == level
+
+
+def test_empty_log_level_counts_as_unset() -> None:
+    assert load_config({**BASE_ENV, "LOG_LEVEL": ""}).log_level == "info"
 
 
 def test_node_hostname_overrides_host_name_and_names_the_default_id() -> None:
@@ -108,6 +118,9 @@ def test_unreadable_or_empty_secret_file_names_the_file_variable(tmp_path: Path)
         ("RESULT_RETRY_DEADLINE_MS", "soon", "RESULT_RETRY_DEADLINE_MS:"),
         ("SHUTDOWN_GRACE_MS", "x", "SHUTDOWN_GRACE_MS:"),
         ("MQTT_CA_FILE", "/nonexistent/ca.pem", "MQTT_CA_FILE:"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL: 'verbose' is not one of debug, info, warn, error"),
+        ("LOG_LEVEL", "WARN", "LOG_LEVEL: 'WARN' is not one of debug, info, warn, error"),
+        ("LOG_LEVEL", "warning", "LOG_LEVEL: 'warning' is not one of debug, info, warn, error"),
     ],
 )
 def test_bad_value_is_reported_by_variable_name(variable: str, value: str, expected_start: str) -> None:

@@ -120,6 +120,11 @@ def is_status(status: str, task_id: str | None = None) -> Any:
     return lambda p: p["status"] == status and (task_id is None or p["task_id"] == task_id)
 
 
+def wait_until_busy_with(world: Harness, task_id: str) -> Any:
+    """The first heartbeat saying the worker runs task_id (taking a task publishes no status)."""
+    return world.probe.wait_for(world.topic("heartbeat"), is_status("busy", task_id))
+
+
 def stop_gracefully(worker: WorkerProcess, timeout_s: float = 10) -> int:
     worker.signal(signal.SIGTERM)
     return worker.wait(timeout_s)
@@ -151,7 +156,6 @@ def test_registers_heartbeats_runs_a_task_and_stops_cleanly(world: Harness) -> N
     timings = result.timings
     assert before_task <= timings.received_ms <= timings.started_ms <= timings.finished_ms <= int(time.time() * 1000)
 
-    world.probe.wait_for(world.topic("status"), is_status("busy", "q_1"))
     world.probe.wait_for(world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= timings.finished_ms)
     logs = world.probe.wait_for("logs", lambda p: p.get("task_id") == "q_1" and "done" in p["message"])
     assert logs["source"] == world.worker_id and logs["level"] == "info"
@@ -247,7 +251,7 @@ def test_a_final_master_error_is_not_retried(world: Harness) -> None:
 def test_a_task_while_busy_is_rejected_and_a_duplicate_is_ignored(world: Harness) -> None:
     worker = world.start_ready_worker(SIMULATED_WORK_MS="1500")
     world.send_task("q_first")
-    world.probe.wait_for(world.topic("status"), is_status("busy", "q_first"))
+    wait_until_busy_with(world, "q_first")
     world.send_task("q_first")  # QoS 1 duplicate
     world.send_task("q_second")
     rejection = world.probe.wait_for(world.topic("status"), lambda p: p.get("rejected_task_id") == "q_second")
@@ -257,8 +261,57 @@ def test_a_task_while_busy_is_rejected_and_a_duplicate_is_ignored(world: Harness
     time.sleep(0.3)
     assert [r.task_id for r in world.master.results] == ["q_first"]
     assert "ignored a duplicate delivery of task q_first" in worker.output()
-    busy_heartbeats = world.probe.on(world.topic("heartbeat"))
-    assert any(h["status"] == "busy" and h["task_id"] == "q_first" for h in busy_heartbeats)
+
+
+def test_taking_a_task_publishes_no_status_until_its_idle(world: Harness) -> None:
+    world.start_ready_worker(SIMULATED_WORK_MS="600")
+    [start_up] = world.probe.on(world.topic("status"))
+    world.send_task("q_quiet")
+    wait_until_busy_with(world, "q_quiet")  # taken and running, as the heartbeats say
+    [result] = world.master.wait_until(lambda m: m.results)
+    idle = world.probe.wait_for(
+        world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= result.timings.finished_ms
+    )
+    assert idle["task_id"] is None
+    assert world.probe.on(world.topic("status")) == [start_up, idle], "a status between taking the task and idle"
+
+
+# ---- LOG_LEVEL ----------------------------------------------------------------------------
+
+
+def wait_for_idle_after_result(world: Harness, task_id: str) -> None:
+    """Waits for the task's result and then its `idle`, the worker's last message for the task."""
+    [result] = world.master.wait_until(lambda m: m.results)
+    assert result.task_id == task_id and result.answer.startswith("[offline]")
+    world.probe.wait_for(
+        world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= result.timings.finished_ms
+    )
+
+
+def test_log_level_warn_keeps_the_task_info_events_off_p_logs_and_stdout(world: Harness) -> None:
+    worker = world.start_ready_worker(LOG_LEVEL="warn")
+    world.send_task("q_hushed")
+    wait_for_idle_after_result(world, "q_hushed")
+    # An error event still passes LOG_LEVEL=warn; any event of the task would have come before it.
+    world.probe.publish(f"{world.prefix}/{world.topic('tasks')}", b"not json")
+    error = world.probe.wait_for("logs", lambda p: "malformed task" in p["message"])
+    assert error["level"] == "error"
+    assert world.probe.on("logs") == [error]
+    output = worker.output()
+    assert "malformed task" in output
+    assert "q_hushed" not in output, "info lines (task events, the SendResult line) are printed below LOG_LEVEL"
+    assert " INFO " not in output
+
+
+def test_default_log_level_publishes_the_task_info_events(world: Harness) -> None:
+    worker = world.start_ready_worker()
+    world.send_task("q_told")
+    wait_for_idle_after_result(world, "q_told")
+    events = [(p["level"], p["message"]) for p in world.probe.on("logs") if p.get("task_id") == "q_told"]
+    assert [level for level, _ in events] == ["info", "info"]
+    assert events[0][1] == "task q_told started"
+    assert events[1][1].startswith("task q_told done in ")
+    assert "SendResult for task q_told: accepted=True" in worker.output()
 
 
 # ---- providers through the whole worker -------------------------------------------------
@@ -308,7 +361,7 @@ def test_llm_failure_becomes_an_error_result_and_the_worker_carries_on(world: Ha
     world.probe.wait_for("logs", lambda p: p["level"] == "error" and p.get("task_id") == "q_429")
 
     openai.script = Script(200, openai_body("fine now"))
-    world.probe.wait_for(world.topic("status"), is_status("idle"))
+    world.probe.wait_for(world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= failed.timings.finished_ms)
     world.send_task("q_ok")
     world.master.wait_until(lambda m: len(m.results) == 2)
     assert world.master.results[1].answer == "fine now"
@@ -331,7 +384,7 @@ def test_result_is_sent_while_the_broker_is_down_and_the_worker_reconnects(world
     world = world_with_own_broker
     worker = world.start_ready_worker(SIMULATED_WORK_MS="1500")
     world.send_task("q_outage")
-    world.probe.wait_for(world.topic("status"), is_status("busy", "q_outage"))
+    wait_until_busy_with(world, "q_outage")
 
     world.broker.stop()
     stopped_at = int(time.time() * 1000)
@@ -352,20 +405,21 @@ def test_result_is_sent_while_the_broker_is_down_and_the_worker_reconnects(world
 def test_sigterm_finishes_the_task_in_hand_then_goes_offline(world: Harness) -> None:
     worker = world.start_ready_worker(SIMULATED_WORK_MS="1000", SHUTDOWN_GRACE_MS="5000")
     world.send_task("q_graceful")
-    world.probe.wait_for(world.topic("status"), is_status("busy", "q_graceful"))
+    wait_until_busy_with(world, "q_graceful")
+    statuses_before = len(world.probe.on(world.topic("status")))
     worker.signal(signal.SIGTERM)
     assert worker.wait(10) == 0
     assert [r.task_id for r in world.master.results] == ["q_graceful"]
     world.probe.wait_for(world.topic("status"), is_status("offline"))
-    statuses = [s["status"] for s in world.probe.on(world.topic("status"))]
-    last_busy = len(statuses) - 1 - statuses[::-1].index("busy")
-    assert statuses[last_busy + 1:] == ["offline"], "no idle between the last task and offline"
+    # One connection keeps its order, so these were all published after the busy heartbeat.
+    statuses_since = [s["status"] for s in world.probe.on(world.topic("status"))[statuses_before:]]
+    assert statuses_since == ["offline"], "no idle between the last task and offline"
 
 
 def test_sigterm_when_grace_runs_out_publishes_offline_and_exits(world: Harness) -> None:
     worker = world.start_ready_worker(SIMULATED_WORK_MS="20000", SHUTDOWN_GRACE_MS="300")
     world.send_task("q_too_long")
-    world.probe.wait_for(world.topic("status"), is_status("busy", "q_too_long"))
+    wait_until_busy_with(world, "q_too_long")
     started = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert worker.wait(10) == 0
@@ -380,7 +434,8 @@ def test_sigterm_when_grace_runs_out_publishes_offline_and_exits(world: Harness)
 
 @pytest.mark.parametrize(
     ("overrides", "variable"),
-    [({"MQTT_PORT": "abc"}, "MQTT_PORT"), ({"GRPC_TOKEN": ""}, "GRPC_TOKEN"), ({"WORKER_ID": "bad/id"}, "WORKER_ID")],
+    [({"MQTT_PORT": "abc"}, "MQTT_PORT"), ({"GRPC_TOKEN": ""}, "GRPC_TOKEN"), ({"WORKER_ID": "bad/id"}, "WORKER_ID"),
+     ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL")],
 )
 def test_bad_config_exits_2_naming_the_variable(world: Harness, overrides: dict[str, str], variable: str) -> None:
     worker = world.start_worker(**overrides)

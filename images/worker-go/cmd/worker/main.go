@@ -44,7 +44,7 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "worker: bad configuration:\n%v\n", err)
 		return exitConfig
 	}
-	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo})).
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).
 		With("worker_id", cfg.WorkerID)
 
 	w, err := worker.New(cfg, log)

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,14 +42,15 @@ func startScene(t *testing.T, tweak func(env map[string]string)) *scene {
 	return &scene{master, obs, w}
 }
 
-// waitIdleAfter waits for the worker to say idle after it said busy with taskID.
+// waitIdleAfter waits for the worker to say idle after it took taskID (its
+// "task <id> started" event on P/logs, published at the default LOG_LEVEL).
 func (s *scene) waitIdleAfter(t *testing.T, taskID string) {
 	t.Helper()
 	status := s.w.topic("status")
 	eventually(t, wait, "status idle after task "+taskID, func() bool {
 		return inOrder(s.obs.all(),
 			func(m observed) bool {
-				return m.topic == status && hasFields(m.fields, map[string]any{"status": "busy", "task_id": taskID})
+				return m.topic == s.w.logsTopic() && hasFields(m.fields, map[string]any{"task_id": taskID, "message": "task " + taskID + " started"})
 			},
 			func(m observed) bool {
 				return m.topic == status && hasFields(m.fields, map[string]any{"status": "idle", "task_id": nil})
@@ -58,7 +60,10 @@ func (s *scene) waitIdleAfter(t *testing.T, taskID string) {
 
 func TestRegistrationTaskAndResult(t *testing.T) {
 	t.Parallel()
-	s := startScene(t, func(env map[string]string) { env["SIMULATED_WORK_MS"] = "300" })
+	s := startScene(t, func(env map[string]string) {
+		env["SIMULATED_WORK_MS"] = "300"
+		env["HEARTBEAT_INTERVAL_MS"] = "50" // several heartbeats fall within the task
+	})
 	w := s.w
 
 	reg := s.obs.waitFor(t, wait, w.topic("register"), map[string]any{
@@ -72,7 +77,6 @@ func TestRegistrationTaskAndResult(t *testing.T) {
 	})
 
 	s.obs.publish(t, w.topic("tasks"), taskPayload("q_001", "What is Docker Swarm?", false))
-	s.obs.waitFor(t, wait, w.topic("status"), map[string]any{"status": "busy", "task_id": "q_001"})
 	s.obs.waitFor(t, wait, w.topic("heartbeat"), map[string]any{"status": "busy", "task_id": "q_001"})
 	r := s.master.waitResult(t, "q_001", wait)
 
@@ -137,7 +141,7 @@ func TestBusyWorkerRejectsAndIgnoresDuplicates(t *testing.T) {
 	s := startScene(t, func(env map[string]string) { env["SIMULATED_WORK_MS"] = "1500" })
 	w := s.w
 	s.obs.publish(t, w.topic("tasks"), taskPayload("q_a", "first", false))
-	s.obs.waitFor(t, wait, w.topic("status"), map[string]any{"status": "busy", "task_id": "q_a"})
+	s.obs.waitFor(t, wait, w.topic("heartbeat"), map[string]any{"status": "busy", "task_id": "q_a"})
 
 	s.obs.publish(t, w.topic("tasks"), taskPayload("q_a", "first", false)) // QoS 1 duplicate
 	s.obs.publish(t, w.topic("tasks"), taskPayload("q_b", "second", false))
@@ -153,10 +157,97 @@ func TestBusyWorkerRejectsAndIgnoresDuplicates(t *testing.T) {
 	if len(results) != 1 || calls != 1 {
 		t.Errorf("got %d results from %d SendResult calls, want exactly one for q_a", len(results), calls)
 	}
-	if n := len(s.obs.matching(w.topic("status"), map[string]any{"status": "busy", "task_id": "q_a"})); n != 2 {
-		// one for taking q_a, one for rejecting q_b: the duplicate caused nothing
-		t.Errorf("%d busy statuses for q_a, want 2", n)
+	if n := len(s.obs.matching(w.topic("status"), map[string]any{"status": "busy", "task_id": "q_a"})); n != 1 {
+		// only the one rejecting q_b: taking q_a says nothing, nor does the duplicate
+		t.Errorf("%d busy statuses for q_a, want 1", n)
 	}
+}
+
+func TestTakingATaskPublishesNoStatusUntilIdle(t *testing.T) {
+	t.Parallel()
+	s := startScene(t, func(env map[string]string) {
+		env["SIMULATED_WORK_MS"] = "500"
+		env["HEARTBEAT_INTERVAL_MS"] = "50"
+	})
+	w := s.w
+	seenBefore := len(s.obs.all())
+	s.obs.publish(t, w.topic("tasks"), taskPayload("q_quiet", "hello", false))
+	s.master.waitResult(t, "q_quiet", wait)
+	var sinceTask []observed
+	eventually(t, wait, "status idle after task q_quiet", func() bool {
+		sinceTask = s.obs.all()[seenBefore:]
+		return len(s.obs.matching(w.topic("status"), map[string]any{"status": "idle"})) >= 2 // start-up + after the task
+	})
+
+	// The first status after the task was sent is the idle one that ends it;
+	// meanwhile the heartbeats said busy with the task id.
+	var statuses []observed
+	busyHeartbeats := 0
+	for _, m := range sinceTask {
+		switch {
+		case m.topic == w.topic("status"):
+			statuses = append(statuses, m)
+		case m.topic == w.topic("heartbeat") && hasFields(m.fields, map[string]any{"status": "busy", "task_id": "q_quiet"}):
+			busyHeartbeats++
+		}
+	}
+	if len(statuses) != 1 || !hasFields(statuses[0].fields, map[string]any{"status": "idle", "task_id": nil}) {
+		t.Errorf("status messages while taking and running the task: %d, want exactly the final idle one", len(statuses))
+		for _, m := range statuses {
+			t.Logf("  %s", m.payload)
+		}
+	}
+	if busyHeartbeats == 0 {
+		t.Error("no heartbeat said busy with q_quiet while it ran")
+	}
+}
+
+// With the default LOG_LEVEL a task's info events are printed and published;
+// with LOG_LEVEL=warn they are neither, while errors still are.
+func TestLogLevelFiltersStdoutAndPLogs(t *testing.T) {
+	t.Parallel()
+	t.Run("default_info", func(t *testing.T) {
+		t.Parallel()
+		s := startScene(t, func(env map[string]string) { env["SIMULATED_WORK_MS"] = "0" })
+		s.obs.publish(t, s.w.topic("tasks"), taskPayload("q_info", "hello", false))
+		s.master.waitResult(t, "q_info", wait)
+		s.obs.waitFor(t, wait, s.w.logsTopic(), map[string]any{"level": "info", "task_id": "q_info", "message": "task q_info started"})
+		eventually(t, wait, "the info event 'task q_info done'", func() bool {
+			for _, m := range s.obs.matching(s.w.logsTopic(), map[string]any{"level": "info", "task_id": "q_info"}) {
+				if strings.HasPrefix(fmt.Sprint(m.fields["message"]), "task q_info done in ") {
+					return true
+				}
+			}
+			return false
+		})
+		s.w.waitOutput(t, wait, "level=INFO", "task q_info started")
+	})
+	t.Run("warn", func(t *testing.T) {
+		t.Parallel()
+		s := startScene(t, func(env map[string]string) {
+			env["SIMULATED_WORK_MS"] = "0"
+			env["LOG_LEVEL"] = "warn"
+		})
+		w := s.w
+		s.obs.publish(t, w.topic("tasks"), taskPayload("q_warn", "hello", false))
+		if r := s.master.waitResult(t, "q_warn", wait); !strings.HasPrefix(r.Answer, "[offline]") {
+			t.Errorf("answer = %q", r.Answer)
+		}
+		// The "done" event would go out before the idle status that follows it.
+		eventually(t, wait, "status idle after q_warn", func() bool {
+			return len(s.obs.matching(w.topic("status"), map[string]any{"status": "idle"})) >= 2
+		})
+		if logs := s.obs.matching(w.logsTopic(), nil); len(logs) != 0 {
+			t.Errorf("%d log messages on P/logs with LOG_LEVEL=warn, want none; first: %s", len(logs), logs[0].payload)
+		}
+		if strings.Contains(w.out.String(), "level=INFO") {
+			t.Errorf("info lines printed with LOG_LEVEL=warn:\n%s", w.out.String())
+		}
+		// Events at or above warn still go out: a malformed task is an error.
+		s.obs.publish(t, w.topic("tasks"), []byte("not json"))
+		s.obs.waitFor(t, wait, w.logsTopic(), map[string]any{"type": "log", "source": w.id, "level": "error"})
+		w.waitOutput(t, wait, "level=ERROR", "malformed task dropped")
+	})
 }
 
 func TestMalformedTasksDoNotCrash(t *testing.T) {
@@ -312,7 +403,7 @@ func TestSIGTERMFinishesTheTaskInHand(t *testing.T) {
 	t.Parallel()
 	s := startScene(t, func(env map[string]string) { env["SIMULATED_WORK_MS"] = "1000" })
 	s.obs.publish(t, s.w.topic("tasks"), taskPayload("q_term", "hello", false))
-	s.obs.waitFor(t, wait, s.w.topic("status"), map[string]any{"status": "busy", "task_id": "q_term"})
+	s.obs.waitFor(t, wait, s.w.topic("heartbeat"), map[string]any{"status": "busy", "task_id": "q_term"})
 	s.w.signal(syscall.SIGTERM)
 	s.w.waitOutput(t, wait, "stop signal received")
 	// A task that arrives during the grace period is refused, for re-dispatch.
@@ -347,7 +438,7 @@ func TestSIGTERMGraceRunsOut(t *testing.T) {
 		env["SHUTDOWN_GRACE_MS"] = "300"
 	})
 	s.obs.publish(t, s.w.topic("tasks"), taskPayload("q_long", "hello", false))
-	s.obs.waitFor(t, wait, s.w.topic("status"), map[string]any{"status": "busy", "task_id": "q_long"})
+	s.obs.waitFor(t, wait, s.w.topic("heartbeat"), map[string]any{"status": "busy", "task_id": "q_long"})
 	start := time.Now()
 	s.w.signal(syscall.SIGTERM)
 	if code := s.w.waitExit(t, wait); code != 0 {
@@ -395,7 +486,7 @@ func TestBrokerOutageResultStillSentThenReconnect(t *testing.T) {
 	obs.waitFor(t, wait, w.topic("status"), map[string]any{"status": "idle"})
 
 	obs.publish(t, w.topic("tasks"), taskPayload("q_outage", "hello", false))
-	obs.waitFor(t, wait, w.topic("status"), map[string]any{"status": "busy", "task_id": "q_outage"})
+	obs.waitFor(t, wait, w.topic("heartbeat"), map[string]any{"status": "busy", "task_id": "q_outage"})
 	b.stop()
 	seenBeforeOutage := len(obs.all())
 	master.waitResult(t, "q_outage", wait) // gRPC does not need the broker
@@ -443,6 +534,7 @@ func TestBadConfigurationExitsWithCode2(t *testing.T) {
 		{[]string{"GRPC_TOKEN=x", "SIMULATED_WORK_MS=soon"}, "SIMULATED_WORK_MS"},
 		{[]string{"GRPC_TOKEN_FILE=/nonexistent/token"}, "GRPC_TOKEN_FILE"},
 		{[]string{"GRPC_TOKEN=x", "MQTT_TLS=true", "MQTT_CA_FILE=/nonexistent/ca.pem"}, "MQTT_CA_FILE"},
+		{[]string{"GRPC_TOKEN=x", "LOG_LEVEL=verbose"}, "LOG_LEVEL must be one of debug, info, warn, error"},
 	}
 	for _, tc := range cases {
 		cmd := exec.Command(workerBinary)

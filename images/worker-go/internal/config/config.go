@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -60,6 +61,10 @@ type Config struct {
 	ResultRetryDeadline time.Duration
 	ShutdownGrace       time.Duration
 	HealthFile          string
+
+	// LogLevel is the lowest level printed on stdout and, for log events,
+	// published on P/logs.
+	LogLevel slog.Level
 }
 
 // Env looks a variable up; ok is false when it is unset.
@@ -103,6 +108,7 @@ func Load(env Env, readFile ReadFile, hostname string) (Config, error) {
 		ResultRetryDeadline: r.millis("RESULT_RETRY_DEADLINE_MS", 120000, 0),
 		ShutdownGrace:       r.millis("SHUTDOWN_GRACE_MS", 20000, 0),
 		HealthFile:          r.str("HEALTH_FILE", "/tmp/worker.health"),
+		LogLevel:            r.logLevel("LOG_LEVEL", slog.LevelInfo),
 	}
 	c.WorkerID = r.workerID("WORKER_ID", c.Node)
 
@@ -224,6 +230,39 @@ func (r *reader) oneOf(name, def string, allowed ...string) string {
 	}
 	r.fail(name, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
 	return def
+}
+
+// LogLevelNames are the LOG_LEVEL values, lowest first; they are also the
+// "level" values of log events (docs/protocol.md).
+var LogLevelNames = []string{"debug", "info", "warn", "error"}
+
+// ParseLogLevel maps a level name of docs/protocol.md to its slog level.
+// Only the exact lower-case names are accepted, as in the master.
+func ParseLogLevel(name string) (slog.Level, bool) {
+	switch name {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return 0, false
+}
+
+func (r *reader) logLevel(name string, def slog.Level) slog.Level {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	level, ok := ParseLogLevel(v)
+	if !ok {
+		r.fail(name, "must be one of %s, got %q", strings.Join(LogLevelNames, ", "), v)
+		return def
+	}
+	return level
 }
 
 // topicPrefix rejects MQTT wildcards and empty levels, which would make the

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
@@ -49,6 +50,7 @@ func TestDefaults(t *testing.T) {
 		{"ShutdownGrace", c.ShutdownGrace, 20 * time.Second},
 		{"HealthFile", c.HealthFile, "/tmp/worker.health"},
 		{"GRPCToken", c.GRPCToken.Value(), "tok"},
+		{"LogLevel", c.LogLevel, slog.LevelInfo},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -135,6 +137,41 @@ func TestBadValuesNameTheirVariable(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), tc.wantVar) {
 			t.Errorf("%v: error %q does not name %s", tc.vars, err, tc.wantVar)
+		}
+	}
+}
+
+func TestLogLevelValues(t *testing.T) {
+	cases := map[string]slog.Level{
+		"debug": slog.LevelDebug,
+		"info":  slog.LevelInfo,
+		"warn":  slog.LevelWarn,
+		"error": slog.LevelError,
+		" warn": slog.LevelWarn, // surrounding blanks are trimmed like everywhere
+		"":      slog.LevelInfo, // empty counts as unset: the default
+	}
+	for value, want := range cases {
+		c, err := load(t, map[string]string{"GRPC_TOKEN": "tok", "LOG_LEVEL": value}, nil)
+		if err != nil {
+			t.Errorf("LOG_LEVEL=%q: unexpected error %v", value, err)
+			continue
+		}
+		if c.LogLevel != want {
+			t.Errorf("LOG_LEVEL=%q gave %v, want %v", value, c.LogLevel, want)
+		}
+	}
+}
+
+func TestBadLogLevelNamesTheVariableAndTheAllowedValues(t *testing.T) {
+	for _, value := range []string{"verbose", "WARN", "warning", "3"} {
+		_, err := load(t, map[string]string{"GRPC_TOKEN": "tok", "LOG_LEVEL": value}, nil)
+		if err == nil {
+			t.Errorf("LOG_LEVEL=%q: no error", value)
+			continue
+		}
+		want := fmt.Sprintf("LOG_LEVEL must be one of debug, info, warn, error, got %q", value)
+		if err.Error() != want {
+			t.Errorf("LOG_LEVEL=%q: error %q, want %q", value, err, want)
 		}
 	}
 }

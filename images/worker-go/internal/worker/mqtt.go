@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -134,20 +136,22 @@ func (w *Worker) announce(topic string, payload any, last bool) {
 	w.publish(topic, payload)
 }
 
-// event logs locally and publishes a log event on P/logs. message must hold
-// no secret and no query text.
+// event logs locally and publishes a log event on P/logs, both only when
+// level is at or above LOG_LEVEL (the logger's level): an event below it
+// costs neither a line nor an MQTT message. message must hold no secret and
+// no query text.
 func (w *Worker) event(level, taskID, message string) {
+	slogLevel, ok := config.ParseLogLevel(level)
+	if !ok {
+		slogLevel = slog.LevelInfo // unreachable: callers pass protocol.Level* constants
+	}
+	if !w.log.Enabled(context.Background(), slogLevel) {
+		return
+	}
 	attrs := []any{}
 	if taskID != "" {
 		attrs = append(attrs, "task_id", taskID)
 	}
-	switch level {
-	case protocol.LevelError:
-		w.log.Error(message, attrs...)
-	case protocol.LevelWarn:
-		w.log.Warn(message, attrs...)
-	default:
-		w.log.Info(message, attrs...)
-	}
+	w.log.Log(context.Background(), slogLevel, message, attrs...)
 	w.publish(w.topics.Logs(), protocol.NewLog(w.cfg.WorkerID, level, message, taskID, nowMS()))
 }

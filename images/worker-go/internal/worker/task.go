@@ -70,14 +70,16 @@ func (w *Worker) onTaskMessage(_ mqtt.Client, msg mqtt.Message) {
 	}
 }
 
-// process runs one task: status busy, credential, provider call, simulated
-// work, SendResult with retries, status idle.
+// process runs one task: credential, provider call, simulated work,
+// SendResult with retries, status idle. Taking the task publishes no status:
+// the master counts us busy from its lease on, and our heartbeats say busy
+// with the task id (docs/protocol.md, "Worker behaviour"); on a loaded
+// machine that message was a noticeable share of each task's CPU.
 func (w *Worker) process(task protocol.Task, received time.Time) {
 	id := task.TaskID
 	defer w.finish(id)
 	ctx := w.hardStop
 
-	w.publishStatus(protocol.StatusBusy, id, "")
 	w.event(protocol.LevelInfo, id, "task "+id+" started")
 
 	userKey, ok := w.fetchCredential(ctx, task)

@@ -14,6 +14,7 @@ import threading
 from types import FrameType
 
 from .config import Config, ConfigError, load_config
+from .log_levels import PYTHON_LOG_LEVELS, LogLevel
 from .master_client import MasterClient
 from .providers import default_provider
 from .worker import Worker
@@ -21,10 +22,10 @@ from .worker import Worker
 EXIT_BAD_CONFIG = 2
 
 
-def setup_logging(worker_id: str) -> None:
-    """One line per event on stdout, each naming the worker."""
+def setup_logging(worker_id: str, lowest: LogLevel) -> None:
+    """One line per event on stdout, each naming the worker; nothing below LOG_LEVEL."""
     logging.basicConfig(
-        level=logging.INFO,
+        level=PYTHON_LOG_LEVELS[lowest],
         stream=sys.stdout,
         format=f"%(asctime)s %(levelname)s worker={worker_id} %(name)s: %(message)s",
         force=True,
@@ -62,7 +63,7 @@ def main() -> int:
             print(f"config error: {problem}", file=sys.stderr)
         return EXIT_BAD_CONFIG
 
-    setup_logging(config.worker_id)
+    setup_logging(config.worker_id, config.log_level)
     log = logging.getLogger("aiswarm_worker")
     log.info(describe(config))
     if config.llm_provider == "gemini" and config.gemini_api_key is None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .log_levels import DEFAULT_LOG_LEVEL, LOG_LEVELS, LogLevel
+
 LANGUAGE = "python"
 WORKER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PROVIDER_MODES = ("auto", "gemini", "openai", "offline")
@@ -54,6 +56,7 @@ class Config:
     result_retry_deadline_ms: int
     shutdown_grace_ms: int
     health_file: str
+    log_level: LogLevel
     language: str = LANGUAGE
 
 
@@ -129,6 +132,10 @@ class _Reader:
             return default
         return raw
 
+    def log_level(self, name: str) -> LogLevel:
+        raw = self.choice(name, DEFAULT_LOG_LEVEL, LOG_LEVELS)
+        return LOG_LEVELS[LOG_LEVELS.index(raw)]  # the same value, typed as a LogLevel
+
     def base_url(self, name: str, default: str | None) -> str | None:
         raw = self.text(name) or default
         if raw is None:
@@ -199,6 +206,7 @@ def load_config(
         result_retry_deadline_ms=read.integer("RESULT_RETRY_DEADLINE_MS", 120000, minimum=0),
         shutdown_grace_ms=read.integer("SHUTDOWN_GRACE_MS", 20000, minimum=0),
         health_file=read.text_or("HEALTH_FILE", "/tmp/worker.health"),
+        log_level=read.log_level("LOG_LEVEL"),
     )
     if problems:
         raise ConfigError(problems)

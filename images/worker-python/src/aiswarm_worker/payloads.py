@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any, Literal
 
+from .log_levels import LogLevel
+
 PROTOCOL_VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_QUERY_CHARS = 16000
 
 Status = Literal["idle", "busy", "offline"]
-LogLevel = Literal["debug", "info", "warn", "error"]
 JsonObject = dict[str, Any]
 
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from .config import Config
 from .healthcheck import write_health_file
+from .log_levels import PYTHON_LOG_LEVELS, LogLevel, is_at_least
 from .master_client import MasterCallError, MasterClient, ResultDraft
 from .mqtt_link import MqttLink, now_ms
 from .payloads import (
     Identity,
-    LogLevel,
     PayloadError,
     Status,
     Task,
@@ -39,9 +39,6 @@ from .payloads import (
 from .providers import ask_llm, default_provider, select_provider
 
 OFFLINE_PUBLISH_TIMEOUT_S = 2.0
-PYTHON_LOG_LEVELS: dict[LogLevel, int] = {
-    "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
-}
 
 log = logging.getLogger("aiswarm_worker")
 
@@ -136,7 +133,8 @@ class Worker:
             log.info("rejected task %s: busy or shutting down", task.task_id)
             self._publish_status(rejected_task_id=task.task_id)
         else:
-            self._publish_status()
+            # No `status busy` here: the master counts us busy from the lease on,
+            # and heartbeats say busy while the task runs (docs/protocol.md).
             self._taken.put(_TakenTask(task, received_ms))
 
     # ---- task thread -------------------------------------------------------
@@ -239,6 +237,8 @@ class Worker:
     # ---- events --------------------------------------------------------------
 
     def _event(self, level: LogLevel, message: str, task_id: str | None = None) -> None:
-        """A log line here and the same event on P/logs for the cluster."""
+        """A log line here and the same event on P/logs for the cluster; neither below LOG_LEVEL."""
+        if not is_at_least(level, self.config.log_level):
+            return  # also saves the MQTT message, which costs CPU in the broker and the master
         log.log(PYTHON_LOG_LEVELS[level], message)
         self.mqtt.publish(self.topics.logs, log_payload(self.config.worker_id, level, message, now_ms(), task_id))

@@ -30,7 +30,8 @@ public record Config(
         long heartbeatIntervalMs,
         long resultRetryDeadlineMs,
         long shutdownGraceMs,
-        Path healthFile) {
+        Path healthFile,
+        LogLevel logLevel) {
 
     public static final String LANGUAGE = "java";
 
@@ -57,7 +58,8 @@ public record Config(
                 + ", heartbeat_interval_ms=" + heartbeatIntervalMs
                 + ", result_retry_deadline_ms=" + resultRetryDeadlineMs
                 + ", shutdown_grace_ms=" + shutdownGraceMs
-                + ", health_file=" + healthFile + "]";
+                + ", health_file=" + healthFile
+                + ", log_level=" + logLevel.wireName() + "]";
     }
 
     private static String presence(String secret) {

@@ -75,7 +75,8 @@ public final class ConfigLoader {
                 millis("HEARTBEAT_INTERVAL_MS", 2_000, 1),
                 millis("RESULT_RETRY_DEADLINE_MS", 120_000, 0),
                 millis("SHUTDOWN_GRACE_MS", 20_000, 0),
-                Path.of(text("HEALTH_FILE", "/tmp/worker.health")));
+                Path.of(text("HEALTH_FILE", "/tmp/worker.health")),
+                logLevel());
     }
 
     /** An unset or blank variable counts as unset (compose files often pass empty strings). */
@@ -145,6 +146,15 @@ public final class ConfigLoader {
             throw new ConfigException("LLM_PROVIDER", "must be auto, gemini, openai or offline, got \"" + value + "\"");
         }
         return mode;
+    }
+
+    private LogLevel logLevel() throws ConfigException {
+        String value = text("LOG_LEVEL", "info");
+        LogLevel level = LogLevel.parse(value);
+        if (level == null) {
+            throw new ConfigException("LOG_LEVEL", "must be debug, info, warn or error, got \"" + value + "\"");
+        }
+        return level;
     }
 
     private boolean bool(String name, boolean fallback) throws ConfigException {

@@ -29,7 +29,7 @@ public final class Main {
             return;
         }
         Config config = loadConfigOrExit();
-        Log log = new Log(config.workerId());
+        Log log = new Log(config.workerId(), config.logLevel());
         ProviderSelector selector = ProviderSelector.from(config);
         log.info("starting worker id=" + config.workerId() + " language=" + Config.LANGUAGE
                 + " node=" + config.nodeHostname() + " provider_mode=" + config.llmProvider().wireName()

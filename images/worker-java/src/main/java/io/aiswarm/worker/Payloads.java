@@ -56,10 +56,10 @@ public final class Payloads {
         return status(WorkerStatus.OFFLINE, null, ts);
     }
 
-    public String log(String level, String message, String taskId, long ts) {
+    public String log(LogLevel level, String message, String taskId, long ts) {
         ObjectNode o = base("log");
         o.put("source", workerId);
-        o.put("level", level);
+        o.put("level", level.wireName());
         o.put("message", message);
         if (taskId != null) {
             o.put("task_id", taskId);

@@ -93,7 +93,8 @@ public final class Worker implements MqttLink.Listener {
         try {
             accept(TaskParser.parse(payload), receivedMs);
         } catch (InvalidPayloadException e) {
-            event("error", "dropped a malformed task message on " + topics.tasks() + ": " + e.getMessage(), null);
+            event(LogLevel.ERROR, "dropped a malformed task message on " + topics.tasks() + ": " + e.getMessage(),
+                    null);
         } catch (RuntimeException e) {
             // A Paho callback that throws drops the connection: log and carry on instead.
             log.error("unexpected error handling a task message: " + e);
@@ -114,8 +115,9 @@ public final class Worker implements MqttLink.Listener {
                     current == null ? null : current.taskId(), task.taskId(), clock.getAsLong()));
             return;
         }
+        // No "status busy" here (docs/protocol.md "Per task"): the master counts this worker busy
+        // from the lease on, and the heartbeats say busy with the task id while it runs.
         current = task;
-        publishStatus();
         taskRunner.execute(() -> run(task, receivedMs));
     }
 
@@ -123,14 +125,14 @@ public final class Worker implements MqttLink.Listener {
 
     private void run(TaskMessage task, long receivedMs) {
         try {
-            event("info", "task " + task.taskId() + " started", task.taskId());
+            event(LogLevel.INFO, "task " + task.taskId() + " started", task.taskId());
             TaskResult result = processor.process(task, receivedMs);
             reportOutcome(result);
             deliver(result);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (RuntimeException e) {
-            event("error", "task " + task.taskId() + " failed unexpectedly: " + e.getClass().getSimpleName(),
+            event(LogLevel.ERROR, "task " + task.taskId() + " failed unexpectedly: " + e.getClass().getSimpleName(),
                     task.taskId());
         } finally {
             finish();
@@ -140,10 +142,10 @@ public final class Worker implements MqttLink.Listener {
     private void reportOutcome(TaskResult result) {
         long tookMs = result.getTimings().getFinishedMs() - result.getTimings().getReceivedMs();
         if (result.getError().isEmpty()) {
-            event("info", "task " + result.getTaskId() + " done in " + tookMs + " ms (" + result.getProvider() + ")",
-                    result.getTaskId());
+            event(LogLevel.INFO, "task " + result.getTaskId() + " done in " + tookMs + " ms ("
+                    + result.getProvider() + ")", result.getTaskId());
         } else {
-            event("error", "task " + result.getTaskId() + " failed: " + result.getError(), result.getTaskId());
+            event(LogLevel.ERROR, "task " + result.getTaskId() + " failed: " + result.getError(), result.getTaskId());
         }
     }
 
@@ -151,7 +153,7 @@ public final class Worker implements MqttLink.Listener {
         SendOutcome outcome = master.sendResult(result, config.resultRetryDeadlineMs());
         String taskId = result.getTaskId();
         if (!outcome.delivered()) {
-            event("error", "SendResult for task " + taskId + " rejected: " + outcome.failure()
+            event(LogLevel.ERROR, "SendResult for task " + taskId + " rejected: " + outcome.failure()
                     + (outcome.failureDetail() == null ? "" : " (" + outcome.failureDetail() + ")")
                     + " after " + outcome.attempts() + " attempt(s)", taskId);
         } else if (outcome.ack().getDuplicate()) {
@@ -200,13 +202,12 @@ public final class Worker implements MqttLink.Listener {
                 clock.getAsLong()));
     }
 
-    /** A log line here and, for the cluster, on P/logs. */
-    private void event(String level, String message, String taskId) {
-        switch (level) {
-            case "error" -> log.error(message);
-            case "warn" -> log.warn(message);
-            default -> log.info(message);
+    /** A log line here and, for the cluster, on P/logs; neither below LOG_LEVEL. */
+    private void event(LogLevel level, String message, String taskId) {
+        if (!log.enabled(level)) {
+            return;
         }
+        log.write(level, message);
         if (mqtt != null) {
             mqtt.publish(topics.logs(), payloads.log(level, message, taskId, clock.getAsLong()));
         }

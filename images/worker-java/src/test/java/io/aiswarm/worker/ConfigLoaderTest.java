@@ -65,6 +65,7 @@ class ConfigLoaderTest {
         assertEquals(120_000, c.resultRetryDeadlineMs());
         assertEquals(20_000, c.shutdownGraceMs());
         assertEquals(Path.of("/tmp/worker.health"), c.healthFile());
+        assertEquals(LogLevel.INFO, c.logLevel());
     }
 
     @Test
@@ -76,7 +77,7 @@ class ConfigLoaderTest {
                 "GEMINI_MODEL", "m1", "OPENAI_BASE_URL", "http://127.0.0.1:2/v1/", "OPENAI_API_KEY", "o",
                 "OPENAI_MODEL", "m2", "LLM_TIMEOUT_MS", "5", "SIMULATED_WORK_MS", "0",
                 "HEARTBEAT_INTERVAL_MS", "100", "RESULT_RETRY_DEADLINE_MS", "0", "SHUTDOWN_GRACE_MS", "7",
-                "HEALTH_FILE", "/tmp/h"));
+                "HEALTH_FILE", "/tmp/h", "LOG_LEVEL", "warn"));
         assertEquals("w.1_A-b", c.workerId());
         assertEquals("vm7", c.nodeHostname());
         assertEquals("broker", c.mqttHost());
@@ -100,6 +101,20 @@ class ConfigLoaderTest {
         assertEquals(0, c.resultRetryDeadlineMs());
         assertEquals(7, c.shutdownGraceMs());
         assertEquals(Path.of("/tmp/h"), c.healthFile());
+        assertEquals(LogLevel.WARN, c.logLevel());
+    }
+
+    @ParameterizedTest(name = "LOG_LEVEL={0}")
+    @CsvSource({"debug,DEBUG", "info,INFO", "warn,WARN", "error,ERROR", "'',INFO"})
+    void logLevelTakesEachOfTheFourLevels(String value, LogLevel expected) throws ConfigException {
+        assertEquals(expected, load(env("LOG_LEVEL", value)).logLevel());
+    }
+
+    @Test
+    void badLogLevelNamesTheVariableAndTheAllowedValues() {
+        ConfigException e = assertThrows(ConfigException.class, () -> load(env("LOG_LEVEL", "verbose")));
+        assertEquals("LOG_LEVEL", e.variable());
+        assertEquals("LOG_LEVEL must be debug, info, warn or error, got \"verbose\"", e.getMessage());
     }
 
     @Test
@@ -149,6 +164,9 @@ class ConfigLoaderTest {
         "SHUTDOWN_GRACE_MS|-5",
         "GRPC_TOKEN_FILE|/run/secrets/missing",
         "GRPC_TOKEN_FILE|/run/secrets/empty",
+        "LOG_LEVEL|warning",
+        "LOG_LEVEL|WARN",
+        "LOG_LEVEL|trace",
     })
     void badValueNamesItsVariable(String variable, String value) {
         ConfigException e = assertThrows(ConfigException.class, () -> load(env(variable, value)));

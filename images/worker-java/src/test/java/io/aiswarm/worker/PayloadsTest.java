@@ -50,8 +50,8 @@ class PayloadsTest {
     @Test
     void logHasOptionalTaskId() throws Exception {
         assertEquals(read("{\"v\":1,\"type\":\"log\",\"source\":\"java-vm2-1a2b\",\"level\":\"info\","
-                + "\"message\":\"m\",\"task_id\":\"q\",\"ts\":1}"), read(payloads.log("info", "m", "q", 1)));
-        assertFalse(read(payloads.log("error", "m", null, 1)).has("task_id"));
+                + "\"message\":\"m\",\"task_id\":\"q\",\"ts\":1}"), read(payloads.log(LogLevel.INFO, "m", "q", 1)));
+        assertFalse(read(payloads.log(LogLevel.ERROR, "m", null, 1)).has("task_id"));
     }
 
     @Test

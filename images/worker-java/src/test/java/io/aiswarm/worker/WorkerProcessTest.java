@@ -11,9 +11,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.aiswarm.v1.TaskResult;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
@@ -106,6 +108,16 @@ class WorkerProcessTest {
                 + "\"lease_ms\":30000,\"has_credential\":" + hasCredential + ",\"ts\":" + System.currentTimeMillis() + "}";
     }
 
+    private Predicate<MqttProbe.Received> busyHeartbeat(String taskId) {
+        return r -> r.topic().equals(topics.heartbeat())
+                && "busy".equals(r.json().path("status").asText()) && taskId.equals(r.json().path("task_id").asText());
+    }
+
+    private Predicate<MqttProbe.Received> startedEvent(String taskId) {
+        return r -> r.topic().equals(topics.logs())
+                && taskId.equals(r.json().path("task_id").asText()) && r.payload().contains("started");
+    }
+
     private static boolean isNonNegativeInteger(JsonNode node) {
         return node != null && node.isIntegralNumber() && node.asLong() >= 0;
     }
@@ -143,14 +155,15 @@ class WorkerProcessTest {
 
         int before = probe.count();
         probe.publish(topics.tasks(), task("q-1", false));
-        probe.awaitFrom(before, "status busy", WAIT_MS, r -> r.topic().equals(topics.status())
-                && "busy".equals(r.json().path("status").asText()) && "q-1".equals(r.json().path("task_id").asText()));
+        probe.awaitFrom(before, "q-1 taken (its started event)", WAIT_MS, startedEvent("q-1"));
         // The same task again (a QoS 1 duplicate) is ignored; another one is refused while busy.
         probe.publish(topics.tasks(), task("q-1", false));
         probe.publish(topics.tasks(), task("q-2", false));
-        probe.await("rejection of q-2", WAIT_MS, typed(topics.status(), "rejected_task_id", "q-2"));
-        probe.await("busy heartbeat naming q-1", WAIT_MS, r -> r.topic().equals(topics.heartbeat())
-                && "busy".equals(r.json().path("status").asText()) && "q-1".equals(r.json().path("task_id").asText()));
+        JsonNode rejection = probe.await("rejection of q-2", WAIT_MS,
+                typed(topics.status(), "rejected_task_id", "q-2")).json();
+        assertEquals("busy", rejection.get("status").asText());
+        assertEquals("q-1", rejection.get("task_id").asText());
+        probe.await("busy heartbeat naming q-1", WAIT_MS, busyHeartbeat("q-1"));
 
         TaskResult result = master.awaitResult(WAIT_MS);
         assertEquals("q-1", result.getTaskId());
@@ -168,10 +181,13 @@ class WorkerProcessTest {
 
         probe.awaitFrom(before, "status idle after the task", WAIT_MS, r -> r.topic().equals(topics.status())
                 && "idle".equals(r.json().path("status").asText()));
-        probe.await("task started log", WAIT_MS, r -> r.topic().equals(topics.logs())
-                && "q-1".equals(r.json().path("task_id").asText()) && r.payload().contains("started"));
-        probe.await("task done log", WAIT_MS, r -> r.topic().equals(topics.logs())
-                && "q-1".equals(r.json().path("task_id").asText()) && r.payload().contains("done"));
+        // At the default LOG_LEVEL (info) the task's info events reach P/logs.
+        JsonNode startedEvent = probe.await("task started log", WAIT_MS, startedEvent("q-1")).json();
+        assertEquals("info", startedEvent.get("level").asText());
+        assertEquals(workerId, startedEvent.get("source").asText());
+        JsonNode done = probe.await("task done log", WAIT_MS, r -> r.topic().equals(topics.logs())
+                && "q-1".equals(r.json().path("task_id").asText()) && r.payload().contains("done")).json();
+        assertEquals("info", done.get("level").asText());
         assertNull(master.results.poll(500, TimeUnit.MILLISECONDS), "exactly one result");
         assertFalse(probe.all().stream().anyMatch(r -> r.payload().contains("\"rejected_task_id\":\"q-1\"")),
                 "the duplicate of the task in hand is ignored, not rejected");
@@ -179,6 +195,39 @@ class WorkerProcessTest {
         worker.terminate();
         assertEquals(0, worker.awaitExit(WAIT_MS));
         probe.awaitFrom(before, "status offline", WAIT_MS, typed(topics.status(), "status", "offline"));
+    }
+
+    @Test
+    void takingATaskPublishesNoStatusUntilItsIdle() throws Exception {
+        startWorker("SIMULATED_WORK_MS", "600");
+        try (MqttProbe statuses = new MqttProbe(broker.url(), topics.status())) {
+            int before = probe.count();
+            probe.publish(topics.tasks(), task("q-quiet", false));
+            probe.awaitFrom(before, "busy heartbeat while the task runs", WAIT_MS, busyHeartbeat("q-quiet"));
+            assertEquals("q-quiet", master.awaitResult(WAIT_MS).getTaskId());
+
+            JsonNode first = statuses.await("the status after the task", WAIT_MS, onTopic(topics.status())).json();
+            assertEquals("idle", first.get("status").asText(), "the first status since taking the task: " + first);
+            assertTrue(first.get("task_id").isNull());
+            assertEquals(1, statuses.count(), "one status for the whole task: " + statuses.all());
+        }
+    }
+
+    @Test
+    void logLevelWarnKeepsTheTaskInfoEventsOffTheLogsTopicAndStdout() throws Exception {
+        startWorker("LOG_LEVEL", "warn", "SIMULATED_WORK_MS", "0");
+        int before = probe.count();
+        probe.publish(topics.tasks(), task("q-warn", false));
+        assertEquals("q-warn", master.awaitResult(WAIT_MS).getTaskId());
+        probe.awaitFrom(before, "idle after the task", WAIT_MS, typed(topics.status(), "status", "idle"));
+
+        // An error event still goes out: P/logs works, and it is the only log message seen.
+        probe.publish(topics.tasks(), "not json");
+        probe.awaitFrom(before, "error event for the malformed task", WAIT_MS, typed(topics.logs(), "level", "error"));
+        List<MqttProbe.Received> logs = probe.all().stream().filter(onTopic(topics.logs())).toList();
+        assertEquals(1, logs.size(), "only the error event on P/logs: " + logs);
+        assertFalse(worker.output().contains(" INFO [" + workerId + "]"), "no info line on stdout:\n" + worker.output());
+        worker.awaitLine(WAIT_MS, "ERROR", "dropped a malformed task message");
     }
 
     @Test
@@ -262,7 +311,7 @@ class WorkerProcessTest {
     void sigtermFinishesTheTaskInHandThenGoesOffline() throws Exception {
         startWorker("SIMULATED_WORK_MS", "1500", "SHUTDOWN_GRACE_MS", "10000");
         probe.publish(topics.tasks(), task("q-grace", false));
-        probe.await("busy", WAIT_MS, typed(topics.status(), "task_id", "q-grace"));
+        probe.await("busy heartbeat", WAIT_MS, busyHeartbeat("q-grace"));
         int atSigterm = probe.count();
         worker.terminate();
         worker.awaitLine(WAIT_MS, "SIGTERM");
@@ -281,7 +330,7 @@ class WorkerProcessTest {
     void sigtermWithATaskLongerThanTheGraceStillExitsPromptly() throws Exception {
         startWorker("SIMULATED_WORK_MS", "30000", "SHUTDOWN_GRACE_MS", "300");
         probe.publish(topics.tasks(), task("q-long", false));
-        probe.await("busy", WAIT_MS, typed(topics.status(), "task_id", "q-long"));
+        probe.await("busy heartbeat", WAIT_MS, busyHeartbeat("q-long"));
         long sent = System.currentTimeMillis();
         worker.terminate();
         assertEquals(0, worker.awaitExit(WAIT_MS));
@@ -325,6 +374,10 @@ class WorkerProcessTest {
         try (WorkerProcess bad = WorkerProcess.start(env("HEARTBEAT_INTERVAL_MS", "soon"))) {
             assertEquals(2, bad.awaitExit(WAIT_MS));
             assertTrue(bad.output().contains("HEARTBEAT_INTERVAL_MS"), bad.output());
+        }
+        try (WorkerProcess bad = WorkerProcess.start(env("LOG_LEVEL", "loud"))) {
+            assertEquals(2, bad.awaitExit(WAIT_MS));
+            assertTrue(bad.output().contains("LOG_LEVEL must be debug, info, warn or error"), bad.output());
         }
     }
 
