@@ -68,7 +68,9 @@ export function checkToken(metadata: grpc.Metadata, expectedDigest: Buffer): "ok
 const zeroToNull = (n: number | undefined): number | null => (n ? n : null);
 
 export class GrpcServer {
-  private readonly server = new grpc.Server();
+  // Channelz (gRPC's runtime introspection) is never queried here; off, it
+  // keeps its per-call bookkeeping off the hot path.
+  private readonly server = new grpc.Server({ "grpc.enable_channelz": 0 });
   private readonly tokenDigest: Buffer;
 
   constructor(
@@ -144,11 +146,12 @@ export class GrpcServer {
       this.log.error("result handling failed", { task_id: r.task_id, error: String(err) });
       return callback(status(grpc.status.INTERNAL, "internal error"));
     }
+    if (decision === "accepted") {
+      this.log.debug("result accepted", { task_id: r.task_id, worker_id: r.worker_id });
+      return callback(null, { accepted: true, duplicate: false });
+    }
     const fields = { task_id: r.task_id, worker_id: r.worker_id, peer: call.getPeer() };
     switch (decision) {
-      case "accepted":
-        this.log.debug("result accepted", fields);
-        return callback(null, { accepted: true, duplicate: false });
       case "duplicate":
         this.log.info("duplicate result acknowledged", fields);
         return callback(null, { accepted: false, duplicate: true });

@@ -134,6 +134,18 @@ export class HttpApi {
     const body = parseJson(await readBody(req, MAX_BODY_BYTES));
     const result = this.submit(body, session, clientIp(req));
     if (!result.ok) throw new HttpError(result.status, result.error);
+    const waitMs = preferredWaitMs(req.headers.prefer);
+    if (waitMs > 0) {
+      // RFC 7240 `Prefer: wait=N`: answer in this response when the query ends
+      // within N seconds, which saves a client the second request.
+      const view = await this.deps.service.waitFor(result.id, waitMs);
+      if (view && (view.status === "done" || view.status === "failed")) {
+        res.setHeader("preference-applied", `wait=${waitMs / 1000}`);
+        return sendJson(res, 200, view);
+      }
+      const now = view ?? result;
+      return sendJson(res, 202, { id: result.id, status: now.status, position: now.position });
+    }
     sendJson(res, 202, { id: result.id, status: result.status, position: result.position });
   }
 
@@ -265,6 +277,16 @@ function parseJson(text: string): unknown {
   } catch {
     throw new HttpError(400, "request body is not valid JSON");
   }
+}
+
+/**
+ * `Prefer: wait=N` (RFC 7240, seconds) in milliseconds, cut to 30 s; 0 when
+ * absent or unreadable (a preference the server may ignore is never an error).
+ */
+export function preferredWaitMs(header: string | string[] | undefined): number {
+  const text = Array.isArray(header) ? header.join(",") : (header ?? "");
+  const match = /(?:^|[,;\s])wait\s*=\s*"?(\d{1,6})"?(?:$|[,;\s])/i.exec(text);
+  return match ? Math.min(Number(match[1]) * 1000, MAX_WAIT_MS) : 0;
 }
 
 /** `?wait=MS`: absent means 0, longer waits are cut to 30 s, non-integers are an error. */

@@ -40,7 +40,7 @@ async function run(cfg: Config, log: Logger): Promise<void> {
     maxAttempts: MAX_ATTEMPTS,
     offlineRetentionMs: OFFLINE_RETENTION_MS,
   });
-  const mqtt = new MqttBridge(cfg.mqtt, log);
+  const mqtt = new MqttBridge(cfg.mqtt, log, cfg.logLevel === "debug");
   const service = new QueryService(store, scheduler, mqtt, log, {
     taskTopic: (workerId) => mqtt.topics.tasks(workerId),
   });

@@ -26,6 +26,8 @@ export class MqttBridge implements TaskPublisher {
   constructor(
     private readonly cfg: Config["mqtt"],
     private readonly log: Logger,
+    /** Subscribe to P/logs too (only useful when debug lines are printed). */
+    private readonly readWorkerLogs = false,
   ) {
     this.topics = topics(cfg.topicPrefix);
   }
@@ -88,7 +90,7 @@ export class MqttBridge implements TaskPublisher {
     // Workers publish at QoS 1 (the broker acknowledges them). The master's own
     // subscription is QoS 0: its session is clean, so QoS 1 would add no
     // redelivery after a reconnect, only a PUBACK write per message on the hot path.
-    client.subscribe(this.topics.subscriptions, { qos: 0 }, (err) => {
+    client.subscribe(this.topics.subscriptions(this.readWorkerLogs), { qos: 0 }, (err) => {
       if (err) {
         this.log.error("mqtt subscribe failed", { error: errorMessage(err) });
         return;

@@ -70,8 +70,12 @@ export type IncomingMsg = WorkerMsg | LogMsg;
 
 export interface Topics {
   prefix: string;
-  /** Subscriptions of the master. */
-  subscriptions: string[];
+  /**
+   * Subscriptions of the master. Worker log events are only read when the
+   * master prints debug lines (the only thing it does with them), so at other
+   * levels their parsing costs nothing.
+   */
+  subscriptions(withWorkerLogs: boolean): string[];
   tasks(workerId: string): string;
   logs: string;
 }
@@ -79,11 +83,11 @@ export interface Topics {
 export function topics(prefix: string): Topics {
   return {
     prefix,
-    subscriptions: [
+    subscriptions: (withWorkerLogs) => [
       `${prefix}/workers/+/register`,
       `${prefix}/workers/+/heartbeat`,
       `${prefix}/workers/+/status`,
-      `${prefix}/logs`,
+      ...(withWorkerLogs ? [`${prefix}/logs`] : []),
     ],
     tasks: (workerId) => `${prefix}/workers/${workerId}/tasks`,
     logs: `${prefix}/logs`,

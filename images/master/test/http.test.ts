@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { io as connectSocket, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HttpApi } from "../src/httpServer";
+import { HttpApi, preferredWaitMs } from "../src/httpServer";
 import { createLogger } from "../src/log";
 import { Metrics } from "../src/metrics";
 import { QueryService, type QueryView, type TaskPublisher } from "../src/queryService";
@@ -99,6 +99,47 @@ describe("long-poll", () => {
     const bad = await fetch(`${base}/api/queries/${id}?wait=soon`);
     expect(bad.status).toBe(400);
     service.onWorkerMessage({ v: 1, type: "status", worker_id: "w-http", status: "offline", task_id: null, ts: 0 });
+  });
+
+  it("Prefer: wait=N answers in the POST's response when the query ends in time", async () => {
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-prefer", language: "java", node: "vm8", provider: "offline", ts: 0 });
+    const posted = post('{"query":"answer me at once"}', { prefer: "wait=5" });
+    const task = await waitUntil("dispatch to w-prefer", () => publisher.sent.find((t) => t.query === "answer me at once"));
+    service.handleResult({
+      taskId: task.task_id as string, workerId: "w-prefer", language: "java", node: "vm8", provider: "offline",
+      answer: "immediate answer", error: "", receivedMs: 1, startedMs: 2, finishedMs: 3,
+    });
+    const res = await posted;
+    expect(res.status).toBe(200);
+    expect(res.headers.get("preference-applied")).toBe("wait=5");
+    expect(await res.json()).toMatchObject({ id: task.task_id, status: "done", answer: "immediate answer", worker: { language: "java", node: "vm8" } });
+    service.onWorkerMessage({ v: 1, type: "status", worker_id: "w-prefer", status: "offline", task_id: null, ts: 0 });
+  });
+
+  it("Prefer: wait=N still answers 202 with the id when the query is not done in time", async () => {
+    const started = Date.now();
+    const res = await post('{"query":"nobody is there"}', { prefer: "respond-async, wait=1" });
+    expect(res.status).toBe(202);
+    expect(res.headers.get("preference-applied")).toBeNull();
+    const body = (await res.json()) as { id: string; status: string; position: number };
+    expect(body).toMatchObject({ status: "queued" });
+    expect(body.position).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(service.get(body.id)?.status).toBe("queued");
+  });
+});
+
+describe("preferredWaitMs", () => {
+  it("reads RFC 7240 wait=N seconds, caps it, and ignores what it cannot read", () => {
+    expect(preferredWaitMs("wait=10")).toBe(10_000);
+    expect(preferredWaitMs("respond-async, wait=3")).toBe(3_000);
+    expect(preferredWaitMs(["handling=lenient", "wait=2"])).toBe(2_000);
+    expect(preferredWaitMs('wait="4"')).toBe(4_000);
+    expect(preferredWaitMs("wait=999")).toBe(30_000);
+    expect(preferredWaitMs("wait=soon")).toBe(0);
+    expect(preferredWaitMs("nowait=5")).toBe(0);
+    expect(preferredWaitMs("respond-async")).toBe(0);
+    expect(preferredWaitMs(undefined)).toBe(0);
   });
 });
 

@@ -93,12 +93,9 @@ describe("task payloads the master publishes", () => {
 
   it("builds the documented topics", () => {
     const t = topics("ai-system");
-    expect(t.subscriptions).toEqual([
-      "ai-system/workers/+/register",
-      "ai-system/workers/+/heartbeat",
-      "ai-system/workers/+/status",
-      "ai-system/logs",
-    ]);
+    const workerTopics = ["ai-system/workers/+/register", "ai-system/workers/+/heartbeat", "ai-system/workers/+/status"];
+    expect(t.subscriptions(true)).toEqual([...workerTopics, "ai-system/logs"]);
+    expect(t.subscriptions(false)).toEqual(workerTopics);
     expect(t.tasks("w-1")).toBe("ai-system/workers/w-1/tasks");
   });
 });
