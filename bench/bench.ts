@@ -4,22 +4,39 @@
  * starts Mosquitto, the master and the workers with 0 ms simulated work and the
  * offline provider, then sends BENCH_QUERIES queries at each concurrency level.
  *
- * Latency is measured by the client: from POST /api/queries until the
- * long-poll GET /api/queries/:id?wait= returns the finished query.
+ * Latency is measured by the client: from POST /api/queries (with
+ * `Prefer: wait`, so the master answers in the same response) until it holds
+ * the finished query.
  *
- * Env: BENCH_QUERIES (1000), BENCH_CONCURRENCY (1,8,32,64), BENCH_WORKERS
+ * Env: BENCH_QUERIES (1000), BENCH_CONCURRENCY (1,2,3,4,8,32), BENCH_WORKERS
  * (workers per language, 4), BENCH_FLEETS (python,go,java,mixed).
  */
 import { startMosquitto } from "../tests/support/mosquitto";
 import { masterMissing, startMaster, startWorker, workerMissing, type WorkerLanguage } from "../tests/support/system";
 import { waitForIdleWorkers } from "../tests/support/api";
 import { stopAll } from "../tests/support/processes";
-import { summarize, formatTable, type Row } from "./stats";
+import { HttpConnection } from "./client";
+import { perQuery, snapshot, type CpuGroup } from "./cpu";
+import { summarize, formatTable, type CpuPerQuery, type Row } from "./stats";
 
-const QUERIES = intFromEnv("BENCH_QUERIES", 1000);
-const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,8,32,64").split(",").map((s) => Number(s.trim()));
-const WORKERS = intFromEnv("BENCH_WORKERS", 4);
-const FLEETS = (process.env.BENCH_FLEETS ?? "python,go,java,mixed").split(",").map((s) => s.trim());
+const { QUERIES, CONCURRENCY, WORKERS, FLEETS } = settingsFromEnv();
+
+/** The BENCH_* settings; a bad one stops the benchmark before it starts anything. */
+function settingsFromEnv(): { QUERIES: number; CONCURRENCY: number[]; WORKERS: number; FLEETS: string[] } {
+  try {
+    const fleets = (process.env.BENCH_FLEETS ?? "python,go,java,mixed").split(",").map((s) => s.trim());
+    fleets.forEach(fleetLanguages);
+    return {
+      QUERIES: intFromEnv("BENCH_QUERIES", 1000),
+      CONCURRENCY: intListFromEnv("BENCH_CONCURRENCY", "1,2,3,4,8,32"),
+      WORKERS: intFromEnv("BENCH_WORKERS", 4),
+      FLEETS: fleets,
+    };
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(2);
+  }
+}
 
 function intFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -28,43 +45,72 @@ function intFromEnv(name: string, fallback: number): number {
   return value;
 }
 
+function intListFromEnv(name: string, fallback: string): number[] {
+  const raw = process.env[name] ?? fallback;
+  const values = raw.split(",").map((s) => Number(s.trim()));
+  if (values.some((v) => !Number.isInteger(v) || v < 1)) {
+    throw new Error(`${name} must be a comma-separated list of positive integers, got "${raw}"`);
+  }
+  return values;
+}
+
 function fleetLanguages(fleet: string): WorkerLanguage[] {
   if (fleet === "mixed") return ["python", "go", "java"];
   if (fleet === "python" || fleet === "go" || fleet === "java") return [fleet];
   throw new Error(`BENCH_FLEETS: unknown fleet "${fleet}"`);
 }
 
-/** One query from POST to answer, as a client sees it. Returns milliseconds. */
-async function oneQuery(baseUrl: string, n: number): Promise<number> {
+/**
+ * One query from POST to answer, as a client sees it. Returns milliseconds.
+ * `Prefer: wait` lets the master answer in the POST's response (200); a 202
+ * means it did not finish in time, and the client long-polls for it.
+ */
+async function oneQuery(connection: HttpConnection, n: number): Promise<number> {
   const started = performance.now();
-  const post = await fetch(`${baseUrl}/api/queries`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-session-id": `bench-${n % 64}` },
-    body: JSON.stringify({ query: `benchmark query ${n}` }),
-  });
-  if (post.status !== 202) throw new Error(`POST refused: ${post.status} ${await post.text()}`);
-  const { id } = (await post.json()) as { id: string };
+  const headers = { "x-session-id": `bench-${n % 64}`, prefer: "wait=10" };
+  let response = await connection.request("POST", "/api/queries", headers, { query: `benchmark query ${n}` });
+  if (response.status !== 200 && response.status !== 202) {
+    throw new Error(`POST refused: ${response.status} ${JSON.stringify(response.body)}`);
+  }
+  const { id } = response.body as { id: string };
   for (;;) {
-    const response = await fetch(`${baseUrl}/api/queries/${id}?wait=10000`);
-    const view = (await response.json()) as { status: string; error?: string | null };
+    const view = response.body as { status: string; error?: string | null };
     if (view.status === "done") return performance.now() - started;
     if (view.status === "failed") throw new Error(`query failed: ${view.error}`);
+    response = await connection.request("GET", `/api/queries/${encodeURIComponent(id)}?wait=10000`);
   }
 }
 
-async function run(baseUrl: string, concurrency: number): Promise<{ seconds: number; latencies: number[] }> {
+interface LevelResult {
+  seconds: number;
+  latencies: number[];
+  cpu: CpuPerQuery;
+}
+
+async function run(baseUrl: string, concurrency: number, cpuGroups: readonly CpuGroup[]): Promise<LevelResult> {
+  const before = snapshot(cpuGroups);
+  const { hostname, port } = new URL(baseUrl);
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
+  // One connection per lane, as many browsers or API clients would hold.
   const lanes = Array.from({ length: concurrency }, async () => {
-    while (next < QUERIES) {
-      const n = next;
-      next += 1;
-      latencies.push(await oneQuery(baseUrl, n));
+    const connection = new HttpConnection(hostname, Number(port));
+    try {
+      while (next < QUERIES) {
+        const n = next;
+        next += 1;
+        latencies.push(await oneQuery(connection, n));
+      }
+    } finally {
+      connection.close();
     }
   });
   await Promise.all(lanes);
-  return { seconds: (performance.now() - started) / 1000, latencies };
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = perQuery(before, snapshot(cpuGroups), latencies.length);
+  const of = (name: string): number => cpu.get(name) ?? 0;
+  return { seconds, latencies, cpu: { master: of("master"), workers: of("workers"), broker: of("broker"), client: of("client") } };
 }
 
 async function benchFleet(fleet: string): Promise<Row[]> {
@@ -82,11 +128,16 @@ async function benchFleet(fleet: string): Promise<Row[]> {
     ),
   );
   await waitForIdleWorkers(master.url, workers.map((w) => w.id), 120_000);
-  await run(master.url, 8); // warm-up: JIT, connection pools, SQLite pages
+  const cpuGroups: CpuGroup[] = [
+    { name: "master", pids: [master.process.pid] },
+    { name: "workers", pids: workers.map((w) => w.process.pid) },
+    { name: "broker", pids: [broker.process.pid] },
+  ];
+  await run(master.url, 8, cpuGroups); // warm-up: JIT, connection pools, SQLite pages
   const rows: Row[] = [];
   for (const concurrency of CONCURRENCY) {
-    const { seconds, latencies } = await run(master.url, concurrency);
-    rows.push({ fleet: `${fleet} (${workers.length} workers)`, concurrency, queries: QUERIES, seconds, ...summarize(latencies) });
+    const { seconds, latencies, cpu } = await run(master.url, concurrency, cpuGroups);
+    rows.push({ fleet: `${fleet} (${workers.length} workers)`, concurrency, queries: QUERIES, seconds, cpu, ...summarize(latencies) });
     console.log(formatTable(rows.slice(-1), rows.length === 1));
   }
   await stopAll();

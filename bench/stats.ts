@@ -5,11 +5,20 @@ export interface LatencySummary {
   max: number;
 }
 
+/** CPU milliseconds per query spent by each part of the system. */
+export interface CpuPerQuery {
+  master: number;
+  workers: number;
+  broker: number;
+  client: number;
+}
+
 export interface Row extends LatencySummary {
   fleet: string;
   concurrency: number;
   queries: number;
   seconds: number;
+  cpu: CpuPerQuery;
 }
 
 /** Nearest-rank percentile of an unsorted list, p in (0, 100]. */
@@ -26,9 +35,13 @@ export function summarize(latencies: readonly number[]): LatencySummary {
 }
 
 export function formatTable(rows: readonly Row[], withHeader: boolean): string {
-  const lines = rows.map(
-    (r) => `| ${r.fleet} | ${r.concurrency} | ${r.queries} | ${(r.queries / r.seconds).toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} |`,
-  );
-  const header = ["| fleet | concurrency | queries | queries/s | p50 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|---:|"];
+  const lines = rows.map((r) => {
+    const cpu = [r.cpu.master, r.cpu.workers, r.cpu.broker, r.cpu.client].map((ms) => ms.toFixed(2)).join(" | ");
+    return `| ${r.fleet} | ${r.concurrency} | ${r.queries} | ${(r.queries / r.seconds).toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${cpu} |`;
+  });
+  const header = [
+    "| fleet | concurrency | queries | queries/s | p50 ms | p99 ms | max ms | CPU ms/query: master | workers | broker | client |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
   return (withHeader ? [...header, ...lines] : lines).join("\n");
 }
