@@ -119,6 +119,11 @@ export class HttpApi {
     if (path === "/api/workers" && method === "GET") return sendJson(res, 200, this.deps.service.workers());
     if (path === "/healthz" && method === "GET") return this.healthz(res);
     if (path === "/metrics" && method === "GET") return this.metrics(res);
+    const allowed = allowedMethod(path);
+    if (allowed !== undefined) {
+      res.setHeader("allow", allowed);
+      throw new HttpError(405, `${method} is not allowed on ${path}; use ${allowed}`);
+    }
     if (path.startsWith("/api/")) throw new HttpError(404, "no such API route");
     const file = method === "GET" || method === "HEAD" ? this.files.get(path === "/" ? "/index.html" : path) : undefined;
     if (!file) throw new HttpError(404, "not found");
@@ -225,6 +230,13 @@ export class HttpApi {
       }, POSITIONS_PUSH_MS);
     }
   }
+}
+
+/** The one method an API route answers (for a 405 with Allow), undefined for paths that are not routes. */
+function allowedMethod(path: string): string | undefined {
+  if (path === "/api/queries") return "POST";
+  if (path.startsWith("/api/queries/") || path === "/api/workers" || path === "/healthz" || path === "/metrics") return "GET";
+  return undefined;
 }
 
 function room(session: string): string {

@@ -275,6 +275,19 @@ describe("other endpoints", () => {
     expect(res.status).toBe(404);
     expect(await errorOf(res)).toMatch(/no such API route/);
   });
+
+  it("a known route with the wrong method is a JSON 405 naming the right one", async () => {
+    const listQueries = await fetch(`${base}/api/queries`);
+    expect(listQueries.status).toBe(405);
+    expect(listQueries.headers.get("allow")).toBe("POST");
+    expect(await errorOf(listQueries)).toBe("GET is not allowed on /api/queries; use POST");
+    const deleteWorkers = await fetch(`${base}/api/workers`, { method: "DELETE" });
+    expect(deleteWorkers.status).toBe(405);
+    expect(deleteWorkers.headers.get("allow")).toBe("GET");
+    const postQuery = await fetch(`${base}/api/queries/q_1`, { method: "POST", body: "{}" });
+    expect(postQuery.status).toBe(405);
+    expect((await fetch(`${base}/healthz`, { method: "PUT" })).status).toBe(405);
+  });
 });
 
 describe("Socket.IO", () => {
