@@ -38,7 +38,7 @@ export const registryAddress = registry.address;
 export const registryUsername = registry.username;
 export const registryPassword = pulumi.secret(registry.password);
 export const registryCaCert = registry.caCert;
-export const nodes = swarm.nodes.map(({ name, host, role }) => ({ name, host, role }));
+export const nodes = swarm.nodes.map(({ name, host, role, nodeId }) => ({ name, host, role, nodeId: nodeId.apply((id) => id.trim()) }));
 export const services = [
   { name: `${config.stackName}_registry`, image: config.baseImages.registry, replicas: 1 },
   ...app.services.map(({ name, image, replicas }) => ({ name, image, replicas })),

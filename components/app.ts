@@ -6,6 +6,7 @@
 // of their content: a changed value becomes a new object, the services move to
 // it in a rolling update, and the old one is deleted afterwards.
 import { createHash } from "node:crypto";
+import { posix } from "node:path";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -13,7 +14,7 @@ import * as random from "@pulumi/random";
 import { WORKER_LANGUAGES, type StackConfig, type WorkerLanguage } from "./config";
 import { mosquittoPasswordLine } from "./credentials";
 import { workerImageName, type AppImages } from "./images";
-import { MASTER_MQTT_USER, mosquittoAcl, mosquittoConf, workerMqttUser } from "./mosquitto";
+import { CONTAINER_PATHS as MOSQUITTO_PATHS, MASTER_MQTT_USER, mosquittoAcl, mosquittoConf, workerMqttUser } from "./mosquitto";
 import type { PrivateRegistry } from "./registry";
 import { asRoot, placementScript } from "./scripts";
 import {
@@ -108,7 +109,8 @@ export class SwarmApp extends pulumi.ComponentResource {
         configFile: this.serviceConfig("mosquitto-conf", mosquittoConf()),
         aclFile: this.serviceConfig("mosquitto-acl", mosquittoAcl(config.topicPrefix)),
         passwordFile: {
-          ...this.secret("mosquitto-passwd", "mosquitto_passwd", this.passwordFile(brokerPasswords)),
+          // Secrets are mounted under /run/secrets/ by name: the file the broker config names.
+          ...this.secret("mosquitto-passwd", posix.basename(MOSQUITTO_PATHS.passwordFile), this.passwordFile(brokerPasswords)),
           // Readable by the broker's user only (mosquitto reads it after dropping root).
           fileUid: MOSQUITTO_UID,
           fileGid: MOSQUITTO_UID,

@@ -21,8 +21,12 @@ export interface MosquittoPaths {
   dataDir: string;
 }
 
-/** Where the files live inside the eclipse-mosquitto:2 layout. */
-export const CONTAINER_PATHS: MosquittoPaths = {
+/**
+ * Where the files live inside the eclipse-mosquitto:2 layout: the config
+ * refers to them and the service spec mounts them there (one source for both).
+ */
+export const CONTAINER_PATHS: MosquittoPaths & { configFile: string } = {
+  configFile: "/mosquitto/config/mosquitto.conf",
   passwordFile: "/run/secrets/mosquitto_passwd",
   aclFile: "/mosquitto/config/acl",
   dataDir: "/mosquitto/data/",

@@ -61,7 +61,10 @@ export function joinTokenScript(role: "worker" | "manager"): string {
   return `set -eu\ndocker swarm join-token -q ${role}`;
 }
 
-/** On a worker node: join with the token from stdin unless already in a swarm. Prints the node id. */
+/**
+ * On a worker node: join with the token from stdin unless already in a swarm.
+ * Prints the node id (nodeLabelScript then checks it belongs to this swarm).
+ */
 export function swarmJoinScript(advertiseAddr: string, managerAddr: string): string {
   return [
     "set -eu",
@@ -87,7 +90,7 @@ export const MANAGED_LABELS_LABEL = "ai-swarm.labels";
  * before and that are no longer in config are removed; labels set by anyone
  * else are left alone. Prints the node id.
  */
-export function nodeLabelScript(nodeId: string, labels: Record<string, string>): string {
+export function nodeLabelScript(nodeId: string, labels: Record<string, string>, nodeName: string): string {
   const keys = Object.keys(labels).sort();
   const adds = [`--label-add ${shellQuote(`${MANAGED_LABELS_LABEL}=${keys.join(",")}`)}`]
     .concat(keys.map((key) => `--label-add ${shellQuote(`${key}=${labels[key] ?? ""}`)}`))
@@ -95,6 +98,12 @@ export function nodeLabelScript(nodeId: string, labels: Record<string, string>):
   return [
     "set -eu",
     `id=${shellQuote(nodeId.trim())}`,
+    // The join script leaves a node that is already in a swarm alone; if that
+    // is some other swarm, this manager does not know its id: say so plainly.
+    `if ! docker node inspect "$id" >/dev/null 2>&1; then`,
+    `  echo ${shellQuote(`${nodeName} is in another swarm (its node id is not known to this manager): run 'docker swarm leave --force' on it, then deploy again`)} >&2`,
+    "  exit 1",
+    "fi",
     `previous=$(docker node inspect --format '{{index .Spec.Labels "${MANAGED_LABELS_LABEL}"}}' "$id")`,
     `removals=""`,
     `for key in $(printf '%s' "$previous" | tr ',' ' '); do`,

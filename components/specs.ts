@@ -4,7 +4,7 @@
 import type * as docker from "@pulumi/docker";
 import type * as pulumi from "@pulumi/pulumi";
 import type { LlmProvider, StackConfig, WorkerLanguage } from "./config";
-import { MASTER_MQTT_USER, MQTT_CONTAINER_PORT, workerMqttUser } from "./mosquitto";
+import { CONTAINER_PATHS, MASTER_MQTT_USER, MQTT_CONTAINER_PORT, workerMqttUser } from "./mosquitto";
 import { REGISTRY_DIR } from "./scripts";
 
 export const MASTER_HTTP_PORT = 8888;
@@ -185,13 +185,15 @@ export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
     taskSpec: {
       containerSpec: {
         image: config.baseImages.mosquitto,
-        args: ["mosquitto", "-c", "/mosquitto/config/mosquitto.conf"],
+        args: ["mosquitto", "-c", CONTAINER_PATHS.configFile],
         configs: [
-          { ...refs.configFile, fileName: "/mosquitto/config/mosquitto.conf", fileMode: 0o444 },
-          { ...refs.aclFile, fileName: "/mosquitto/config/acl", fileMode: 0o444 },
+          { ...refs.configFile, fileName: CONTAINER_PATHS.configFile, fileMode: 0o444 },
+          { ...refs.aclFile, fileName: CONTAINER_PATHS.aclFile, fileMode: 0o444 },
         ],
         secrets: [refs.passwordFile],
-        mounts: [{ type: "volume", source: serviceName(config.stackName, "mosquitto-data"), target: "/mosquitto/data" }],
+        mounts: [
+          { type: "volume", source: serviceName(config.stackName, "mosquitto-data"), target: CONTAINER_PATHS.dataDir.replace(/\/$/, "") },
+        ],
         stopGracePeriod: "10s",
       },
       networksAdvanceds: [{ id: refs.networkId, aliases: [MOSQUITTO_ALIAS] }],

@@ -126,7 +126,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
       `node-${node.name}`,
       {
         connection: this.managerConnection,
-        create: nodeId.apply((id) => asRoot(nodeLabelScript(id, labels), user)),
+        create: nodeId.apply((id) => asRoot(nodeLabelScript(id, labels, node.name), user)),
         ...(node.role === "worker" && { delete: nodeId.apply((id) => asRoot(drainAndRemoveScript(id), user)) }),
       },
       { parent: this, dependsOn, deleteBeforeReplace: true },

@@ -115,6 +115,7 @@ function mockStdout(name: string): string {
   if (name === "swarm-init") return "managernodeid0001\n";
   if (name === "join-token-worker") return `${MOCK_JOIN_TOKEN}\n`;
   if (name.startsWith("join-")) return `nodeid-${name.slice("join-".length)}\n`;
+  if (name.startsWith("node-")) return `nodeid-${name.slice("node-".length)}\n`; // the label script echoes the id
   if (name === "registry-tls") return MOCK_CA_CERT;
   if (name === "placement") return "ai-system_worker-go.1 ai-swarm-vm2 Running 5 seconds ago\n";
   return "";

@@ -317,8 +317,9 @@ describeProgram.each([
     const webPort = expected.stack === "dev" ? 8888 : 31663;
     expect(run.outputs["webUrl"]?.value).toBe(`http://${expected.manager}:${webPort}`);
     expect(run.outputs["registryAddress"]?.value).toBe(`${expected.manager}:5000`);
-    const nodes = run.outputs["nodes"]?.value as { name: string; role: string }[];
+    const nodes = run.outputs["nodes"]?.value as { name: string; role: string; nodeId: string }[];
     expect(nodes.map((node) => node.role)).toEqual(["manager", "worker", "worker", "worker"]);
+    expect(nodes.map((node) => node.nodeId)).toEqual(nodes.map((node) => `nodeid-${node.name}`));
     const services = run.outputs["services"]?.value as { name: string; image: string; replicas: number }[];
     expect(services.map((service) => service.name).sort()).toEqual([
       "ai-system_master", "ai-system_mosquitto", "ai-system_registry", "ai-system_worker-go", "ai-system_worker-java", "ai-system_worker-python",

@@ -49,7 +49,7 @@ const ALL_SCRIPTS: [string, string][] = [
   ["join token", joinTokenScript("worker")],
   ["join", swarmJoinScript("10.0.0.2", "10.0.0.1")],
   ["leave", swarmLeaveScript()],
-  ["labels", nodeLabelScript("abc123", { zone: "a", "ai-swarm.node": "vm2" })],
+  ["labels", nodeLabelScript("abc123", { zone: "a", "ai-swarm.node": "vm2" }, "vm2")],
   ["drain", drainAndRemoveScript("abc123")],
   ["tls", registryTlsScript("IP:10.0.0.1", "10.0.0.1")],
   ["write file", writeStdinToFileScript("/etc/docker/certs.d/10.0.0.1:5000/ca.crt", "644")],
@@ -146,13 +146,14 @@ describe("writing files from stdin", () => {
 });
 
 /** A stand-in `docker` for the swarm scripts: logs its argv, answers `info` from files in $FAKE. */
-function installFakeDocker(state: { swarm: string; control?: boolean; labels?: string; loginFailures?: number }): Record<string, string> {
+function installFakeDocker(state: { swarm: string; control?: boolean; labels?: string; loginFailures?: number; unknownNode?: boolean }): Record<string, string> {
   const bin = path.join(dir, "bin");
   fs.mkdirSync(bin);
   fs.writeFileSync(path.join(dir, "state"), state.swarm);
   fs.writeFileSync(path.join(dir, "control"), String(state.control ?? false));
   fs.writeFileSync(path.join(dir, "labels"), state.labels ?? "");
   fs.writeFileSync(path.join(dir, "login-failures"), String(state.loginFailures ?? 0));
+  if (state.unknownNode === true) fs.writeFileSync(path.join(dir, "unknown-node"), "");
   fs.writeFileSync(
     path.join(bin, "docker"),
     [
@@ -165,7 +166,7 @@ function installFakeDocker(state: { swarm: string; control?: boolean; labels?: s
       '  "swarm init"*) echo active > "$FAKE/state"; echo true > "$FAKE/control"; echo "docker swarm join --token SWMTKN-1-secret 10.0.0.1:2377" ;;',
       '  "swarm join"*) echo active > "$FAKE/state"; echo "This node joined a swarm as a worker." ;;',
       '  "swarm leave"*) echo inactive > "$FAKE/state" ;;',
-      '  "node inspect"*) cat "$FAKE/labels" ;;',
+      '  "node inspect"*) if [ -e "$FAKE/unknown-node" ]; then echo "Error: No such node: x" >&2; exit 1; fi; cat "$FAKE/labels" ;;',
       '  login*) cat > "$FAKE/login-stdin"; n=$(cat "$FAKE/login-failures"); if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$FAKE/login-failures"; exit 1; fi; ls "$DOCKER_CONFIG" > /dev/null ;;',
       "esac",
     ].join("\n"),
@@ -239,13 +240,22 @@ describe("swarm scripts against a fake docker", () => {
 
   it("labels: adds the configured ones and removes only labels it set before", () => {
     const env = installFakeDocker({ swarm: "active", labels: "zone,rack,ai-swarm.node" });
-    const result = sh(nodeLabelScript("abc123", { zone: "b", "ai-swarm.node": "vm2" }), { env });
+    const result = sh(nodeLabelScript("abc123", { zone: "b", "ai-swarm.node": "vm2" }, "vm2"), { env });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("abc123\n");
     const update = calls().find((call) => call.startsWith("node update")) ?? "";
     expect(update).toContain("--label-rm rack");
     expect(update).not.toContain("--label-rm zone");
     expect(update).toContain("--label-add ai-swarm.labels=ai-swarm.node,zone --label-add ai-swarm.node=vm2 --label-add zone=b abc123");
+  });
+
+  it("labels: a node in some other swarm (its id unknown here) fails, naming it and the way out", () => {
+    const env = installFakeDocker({ swarm: "active", unknownNode: true });
+    const result = sh(nodeLabelScript("zzz999", { "ai-swarm.node": "vm3" }, "vm3"), { env });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("vm3 is in another swarm");
+    expect(result.stderr).toContain("docker swarm leave --force");
+    expect(calls().some((call) => call.startsWith("node update"))).toBe(false);
   });
 
   it("drain: drains, then removes the node from the swarm", () => {
