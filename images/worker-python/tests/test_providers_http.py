@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -84,6 +86,40 @@ def test_a_server_that_never_answers_times_out_within_llm_timeout(
     elapsed = time.monotonic() - started
     assert outcome.error == f"{choice.name}: timeout after 400 ms"
     assert 0.35 <= elapsed < 2.0
+
+
+def test_a_server_that_trickles_its_body_times_out_and_leaves_no_thread_behind() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+            while not stop.wait(0.05):  # one byte every 50 ms: no single read ever times out
+                try:
+                    connection.sendall(b" ")
+                except OSError:
+                    return
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    try:
+        config = load_config({"GRPC_TOKEN": "t", "GEMINI_BASE_URL": f"http://127.0.0.1:{port}", "LLM_TIMEOUT_MS": "400"})
+        started = time.monotonic()
+        outcome = ask_llm(config, GEMINI, "q")
+        assert outcome.error == "gemini: timeout after 400 ms"
+        assert time.monotonic() - started < 2.0
+        # the client thread gives up too, within about one socket timeout of the deadline
+        give_up_by = time.monotonic() + 2.0
+        while any(t.name == "llm-http" for t in threading.enumerate()) and time.monotonic() < give_up_by:
+            time.sleep(0.05)
+        assert not any(t.name == "llm-http" for t in threading.enumerate())
+    finally:
+        stop.set()
+        listener.close()
 
 
 def test_a_body_without_an_answer_is_an_error_result(server: FakeLlmServer) -> None:

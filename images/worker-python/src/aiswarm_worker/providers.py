@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -132,7 +133,27 @@ def offline_answer(worker_id: str, query: str) -> str:
     )
 
 
+READ_CHUNK_BYTES = 64 * 1024
+
+
+def _read_body_by(response: http.client.HTTPResponse, deadline: float) -> bytes:
+    """The whole body, or TimeoutError once `deadline` (time.monotonic) has passed.
+
+    The socket timeout only bounds each read, so a server that trickles a byte
+    at a time would keep a plain read() going forever.
+    """
+    chunks: list[bytes] = []
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError()
+        chunk = response.read1(READ_CHUNK_BYTES)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def _post_json_blocking(post: JsonPost, timeout_s: float) -> bytes:
+    deadline = time.monotonic() + timeout_s
     request = urllib.request.Request(
         post.url,
         data=json.dumps(post.body).encode("utf-8"),
@@ -141,8 +162,7 @@ def _post_json_blocking(post: JsonPost, timeout_s: float) -> bytes:
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            body: bytes = response.read()
-            return body
+            return _read_body_by(response, deadline)
     except urllib.error.HTTPError as error:  # any non-2xx status
         raise ProviderError(f"HTTP {error.code}") from None
     except TimeoutError:
@@ -158,9 +178,10 @@ def _post_json_blocking(post: JsonPost, timeout_s: float) -> bytes:
 def post_json(post: JsonPost, timeout_ms: int) -> bytes:
     """POSTs JSON and returns the 2xx body; the whole exchange is bounded by timeout_ms.
 
-    urllib's timeout applies per socket operation, so a server that trickles
-    bytes could outlast it; the call therefore runs in a daemon thread that is
-    abandoned (and dies at its next socket timeout) when the deadline passes.
+    urllib's timeout applies per socket operation, so the call runs in a
+    daemon thread that the caller stops waiting for at the deadline; the thread
+    itself gives up at its next read after the deadline (one socket timeout at
+    most), even when the server trickles bytes to keep the socket busy.
     """
     outcome: dict[str, bytes | BaseException] = {}
 
