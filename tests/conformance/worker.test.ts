@@ -93,9 +93,20 @@ for (const language of selected) {
       expect(answer.answer?.toLowerCase()).toContain("offline");
       const task = published("tasks", w.id).find((t) => t.task_id === id);
       expect(task).toMatchObject({ v: 1, type: "task", query: "What is a Docker Swarm overlay network?", has_credential: false });
-      // Taking a task publishes no status (the lease already makes it busy for the master); the result is followed by idle.
-      expect(published("status", w.id).filter((s) => s.status === "busy")).toEqual([]);
-      expect(published("status", w.id).at(-1)).toMatchObject({ status: "idle", task_id: null });
+      // Neither taking the task nor its accepted result publishes a status (docs/protocol.md rule 2):
+      // the only one is the idle after connecting.
+      await sleep(300);
+      expect(published("status", w.id)).toEqual([expect.objectContaining({ status: "idle", task_id: null })]);
+    });
+
+    it("is freed by each accepted result: a burst is served back to back, with no status and no rejection", async () => {
+      const w = await start();
+      const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => submit(master.url, `burst ${i}`)));
+      const answers = await Promise.all(ids.map((id) => waitForAnswer(master.url, id, 30_000)));
+      expect(answers.map((a) => [a.status, a.worker?.id])).toEqual(ids.map(() => ["done", w.id]));
+      await sleep(300);
+      expect(published("status", w.id).filter((s) => s.rejected_task_id !== undefined || s.status !== "idle")).toEqual([]);
+      expect(published("status", w.id)).toHaveLength(1); // the idle after connecting
     });
 
     it("honours SIMULATED_WORK_MS, and its heartbeats say busy with the task meanwhile", async () => {

@@ -190,14 +190,16 @@ export class Scheduler {
     return this.tasks.has(taskId) ? "not_held" : "not_active";
   }
 
-  /** Ends a task on its holder's result. The caller checked the holder first. */
+  /**
+   * Ends a task on its holder's accepted result, which frees the holder at once
+   * (docs/protocol.md rule 2: it takes a task that arrives while it is still
+   * reading our ack). The caller checked the holder first.
+   */
   complete(taskId: string): void {
     const lease = this.leases.get(taskId);
     if (lease) {
-      // The worker says "idle" itself once it has its ack; until then any
-      // "idle" we heard is older than the result, so it does not count.
       const worker = this.workers.get(lease.workerId);
-      if (worker) worker.reported = "busy";
+      if (worker) worker.reported = "idle";
       this.releaseLease(lease);
     }
     this.tasks.delete(taskId);
@@ -218,7 +220,7 @@ export class Scheduler {
   onHeartbeat(msg: HeartbeatMsg, now: number): void {
     const worker = this.touchWorker(msg.worker_id, msg.language, msg.node, now);
     worker.online = true;
-    this.setReported(worker, msg.status);
+    this.setReported(worker, msg.status, msg.task_id);
     const lease = msg.task_id ? this.leases.get(msg.task_id) : undefined;
     if (lease && lease.workerId === worker.id) this.renewLease(lease, now);
     this.refreshIdle(worker);
@@ -243,7 +245,7 @@ export class Scheduler {
       requeued.push(...this.markOffline(worker, "worker_offline"));
     } else {
       worker.online = true;
-      this.setReported(worker, msg.status);
+      this.setReported(worker, msg.status, msg.task_id);
       this.refreshIdle(worker);
     }
     this.workersVersion++;
@@ -304,12 +306,14 @@ export class Scheduler {
   // ---- internals -----------------------------------------------------------
 
   /**
-   * What a worker says about itself counts only while it holds no lease: during
-   * a lease it is busy for the master (rule 2), and an "idle" sent before the
-   * task reached it must not make it look free once the task ends.
+   * What a worker says about itself counts only while it holds no lease (during
+   * a lease it is busy for the master, rule 2), and "busy" with a task that has
+   * ended is stale: it was sent before the result was accepted, which freed it.
    */
-  private setReported(worker: Worker, reported: "idle" | "busy"): void {
-    if (!this.leaseByWorker.has(worker.id)) worker.reported = reported;
+  private setReported(worker: Worker, reported: "idle" | "busy", taskId: string | null): void {
+    if (this.leaseByWorker.has(worker.id)) return;
+    if (reported === "busy" && taskId !== null && !this.tasks.has(taskId)) return;
+    worker.reported = reported;
   }
 
   private statusOf(w: Worker): WorkerStatus {

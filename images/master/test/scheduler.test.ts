@@ -57,28 +57,31 @@ describe("scheduler: FIFO and dispatch", () => {
     expect(s.positionOf("c")).toBe(1);
   });
 
-  it("a worker that finished gets the next task only once it says idle again", () => {
+  it("an accepted result frees the worker at once: the next task goes to it without waiting for a status", () => {
     const s = withWorkers(["w1"]);
     s.enqueue("a", "s1");
     s.enqueue("b", "s1");
     s.dispatch(0);
     expect(s.checkHolder("a", "w1")).toBe("held");
+    expect(s.dispatch(1)).toEqual([]); // busy while it holds "a"
     s.complete("a");
-    expect(s.dispatch(1)).toEqual([]); // still busy in the master's eyes
-    s.onStatus(status("w1", "idle"), 2);
-    expect(s.dispatch(3).map((d) => d.taskId)).toEqual(["b"]);
+    expect(s.dispatch(2).map((d) => d.taskId)).toEqual(["b"]);
   });
 
-  it("an idle sent before the task arrived does not free the worker after its result", () => {
+  it("a busy heartbeat or status naming a task that has ended does not make the freed worker busy again", () => {
     const s = withWorkers(["w1"]);
     s.enqueue("a", "s1");
-    s.enqueue("b", "s1");
     s.dispatch(0);
-    s.onStatus(status("w1", "idle"), 1); // stale: published before the task reached it
     s.complete("a");
-    expect(s.dispatch(2)).toEqual([]);
-    s.onStatus(status("w1", "idle"), 3); // the real one, after its result
-    expect(s.dispatch(4).map((d) => d.taskId)).toEqual(["b"]);
+    s.onHeartbeat(heartbeat("w1", "a", "busy"), 1); // sent while the result was on its way
+    s.onStatus({ ...status("w1", "busy"), task_id: "a" }, 2);
+    expect(s.listWorkers()[0]).toMatchObject({ id: "w1", status: "idle" });
+    s.enqueue("b", "s1");
+    expect(s.dispatch(3).map((d) => d.taskId)).toEqual(["b"]);
+    // busy with a task that is not active at all (long finished, or never ours) is just as stale
+    s.complete("b");
+    s.onHeartbeat(heartbeat("w1", "never-seen", "busy"), 4);
+    expect(s.listWorkers()[0]).toMatchObject({ status: "idle" });
   });
 
   it("forgets a queued task whose submission could not be stored, and frees its session's place", () => {

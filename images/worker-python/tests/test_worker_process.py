@@ -125,6 +125,24 @@ def wait_until_busy_with(world: Harness, task_id: str) -> Any:
     return world.probe.wait_for(world.topic("heartbeat"), is_status("busy", task_id))
 
 
+def wait_until_free_after(world: Harness, result: Any) -> Any:
+    """The first heartbeat saying the worker is idle again after the task's result.
+
+    An accepted result publishes no status (docs/protocol.md): the heartbeats
+    are what shows the worker free.
+    """
+    return world.probe.wait_for(
+        world.topic("heartbeat"), lambda p: p["status"] == "idle" and p["ts"] >= result.timings.finished_ms
+    )
+
+
+def statuses_after_result(world: Harness, result: Any, settle_s: float = 0.3) -> list[Any]:
+    """The statuses published after the task's result, once the worker has had settle_s to publish one."""
+    wait_until_free_after(world, result)
+    time.sleep(settle_s)
+    return [p for p in world.probe.on(world.topic("status")) if p["ts"] >= result.timings.finished_ms]
+
+
 def stop_gracefully(worker: WorkerProcess, timeout_s: float = 10) -> int:
     worker.signal(signal.SIGTERM)
     return worker.wait(timeout_s)
@@ -156,7 +174,7 @@ def test_registers_heartbeats_runs_a_task_and_stops_cleanly(world: Harness) -> N
     timings = result.timings
     assert before_task <= timings.received_ms <= timings.started_ms <= timings.finished_ms <= int(time.time() * 1000)
 
-    world.probe.wait_for(world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= timings.finished_ms)
+    assert statuses_after_result(world, result) == [], "an accepted result frees the worker without a status"
     logs = world.probe.wait_for("logs", lambda p: p.get("task_id") == "q_1" and "done" in p["message"])
     assert logs["source"] == world.worker_id and logs["level"] == "info"
     assert world.probe.count("logs", lambda p: p.get("task_id") == "q_1" and "started" in p["message"]) == 1
@@ -236,11 +254,31 @@ def test_transient_master_errors_are_retried_until_the_result_lands(world: Harne
     assert "UNAVAILABLE, retrying in 200 ms" in output and "RESOURCE_EXHAUSTED, retrying in 400 ms" in output
 
 
+def test_a_duplicate_ack_is_followed_by_idle(world: Harness) -> None:
+    world.start_ready_worker()
+    world.send_task("q_twice")
+    [first] = world.master.wait_until(lambda m: m.results)
+    wait_until_free_after(world, first)
+    world.send_task("q_twice")  # leased again (say, after a lease expiry): the master already has its result
+    second = world.master.wait_until(lambda m: m.results[1:])[0]
+    idle = world.probe.wait_for(
+        world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= second.timings.finished_ms
+    )
+    assert idle["task_id"] is None and "rejected_task_id" not in idle
+    assert [s for s in world.probe.on(world.topic("status")) if s["ts"] >= first.timings.finished_ms] == [idle], (
+        "the accepted first result published no status, the duplicate one `idle`"
+    )
+
+
 def test_a_final_master_error_is_not_retried(world: Harness) -> None:
     world.master.send_result_failures = [grpc.StatusCode.PERMISSION_DENIED]
     worker = world.start_ready_worker()
+    sent_at = int(time.time() * 1000)
     world.send_task("q_denied")
     worker.wait_for_output("rejected: PERMISSION_DENIED")
+    # The master did not accept the result, so it still counts the worker busy until told.
+    idle = world.probe.wait_for(world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= sent_at)
+    assert idle["task_id"] is None and "rejected_task_id" not in idle
     time.sleep(0.5)
     assert world.master.results == [] and world.master.send_result_failures == []
 
@@ -256,36 +294,54 @@ def test_a_task_while_busy_is_rejected_and_a_duplicate_is_ignored(world: Harness
     world.send_task("q_second")
     rejection = world.probe.wait_for(world.topic("status"), lambda p: p.get("rejected_task_id") == "q_second")
     assert (rejection["status"], rejection["task_id"]) == ("busy", "q_first")
-    world.master.wait_until(lambda m: m.results)
-    world.probe.wait_for(world.topic("status"), is_status("idle"))
+    [result] = world.master.wait_until(lambda m: m.results)
+    wait_until_free_after(world, result)
     time.sleep(0.3)
     assert [r.task_id for r in world.master.results] == ["q_first"]
     assert "ignored a duplicate delivery of task q_first" in worker.output()
 
 
-def test_taking_a_task_publishes_no_status_until_its_idle(world: Harness) -> None:
+def test_a_task_whose_result_is_accepted_publishes_no_status_at_all(world: Harness) -> None:
     world.start_ready_worker(SIMULATED_WORK_MS="600")
     [start_up] = world.probe.on(world.topic("status"))
     world.send_task("q_quiet")
     wait_until_busy_with(world, "q_quiet")  # taken and running, as the heartbeats say
     [result] = world.master.wait_until(lambda m: m.results)
-    idle = world.probe.wait_for(
-        world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= result.timings.finished_ms
-    )
-    assert idle["task_id"] is None
-    assert world.probe.on(world.topic("status")) == [start_up, idle], "a status between taking the task and idle"
+    wait_until_free_after(world, result)
+    time.sleep(0.3)
+    assert world.probe.on(world.topic("status")) == [start_up], "taking the task or its accepted result published a status"
+
+
+def test_a_task_arriving_while_the_result_is_sent_runs_next_and_a_third_is_rejected(world: Harness) -> None:
+    world.master.answer_delay_s = 0.5  # the master has the result but has not answered yet
+    worker = world.start_ready_worker()
+    world.send_task("q_a")
+    world.master.wait_until(lambda m: m.results)  # q_a's SendResult is in flight from here on
+    world.send_task("q_b")  # leased at once by a master that already accepted q_a
+    world.send_task("q_b")  # QoS 1 duplicate of the waiting task
+    world.send_task("q_c")  # one task waits at most
+    rejection = world.probe.wait_for(world.topic("status"), lambda p: p.get("rejected_task_id") == "q_c")
+    assert (rejection["status"], rejection["task_id"]) == ("busy", "q_a")
+    world.master.wait_until(lambda m: len(m.results) == 2)
+    first, second = world.master.results
+    assert (first.task_id, second.task_id) == ("q_a", "q_b")
+    assert second.timings.received_ms < second.timings.started_ms, "q_b arrived before it could start"
+    statuses = statuses_after_result(world, second)
+    assert statuses == [], "both results were accepted: no idle"
+    assert world.probe.count(world.topic("status"), lambda p: p.get("rejected_task_id") == "q_b") == 0
+    assert [p.get("rejected_task_id") for p in world.probe.on(world.topic("status"))][1:] == ["q_c"]
+    output = worker.output()
+    assert "task q_b will run next" in output and "ignored a duplicate delivery of task q_b" in output
 
 
 # ---- LOG_LEVEL ----------------------------------------------------------------------------
 
 
 def wait_for_idle_after_result(world: Harness, task_id: str) -> None:
-    """Waits for the task's result and then its `idle`, the worker's last message for the task."""
+    """Waits for the task's result and then an idle heartbeat, which comes after the task's last message."""
     [result] = world.master.wait_until(lambda m: m.results)
     assert result.task_id == task_id and result.answer.startswith("[offline]")
-    world.probe.wait_for(
-        world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= result.timings.finished_ms
-    )
+    wait_until_free_after(world, result)
 
 
 def test_log_level_warn_keeps_the_task_info_events_off_p_logs_and_stdout(world: Harness) -> None:
@@ -361,7 +417,7 @@ def test_llm_failure_becomes_an_error_result_and_the_worker_carries_on(world: Ha
     world.probe.wait_for("logs", lambda p: p["level"] == "error" and p.get("task_id") == "q_429")
 
     openai.script = Script(200, openai_body("fine now"))
-    world.probe.wait_for(world.topic("status"), lambda p: p["status"] == "idle" and p["ts"] >= failed.timings.finished_ms)
+    wait_until_free_after(world, failed)  # an error result is a result: accepted, no status
     world.send_task("q_ok")
     world.master.wait_until(lambda m: len(m.results) == 2)
     assert world.master.results[1].answer == "fine now"
@@ -414,6 +470,21 @@ def test_sigterm_finishes_the_task_in_hand_then_goes_offline(world: Harness) -> 
     # One connection keeps its order, so these were all published after the busy heartbeat.
     statuses_since = [s["status"] for s in world.probe.on(world.topic("status"))[statuses_before:]]
     assert statuses_since == ["offline"], "no idle between the last task and offline"
+
+
+def test_sigterm_rejects_the_task_waiting_to_run_next(world: Harness) -> None:
+    world.master.answer_delay_s = 1.0
+    worker = world.start_ready_worker()
+    world.send_task("q_last")
+    world.master.wait_until(lambda m: m.results)
+    world.send_task("q_waiting")
+    worker.wait_for_output("task q_waiting will run next")
+    worker.signal(signal.SIGTERM)
+    rejection = world.probe.wait_for(world.topic("status"), lambda p: p.get("rejected_task_id") == "q_waiting")
+    assert (rejection["status"], rejection["task_id"]) == ("busy", "q_last"), "the task in hand still runs"
+    assert worker.wait(10) == 0
+    assert [r.task_id for r in world.master.results] == ["q_last"]
+    world.probe.wait_for(world.topic("status"), is_status("offline"))
 
 
 def test_sigterm_when_grace_runs_out_publishes_offline_and_exits(world: Harness) -> None:

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,6 +186,9 @@ type fakeMaster struct {
 	credentialCalls []*pb.CredentialRequest
 	userKeys        map[string]string // task id -> user key
 	unavailable     int               // the next N SendResult calls fail with UNAVAILABLE
+	finalErr        error             // when set, every SendResult call fails with it
+	resultDelay     time.Duration     // SendResult waits this long before it answers
+	sendStarted     []string          // task ids of SendResult calls, as they arrive
 	sendCalls       int
 	rejected        int // calls refused for a missing or wrong token
 }
@@ -214,10 +218,23 @@ func (m *fakeMaster) authorize(ctx context.Context) error {
 
 func (m *fakeMaster) SendResult(ctx context.Context, r *pb.TaskResult) (*pb.ResultAck, error) {
 	m.mu.Lock()
+	m.sendStarted = append(m.sendStarted, r.TaskId)
+	delay := m.resultDelay
+	m.mu.Unlock()
+	select { // a slow master: the answer comes late
+	case <-time.After(delay):
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sendCalls++
 	if err := m.authorize(ctx); err != nil {
 		return nil, err
+	}
+	if m.finalErr != nil {
+		return nil, m.finalErr
 	}
 	if m.unavailable > 0 {
 		m.unavailable--
@@ -248,6 +265,24 @@ func (m *fakeMaster) resultsSnapshot() []*pb.TaskResult {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]*pb.TaskResult(nil), m.results...)
+}
+
+// set changes the fake master's behaviour under its lock.
+func (m *fakeMaster) set(change func(m *fakeMaster)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	change(m)
+}
+
+// waitSendStarted waits until a SendResult call for taskID has arrived
+// (it may not have been answered yet).
+func (m *fakeMaster) waitSendStarted(t *testing.T, taskID string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, "a SendResult call for "+taskID, func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return slices.Contains(m.sendStarted, taskID)
+	})
 }
 
 // waitResult waits for the accepted result of taskID.

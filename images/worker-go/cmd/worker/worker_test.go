@@ -16,6 +16,10 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ai-swarm/ai-swarm/images/worker-go/internal/pb"
 )
 
 const wait = 10 * time.Second
@@ -58,6 +62,54 @@ func (s *scene) waitIdleAfter(t *testing.T, taskID string) {
 	})
 }
 
+// waitTakenAsNext waits until the worker has taken taskID to run next (its
+// log line says so), and fails if it refused it instead.
+func (s *scene) waitTakenAsNext(t *testing.T, taskID string) {
+	t.Helper()
+	rejection := map[string]any{"rejected_task_id": taskID}
+	eventually(t, wait, taskID+" taken as next, or refused", func() bool {
+		if len(s.obs.matching(s.w.topic("status"), rejection)) > 0 {
+			return true
+		}
+		for _, line := range strings.Split(s.w.out.String(), "\n") {
+			if containsAll(line, []string{"task taken as next", "task_id=" + taskID + " "}) {
+				return true
+			}
+		}
+		return false
+	})
+	if ms := s.obs.matching(s.w.topic("status"), rejection); len(ms) > 0 {
+		t.Fatalf("%s arrived while the result was being sent and was refused: %s", taskID, ms[0].payload)
+	}
+}
+
+// waitIdleHeartbeat waits for a heartbeat saying idle among the messages
+// observed after the first since ones. After an accepted result the worker
+// publishes no status (the master freed it on acceptance); its heartbeats
+// are how we see it is free again.
+func (s *scene) waitIdleHeartbeat(t *testing.T, since int) {
+	t.Helper()
+	eventually(t, wait, "an idle heartbeat", func() bool {
+		for _, m := range s.obs.all()[since:] {
+			if m.topic == s.w.topic("heartbeat") && hasFields(m.fields, map[string]any{"status": "idle", "task_id": nil}) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// statusesSince returns the status messages observed after the first since ones.
+func (s *scene) statusesSince(since int) []observed {
+	var out []observed
+	for _, m := range s.obs.all()[since:] {
+		if m.topic == s.w.topic("status") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func TestRegistrationTaskAndResult(t *testing.T) {
 	t.Parallel()
 	s := startScene(t, func(env map[string]string) {
@@ -90,7 +142,7 @@ func TestRegistrationTaskAndResult(t *testing.T) {
 	if tm == nil || tm.ReceivedMs <= 0 || tm.StartedMs < tm.ReceivedMs || tm.FinishedMs < tm.StartedMs+300 {
 		t.Errorf("timings wrong (simulated work is 300 ms): %v", tm)
 	}
-	s.waitIdleAfter(t, "q_001")
+	s.waitIdleHeartbeat(t, len(s.obs.all()))
 	s.obs.waitFor(t, wait, w.logsTopic(), map[string]any{"type": "log", "source": w.id, "level": "info", "task_id": "q_001", "message": "task q_001 started"})
 	eventually(t, wait, "a 'done' log event", func() bool {
 		for _, m := range s.obs.matching(w.logsTopic(), map[string]any{"task_id": "q_001"}) {
@@ -148,7 +200,7 @@ func TestBusyWorkerRejectsAndIgnoresDuplicates(t *testing.T) {
 	s.obs.waitFor(t, wait, w.topic("status"), map[string]any{"status": "busy", "task_id": "q_a", "rejected_task_id": "q_b"})
 
 	s.master.waitResult(t, "q_a", wait)
-	s.waitIdleAfter(t, "q_a")
+	s.waitIdleHeartbeat(t, len(s.obs.all()))
 	time.Sleep(500 * time.Millisecond) // room for a wrong second result to arrive
 	results := s.master.resultsSnapshot()
 	s.master.mu.Lock()
@@ -163,7 +215,9 @@ func TestBusyWorkerRejectsAndIgnoresDuplicates(t *testing.T) {
 	}
 }
 
-func TestTakingATaskPublishesNoStatusUntilIdle(t *testing.T) {
+// Taking a task says nothing (heartbeats say busy), and neither does an
+// accepted result: the master freed the worker when it accepted it.
+func TestAcceptedResultPublishesNoStatus(t *testing.T) {
 	t.Parallel()
 	s := startScene(t, func(env map[string]string) {
 		env["SIMULATED_WORK_MS"] = "500"
@@ -173,32 +227,135 @@ func TestTakingATaskPublishesNoStatusUntilIdle(t *testing.T) {
 	seenBefore := len(s.obs.all())
 	s.obs.publish(t, w.topic("tasks"), taskPayload("q_quiet", "hello", false))
 	s.master.waitResult(t, "q_quiet", wait)
-	var sinceTask []observed
-	eventually(t, wait, "status idle after task q_quiet", func() bool {
-		sinceTask = s.obs.all()[seenBefore:]
-		return len(s.obs.matching(w.topic("status"), map[string]any{"status": "idle"})) >= 2 // start-up + after the task
-	})
+	s.waitIdleHeartbeat(t, len(s.obs.all()))
+	time.Sleep(300 * time.Millisecond) // room for a wrong idle status to arrive
 
-	// The first status after the task was sent is the idle one that ends it;
-	// meanwhile the heartbeats said busy with the task id.
-	var statuses []observed
-	busyHeartbeats := 0
-	for _, m := range sinceTask {
-		switch {
-		case m.topic == w.topic("status"):
-			statuses = append(statuses, m)
-		case m.topic == w.topic("heartbeat") && hasFields(m.fields, map[string]any{"status": "busy", "task_id": "q_quiet"}):
-			busyHeartbeats++
-		}
-	}
-	if len(statuses) != 1 || !hasFields(statuses[0].fields, map[string]any{"status": "idle", "task_id": nil}) {
-		t.Errorf("status messages while taking and running the task: %d, want exactly the final idle one", len(statuses))
+	if statuses := s.statusesSince(seenBefore); len(statuses) != 0 {
+		t.Errorf("%d status messages while taking and finishing an accepted task, want none", len(statuses))
 		for _, m := range statuses {
 			t.Logf("  %s", m.payload)
 		}
 	}
-	if busyHeartbeats == 0 {
+	busy := 0
+	for _, m := range s.obs.all()[seenBefore:] {
+		if m.topic == w.topic("heartbeat") && hasFields(m.fields, map[string]any{"status": "busy", "task_id": "q_quiet"}) {
+			busy++
+		}
+	}
+	if busy == 0 {
 		t.Error("no heartbeat said busy with q_quiet while it ran")
+	}
+}
+
+// A result the master did not accept (a duplicate, or a final gRPC error)
+// leaves the worker free in the master's eyes only once it says idle.
+func TestUnacceptedResultSaysIdle(t *testing.T) {
+	t.Parallel()
+	cases := map[string]func(m *fakeMaster, taskID string){
+		"duplicate": func(m *fakeMaster, taskID string) {
+			m.results = append(m.results, &pb.TaskResult{TaskId: taskID}) // another worker was first
+		},
+		"permission_denied": func(m *fakeMaster, _ string) {
+			m.finalErr = status.Error(codes.PermissionDenied, "the lease belongs to another worker")
+		},
+	}
+	for name, setUp := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := startScene(t, func(env map[string]string) { env["SIMULATED_WORK_MS"] = "0" })
+			taskID := "q_" + name
+			s.master.set(func(m *fakeMaster) { setUp(m, taskID) })
+			s.obs.publish(t, s.w.topic("tasks"), taskPayload(taskID, "hello", false))
+			s.master.waitSendStarted(t, taskID, wait)
+			s.waitIdleAfter(t, taskID)
+			s.master.mu.Lock()
+			calls := s.master.sendCalls
+			s.master.mu.Unlock()
+			if calls != 1 {
+				t.Errorf("SendResult called %d times, want 1 (the answer is final)", calls)
+			}
+		})
+	}
+}
+
+// The master may lease the next task the moment it accepts a result, so that
+// task can arrive before the worker has read SendResult's answer: it is
+// taken and run right after. A third task in that window is refused.
+func TestTaskArrivingWhileTheResultIsSentRunsNext(t *testing.T) {
+	t.Parallel()
+	s := startScene(t, func(env map[string]string) { env["SIMULATED_WORK_MS"] = "100" })
+	w := s.w
+	s.master.set(func(m *fakeMaster) { m.resultDelay = 800 * time.Millisecond })
+	seenBefore := len(s.obs.all())
+
+	s.obs.publish(t, w.topic("tasks"), taskPayload("q_first", "one", false))
+	s.master.waitSendStarted(t, "q_first", wait)
+	s.obs.publish(t, w.topic("tasks"), taskPayload("q_next", "two", false))
+	// The worker handles messages concurrently: make sure q_next is in before q_third.
+	s.waitTakenAsNext(t, "q_next")
+	// QoS 1 redeliveries of the task in hand and of the waiting one: ignored.
+	s.obs.publish(t, w.topic("tasks"), taskPayload("q_first", "one", false))
+	s.obs.publish(t, w.topic("tasks"), taskPayload("q_next", "two", false))
+	s.obs.publish(t, w.topic("tasks"), taskPayload("q_third", "three", false))
+	s.obs.waitFor(t, wait, w.topic("status"), map[string]any{"status": "busy", "task_id": "q_first", "rejected_task_id": "q_third"})
+	s.master.mu.Lock()
+	firstAnswered := len(s.master.results) > 0
+	s.master.mu.Unlock()
+	if firstAnswered {
+		t.Fatal("q_first was answered before the other tasks arrived: the test did not exercise the window")
+	}
+
+	s.master.waitResult(t, "q_next", wait)
+	s.waitIdleHeartbeat(t, len(s.obs.all()))
+	time.Sleep(300 * time.Millisecond) // room for a wrong status or result
+
+	var got []string
+	for _, r := range s.master.resultsSnapshot() {
+		got = append(got, r.TaskId)
+	}
+	if strings.Join(got, ",") != "q_first,q_next" {
+		t.Errorf("results %v, want q_first then q_next (and nothing for the refused q_third)", got)
+	}
+	s.master.mu.Lock()
+	calls := s.master.sendCalls
+	s.master.mu.Unlock()
+	if calls != 2 {
+		t.Errorf("SendResult called %d times, want 2: a redelivered task must not run again", calls)
+	}
+	statuses := s.statusesSince(seenBefore)
+	if len(statuses) != 1 || !hasFields(statuses[0].fields, map[string]any{"rejected_task_id": "q_third"}) {
+		t.Errorf("%d status messages, want only the rejection of q_third (no rejection of q_next, no idle)", len(statuses))
+		for _, m := range statuses {
+			t.Logf("  %s", m.payload)
+		}
+	}
+}
+
+// After SIGTERM the grace covers the task in hand only: a task taken to run
+// next is handed back at once (rejected_task_id), so the master re-queues it.
+func TestSIGTERMHandsBackTheWaitingTask(t *testing.T) {
+	t.Parallel()
+	s := startScene(t, func(env map[string]string) { env["SIMULATED_WORK_MS"] = "100" })
+	w := s.w
+	s.master.set(func(m *fakeMaster) { m.resultDelay = 800 * time.Millisecond })
+
+	s.obs.publish(t, w.topic("tasks"), taskPayload("q_in_hand", "one", false))
+	s.master.waitSendStarted(t, "q_in_hand", wait)
+	s.obs.publish(t, w.topic("tasks"), taskPayload("q_waiting", "two", false))
+	s.waitTakenAsNext(t, "q_waiting")
+	w.signal(syscall.SIGTERM)
+
+	s.obs.waitFor(t, wait, w.topic("status"), map[string]any{"status": "busy", "task_id": "q_in_hand", "rejected_task_id": "q_waiting"})
+	if code := w.waitExit(t, wait); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+	s.obs.waitFor(t, wait, w.topic("status"), map[string]any{"status": "offline"})
+	var got []string
+	for _, r := range s.master.resultsSnapshot() {
+		got = append(got, r.TaskId)
+	}
+	if strings.Join(got, ",") != "q_in_hand" {
+		t.Errorf("results %v, want only q_in_hand (finished within the grace)", got)
 	}
 }
 
@@ -233,10 +390,8 @@ func TestLogLevelFiltersStdoutAndPLogs(t *testing.T) {
 		if r := s.master.waitResult(t, "q_warn", wait); !strings.HasPrefix(r.Answer, "[offline]") {
 			t.Errorf("answer = %q", r.Answer)
 		}
-		// The "done" event would go out before the idle status that follows it.
-		eventually(t, wait, "status idle after q_warn", func() bool {
-			return len(s.obs.matching(w.topic("status"), map[string]any{"status": "idle"})) >= 2
-		})
+		// The "done" event would go out before the worker is free again.
+		s.waitIdleHeartbeat(t, len(s.obs.all()))
 		if logs := s.obs.matching(w.logsTopic(), nil); len(logs) != 0 {
 			t.Errorf("%d log messages on P/logs with LOG_LEVEL=warn, want none; first: %s", len(logs), logs[0].payload)
 		}
@@ -359,7 +514,7 @@ func TestUserKeyIsFetchedByRPCAndNeverOnTheBroker(t *testing.T) {
 	if len(calls) != 1 || calls[0].TaskId != "q_key" || calls[0].WorkerId != s.w.id {
 		t.Errorf("GetTaskCredential calls = %v", calls)
 	}
-	s.waitIdleAfter(t, "q_key")
+	s.waitIdleHeartbeat(t, len(s.obs.all()))
 	for _, m := range everything.all() {
 		if bytes.Contains(m.payload, []byte(userKey)) {
 			t.Errorf("the user key travelled on MQTT topic %s", m.topic)
@@ -384,7 +539,7 @@ func TestProviderErrorBecomesAnErrorResultAndTheWorkerKeepsServing(t *testing.T)
 		t.Errorf("result = %v, want error 'gemini: HTTP 500'", r)
 	}
 	s.obs.waitFor(t, wait, s.w.logsTopic(), map[string]any{"level": "error", "task_id": "q_500"})
-	s.waitIdleAfter(t, "q_500")
+	s.waitIdleHeartbeat(t, len(s.obs.all()))
 
 	gemini.setStatus(200)
 	s.obs.publish(t, s.w.topic("tasks"), taskPayload("q_after", "hello again", false))

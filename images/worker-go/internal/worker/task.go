@@ -18,32 +18,68 @@ import (
 type admission int
 
 const (
-	accept    admission = iota // idle: take it
-	duplicate                  // the task in hand, delivered again (QoS 1): ignore
-	reject                     // busy with another task, or shutting down: refuse
+	start     admission = iota // idle: run it now
+	queue                      // the result of the task in hand is being sent: run it right after
+	duplicate                  // the task in hand or the waiting one, delivered again (QoS 1): ignore
+	reject                     // busy otherwise, or shutting down: refuse
 )
 
-// decide applies "one task at a time" (docs/protocol.md, delivery rules 2, 6).
-func decide(current string, draining bool, incoming string) admission {
-	switch {
-	case current != "" && current == incoming:
-		return duplicate
-	case current != "" || draining:
-		return reject
-	}
-	return accept
+// slot is what the worker holds when a task arrives.
+type slot struct {
+	current  string // the task in hand, "" when idle
+	sending  bool   // its work is done and SendResult (with retries) is in flight
+	next     string // a task taken while sending, waiting to run; "" if none
+	draining bool   // SIGTERM seen: take nothing new
 }
 
-// admit decides under the lock and, on accept, makes the task the one in hand.
-func (w *Worker) admit(taskID string) (admission, string) {
+// decide applies "busy is the master's decision" (docs/protocol.md, delivery
+// rules 2 and 6): the master frees us the moment it accepts a result and may
+// lease the next task at once, so that task can arrive before SendResult's
+// answer does. One such task is kept; anything else while busy is refused.
+func decide(s slot, incoming string) admission {
+	switch {
+	case incoming == s.current || incoming == s.next:
+		return duplicate
+	case s.draining:
+		return reject
+	case s.current == "":
+		return start
+	case s.sending && s.next == "":
+		return queue
+	}
+	return reject
+}
+
+// pending is a task taken while the previous result was in flight.
+type pending struct {
+	task     protocol.Task
+	received time.Time
+}
+
+// admit decides under the lock and records the task when it is taken.
+// inHand is the task in hand afterwards (for a rejection's status).
+func (w *Worker) admit(task protocol.Task, received time.Time) (verdict admission, inHand string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	a := decide(w.current, w.draining, taskID)
-	if a == accept {
-		w.current = taskID
+	verdict = decide(w.slot(), task.TaskID)
+	switch verdict {
+	case start:
+		w.current = task.TaskID
+		w.sending = false
 		w.taskDone = make(chan struct{})
+	case queue:
+		w.next = &pending{task, received}
 	}
-	return a, w.current
+	return verdict, w.current
+}
+
+// slot reads the state decide needs; the caller holds w.mu.
+func (w *Worker) slot() slot {
+	s := slot{current: w.current, sending: w.sending, draining: w.draining}
+	if w.next != nil {
+		s.next = w.next.task.TaskID
+	}
+	return s
 }
 
 // onTaskMessage handles a message on our task topic. It never blocks for
@@ -55,36 +91,57 @@ func (w *Worker) onTaskMessage(_ mqtt.Client, msg mqtt.Message) {
 		w.event(protocol.LevelError, "", "malformed task dropped: "+err.Error())
 		return
 	}
-	switch verdict, inHand := w.admit(task.TaskID); verdict {
+	switch verdict, inHand := w.admit(task, received); verdict {
 	case duplicate:
-		w.log.Info("duplicate delivery of the task in hand ignored", "task_id", task.TaskID)
+		w.log.Info("duplicate delivery of a task already taken ignored", "task_id", task.TaskID)
 	case reject:
-		state := protocol.StatusBusy
-		if inHand == "" {
-			state = protocol.StatusOffline // idle but shutting down
+		w.rejectTask(task.TaskID, inHand)
+	case queue:
+		w.log.Info("task taken as next: the result of the task in hand is being sent",
+			"task_id", task.TaskID, "in_hand", inHand)
+	case start:
+		go w.serve(task, received)
+	}
+}
+
+// rejectTask tells the master we refuse taskID (it re-queues it): busy with
+// inHand, or offline when idle but shutting down.
+func (w *Worker) rejectTask(taskID, inHand string) {
+	state := protocol.StatusBusy
+	if inHand == "" {
+		state = protocol.StatusOffline
+	}
+	w.publishStatus(state, inHand, taskID)
+	w.event(protocol.LevelWarn, taskID, fmt.Sprintf("task %s rejected: worker is %s", taskID, state))
+}
+
+// serve runs task, then every task taken while a result was in flight.
+func (w *Worker) serve(task protocol.Task, received time.Time) {
+	for {
+		accepted := w.process(task, received)
+		next := w.finish(accepted)
+		if next == nil {
+			return
 		}
-		w.publishStatus(state, inHand, task.TaskID)
-		w.event(protocol.LevelWarn, task.TaskID, fmt.Sprintf("task %s rejected: worker is %s", task.TaskID, state))
-	case accept:
-		go w.process(task, received)
+		task, received = next.task, next.received
 	}
 }
 
 // process runs one task: credential, provider call, simulated work,
-// SendResult with retries, status idle. Taking the task publishes no status:
-// the master counts us busy from its lease on, and our heartbeats say busy
-// with the task id (docs/protocol.md, "Worker behaviour"); on a loaded
-// machine that message was a noticeable share of each task's CPU.
-func (w *Worker) process(task protocol.Task, received time.Time) {
+// SendResult with retries. It says whether the master accepted the result.
+// Taking the task publishes no status: the master counts us busy from its
+// lease on, and our heartbeats say busy with the task id (docs/protocol.md,
+// "Worker behaviour"); on a loaded machine that message was a noticeable
+// share of each task's CPU.
+func (w *Worker) process(task protocol.Task, received time.Time) (accepted bool) {
 	id := task.TaskID
-	defer w.finish(id)
 	ctx := w.hardStop
 
 	w.event(protocol.LevelInfo, id, "task "+id+" started")
 
 	userKey, ok := w.fetchCredential(ctx, task)
 	if !ok {
-		return
+		return false
 	}
 	choice := provider.Choose(w.cfg.LLMProvider, w.serverKeys(userKey))
 	result := &pb.TaskResult{
@@ -104,20 +161,40 @@ func (w *Worker) process(task protocol.Task, received time.Time) {
 	result.Timings = &pb.Timings{
 		ReceivedMs: received.UnixMilli(), StartedMs: started.UnixMilli(), FinishedMs: finished.UnixMilli(),
 	}
-	w.sendResult(ctx, result, finished.Sub(received))
+	w.markSending()
+	return w.sendResult(ctx, result, finished.Sub(received))
 }
 
-// finish frees the worker; it says idle unless it is shutting down (then
-// the shutdown sequence says offline).
-func (w *Worker) finish(taskID string) {
+// markSending opens the window in which the next task may be taken: from
+// here on the master may accept our result and lease us another task.
+func (w *Worker) markSending() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sending = true
+}
+
+// finish ends the task in hand. If a next task is waiting it becomes the
+// task in hand and is returned, and nothing is published. Otherwise the
+// worker is free; it says idle only when the master did not accept the
+// result (an accepted result already freed it, rule 2), and never while
+// shutting down (the shutdown sequence says offline).
+func (w *Worker) finish(accepted bool) *pending {
+	w.mu.Lock()
+	w.sending = false
+	if next := w.next; next != nil {
+		w.next = nil
+		w.current = next.task.TaskID
+		w.mu.Unlock()
+		return next
+	}
 	w.current = ""
 	close(w.taskDone)
 	draining := w.draining
 	w.mu.Unlock()
-	if !draining {
+	if !accepted && !draining {
 		w.publishStatus(protocol.StatusIdle, "", "")
 	}
+	return nil
 }
 
 // fetchCredential gets the user's key when the task has one. ok is false
@@ -150,8 +227,9 @@ func (w *Worker) fetchCredential(ctx context.Context, task protocol.Task) (key s
 	return reply.GetApiKey(), true
 }
 
-// sendResult reports the result, retrying transient failures (delivery rule 5).
-func (w *Worker) sendResult(ctx context.Context, result *pb.TaskResult, took time.Duration) {
+// sendResult reports the result, retrying transient failures (delivery rule
+// 5), and says whether the master accepted it.
+func (w *Worker) sendResult(ctx context.Context, result *pb.TaskResult, took time.Duration) (accepted bool) {
 	id := result.TaskId
 	ack, err := retry(ctx, w.cfg.ResultRetryDeadline, callTimeout,
 		func(ctx context.Context) (*pb.ResultAck, error) { return w.master.SendResult(ctx, result) },
@@ -159,7 +237,7 @@ func (w *Worker) sendResult(ctx context.Context, result *pb.TaskResult, took tim
 	if err != nil {
 		w.event(protocol.LevelError, id, fmt.Sprintf("SendResult for task %s rejected by master with %s: %s",
 			id, CodeName(status.Code(err)), status.Convert(err).Message()))
-		return
+		return false
 	}
 	outcome := "answer"
 	if result.Error != "" {
@@ -167,10 +245,11 @@ func (w *Worker) sendResult(ctx context.Context, result *pb.TaskResult, took tim
 	}
 	if ack.GetDuplicate() {
 		w.event(protocol.LevelInfo, id, fmt.Sprintf("task %s done; master already had a result (duplicate)", id))
-		return
+		return false
 	}
 	w.event(protocol.LevelInfo, id, fmt.Sprintf("task %s done in %d ms (%s, provider %s)",
 		id, took.Milliseconds(), outcome, result.Provider))
+	return ack.GetAccepted()
 }
 
 func (w *Worker) logRetry(call, taskID string) func(int, error, time.Duration) {

@@ -1,6 +1,7 @@
 // Package worker runs the worker side of docs/protocol.md: it keeps an MQTT
-// session (registration, heartbeats, status, last will), takes one task at a
-// time, asks the LLM, and reports the result to the master over gRPC.
+// session (registration, heartbeats, status, last will), runs one task at a
+// time (taking at most one more while a result is being sent), asks the LLM,
+// and reports the result to the master over gRPC.
 package worker
 
 import (
@@ -40,7 +41,9 @@ type Worker struct {
 
 	mu       sync.Mutex
 	current  string        // id of the task in hand, "" when idle
-	taskDone chan struct{} // closed when the task in hand is finished
+	sending  bool          // the task in hand's result is being sent (see decide)
+	next     *pending      // a task taken while sending, run right after; nil if none
+	taskDone chan struct{} // closed when the worker has no task left in hand
 	draining bool          // SIGTERM seen: take no new task
 
 	announceMu  sync.Mutex // orders status/heartbeat publications against the final offline
@@ -144,7 +147,15 @@ func (w *Worker) shutdown() {
 	w.mu.Lock()
 	w.draining = true
 	inHand, done := w.current, w.taskDone
+	waiting := w.next
+	w.next = nil
 	w.mu.Unlock()
+
+	// The grace covers the task in hand only: a task taken to run next is
+	// handed back at once, so the master re-queues it instead of waiting.
+	if waiting != nil {
+		w.rejectTask(waiting.task.TaskID, inHand)
+	}
 
 	if inHand != "" {
 		w.log.Info("finishing the task in hand", "task_id", inHand, "grace_ms", w.cfg.ShutdownGrace.Milliseconds())

@@ -2,10 +2,11 @@
 
 Threads:
 - paho's network thread delivers task messages to `_on_task_message`, which
-  validates them and decides at once (under the lock) to take, ignore or
-  reject each one, so two tasks can never both be taken;
-- one task thread runs the taken task: credential, LLM, simulated work,
-  SendResult with retries. gRPC does not depend on MQTT, so a result is
+  validates them and decides at once (under the lock, with TaskSlots) to run,
+  keep as next, ignore or reject each one;
+- one task thread runs the task in hand: credential, LLM, simulated work,
+  SendResult with retries, then the task kept as next if one arrived while
+  SendResult was in flight. gRPC does not depend on MQTT, so a result is
   delivered even while the broker is down;
 - one heartbeat thread publishes a heartbeat and writes HEALTH_FILE;
 - the main thread waits for SIGTERM and then calls `shutdown`.
@@ -17,7 +18,6 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
 from .config import Config
 from .healthcheck import write_health_file
@@ -37,16 +37,11 @@ from .payloads import (
     status_payload,
 )
 from .providers import ask_llm, default_provider, select_provider
+from .task_slots import Decision, TakenTask, TaskSlots
 
 OFFLINE_PUBLISH_TIMEOUT_S = 2.0
 
 log = logging.getLogger("aiswarm_worker")
-
-
-@dataclass(frozen=True)
-class _TakenTask:
-    task: Task
-    received_ms: int
 
 
 class Worker:
@@ -56,11 +51,10 @@ class Worker:
         self.topics = Topics(config.topic_prefix, config.worker_id)
         self._master = master
         self._lock = threading.Lock()
-        self._current: Task | None = None  # guarded by _lock
-        self._accepting = True  # guarded by _lock
-        self._idle = threading.Event()
+        self._slots = TaskSlots()  # guarded by _lock
+        self._idle = threading.Event()  # set while no task is in hand
         self._idle.set()
-        self._taken: queue.Queue[_TakenTask] = queue.Queue()
+        self._to_run: queue.Queue[TakenTask] = queue.Queue()
         self._stop_heartbeat = threading.Event()
         self._health_file_ok = True
         self.mqtt = MqttLink(config, self.topics, self._announce, self._on_task_message)
@@ -76,10 +70,14 @@ class Worker:
     def shutdown(self) -> bool:
         """SIGTERM sequence; True if the task in hand (if any) finished within the grace period."""
         with self._lock:
-            self._accepting = False
-            in_hand = self._current.task_id if self._current else None
+            waiting = self._slots.stop_accepting()
+            in_hand = self._slots.in_hand.task.task_id if self._slots.in_hand else None
         self.mqtt.stop_taking_tasks()
         log.info("shutting down; task in hand: %s", in_hand or "none")
+        if waiting is not None:
+            # The grace is for the task in hand; the master re-queues this one at once.
+            log.info("rejected task %s that was waiting to run next: shutting down", waiting.task.task_id)
+            self._publish_status(rejected_task_id=waiting.task.task_id)
         finished = self._idle.wait(self.config.shutdown_grace_ms / 1000)
         if not finished:
             self._event("warn", f"shutdown grace ran out with task {in_hand} in hand; the master will re-dispatch it", in_hand)
@@ -97,9 +95,9 @@ class Worker:
 
     def _status_now(self) -> tuple[Status, str | None]:
         with self._lock:
-            if self._current is not None:
-                return "busy", self._current.task_id
-            return ("idle" if self._accepting else "offline"), None
+            if self._slots.in_hand is not None:
+                return "busy", self._slots.in_hand.task.task_id
+            return ("idle" if self._slots.accepting else "offline"), None
 
     def _publish_status(self, rejected_task_id: str | None = None) -> None:
         status, task_id = self._status_now()
@@ -118,42 +116,56 @@ class Worker:
         except PayloadError as error:
             self._event("error", f"dropped a malformed task message: {error}")
             return
+        taken = TakenTask(task, received_ms)
         with self._lock:
-            if self._current is not None and self._current.task_id == task.task_id:
-                decision = "duplicate"
-            elif self._current is not None or not self._accepting:
-                decision = "reject"
-            else:
-                decision = "take"
-                self._current = task
+            decision = self._slots.offer(taken)
+            if decision is Decision.RUN_NOW:
                 self._idle.clear()
-        if decision == "duplicate":
+        # Taking a task publishes no status: the master counts us busy from the
+        # lease on, and heartbeats say busy while the task runs (docs/protocol.md).
+        if decision is Decision.RUN_NOW:
+            self._to_run.put(taken)
+        elif decision is Decision.RUN_NEXT:
+            log.info("task %s will run next, once SendResult has answered", task.task_id)
+        elif decision is Decision.DUPLICATE:
             log.info("ignored a duplicate delivery of task %s", task.task_id)
-        elif decision == "reject":
+        else:
             log.info("rejected task %s: busy or shutting down", task.task_id)
             self._publish_status(rejected_task_id=task.task_id)
-        else:
-            # No `status busy` here: the master counts us busy from the lease on,
-            # and heartbeats say busy while the task runs (docs/protocol.md).
-            self._taken.put(_TakenTask(task, received_ms))
 
     # ---- task thread -------------------------------------------------------
 
     def _task_loop(self) -> None:
         while True:
-            taken = self._taken.get()
-            try:
-                self._run_task(taken.task, taken.received_ms)
-            except Exception:  # a bug in one task must not stop the worker
-                log.exception("task %s failed unexpectedly", taken.task.task_id)
-            with self._lock:
-                self._current = None
-                accepting = self._accepting
-            self._idle.set()
-            if accepting:  # while shutting down, the next status is `offline`
-                self._publish_status()
+            taken: TakenTask | None = self._to_run.get()
+            while taken is not None:
+                accepted = self._run_safely(taken)
+                taken = self._finish(accepted)
 
-    def _run_task(self, task: Task, received_ms: int) -> None:
+    def _run_safely(self, taken: TakenTask) -> bool:
+        """Runs one task; True if the master accepted its result."""
+        try:
+            return self._run_task(taken.task, taken.received_ms)
+        except Exception:  # a bug in one task must not stop the worker
+            log.exception("task %s failed unexpectedly", taken.task.task_id)
+            return False
+
+    def _finish(self, accepted: bool) -> TakenTask | None:
+        """Ends the task in hand and returns the task waiting to run next, if any.
+
+        Without one, the worker is free: after an accepted result it says
+        nothing (the master freed it on acceptance); otherwise it says `idle`.
+        """
+        with self._lock:
+            next_task = self._slots.finish_in_hand()
+            accepting = self._slots.accepting
+        if next_task is None:
+            self._idle.set()
+            if not accepted and accepting:  # while shutting down, the next status is `offline`
+                self._publish_status()
+        return next_task
+
+    def _run_task(self, task: Task, received_ms: int) -> bool:
         self._event("info", f"task {task.task_id} started", task.task_id)
         # The user's key is only fetched when it can be used (not in offline mode).
         wants_key = task.has_credential and self.config.llm_provider != "offline"
@@ -178,9 +190,12 @@ class Worker:
             started_ms=started_ms,
             finished_ms=now_ms(),
         )
-        self._send_result(result)
+        with self._lock:
+            self._slots.start_sending_result()  # from now on a next task may arrive
+        accepted = self._send_result(result)
         outcome_word = "failed" if outcome.error else "done"
         self._event("info", f"task {task.task_id} {outcome_word} in {result.finished_ms - received_ms} ms", task.task_id)
+        return accepted
 
     def _fetch_user_key(self, task_id: str) -> str | None:
         """The user's key; on failure the task runs with the worker's own settings (as after a master restart)."""
@@ -193,7 +208,8 @@ class Worker:
             log.info("task %s: the master holds no user key; using the worker's provider settings", task_id)
         return key
 
-    def _send_result(self, result: ResultDraft) -> None:
+    def _send_result(self, result: ResultDraft) -> bool:
+        """SendResult with retries; True if the master accepted the result."""
         def on_retry(error: Exception, delay_s: float) -> None:
             code = error.code_name if isinstance(error, MasterCallError) else type(error).__name__
             log.warning("SendResult for task %s: %s, retrying in %d ms", result.task_id, code, delay_s * 1000)
@@ -202,11 +218,12 @@ class Worker:
             ack = self._master.send_result(result, self.config.result_retry_deadline_ms / 1000, on_retry)
         except MasterCallError as error:
             self._event("error", f"SendResult for task {result.task_id} rejected: {error.code_name}", result.task_id)
-            return
+            return False
         if ack.duplicate:
             log.info("SendResult for task %s: the master already had a result (duplicate)", result.task_id)
         else:
             log.info("SendResult for task %s: accepted=%s", result.task_id, ack.accepted)
+        return bool(ack.accepted)
 
     # ---- heartbeat thread --------------------------------------------------
 

@@ -1,13 +1,15 @@
 """A small fake master: the real WorkerCallback gRPC service (generated from the same proto) on 127.0.0.1.
 
 It enforces the token like the master (UNAUTHENTICATED), records every call,
-can fail the first SendResult calls with a chosen code, and hands out per-task
-user keys.
+can fail the first SendResult calls with a chosen code, can hold back its
+SendResult answers (a result is recorded on arrival, then answered after
+`answer_delay_s`, as a busy master would), and hands out per-task user keys.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from typing import TypeVar
@@ -30,6 +32,7 @@ class FakeMaster(pb_grpc.WorkerCallbackServicer):
         self.rejected_calls = 0
         self.send_result_failures: list[grpc.StatusCode] = []  # popped one per SendResult call
         self.credentials: dict[str, str] = {}
+        self.answer_delay_s = 0.0
         self._changed = threading.Condition()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         pb_grpc.add_WorkerCallbackServicer_to_server(self, self._server)
@@ -57,6 +60,7 @@ class FakeMaster(pb_grpc.WorkerCallbackServicer):
                 duplicate = any(r.task_id == request.task_id for r in self.results)
                 self.results.append(request)
             self._changed.notify_all()
+        time.sleep(self.answer_delay_s)
         if failure is not None:
             context.abort(failure, "scripted failure")
         return pb.ResultAck(accepted=not duplicate, duplicate=duplicate)

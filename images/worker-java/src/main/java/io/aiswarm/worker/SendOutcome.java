@@ -17,4 +17,9 @@ public record SendOutcome(ResultAck ack, Status.Code failure, String failureDeta
     public boolean delivered() {
         return ack != null;
     }
+
+    /** The master took this result as the task's own: it freed the worker (docs/protocol.md rule 2). */
+    public boolean accepted() {
+        return ack != null && ack.getAccepted() && !ack.getDuplicate();
+    }
 }

@@ -9,7 +9,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 
 /**
- * The worker's state machine: idle or holding one task, heartbeats, and the SIGTERM sequence
+ * The worker's state machine: idle or holding one task (plus, while its result is being sent,
+ * at most one task waiting to run next), heartbeats, and the SIGTERM sequence
  * (docs/protocol.md "Worker behaviour"). MQTT and gRPC are reached through {@link MqttLink}
  * and {@link MasterClient}; the per-task work is in {@link TaskProcessor}.
  */
@@ -30,8 +31,15 @@ public final class Worker implements MqttLink.Listener {
             Executors.newSingleThreadScheduledExecutor(daemon("heartbeat"));
     private MqttLink mqtt;
 
-    // Guarded by "this": the task in hand (null when idle) and whether SIGTERM has arrived.
+    /** A task taken while the result of the task in hand was being sent; it runs right after. */
+    private record Waiting(TaskMessage task, long receivedMs) {
+    }
+
+    // Guarded by "this": the task in hand (null when idle), whether its result is being sent,
+    // the task waiting to run next (null if none), and whether SIGTERM has arrived.
     private TaskMessage current;
+    private boolean sending;
+    private Waiting next;
     private boolean stopping;
 
     Worker(Config config, Log log, Provider defaultProvider, TaskProcessor processor, MasterClient master,
@@ -102,41 +110,57 @@ public final class Worker implements MqttLink.Listener {
     }
 
     private synchronized void accept(TaskMessage task, long receivedMs) {
-        if (current != null && current.taskId().equals(task.taskId())) {
-            log.info("task " + task.taskId() + " delivered again while in hand; ignored");
-            return;
+        TaskArrival arrival = TaskArrival.decide(current == null ? null : current.taskId(), sending,
+                next == null ? null : next.task().taskId(), stopping, task.taskId());
+        switch (arrival) {
+            case IGNORE_DUPLICATE -> log.info("task " + task.taskId() + " delivered again (in hand or waiting); ignored");
+            case REJECT -> reject(task.taskId(), stopping ? "shutting down" : "busy with task " + current.taskId());
+            case RUN_NEXT -> {
+                // The master freed this worker on accepting the result still in flight (rule 2).
+                log.info("task " + task.taskId() + " taken; it runs once SendResult for task "
+                        + current.taskId() + " returns");
+                next = new Waiting(task, receivedMs);
+            }
+            case RUN_NOW -> {
+                // No "status busy" here (docs/protocol.md "Per task"): the master counts this worker busy
+                // from the lease on, and the heartbeats say busy with the task id while it runs.
+                current = task;
+                taskRunner.execute(() -> run(task, receivedMs));
+            }
         }
-        if (stopping || current != null) {
-            String why = stopping ? "shutting down" : "busy with task " + current.taskId();
-            log.warn("rejected task " + task.taskId() + ": " + why);
-            // Busy names the task in hand; with none in hand the worker is leaving (as in Python and Go).
-            WorkerStatus status = current == null ? WorkerStatus.OFFLINE : WorkerStatus.BUSY;
-            mqtt.publish(topics.status(), payloads.statusRejecting(status,
-                    current == null ? null : current.taskId(), task.taskId(), clock.getAsLong()));
-            return;
-        }
-        // No "status busy" here (docs/protocol.md "Per task"): the master counts this worker busy
-        // from the lease on, and the heartbeats say busy with the task id while it runs.
-        current = task;
-        taskRunner.execute(() -> run(task, receivedMs));
+    }
+
+    /** Refuses a task so the master re-queues it; callers hold the lock. */
+    private void reject(String taskId, String why) {
+        log.warn("rejected task " + taskId + ": " + why);
+        // Busy names the task in hand; with none in hand the worker is leaving (as in Python and Go).
+        WorkerStatus status = current == null ? WorkerStatus.OFFLINE : WorkerStatus.BUSY;
+        mqtt.publish(topics.status(), payloads.statusRejecting(status,
+                current == null ? null : current.taskId(), taskId, clock.getAsLong()));
     }
 
     // ---- the task ----
 
     private void run(TaskMessage task, long receivedMs) {
+        boolean accepted = false;
         try {
             event(LogLevel.INFO, "task " + task.taskId() + " started", task.taskId());
             TaskResult result = processor.process(task, receivedMs);
             reportOutcome(result);
-            deliver(result);
+            setSending(true);
+            accepted = deliver(result);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (RuntimeException e) {
             event(LogLevel.ERROR, "task " + task.taskId() + " failed unexpectedly: " + e.getClass().getSimpleName(),
                     task.taskId());
         } finally {
-            finish();
+            finish(accepted);
         }
+    }
+
+    private synchronized void setSending(boolean value) {
+        sending = value;
     }
 
     private void reportOutcome(TaskResult result) {
@@ -149,7 +173,8 @@ public final class Worker implements MqttLink.Listener {
         }
     }
 
-    private void deliver(TaskResult result) throws InterruptedException {
+    /** @return whether the master accepted the result (and so already counts this worker free) */
+    private boolean deliver(TaskResult result) throws InterruptedException {
         SendOutcome outcome = master.sendResult(result, config.resultRetryDeadlineMs());
         String taskId = result.getTaskId();
         if (!outcome.delivered()) {
@@ -163,11 +188,23 @@ public final class Worker implements MqttLink.Listener {
         } else {
             log.info("SendResult for task " + taskId + " accepted after " + outcome.attempts() + " attempt(s)");
         }
+        return outcome.accepted();
     }
 
-    private synchronized void finish() {
+    /**
+     * The task in hand is over: run the waiting task if there is one, else tell the master this
+     * worker is free unless it already knows (an accepted result freed it). Statuses cost CPU in
+     * the worker, the broker and the master, so none is sent that the master does not need.
+     */
+    private synchronized void finish(boolean resultAccepted) {
         current = null;
-        if (!stopping) {
+        sending = false;
+        if (next != null) {
+            Waiting waiting = next;
+            next = null;
+            current = waiting.task();
+            taskRunner.execute(() -> run(waiting.task(), waiting.receivedMs()));
+        } else if (!stopping && !resultAccepted) {
             publishStatus();
         }
         notifyAll(); // wakes a waiting shutdown
@@ -244,6 +281,11 @@ public final class Worker implements MqttLink.Listener {
     private synchronized String awaitTaskInHand() {
         stopping = true;
         long deadline = clock.getAsLong() + config.shutdownGraceMs();
+        if (next != null) {
+            // The grace covers the task in hand only: the waiting one goes back to the master's queue.
+            reject(next.task().taskId(), "shutting down");
+            next = null;
+        }
         if (current != null) {
             log.info("SIGTERM: finishing task " + current.taskId() + " (grace " + config.shutdownGraceMs() + " ms)");
         }

@@ -29,7 +29,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * A small but real WorkerCallback server on 127.0.0.1 standing in for the TypeScript master:
  * it checks the bearer token like the master does, records every call, and can be told to
- * fail the first SendResult calls with a given status.
+ * fail the first SendResult calls with a given status, to answer late, or to answer "duplicate".
+ * A result is recorded when it arrives, before any delayed answer.
  */
 final class FakeMaster implements AutoCloseable {
     static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
@@ -44,6 +45,8 @@ final class FakeMaster implements AutoCloseable {
     private final Server server;
     private volatile int failuresLeft;
     private volatile Status failWith = Status.UNAVAILABLE;
+    private volatile long answerDelayMs;
+    private volatile boolean answerDuplicate;
 
     FakeMaster(String token) throws Exception {
         this.token = token;
@@ -61,6 +64,16 @@ final class FakeMaster implements AutoCloseable {
     void failNextResults(int count, Status status) {
         this.failWith = status;
         this.failuresLeft = count;
+    }
+
+    /** Every later SendResult is answered only after {@code ms}, as a busy master would. */
+    void delayAnswers(long ms) {
+        this.answerDelayMs = ms;
+    }
+
+    /** Every later SendResult is answered "already had a result" (accepted=false, duplicate=true). */
+    void answerDuplicate() {
+        this.answerDuplicate = true;
     }
 
     synchronized void giveUserKey(String taskId, String key) {
@@ -109,7 +122,17 @@ final class FakeMaster implements AutoCloseable {
                 return;
             }
             results.add(request);
-            reply.onNext(ResultAck.newBuilder().setAccepted(true).build());
+            if (answerDelayMs > 0) {
+                try {
+                    Thread.sleep(answerDelayMs);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    reply.onError(Status.CANCELLED.asRuntimeException());
+                    return;
+                }
+            }
+            boolean duplicate = answerDuplicate;
+            reply.onNext(ResultAck.newBuilder().setAccepted(!duplicate).setDuplicate(duplicate).build());
             reply.onCompleted();
         }
 

@@ -113,6 +113,19 @@ class WorkerProcessTest {
                 && "busy".equals(r.json().path("status").asText()) && taskId.equals(r.json().path("task_id").asText());
     }
 
+    /** An idle heartbeat: the worker holds no task (an accepted result frees it without a status). */
+    private Predicate<MqttProbe.Received> idleHeartbeat() {
+        return typed(topics.heartbeat(), "status", "idle");
+    }
+
+    private static Predicate<MqttProbe.Received> idleStatus(String topic) {
+        return typed(topic, "status", "idle");
+    }
+
+    private static Predicate<MqttProbe.Received> rejecting(String topic, String taskId) {
+        return typed(topic, "rejected_task_id", taskId);
+    }
+
     private Predicate<MqttProbe.Received> startedEvent(String taskId) {
         return r -> r.topic().equals(topics.logs())
                 && taskId.equals(r.json().path("task_id").asText()) && r.payload().contains("started");
@@ -179,8 +192,7 @@ class WorkerProcessTest {
         assertTrue(received > 0 && received <= started && started <= finished, result.getTimings().toString());
         assertTrue(finished - started >= 300, "SIMULATED_WORK_MS honoured: " + (finished - started) + " ms");
 
-        probe.awaitFrom(before, "status idle after the task", WAIT_MS, r -> r.topic().equals(topics.status())
-                && "idle".equals(r.json().path("status").asText()));
+        probe.awaitFrom(before, "idle heartbeat after the task", WAIT_MS, idleHeartbeat());
         // At the default LOG_LEVEL (info) the task's info events reach P/logs.
         JsonNode startedEvent = probe.await("task started log", WAIT_MS, startedEvent("q-1")).json();
         assertEquals("info", startedEvent.get("level").asText());
@@ -198,19 +210,88 @@ class WorkerProcessTest {
     }
 
     @Test
-    void takingATaskPublishesNoStatusUntilItsIdle() throws Exception {
+    void aTaskWhoseResultIsAcceptedPublishesNoStatusAtAll() throws Exception {
         startWorker("SIMULATED_WORK_MS", "600");
         try (MqttProbe statuses = new MqttProbe(broker.url(), topics.status())) {
             int before = probe.count();
             probe.publish(topics.tasks(), task("q-quiet", false));
             probe.awaitFrom(before, "busy heartbeat while the task runs", WAIT_MS, busyHeartbeat("q-quiet"));
             assertEquals("q-quiet", master.awaitResult(WAIT_MS).getTaskId());
+            int afterResult = probe.count();
 
-            JsonNode first = statuses.await("the status after the task", WAIT_MS, onTopic(topics.status())).json();
-            assertEquals("idle", first.get("status").asText(), "the first status since taking the task: " + first);
-            assertTrue(first.get("task_id").isNull());
-            assertEquals(1, statuses.count(), "one status for the whole task: " + statuses.all());
+            // The master freed the worker on accepting the result: no status, not even idle.
+            probe.awaitFrom(afterResult, "idle heartbeat after the accepted result", WAIT_MS, idleHeartbeat());
+            Thread.sleep(300);
+            assertEquals(0, statuses.count(), "no status for the whole task: " + statuses.all());
         }
+    }
+
+    @Test
+    void aResultTheMasterDidNotAcceptIsFollowedByStatusIdle() throws Exception {
+        startWorker("SIMULATED_WORK_MS", "0");
+        master.answerDuplicate();
+        int before = probe.count();
+        probe.publish(topics.tasks(), task("q-dup", false));
+        assertEquals("q-dup", master.awaitResult(WAIT_MS).getTaskId());
+        JsonNode idle = probe.awaitFrom(before, "idle after a duplicate answer", WAIT_MS,
+                idleStatus(topics.status())).json();
+        assertTrue(idle.get("task_id").isNull());
+
+        // A final gRPC error (not retried) also leaves the master unaware: idle again.
+        master.failNextResults(1, io.grpc.Status.PERMISSION_DENIED);
+        int beforeDenied = probe.count();
+        probe.publish(topics.tasks(), task("q-denied", false));
+        worker.awaitLine(WAIT_MS, "PERMISSION_DENIED", "q-denied");
+        probe.awaitFrom(beforeDenied, "idle after PERMISSION_DENIED", WAIT_MS, idleStatus(topics.status()));
+        assertEquals(2, master.sendResultCalls.get(), "one call per task, the refused one not retried");
+    }
+
+    @Test
+    void aTaskArrivingWhileTheResultIsBeingSentRunsNextAndAThirdIsRejected() throws Exception {
+        startWorker("SIMULATED_WORK_MS", "0");
+        master.delayAnswers(600);
+        try (MqttProbe statuses = new MqttProbe(broker.url(), topics.status())) {
+            probe.publish(topics.tasks(), task("q-first", false));
+            // The result has reached the master, whose answer is 600 ms away: the worker is sending.
+            assertEquals("q-first", master.awaitResult(WAIT_MS).getTaskId());
+            probe.publish(topics.tasks(), task("q-second", false));
+            probe.publish(topics.tasks(), task("q-third", false));
+
+            JsonNode rejection = statuses.await("q-third rejected: one task already waits", WAIT_MS,
+                    rejecting(topics.status(), "q-third")).json();
+            assertEquals("busy", rejection.get("status").asText());
+            assertEquals("q-first", rejection.get("task_id").asText());
+            assertEquals("q-second", master.awaitResult(WAIT_MS).getTaskId(), "q-second ran after q-first");
+            int afterSecond = probe.count();
+            probe.awaitFrom(afterSecond, "idle heartbeat after q-second", WAIT_MS, idleHeartbeat());
+            Thread.sleep(300);
+
+            assertFalse(statuses.all().stream().anyMatch(rejecting(topics.status(), "q-second")),
+                    "q-second was taken, not rejected: " + statuses.all());
+            assertEquals(1, statuses.count(), "the rejection is the only status: " + statuses.all());
+            assertNull(master.results.poll(), "q-third never ran");
+        }
+    }
+
+    @Test
+    void sigtermRejectsTheTaskWaitingBehindAResultBeingSent() throws Exception {
+        startWorker("SIMULATED_WORK_MS", "0", "SHUTDOWN_GRACE_MS", "10000");
+        master.delayAnswers(1500);
+        probe.publish(topics.tasks(), task("q-sending", false));
+        assertEquals("q-sending", master.awaitResult(WAIT_MS).getTaskId());
+        probe.publish(topics.tasks(), task("q-waiting", false));
+        worker.awaitLine(WAIT_MS, "task q-waiting taken");
+
+        worker.terminate();
+        JsonNode rejection = probe.await("q-waiting handed back at SIGTERM", WAIT_MS,
+                rejecting(topics.status(), "q-waiting")).json();
+        assertEquals("busy", rejection.get("status").asText());
+        assertEquals("q-sending", rejection.get("task_id").asText());
+        assertEquals(0, worker.awaitExit(WAIT_MS));
+        probe.await("offline", WAIT_MS, typed(topics.status(), "status", "offline"));
+        assertNull(master.results.poll(), "q-waiting never ran");
+        assertTrue(worker.output().contains("SendResult for task q-sending accepted"),
+                "the grace let the result in flight finish:\n" + worker.output());
     }
 
     @Test
@@ -219,7 +300,7 @@ class WorkerProcessTest {
         int before = probe.count();
         probe.publish(topics.tasks(), task("q-warn", false));
         assertEquals("q-warn", master.awaitResult(WAIT_MS).getTaskId());
-        probe.awaitFrom(before, "idle after the task", WAIT_MS, typed(topics.status(), "status", "idle"));
+        probe.awaitFrom(before, "idle heartbeat after the task", WAIT_MS, idleHeartbeat());
 
         // An error event still goes out: P/logs works, and it is the only log message seen.
         probe.publish(topics.tasks(), "not json");
@@ -261,8 +342,8 @@ class WorkerProcessTest {
             assertEquals(workerId, master.credentialRequests.take().getWorkerId());
             assertEquals(userKey, gemini.requests.get(0).header("x-goog-api-key"));
             assertEquals("/v1beta/models/gemini-test:generateContent", gemini.requests.get(0).path());
-            probe.await("idle after the task", WAIT_MS, r -> r.topic().equals(topics.status())
-                    && "idle".equals(r.json().path("status").asText()) && r.atMs() >= System.currentTimeMillis() - 5_000);
+            int afterResult = probe.count();
+            probe.awaitFrom(afterResult, "idle heartbeat after the task", WAIT_MS, idleHeartbeat());
         }
         assertFalse(probe.all().stream().anyMatch(r -> r.payload().contains(userKey)), "the key never travels over MQTT");
         assertFalse(worker.output().contains(userKey), "the key is never logged");
@@ -285,9 +366,8 @@ class WorkerProcessTest {
             assertEquals("Bearer server-openai-key", openai.requests.get(0).header("authorization"));
 
             openai.respond(200, FakeLlmServer.openAiAnswer("recovered"));
-            probe.await("idle after the failure", WAIT_MS, r -> r.topic().equals(topics.status())
-                    && "idle".equals(r.json().path("status").asText()) && r.json().path("ts").asLong() >= failed
-                    .getTimings().getFinishedMs());
+            probe.await("idle heartbeat after the failure", WAIT_MS, r -> idleHeartbeat().test(r)
+                    && r.json().path("ts").asLong() >= failed.getTimings().getFinishedMs());
             probe.publish(topics.tasks(), task("q-ok", false));
             TaskResult ok = master.awaitResult(WAIT_MS);
             assertEquals("q-ok", ok.getTaskId());
