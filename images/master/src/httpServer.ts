@@ -112,23 +112,31 @@ export class HttpApi {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
     const method = req.method ?? "GET";
-    if (path === "/api/queries" && method === "POST") return this.postQuery(req, res);
-    if (path.startsWith("/api/queries/") && method === "GET") {
-      return this.getQuery(res, decodePathPart(path.slice("/api/queries/".length)), url.searchParams.get("wait"));
-    }
-    if (path === "/api/workers" && method === "GET") return sendJson(res, 200, this.deps.service.workers());
-    if (path === "/healthz" && method === "GET") return this.healthz(res);
-    if (path === "/metrics" && method === "GET") return this.metrics(res);
-    const allowed = allowedMethod(path);
-    if (allowed !== undefined) {
-      res.setHeader("allow", allowed);
-      throw new HttpError(405, `${method} is not allowed on ${path}; use ${allowed}`);
+    const api = this.apiRoute(req, res, url);
+    if (api !== undefined) {
+      if (method === api.method) return api.handle();
+      res.setHeader("allow", api.method);
+      throw new HttpError(405, `${method} is not allowed on ${path}; use ${api.method}`);
     }
     if (path.startsWith("/api/")) throw new HttpError(404, "no such API route");
     const file = method === "GET" || method === "HEAD" ? this.files.get(path === "/" ? "/index.html" : path) : undefined;
     if (!file) throw new HttpError(404, "not found");
     res.writeHead(200, { "content-type": file.type, "content-length": file.body.length, "cache-control": "no-cache" });
     res.end(method === "HEAD" ? undefined : file.body);
+  }
+
+  /** The API route at a path: the one method it answers and its handler (one table for routing and 405s). */
+  private apiRoute(req: IncomingMessage, res: ServerResponse, url: URL): { method: string; handle(): Promise<void> | void } | undefined {
+    const path = url.pathname;
+    if (path === "/api/queries") return { method: "POST", handle: () => this.postQuery(req, res) };
+    if (path.startsWith("/api/queries/")) {
+      const id = path.slice("/api/queries/".length);
+      return { method: "GET", handle: () => this.getQuery(res, decodePathPart(id), url.searchParams.get("wait")) };
+    }
+    if (path === "/api/workers") return { method: "GET", handle: () => sendJson(res, 200, this.deps.service.workers()) };
+    if (path === "/healthz") return { method: "GET", handle: () => this.healthz(res) };
+    if (path === "/metrics") return { method: "GET", handle: () => this.metrics(res) };
+    return undefined;
   }
 
   private async postQuery(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -230,13 +238,6 @@ export class HttpApi {
       }, POSITIONS_PUSH_MS);
     }
   }
-}
-
-/** The one method an API route answers (for a 405 with Allow), undefined for paths that are not routes. */
-function allowedMethod(path: string): string | undefined {
-  if (path === "/api/queries") return "POST";
-  if (path.startsWith("/api/queries/") || path === "/api/workers" || path === "/healthz" || path === "/metrics") return "GET";
-  return undefined;
 }
 
 function room(session: string): string {

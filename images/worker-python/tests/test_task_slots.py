@@ -14,6 +14,15 @@ def in_hand_id(slots: TaskSlots) -> str | None:
     return slots.in_hand.task.task_id if slots.in_hand else None
 
 
+def sending_a_with_b_waiting() -> TaskSlots:
+    """Task a in hand with its result being sent, and b taken to run next."""
+    slots = TaskSlots()
+    slots.offer(taken("a"))
+    slots.start_sending_result()
+    assert slots.offer(taken("b")) is Decision.RUN_NEXT
+    return slots
+
+
 def test_a_free_worker_runs_a_task_now() -> None:
     slots = TaskSlots()
     assert slots.offer(taken("a")) is Decision.RUN_NOW
@@ -34,18 +43,14 @@ def test_second_deliveries_of_the_task_in_hand_or_the_waiting_one_are_duplicates
     slots = TaskSlots()
     slots.offer(taken("a"))
     assert slots.offer(taken("a")) is Decision.DUPLICATE
-    slots.start_sending_result()
-    slots.offer(taken("b"))
+    slots = sending_a_with_b_waiting()
     assert slots.offer(taken("a")) is Decision.DUPLICATE
     assert slots.offer(taken("b")) is Decision.DUPLICATE
     assert slots.waiting == taken("b")
 
 
 def test_finishing_moves_the_waiting_task_in_hand_and_starts_it_working() -> None:
-    slots = TaskSlots()
-    slots.offer(taken("a"))
-    slots.start_sending_result()
-    slots.offer(taken("b"))
+    slots = sending_a_with_b_waiting()
     assert slots.finish_in_hand() == taken("b")
     assert in_hand_id(slots) == "b" and slots.waiting is None
     assert slots.offer(taken("c")) is Decision.REJECT, "b is being worked on, not sent"
@@ -55,10 +60,7 @@ def test_finishing_moves_the_waiting_task_in_hand_and_starts_it_working() -> Non
 
 
 def test_shutting_down_gives_up_the_waiting_task_and_rejects_new_ones() -> None:
-    slots = TaskSlots()
-    slots.offer(taken("a"))
-    slots.start_sending_result()
-    slots.offer(taken("b"))
+    slots = sending_a_with_b_waiting()
     assert slots.stop_accepting() == taken("b")
     assert in_hand_id(slots) == "a" and slots.waiting is None
     assert slots.offer(taken("c")) is Decision.REJECT

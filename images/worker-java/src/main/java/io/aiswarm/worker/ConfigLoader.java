@@ -6,6 +6,7 @@ import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Function;
 import java.util.regex.Pattern;
 
 /**
@@ -140,21 +141,22 @@ public final class ConfigLoader {
     }
 
     private ProviderMode providerMode() throws ConfigException {
-        String value = text("LLM_PROVIDER", "auto");
-        ProviderMode mode = ProviderMode.parse(value);
-        if (mode == null) {
-            throw new ConfigException("LLM_PROVIDER", "must be auto, gemini, openai or offline, got \"" + value + "\"");
-        }
-        return mode;
+        return oneOf("LLM_PROVIDER", "auto", ProviderMode::parse, "auto, gemini, openai or offline");
     }
 
     private LogLevel logLevel() throws ConfigException {
-        String value = text("LOG_LEVEL", "info");
-        LogLevel level = LogLevel.parse(value);
-        if (level == null) {
-            throw new ConfigException("LOG_LEVEL", "must be debug, info, warn or error, got \"" + value + "\"");
+        return oneOf("LOG_LEVEL", "info", LogLevel::parse, "debug, info, warn or error");
+    }
+
+    /** A variable naming one of a few values; {@code parse} returns null for anything else. */
+    private <T> T oneOf(String name, String fallback, Function<String, T> parse, String allowed)
+            throws ConfigException {
+        String value = text(name, fallback);
+        T parsed = parse.apply(value);
+        if (parsed == null) {
+            throw new ConfigException(name, "must be " + allowed + ", got \"" + value + "\"");
         }
-        return level;
+        return parsed;
     }
 
     private boolean bool(String name, boolean fallback) throws ConfigException {

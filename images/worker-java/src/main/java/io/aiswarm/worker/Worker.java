@@ -147,7 +147,7 @@ public final class Worker implements MqttLink.Listener {
             event(LogLevel.INFO, "task " + task.taskId() + " started", task.taskId());
             TaskResult result = processor.process(task, receivedMs);
             reportOutcome(result);
-            setSending(true);
+            markSending();
             accepted = deliver(result);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -159,8 +159,9 @@ public final class Worker implements MqttLink.Listener {
         }
     }
 
-    private synchronized void setSending(boolean value) {
-        sending = value;
+    /** From here on the master may accept the result and lease the next task (see {@link #accept}). */
+    private synchronized void markSending() {
+        sending = true;
     }
 
     private void reportOutcome(TaskResult result) {
