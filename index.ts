@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { SwarmApp } from "./components/app";
 import { loadStackConfig } from "./components/config";
 import { AppImages } from "./components/images";
+import { PinnedImages } from "./components/pinnedImages";
 import { createDockerProviders } from "./components/providers";
 import { PrivateRegistry } from "./components/registry";
 import { SwarmCluster } from "./components/swarm";
@@ -15,10 +16,16 @@ const config = loadStackConfig();
 
 const swarm = new SwarmCluster("swarm", { config });
 const docker = createDockerProviders(config);
+const thirdParty = new PinnedImages("third-party-images", {
+  connection: swarm.managerConnection,
+  user: config.manager.user,
+  images: { mosquitto: config.baseImages.mosquitto, registry: config.baseImages.registry },
+});
 
 const registry = new PrivateRegistry("registry", {
   config,
   swarm,
+  image: thirdParty.refs.registry,
   managerDocker: docker.manager,
   ...(config.registry.password && { password: config.registry.password }),
 });
@@ -30,7 +37,14 @@ const images = new AppImages("images", {
   repoRoot: path.resolve(__dirname),
 });
 
-const app = new SwarmApp("app", { config, swarm, registry, images, managerDocker: docker.manager });
+const app = new SwarmApp("app", {
+  config,
+  swarm,
+  registry,
+  images,
+  mosquittoImage: thirdParty.refs.mosquitto,
+  managerDocker: docker.manager,
+});
 
 export const webUrl = `http://${config.manager.host}:${config.ports.web}`;
 export const mqttAddress = config.ports.mqtt === undefined ? "not published" : `${config.manager.host}:${config.ports.mqtt}`;
@@ -40,7 +54,7 @@ export const registryPassword = pulumi.secret(registry.password);
 export const registryCaCert = registry.caCert;
 export const nodes = swarm.nodes.map(({ name, host, role, nodeId }) => ({ name, host, role, nodeId: nodeId.apply((id) => id.trim()) }));
 export const services = [
-  { name: `${config.stackName}_registry`, image: config.baseImages.registry, replicas: 1 },
+  { name: `${config.stackName}_registry`, image: thirdParty.refs.registry, replicas: 1 },
   ...app.services.map(({ name, image, replicas }) => ({ name, image, replicas })),
 ];
 /** A snapshot taken on the manager at deploy time: "<task> <node> <state>" per running worker replica. */

@@ -7,7 +7,6 @@
 // it in a rolling update, and the old one is deleted afterwards.
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
-import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -16,7 +15,7 @@ import { mosquittoPasswordLine } from "./credentials";
 import { workerImageName, type AppImages } from "./images";
 import { CONTAINER_PATHS as MOSQUITTO_PATHS, MASTER_MQTT_USER, mosquittoAcl, mosquittoConf, workerMqttUser } from "./mosquitto";
 import type { PrivateRegistry } from "./registry";
-import { asRoot, placementScript } from "./scripts";
+import { asRoot, placementCommand, placementScript } from "./scripts";
 import {
   masterServiceArgs,
   MOSQUITTO_UID,
@@ -28,12 +27,15 @@ import {
   type SecretMount,
 } from "./specs";
 import type { SwarmCluster } from "./swarm";
+import { remoteCommand } from "./remoteCommand";
 
 export interface AppArgs {
   config: StackConfig;
   swarm: SwarmCluster;
   registry: PrivateRegistry;
   images: AppImages;
+  /** The broker's image, pinned by digest where a registry served it. */
+  mosquittoImage: pulumi.Input<string>;
   managerDocker: docker.Provider;
 }
 
@@ -55,7 +57,7 @@ function generatedPassword(name: string, length: number, parent: pulumi.Resource
 export class SwarmApp extends pulumi.ComponentResource {
   readonly network: docker.Network;
   readonly services: ServiceSummary[] = [];
-  /** After deploy: "<task> <node> <state>" per running replica, read on the manager. */
+  /** "<task> <node> <state>" per worker replica, read on the manager once every worker service has converged. */
   readonly placement: pulumi.Output<string>;
   /** Run this on the manager to see live where every replica runs. */
   readonly placementCommand: string;
@@ -106,6 +108,7 @@ export class SwarmApp extends pulumi.ComponentResource {
       "mosquitto",
       mosquittoServiceArgs({
         ...common,
+        image: args.mosquittoImage,
         configFile: this.serviceConfig("mosquitto-conf", mosquittoConf()),
         aclFile: this.serviceConfig("mosquitto-acl", mosquittoAcl(config.topicPrefix)),
         passwordFile: {
@@ -117,7 +120,7 @@ export class SwarmApp extends pulumi.ComponentResource {
           fileMode: 0o400,
         },
       }),
-      { parent: this, provider: this.provider, dependsOn: [...swarm.ready, this.network] },
+      { parent: this, provider: this.provider, dependsOn: [...swarm.ready, this.network], deleteBeforeReplace: true },
     );
 
     const master = new docker.Service(
@@ -133,9 +136,11 @@ export class SwarmApp extends pulumi.ComponentResource {
         parent: this,
         provider: this.provider,
         dependsOn: [...swarm.ready, ...registry.caInstalls, this.network, mosquitto, images.images.master],
+        // A service has a fixed name: a replacement must remove the old one first.
+        deleteBeforeReplace: true,
       },
     );
-    this.services.push({ name: serviceName(stack, "mosquitto"), image: pulumi.output(config.baseImages.mosquitto), replicas: 1 });
+    this.services.push({ name: serviceName(stack, "mosquitto"), image: pulumi.output(args.mosquittoImage), replicas: 1 });
     this.services.push({ name: serviceName(stack, "master"), image: images.refs.master, replicas: 1 });
 
     const workers = WORKER_LANGUAGES.map((language) => {
@@ -156,6 +161,7 @@ export class SwarmApp extends pulumi.ComponentResource {
           provider: this.provider,
           // Every node must trust the registry before any of them pulls.
           dependsOn: [...swarm.ready, ...registry.caInstalls, this.network, master, images.images[imageName]],
+          deleteBeforeReplace: true,
         },
       );
       this.services.push({ name: serviceName(stack, imageName), image: images.refs[imageName], replicas: config.replicas[language] });
@@ -163,18 +169,19 @@ export class SwarmApp extends pulumi.ComponentResource {
     });
 
     const workerServiceNames = WORKER_LANGUAGES.map((language) => serviceName(stack, workerImageName(language)));
-    this.placementCommand = placementScript(workerServiceNames);
-    const snapshot = new command.remote.Command(
+    this.placementCommand = placementCommand(workerServiceNames);
+    const snapshot = remoteCommand(
       "placement",
       {
         connection: swarm.managerConnection,
-        create: asRoot(this.placementCommand, config.manager.user),
-        // Taken again whenever a worker service changes: a new image, or new replica
-        // counts (an update keeps the service id, so the counts are named here).
+        // Waits until every worker service has converged (no replica starting, none on a drained node).
+        create: asRoot(placementScript(workerServiceNames), config.manager.user),
+        // Taken again whenever a worker service changes (a new image, new replica counts:
+        // an update keeps the service id, so the counts are named here) or the nodes do.
         triggers: [
           ...workers.map((service) => service.id),
           ...Object.values(images.refs),
-          JSON.stringify({ replicas: config.replicas, maxReplicasPerNode: config.maxReplicasPerNode }),
+          JSON.stringify({ replicas: config.replicas, maxReplicasPerNode: config.maxReplicasPerNode, nodes: config.nodes.map((node) => node.name) }),
         ],
       },
       { parent: this, dependsOn: workers },

@@ -5,10 +5,15 @@
 // JSON of a list). `parseStackConfig` is pure: it takes those strings plus the
 // list of keys that were set as secrets and returns either a typed config or
 // every problem, each named by its config key. `loadStackConfig` is the thin
-// Pulumi-facing part: it reads the runtime config, throws one error listing all
-// problems, and wraps secret values in `pulumi.secret` so they stay secret in
-// every resource input and output.
+// Pulumi-facing part: it reads the runtime config (and the SSH key file when
+// the key is not set as a secret), throws one `pulumi.RunError` listing every
+// problem (the engine prints its message and no stack trace), and wraps secret
+// values in `pulumi.secret` so they stay secret in every resource input and
+// output.
+import * as fs from "node:fs";
 import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 
@@ -54,9 +59,11 @@ const llmSchema = z
 
 const schema = z.strictObject({
   nodes: z.array(nodeSchema).min(1, "list at least one node"),
+  // Either the key itself (a secret) or, when it is absent, the key file at sshPrivateKeyPath (read at deploy time).
   sshPrivateKey: z
     .string()
-    .refine((key) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key), "must be a PEM or OpenSSH private key"),
+    .refine((key) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key), "must be a PEM or OpenSSH private key")
+    .optional(),
   sshPrivateKeyPath: z.string().min(1).optional(),
   stackName: z.string().regex(dockerName, "must be 1-30 characters of a-z, 0-9 and -").default("ai-system"),
   topicPrefix: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z, a-z, 0-9, _ and -").default("ai-system"),
@@ -106,9 +113,10 @@ const schema = z.strictObject({
   build: z
     .strictObject({
       onManager: z.boolean().default(true),
-      platform: z.string().regex(/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/, "must look like linux/amd64").optional(),
+      // Named on every build: the docker provider warns on each preview when it has to guess.
+      platform: z.string().regex(/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/, "must look like linux/amd64").default("linux/amd64"),
     })
-    .default({ onManager: true }),
+    .default({ onManager: true, platform: "linux/amd64" }),
 });
 
 /** The validated config with secrets still as plain strings (pure code only). */
@@ -133,7 +141,7 @@ const JSON_KEYS = new Map([
 
 /** Config values that must have been set with `pulumi config set --secret`. */
 const SECRET_FIELDS: { key: string; present: (c: ParsedConfig) => boolean; example: string }[] = [
-  { key: "sshPrivateKey", present: () => true, example: "pulumi config set --secret sshPrivateKey < key" },
+  { key: "sshPrivateKey", present: (c) => c.sshPrivateKey !== undefined, example: "pulumi config set --secret sshPrivateKey < key" },
   { key: "registry", present: (c) => c.registry.password !== undefined, example: "pulumi config set --secret --path registry.password …" },
   { key: "llm", present: (c) => c.llm.apiKey !== undefined, example: "pulumi config set --secret --path llm.apiKey …" },
 ];
@@ -153,6 +161,9 @@ export function parseStackConfig(raw: Record<string, string>, secretKeys: Iterab
     return { ok: false, problems };
   }
   const config = result.data;
+  if (config.sshPrivateKey === undefined && config.sshPrivateKeyPath === undefined) {
+    problems.push(`${CONFIG_NAMESPACE}:sshPrivateKey: is required (pulumi config set --secret sshPrivateKey < key), unless sshPrivateKeyPath names the key file`);
+  }
   problems.push(...placementProblems(config), ...llmProblems(config), ...secretProblems(config, secretKeys));
   return problems.length === 0 ? { ok: true, config } : { ok: false, problems };
 }
@@ -291,14 +302,16 @@ function secretProblems(config: ParsedConfig, secretKeys: Iterable<string>): str
 }
 
 /** The config the components use: same shape, secrets as Pulumi secret outputs. */
-export interface StackConfig extends Omit<ParsedConfig, "sshPrivateKey" | "llm" | "registry"> {
+export interface StackConfig extends Omit<ParsedConfig, "sshPrivateKey" | "llm" | "registry" | "build"> {
+  build: Required<ParsedConfig["build"]>;
   sshPrivateKey: pulumi.Output<string>;
   llm: Omit<ParsedConfig["llm"], "apiKey"> & { apiKey?: pulumi.Output<string> };
   registry: Omit<ParsedConfig["registry"], "password"> & { password?: pulumi.Output<string> };
   manager: NodeConfig;
 }
 
-export class StackConfigError extends Error {
+/** A user error: Pulumi prints its message (every problem, by key) and no stack trace. */
+export class StackConfigError extends pulumi.RunError {
   constructor(readonly problems: string[]) {
     super(`invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`);
     this.name = "StackConfigError";
@@ -310,7 +323,24 @@ export function loadStackConfig(): StackConfig {
   const raw = pulumi.runtime.allConfig();
   const result = parseStackConfig(raw, runtimeSecretKeys(raw));
   if (!result.ok) throw new StackConfigError(result.problems);
-  return withSecrets(result.config);
+  const { config } = result;
+  if (config.sshPrivateKey !== undefined) return withSecrets(config);
+  const keyFile = config.sshPrivateKeyPath as string;
+  return withSecrets({ ...config, sshPrivateKey: readKeyFile(keyFile) });
+}
+
+/** The SSH key from sshPrivateKeyPath (relative to the project directory, ~ for the home directory). */
+function readKeyFile(keyPath: string): string {
+  const file = keyPath.startsWith("~/") ? path.join(os.homedir(), keyPath.slice(2)) : path.resolve(keyPath);
+  const key = `${CONFIG_NAMESPACE}:sshPrivateKeyPath`;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (error) {
+    throw new StackConfigError([`${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}); set sshPrivateKey as a secret or fix the path`]);
+  }
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) throw new StackConfigError([`${key}: ${file} is not a PEM or OpenSSH private key`]);
+  return text;
 }
 
 /** Wraps secret values so Pulumi tracks them as secrets from the start. */
@@ -319,8 +349,10 @@ export function withSecrets(config: ParsedConfig): StackConfig {
   const { password, ...registry } = config.registry;
   const manager = config.nodes.find((node) => node.role === "manager");
   if (!manager) throw new StackConfigError([`${CONFIG_NAMESPACE}:nodes: no manager`]);
+  if (config.sshPrivateKey === undefined) throw new StackConfigError([`${CONFIG_NAMESPACE}:sshPrivateKey: is required`]);
   return {
     ...config,
+    build: { ...config.build, platform: config.build.platform },
     sshPrivateKey: pulumi.secret(config.sshPrivateKey),
     llm: apiKey === undefined ? llm : { ...llm, apiKey: pulumi.secret(apiKey) },
     registry: password === undefined ? registry : { ...registry, password: pulumi.secret(password) },

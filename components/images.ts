@@ -3,11 +3,17 @@
 // Dockerfile can COPY proto/), and pushed to the private registry as
 // <registry>/ai-swarm/<name>:<content tag>. By default the build runs on the
 // manager's engine over SSH, so the operator needs no local Docker.
+//
+// Each image's context is narrowed by images/<name>/Dockerfile.dockerignore, which the
+// provider finds as "<dockerfile>.dockerignore" (relative to the working directory, as
+// `dockerfile` is given here); the content tag hashes the same files the provider hashes
+// into build.contextDigest (components/buildContext.ts), so an edit under one image's folder
+// changes only that image's build inputs.
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig, WorkerLanguage } from "./config";
-import { contentTag } from "./contentTag";
+import { contentTag, dockerfileOf } from "./buildContext";
 import type { PrivateRegistry } from "./registry";
 
 export const IMAGE_NAMES = ["master", "worker-python", "worker-go", "worker-java"] as const;
@@ -45,7 +51,12 @@ export interface AppImagesArgs {
 }
 
 export class AppImages extends pulumi.ComponentResource {
-  /** Full image references with their content tags, as pushed. */
+  /**
+   * Each image as the services declare it: repository@sha256:digest of the pushed
+   * content (the image's repoDigest). Docker keeps a digest as it is given, so the
+   * state matches the declaration, and a service rolls exactly when its image's
+   * content changed (a new tag over the same content changes nothing).
+   */
   readonly refs: Record<ImageName, pulumi.Output<string>>;
   readonly images: Record<ImageName, docker.Image>;
 
@@ -65,16 +76,17 @@ export class AppImages extends pulumi.ComponentResource {
           imageName: imageRef(registry.address, imageName, tag),
           build: {
             context,
-            dockerfile: path.join(context, "images", imageName, "Dockerfile"),
+            dockerfile: path.join(context, dockerfileOf(imageName)),
             args: buildArgs,
-            ...(config.build.platform !== undefined && { platform: config.build.platform }),
+            // Always named (config default linux/amd64): the provider warns on every preview when it has to guess.
+            platform: config.build.platform,
           },
           registry: { server: registry.address, username: registry.username, password: registry.password },
         },
         { parent: this, provider: args.buildProvider, dependsOn: [registry.ready] },
       );
       images[imageName] = image;
-      refs[imageName] = image.imageName;
+      refs[imageName] = image.repoDigest;
     }
     this.images = images;
     this.refs = refs;

@@ -3,7 +3,7 @@
 // htpasswd (bcrypt) auth. The CA certificate is installed on every node under
 // /etc/docker/certs.d/<host:port>/ so every engine trusts the registry.
 import { createHash } from "node:crypto";
-import * as command from "@pulumi/command";
+import type * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -20,6 +20,7 @@ import {
   writeStdinToFileScript,
 } from "./scripts";
 import { sshConnection, type SwarmCluster } from "./swarm";
+import { remoteCommand } from "./remoteCommand";
 
 export interface RegistryArgs {
   config: StackConfig;
@@ -28,6 +29,8 @@ export interface RegistryArgs {
   managerDocker: docker.Provider;
   /** The registry password from config (a secret); generated and kept in the stack state when absent. */
   password?: pulumi.Output<string>;
+  /** The registry's image, pinned by digest where a registry served it. */
+  image: pulumi.Input<string>;
 }
 
 /** The certificate's subject alternative name: IP:… for an address, DNS:… for a name. */
@@ -63,7 +66,7 @@ export class PrivateRegistry extends pulumi.ComponentResource {
     this.password = password;
     const san = subjectAltName(manager.host);
 
-    const tls = new command.remote.Command(
+    const tls = remoteCommand(
       "registry-tls",
       { connection: swarm.managerConnection, create: asRoot(registryTlsScript(san, manager.host), manager.user) },
       { parent: this },
@@ -71,7 +74,7 @@ export class PrivateRegistry extends pulumi.ComponentResource {
     this.caCert = tls.stdout;
 
     const htpasswd = password.apply((value) => htpasswdLine(this.username, value));
-    const auth = new command.remote.Command(
+    const auth = remoteCommand(
       "registry-htpasswd",
       {
         connection: swarm.managerConnection,
@@ -84,7 +87,7 @@ export class PrivateRegistry extends pulumi.ComponentResource {
     // Every engine (the manager's included: it builds and pushes) trusts the registry's CA.
     const caInstalls = config.nodes.map(
       (node) =>
-        new command.remote.Command(
+        remoteCommand(
           `registry-ca-${node.name}`,
           {
             connection: sshConnection(node, config.sshPrivateKey),
@@ -102,15 +105,17 @@ export class PrivateRegistry extends pulumi.ComponentResource {
         createHash("sha256").update(`${ca}\n${san}\n${line}`).digest("hex").slice(0, 12),
       ),
     );
-    this.service = new docker.Service("registry", registryServiceArgs(config, revision), {
+    this.service = new docker.Service("registry", registryServiceArgs(config, args.image, revision), {
       parent: this,
       provider: args.managerDocker,
       dependsOn: [swarm.init, tls, auth],
+      // A service has a fixed name: a replacement must remove the old one first.
+      deleteBeforeReplace: true,
     });
 
     this.caInstalls = caInstalls;
     const managerCa = caInstalls[config.nodes.indexOf(manager)];
-    this.ready = new command.remote.Command(
+    this.ready = remoteCommand(
       "registry-ready",
       {
         connection: swarm.managerConnection,

@@ -85,6 +85,9 @@ export function swarmLeaveScript(): string {
 /** The label that records which labels this program manages on a node, so removed ones can be dropped. */
 export const MANAGED_LABELS_LABEL = "ai-swarm.labels";
 
+/** The label that names a node as the stack config does (nodes[].name). */
+export const NODE_NAME_LABEL = "ai-swarm.node";
+
 /**
  * On the manager: set a node's labels from config. Labels this program set
  * before and that are no longer in config are removed; labels set by anyone
@@ -213,10 +216,89 @@ export function registryReadyScript(registryAddress: string, username: string, a
   ].join("\n");
 }
 
-/** On the manager: which node runs each replica (a snapshot taken after every deploy). */
-export function placementScript(serviceNames: readonly string[]): string {
-  return (
-    `docker service ps --filter desired-state=running --format '{{.Name}} {{.Node}} {{.CurrentState}}' ` +
-    serviceNames.map(shellQuote).join(" ")
-  );
+/**
+ * On the manager, before services move: drain every node this program labelled
+ * (NODE_NAME_LABEL) whose name is no longer in the config, so its replicas are
+ * rescheduled now; removing it from the swarm happens when Pulumi deletes its
+ * resources, after the update. Prints one line per node it drained.
+ */
+export function drainRemovedNodesScript(configuredNames: readonly string[]): string {
+  return [
+    "set -eu",
+    `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
+    "for id in $(docker node ls -q); do",
+    `  name=$(docker node inspect --format '{{index .Spec.Labels "${NODE_NAME_LABEL}"}}' "$id")`,
+    '  [ -n "$name" ] || continue',
+    '  case "$keep" in *" $name "*) continue ;; esac',
+    `  if [ "$(docker node inspect --format '{{.Spec.Availability}}' "$id")" != drain ]; then`,
+    '    docker node update --availability drain "$id" >/dev/null',
+    '    echo "drained $name: no longer in the stack config"',
+    "  fi",
+    "done",
+  ].join("\n");
+}
+
+/**
+ * On the manager: which node runs each replica, once every service has
+ * converged: as many running tasks as replicas, none still starting, none on
+ * a node that is not active. Fails naming the services that did not converge
+ * within `timeoutSeconds`.
+ */
+export function placementScript(serviceNames: readonly string[], timeoutSeconds = 300): string {
+  const services = serviceNames.map(shellQuote).join(" ");
+  return [
+    "set -u",
+    `deadline=$(( $(date +%s) + ${timeoutSeconds} ))`,
+    "while :; do",
+    `  inactive=$(docker node ls --format '{{.Hostname}} {{.Availability}}' | awk '$2 != "Active" { print $1 }')`,
+    '  pending=""',
+    `  for service in ${services}; do`,
+    `    want=$(docker service inspect --format '{{.Spec.Mode.Replicated.Replicas}}' "$service")`,
+    `    tasks=$(docker service ps --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' "$service")`,
+    `    total=$(printf '%s\\n' "$tasks" | grep -c . || true)`,
+    `    running=$(printf '%s\\n' "$tasks" | grep -c ' Running ' || true)`,
+    '    stray=""',
+    `    for host in $inactive; do printf '%s\\n' "$tasks" | grep -q "^$host " && stray=yes; done`,
+    '    if [ "$total" != "$want" ] || [ "$running" != "$want" ] || [ -n "$stray" ]; then pending="$pending $service"; fi',
+    "  done",
+    '  [ -z "$pending" ] && break',
+    '  if [ "$(date +%s)" -ge "$deadline" ]; then',
+    `    echo "not converged within ${timeoutSeconds} s:$pending" >&2`,
+    `    docker service ps --filter desired-state=running ${services} >&2`,
+    "    exit 1",
+    "  fi",
+    "  sleep 2",
+    "done",
+    `docker service ps --filter desired-state=running --format '{{.Name}} {{.Node}} {{.CurrentState}}' ${services}`,
+  ].join("\n");
+}
+
+/** Run on the manager for the live view of which VM runs each replica (no waiting). */
+export function placementCommand(serviceNames: readonly string[]): string {
+  return `docker service ps --filter desired-state=running --format '{{.Name}} {{.Node}} {{.CurrentState}}' ${serviceNames.map(shellQuote).join(" ")}`;
+}
+
+/**
+ * On the manager: each image reference pinned to the digest the manager holds
+ * for it ("eclipse-mosquitto:2" → "eclipse-mosquitto:2@sha256:…"), pulling it
+ * first if the manager does not have it. A reference with a digest stays as it
+ * is; an image no registry served (a local build, such as the lab's base
+ * images) has no repository digest and stays a tag. One line per image, in order.
+ */
+export function pinImagesScript(images: readonly string[]): string {
+  return [
+    "set -eu",
+    "pin() {",
+    '  ref=$1',
+    '  case "$ref" in *@sha256:*) echo "$ref"; return ;; esac',
+    '  if ! docker image inspect "$ref" >/dev/null 2>&1; then',
+    '    docker pull -q "$ref" >/dev/null || { echo "cannot pull $ref on the manager" >&2; exit 1; }',
+    "  fi",
+    '  last=${ref##*/}',
+    '  case "$last" in *:*) repo=${ref%:*} ;; *) repo=$ref ;; esac',
+    `  digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$ref" | awk -v p="$repo@" 'index($0, p) == 1 { print substr($0, length(p) + 1); exit }')`,
+    '  if [ -n "$digest" ]; then echo "$ref@$digest"; else echo "$ref"; fi',
+    "}",
+    ...images.map((image) => `pin ${shellQuote(image)}`),
+  ].join("\n");
 }

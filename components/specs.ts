@@ -4,6 +4,7 @@
 import type * as docker from "@pulumi/docker";
 import type * as pulumi from "@pulumi/pulumi";
 import type { LlmProvider, StackConfig, WorkerLanguage } from "./config";
+import { durationText } from "./durations";
 import { CONTAINER_PATHS, MASTER_MQTT_USER, MQTT_CONTAINER_PORT, workerMqttUser } from "./mosquitto";
 import { REGISTRY_DIR } from "./scripts";
 
@@ -34,35 +35,45 @@ export const LIMITS = {
   java: { nanoCpus: 1 * CPU, memoryBytes: 512 * MIB },
 } as const;
 
-/** Roll one task at a time; a task that fails its health checks rolls the service back. */
+// Every field below is declared in the form the docker provider reads back from
+// Docker (durations as Go prints them, "1m" not "60s"; the failure ratio with
+// one decimal), so a deploy that changes nothing has nothing to update. The
+// guard in tests/pulumi/service-state.test.ts holds every service to that.
+
+/**
+ * Roll one task at a time; a task that fails its health checks rolls the service back.
+ * Swarm counts a task with a health check as running only once it is healthy, so the
+ * monitor window after that (15 s) is for crashes right after start; longer would only
+ * slow every rollout (two worker replicas: ~40 s instead of ~70 s).
+ */
 export const UPDATE_CONFIG: docker.types.input.ServiceUpdateConfig = {
   parallelism: 1,
-  delay: "5s",
+  delay: durationText(5),
   failureAction: "rollback",
-  monitor: "30s",
-  maxFailureRatio: "0",
+  monitor: durationText(15),
+  maxFailureRatio: "0.0",
   // stop-first: with one replica per node a new task could not start next to the old one.
   order: "stop-first",
 };
 
 export const ROLLBACK_CONFIG: docker.types.input.ServiceRollbackConfig = {
   parallelism: 1,
-  delay: "0s",
+  delay: durationText(0),
   failureAction: "pause",
-  monitor: "30s",
-  maxFailureRatio: "0",
+  monitor: durationText(15),
+  maxFailureRatio: "0.0",
   order: "stop-first",
 };
 
 export const RESTART_POLICY: docker.types.input.ServiceTaskSpecRestartPolicy = {
   condition: "any",
-  delay: "5s",
+  delay: durationText(5),
   maxAttempts: 0,
-  window: "60s",
+  window: durationText(60),
 };
 
 /** `pulumi up` waits until every task runs (and is healthy), so a broken rollout fails the deploy. */
-export const CONVERGE_CONFIG: docker.types.input.ServiceConvergeConfig = { delay: "5s", timeout: "5m" };
+export const CONVERGE_CONFIG: docker.types.input.ServiceConvergeConfig = { delay: durationText(5), timeout: durationText(300) };
 
 const MANAGER_ONLY = ["node.role==manager"];
 
@@ -106,13 +117,13 @@ export function secretFile(name: string): string {
 }
 
 /** Health check timings; for the workers the test itself comes from the image's HEALTHCHECK (Docker inherits it when `tests` is empty). */
-function healthTimings(startPeriod: string): docker.types.input.ServiceTaskSpecContainerSpecHealthcheck {
-  return { interval: "10s", timeout: "5s", retries: 3, startPeriod };
+function healthTimings(startPeriodSeconds: number): docker.types.input.ServiceTaskSpecContainerSpecHealthcheck {
+  return { interval: durationText(10), timeout: durationText(5), retries: 3, startPeriod: durationText(startPeriodSeconds) };
 }
 
 function stopGracePeriod(shutdownGraceMs: number): string {
   // Longer than the worker's own grace, so Docker never kills a task that is finishing its work.
-  return `${Math.ceil(shutdownGraceMs / 1000) + 10}s`;
+  return durationText(Math.ceil(shutdownGraceMs / 1000) + 10);
 }
 
 interface Common {
@@ -127,13 +138,13 @@ export interface RegistryAuth {
 }
 
 /** The private registry, on the manager, serving TLS with the deploy-time certificate and htpasswd auth. */
-export function registryServiceArgs(config: StackConfig, revision: pulumi.Input<string>): docker.ServiceArgs {
+export function registryServiceArgs(config: StackConfig, image: pulumi.Input<string>, revision: pulumi.Input<string>): docker.ServiceArgs {
   return {
     name: serviceName(config.stackName, "registry"),
     labels: stackLabels(config.stackName),
     taskSpec: {
       containerSpec: {
-        image: config.baseImages.registry,
+        image,
         env: {
           REGISTRY_HTTP_ADDR: `0.0.0.0:${REGISTRY_CONTAINER_PORT}`,
           REGISTRY_HTTP_TLS_CERTIFICATE: "/certs/registry.crt",
@@ -142,15 +153,16 @@ export function registryServiceArgs(config: StackConfig, revision: pulumi.Input<
           REGISTRY_AUTH_HTPASSWD_REALM: "ai-swarm registry",
           REGISTRY_AUTH_HTPASSWD_PATH: "/auth/htpasswd",
           REGISTRY_STORAGE_DELETE_ENABLED: "true",
+          // Changes when the certificate or the password file changes, so the registry restarts and reloads
+          // them. An env change updates in place (container labels force a replacement in some provider versions).
+          AI_SWARM_REVISION: revision,
         },
-        // Changes when the certificate or the password file changes, so the registry restarts and reloads them.
-        labels: [{ label: "ai-swarm.revision", value: revision }],
         mounts: [
           { type: "bind", source: `${REGISTRY_DIR}/certs`, target: "/certs", readOnly: true },
           { type: "bind", source: `${REGISTRY_DIR}/auth`, target: "/auth", readOnly: true },
           { type: "volume", source: serviceName(config.stackName, "registry-data"), target: "/var/lib/registry" },
         ],
-        stopGracePeriod: "10s",
+        stopGracePeriod: durationText(10),
       },
       placement: { constraints: MANAGER_ONLY },
       resources: { limits: LIMITS.registry },
@@ -167,6 +179,8 @@ export function registryServiceArgs(config: StackConfig, revision: pulumi.Input<
 }
 
 export interface MosquittoRefs extends Common {
+  /** The broker image, pinned by digest where a registry served it (components/pinnedImages.ts). */
+  image: pulumi.Input<string>;
   configFile: { configId: pulumi.Input<string>; configName: pulumi.Input<string> };
   aclFile: { configId: pulumi.Input<string>; configName: pulumi.Input<string> };
   passwordFile: SecretMount;
@@ -184,7 +198,7 @@ export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
     labels: stackLabels(config.stackName),
     taskSpec: {
       containerSpec: {
-        image: config.baseImages.mosquitto,
+        image: refs.image,
         args: ["mosquitto", "-c", CONTAINER_PATHS.configFile],
         configs: [
           { ...refs.configFile, fileName: CONTAINER_PATHS.configFile, fileMode: 0o444 },
@@ -194,7 +208,7 @@ export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
         mounts: [
           { type: "volume", source: serviceName(config.stackName, "mosquitto-data"), target: CONTAINER_PATHS.dataDir.replace(/\/$/, "") },
         ],
-        stopGracePeriod: "10s",
+        stopGracePeriod: durationText(10),
       },
       networksAdvanceds: [{ id: refs.networkId, aliases: [MOSQUITTO_ALIAS] }],
       placement: { constraints: MANAGER_ONLY },
@@ -259,9 +273,9 @@ export function masterServiceArgs(refs: AppRefs): docker.ServiceArgs {
             "-e",
             `fetch('http://127.0.0.1:${MASTER_HTTP_PORT}/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
           ],
-          ...healthTimings("20s"),
+          ...healthTimings(20),
         },
-        stopGracePeriod: "20s",
+        stopGracePeriod: durationText(20),
       },
       networksAdvanceds: [{ id: refs.networkId, aliases: [MASTER_ALIAS] }],
       placement: { constraints: MANAGER_ONLY },
@@ -319,7 +333,7 @@ export function workerServiceArgs(refs: WorkerRefs): docker.ServiceArgs {
           SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
         },
         secrets,
-        healthcheck: healthTimings(language === "java" ? "40s" : "20s"),
+        healthcheck: healthTimings(language === "java" ? 40 : 20),
         stopGracePeriod: stopGracePeriod(config.shutdownGraceMs),
       },
       networksAdvanceds: [{ id: refs.networkId }],

@@ -9,13 +9,21 @@
 //   node-<name>   on the manager: create = labels;                   delete = drain, wait, node rm
 // node-<name> depends on join-<name>, so on removal the manager drains and
 // removes the node before the node itself leaves.
-import * as command from "@pulumi/command";
+//
+// Pulumi runs deletes last, after every service has been updated; so that the
+// services (and the placement the program reports) already avoid a node being
+// removed, `members` on the manager drains, before anything else, every node
+// this program labelled that is no longer in the config.
+import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeConfig, StackConfig } from "./config";
+import { remoteCommand } from "./remoteCommand";
 import {
   type AddressPool,
   asRoot,
   drainAndRemoveScript,
+  drainRemovedNodesScript,
+  NODE_NAME_LABEL,
   joinTokenScript,
   nodeLabelScript,
   swarmInitScript,
@@ -63,14 +71,14 @@ export class SwarmCluster extends pulumi.ComponentResource {
     this.manager = manager;
     this.managerConnection = sshConnection(manager, config.sshPrivateKey);
 
-    this.init = new command.remote.Command(
+    this.init = remoteCommand(
       "swarm-init",
       { connection: this.managerConnection, create: asRoot(swarmInitScript(manager.host, addressPoolOf(config)), manager.user) },
       { parent: this },
     );
     const managerLabels = this.labelNode(manager, this.init.stdout, [this.init]);
 
-    const workerToken = new command.remote.Command(
+    const workerToken = remoteCommand(
       "join-token-worker",
       {
         connection: this.managerConnection,
@@ -78,7 +86,6 @@ export class SwarmCluster extends pulumi.ComponentResource {
         // The token must never show in logs or in plain state, nor travel back to
         // the manager as PULUMI_COMMAND_STDOUT when the command is updated.
         logging: "none",
-        addPreviousOutputInEnv: false,
       },
       { parent: this, dependsOn: [this.init], additionalSecretOutputs: ["stdout"] },
     );
@@ -91,6 +98,15 @@ export class SwarmCluster extends pulumi.ComponentResource {
       this.nodes.push({ name: node.name, host: node.host, role: node.role, nodeId: labels.stdout });
       this.ready.push(join, labels);
     }
+    const members = remoteCommand(
+      "members",
+      {
+        connection: this.managerConnection,
+        create: asRoot(drainRemovedNodesScript(config.nodes.map((node) => node.name)), manager.user),
+      },
+      { parent: this, dependsOn: [...this.ready] },
+    );
+    this.ready.push(members);
 
     this.registerOutputs({
       nodes: this.nodes.map(({ name, host, role }) => ({ name, host, role })),
@@ -103,7 +119,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
     token: pulumi.Output<string>,
     privateKey: pulumi.Input<string>,
   ): command.remote.Command {
-    return new command.remote.Command(
+    return remoteCommand(
       `join-${node.name}`,
       {
         connection: sshConnection(node, privateKey),
@@ -121,8 +137,8 @@ export class SwarmCluster extends pulumi.ComponentResource {
   private labelNode(node: NodeConfig, nodeIdOutput: pulumi.Output<string>, dependsOn: pulumi.Resource[]): command.remote.Command {
     const user = this.manager.user;
     const nodeId = nodeIdOutput.apply((value) => value.trim());
-    const labels = { "ai-swarm.node": node.name, ...node.labels };
-    return new command.remote.Command(
+    const labels = { [NODE_NAME_LABEL]: node.name, ...node.labels };
+    return remoteCommand(
       `node-${node.name}`,
       {
         connection: this.managerConnection,

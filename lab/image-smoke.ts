@@ -2,7 +2,9 @@
 //
 //  1. makes sure the Docker engine and the offline base images exist (lab/engine.sh, lab/base-images.sh);
 //  2. builds the four app images from images/*/Dockerfile with the ai-swarm-base/* images as
-//     build args, tagged ai-swarm/<name>:smoke (the layer cache makes a second run take seconds);
+//     build args, tagged ai-swarm/<name>:smoke (the layer cache makes a second run take seconds),
+//     each from a tar of exactly its context files (images/<name>/Dockerfile.dockerignore, as
+//     pulumi-docker hashes them: components/buildContext.ts) piped into `docker build -`;
 //  3. runs Mosquitto, the master and one worker per language as containers on one user-defined
 //     bridge network, waits for three idle workers, gets one answer from each language through
 //     the master's REST API and waits for every app container's HEALTHCHECK to say "healthy";
@@ -15,6 +17,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { CONTEXT_TAR_ARGS, contextFiles, dockerfileOf, tarEntries, tarFileList } from "../components/buildContext";
 import { formatDuration } from "./plan";
 import { run, runOk, sleep } from "./shell";
 
@@ -113,11 +116,14 @@ async function buildImages(images: AppImage[], checks: Check[]): Promise<boolean
     const start = Date.now();
     const logFile = path.join(WORK_DIR, `build-${image.name}.log`);
     log(`building ${imageTag(image)} (full log: ${path.relative(REPO_ROOT, logFile)})`);
-    const args = ["build", "-f", `images/${image.name}/Dockerfile`, "-t", imageTag(image)];
+    const args = ["build", "-f", dockerfileOf(image.name), "-t", imageTag(image)];
     for (const [key, value] of Object.entries(image.buildArgs)) args.push("--build-arg", `${key}=${value}`);
-    const code = await dockerBuild([...args, REPO_ROOT], logFile, start);
+    // The context is a tar of exactly the files pulumi-docker hashes for this image (the
+    // classic builder would read only the root .dockerignore, not Dockerfile.dockerignore).
+    const { code, contextBytes } = await dockerBuild([...args, "-"], tarEntries(contextFiles(REPO_ROOT, image.name)), logFile, start);
     const ok = code === 0;
-    record(checks, { name: `build ${image.name}`, ok, detail: ok ? `built in ${since(start)}` : `docker build exited ${code} after ${since(start)}` });
+    const context = `context ${(contextBytes / 1e6).toFixed(1)} MB`;
+    record(checks, { name: `build ${image.name}`, ok, detail: ok ? `built in ${since(start)}, ${context}` : `docker build exited ${code} after ${since(start)} (${context})` });
     if (!ok) {
       allBuilt = false;
       const tail = fs.readFileSync(logFile, "utf8").trim().split("\n").slice(-25);
@@ -127,11 +133,22 @@ async function buildImages(images: AppImage[], checks: Check[]): Promise<boolean
   return allBuilt;
 }
 
-/** Runs `docker build`, the whole output into `logFile`, each "Step N/M" as a progress line. */
-function dockerBuild(args: string[], logFile: string, start: number): Promise<number> {
+/**
+ * Runs `tar <contextEntries> | docker build … -` (tar in the repository root), the whole
+ * output into `logFile`, each "Step N/M" as a progress line. A tar failure is a build failure.
+ */
+function dockerBuild(args: string[], contextEntries: string[], logFile: string, start: number): Promise<{ code: number; contextBytes: number }> {
   return new Promise((resolve, reject) => {
     const out = fs.createWriteStream(logFile);
-    const child = spawn("docker", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const tar = spawn("tar", [...CONTEXT_TAR_ARGS], { cwd: REPO_ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("docker", args, { stdio: ["pipe", "pipe", "pipe"] });
+    let contextBytes = 0;
+    tar.stdout.on("data", (chunk: Buffer) => (contextBytes += chunk.length));
+    tar.stdout.pipe(child.stdin);
+    child.stdin.on("error", () => undefined); // EPIPE when docker exits without reading all of it
+    tar.stderr.on("data", (chunk: Buffer) => out.write(chunk));
+    tar.stdin.on("error", () => undefined);
+    tar.stdin.end(tarFileList(contextEntries));
     let pending = "";
     child.stdout.on("data", (chunk: Buffer) => {
       out.write(chunk);
@@ -140,8 +157,23 @@ function dockerBuild(args: string[], logFile: string, start: number): Promise<nu
       for (const line of lines.filter((l) => l.startsWith("Step "))) say(`    ${since(start).padStart(6)}  ${line.slice(0, 110)}`);
     });
     child.stderr.on("data", (chunk: Buffer) => out.write(chunk));
-    child.on("error", (err) => reject(new Error(`cannot run docker: ${err.message}`)));
-    child.on("close", (code) => out.end(() => resolve(code ?? 1)));
+    const ended = (proc: ReturnType<typeof spawn>, what: string) =>
+      new Promise<number>((done, fail) => {
+        proc.on("error", (err) => fail(new Error(`cannot run ${what}: ${err.message}`)));
+        proc.on("close", (code, signal) => done(code ?? (signal ? 128 : 1)));
+      });
+    const docker = ended(child, "docker").then((code) => {
+      // Nobody reads the archive any more: stop tar rather than let it block.
+      if (tar.exitCode === null && tar.signalCode === null) tar.kill("SIGTERM");
+      return code;
+    });
+    Promise.all([ended(tar, "tar"), docker]).then(
+      ([tarCode, dockerCode]) => out.end(() => resolve({ code: dockerCode !== 0 ? dockerCode : tarCode, contextBytes })),
+      (err: unknown) => {
+        for (const proc of [tar, child]) if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+        out.end(() => reject(err));
+      },
+    );
   });
 }
 

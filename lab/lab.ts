@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  isDeployState,
   IsolationMode,
   KNOWN_HOSTS_PATH,
   LAB_GATEWAY,
@@ -13,6 +14,7 @@ import {
   LAB_SUBNET,
   PRELOAD_IMAGES,
   SSH_KEY_PATH,
+  STATE_DIR,
   VmSpec,
   formatBytes,
   formatDuration,
@@ -102,6 +104,7 @@ export async function containerState(name: string): Promise<string | undefined> 
 /** Creates (or starts) every VM; returns the isolation mode the host accepted. */
 async function createVms(vms: VmSpec[], publicKey: string, isolationOverride: IsolationMode | undefined): Promise<IsolationMode> {
   let mode = isolationOverride;
+  let created = false;
   for (const vm of vms) {
     const state = await containerState(vm.name);
     if (state === "running") {
@@ -115,7 +118,11 @@ async function createVms(vms: VmSpec[], publicKey: string, isolationOverride: Is
     }
     await runOk("docker", ["volume", "create", "--label", `${LAB_LABEL}=1`, vm.volume]);
     mode = await startVm(vm, publicKey, mode);
+    created = true;
   }
+  // A new VM knows nothing of earlier deploys: their state no longer describes the lab.
+  const forgotten = created ? forgetDeployState() : [];
+  if (forgotten.length > 0) log(`a VM was created anew, so the earlier deploy state is forgotten (${forgotten.join(", ")})`);
   return mode ?? (await modeOfRunningVm(vms[0]!));
 }
 
@@ -315,7 +322,18 @@ export async function down(): Promise<void> {
   if (networks.length > 0) await runOk("docker", ["network", "rm", ...networks]);
   fs.rmSync(KNOWN_HOSTS_PATH, { force: true });
   fs.rmSync(LAB_JSON_PATH, { force: true });
-  log(`lab down: removed ${containers.length} containers, ${volumes.length} volumes, ${networks.length} networks in ${since(start)}`);
+  const states = forgetDeployState();
+  log(
+    `lab down: removed ${containers.length} containers, ${volumes.length} volumes, ${networks.length} networks` +
+      `${states.length > 0 ? ` and the deploy state (${states.join(", ")})` : ""} in ${since(start)}`,
+  );
+}
+
+/** Removes what deploys remembered about the lab's VMs (see isDeployState); returns what it removed. */
+function forgetDeployState(): string[] {
+  const states = fs.existsSync(STATE_DIR) ? fs.readdirSync(STATE_DIR).filter(isDeployState) : [];
+  for (const entry of states) fs.rmSync(path.join(STATE_DIR, entry), { recursive: true, force: true });
+  return states;
 }
 
 async function labelled(listCommand: string[]): Promise<string[]> {

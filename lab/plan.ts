@@ -33,6 +33,16 @@ export const KNOWN_HOSTS_PATH = path.join(STATE_DIR, "ssh", "known_hosts");
 /** Written by `up` for other tools (the live harness, the e2e test): VMs, addresses, key paths. */
 export const LAB_JSON_PATH = path.join(STATE_DIR, "lab.json");
 
+/**
+ * What deploys to the lab remember: the live harness's state (and its key and
+ * last-run summary), the Pulumi CLI's local backend and the stack variants.
+ * They describe resources on the lab's VMs, so `lab down` forgets them with
+ * the VMs (a fresh lab must be deployed from nothing, not from a stale state).
+ */
+export function isDeployState(entry: string): boolean {
+  return /^harness-state\./.test(entry) || entry === "pulumi" || entry === "variants";
+}
+
 export type VmRole = "manager" | "worker";
 
 export interface VmSpec {

@@ -3,6 +3,7 @@
 // installed, else with the live harness — then print the web URL and which VM
 // runs each replica. Every step is idempotent: on a running lab this
 // redeploys (unchanged resources stay as they are).
+import { describeCounts } from "./harness/deploy";
 import { formatDuration, parseVmCount } from "./plan";
 import { log, up } from "./lab";
 import { deployDevStack, managerOf, prepareDeploy, runningTasks } from "./stack";
@@ -13,17 +14,19 @@ async function main(): Promise<void> {
   await up(parseVmCount(process.env["LAB_VMS"], "LAB_VMS"));
   const labUp = Date.now();
   const { lab, config } = prepareDeploy();
-  await deployDevStack();
+  const summary = await deployDevStack();
   const deployed = Date.now();
   const tasks = await runningTasks(managerOf(lab), config.stackName);
   const manager = config.nodes.find((node) => node.role === "manager");
   console.log(`\nweb: http://${manager?.host}:${config.ports.web}\n`);
   console.log(textTable(PLACEMENT_HEADER, placementRows(tasks)));
   console.log();
-  log(`lab up ${seconds(labUp - started)}, deploy ${seconds(deployed - labUp)}, total ${seconds(Date.now() - started)}`);
+  const outcome = summary ? ` (${describeCounts(summary.counts)}${summary.warnings.length > 0 ? `, ${summary.warnings.length} warning(s)` : ""})` : "";
+  log(`lab up ${seconds(labUp - started)}, deploy ${seconds(deployed - labUp)}${outcome}, total ${seconds(Date.now() - started)}`);
 }
 
 const seconds = (ms: number) => formatDuration(ms / 1000);
+
 
 main().catch((error: unknown) => {
   log(`error: ${error instanceof Error ? error.message : String(error)}`);

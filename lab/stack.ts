@@ -1,28 +1,39 @@
 // The glue between the lab and a deploy of the dev stack, shared by
 // `npm run lab` (lab/run.ts), `npm run evidence` (lab/evidence.ts) and the
-// end-to-end test (tests/e2e): the secrets the deploy needs, the manager's
-// host key for the docker provider's ssh, the deploy itself (Pulumi CLI
-// through the Automation API, else the live harness), and where each replica
-// runs. Pure parts (checks, parsing, formatting) are in lab/stack-plan.ts.
+// end-to-end test (tests/e2e): the manager's host key for the docker
+// provider's ssh, the deploy itself (Pulumi CLI through the Automation API,
+// else the live harness), its outputs, and where each replica runs. Pure
+// parts (checks, parsing, formatting) are in lab/stack-plan.ts.
+//
+// Neither engine writes to the tracked Pulumi.dev.yaml: the dev stack holds no
+// secrets (the program reads the lab's SSH key from sshPrivateKeyPath and
+// generates the registry password), the Pulumi CLI is pointed at a copy in
+// lab/.state/pulumi/ (--config-file) and, should it edit the tracked file
+// anyway (`stack init` writes its encryption salt there), the file is put back
+// byte for byte and the CLI's additions are kept in the copy.
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { buildEngineConfig, readSecretsFile } from "./harness/stack-config";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { summaryFileOf, type DeploySummary } from "./harness/deploy";
+import { HarnessState } from "./harness/harness-state";
+import { buildEngineConfig } from "./harness/stack-config";
 import { parseStackConfig, type ParsedConfig } from "../components/config";
 import { log, ssh } from "./lab";
-import { KNOWN_HOSTS_PATH, LAB_JSON_PATH, SSH_KEY_PATH, STATE_DIR, type VmSpec } from "./plan";
+import { KNOWN_HOSTS_PATH, LAB_JSON_PATH, STATE_DIR, type VmSpec } from "./plan";
 import { runOk } from "./shell";
 import { labStackProblems, parseTaskLines, RUNNING_TASKS_FORMAT, type LabDescription, type TaskRow } from "./stack-plan";
 
 export const STACK = "dev";
 export const PROJECT_DIR = path.resolve(__dirname, "..");
-const STACK_FILE = path.join(PROJECT_DIR, `Pulumi.${STACK}.yaml`);
-const REGISTRY_PASSWORD_PATH = path.join(STATE_DIR, "registry-password");
+export const STACK_FILE = path.join(PROJECT_DIR, `Pulumi.${STACK}.yaml`);
 const PASSPHRASE_PATH = path.join(STATE_DIR, "pulumi-passphrase");
-export const SECRETS_PATH = path.join(STATE_DIR, `secrets.${STACK}.yaml`);
 const PULUMI_BACKEND_DIR = path.join(STATE_DIR, "pulumi");
+/** The copy of the stack file the Pulumi CLI reads and may write (--config-file). */
+export const CLI_CONFIG_COPY = path.join(PULUMI_BACKEND_DIR, `Pulumi.${STACK}.yaml`);
+export const HARNESS_STATE_PATH = path.join(STATE_DIR, `harness-state.${STACK}.json`);
 
 /** lab/.state/lab.json, written by `lab up`. */
 export function readLab(): LabDescription {
@@ -45,38 +56,15 @@ function stateSecret(file: string, bytes: number): string {
   return fs.readFileSync(file, "utf8").trim();
 }
 
-export function registryPassword(): string {
-  return stateSecret(REGISTRY_PASSWORD_PATH, 24);
-}
-
 /**
- * The dev stack's config as the program will see it (validated by the
- * program's own schema), with the lab's secrets. Throws listing every problem.
+ * A stack config file's config as the program will see it (validated by the
+ * program's own schema). Throws listing every problem.
  */
-export function labStackConfig(): ParsedConfig {
-  const secrets = readSecretsFile(writeHarnessSecrets());
-  const engine = buildEngineConfig("ai-swarm", fs.readFileSync(STACK_FILE, "utf8"), secrets);
+export function labStackConfig(configFile = STACK_FILE): ParsedConfig {
+  const engine = buildEngineConfig("ai-swarm", fs.readFileSync(configFile, "utf8"), {});
   const parsed = parseStackConfig(engine.config, engine.secretKeys);
-  if (!parsed.ok) throw new Error(`${STACK_FILE}:\n  - ${parsed.problems.join("\n  - ")}`);
+  if (!parsed.ok) throw new Error(`${configFile}:\n  - ${parsed.problems.join("\n  - ")}`);
   return parsed.config;
-}
-
-/**
- * lab/.state/secrets.dev.yaml for the live harness: the lab's SSH key and the
- * registry password, both by reference to files in lab/.state (no copy).
- */
-export function writeHarnessSecrets(): string {
-  registryPassword();
-  const content = [
-    "# Written by lab/stack.ts: the dev stack's secrets for the live harness (values are files next to this one).",
-    "sshPrivateKey:",
-    `  fromFile: ${path.relative(STATE_DIR, SSH_KEY_PATH)}`,
-    "registry.password:",
-    `  fromFile: ${path.basename(REGISTRY_PASSWORD_PATH)}`,
-    "",
-  ].join("\n");
-  fs.writeFileSync(SECRETS_PATH, content, { mode: 0o600 });
-  return SECRETS_PATH;
 }
 
 /** Checks the lab and the dev stack describe the same VMs; throws naming every difference. */
@@ -104,11 +92,32 @@ export function pinLabHostKeys(lab: LabDescription): void {
   fs.rmSync(`${userKnownHosts}.old`, { force: true });
 }
 
-/** Secrets file, config check, host keys: everything a deploy needs from the lab. */
-export function prepareDeploy(): { lab: LabDescription; config: ParsedConfig } {
+/**
+ * A variant of the dev stack file for a day-two change (the e2e test scales,
+ * removes a node…): Pulumi.dev.yaml with `edit` applied to its `config:`,
+ * written under lab/.state/variants/. Deploy it with { configFile }.
+ */
+export function writeStackVariant(name: string, edit: (config: Record<string, unknown>) => void): string {
+  const doc = parseYaml(fs.readFileSync(STACK_FILE, "utf8")) as { config: Record<string, unknown> };
+  edit(doc.config);
+  const file = path.join(STATE_DIR, "variants", `Pulumi.${STACK}.${name}.yaml`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, stringifyYaml(doc));
+  return file;
+}
+
+/** Files earlier versions of the lab wrote: the stack's secrets for the harness. The program no longer needs them. */
+const STALE_SECRET_FILES = [path.join(STATE_DIR, `secrets.${STACK}.yaml`), path.join(STATE_DIR, "registry-password")];
+
+/** Config check and host keys: everything a deploy needs from the lab. */
+export function prepareDeploy(configFile = STACK_FILE): { lab: LabDescription; config: ParsedConfig } {
+  for (const stale of STALE_SECRET_FILES.filter((file) => fs.existsSync(file))) {
+    fs.rmSync(stale);
+    log(`removed ${path.relative(PROJECT_DIR, stale)}: the dev stack reads its SSH key from sshPrivateKeyPath and generates the registry password`);
+  }
   const lab = readLab();
-  const config = labStackConfig();
-  assertStackMatchesLab(lab, config);
+  const config = labStackConfig(configFile);
+  if (configFile === STACK_FILE) assertStackMatchesLab(lab, config);
   pinLabHostKeys(lab);
   return { lab, config };
 }
@@ -117,17 +126,22 @@ export function pulumiCliOnPath(): boolean {
   return spawnSync("pulumi", ["version"], { stdio: "ignore" }).status === 0;
 }
 
+/** Where a deploy reads the stack config: the tracked Pulumi.dev.yaml, or another file (day-two variants in the e2e). */
+export interface DeployChoice {
+  configFile?: string;
+}
+
 /**
  * The live harness (lab/harness/deploy.ts) as a child process, its output
  * streamed line by line. One process (node --import tsx), so its PID is the
- * one to stop; Ctrl-C stops it too.
+ * one to stop; Ctrl-C stops it too. Resolves with the run's summary.
  */
-export function deployWithHarness(): Promise<void> {
+export function deployWithHarness(choice: DeployChoice = {}, destroy = false): Promise<DeploySummary> {
   const script = path.join(PROJECT_DIR, "lab", "harness", "deploy.ts");
-  const child = spawn(process.execPath, ["--import", "tsx", script, "--stack", STACK, "--secrets", SECRETS_PATH], {
-    cwd: PROJECT_DIR,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const args = ["--import", "tsx", script, "--stack", STACK, "--state", HARNESS_STATE_PATH];
+  if (choice.configFile) args.push("--config-file", choice.configFile);
+  if (destroy) args.push("--destroy");
+  const child = spawn(process.execPath, args, { cwd: PROJECT_DIR, stdio: ["ignore", "inherit", "inherit"] });
   const stop = () => child.kill("SIGTERM");
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
@@ -136,61 +150,95 @@ export function deployWithHarness(): Promise<void> {
     child.on("close", (code, signal) => {
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
-      if (code === 0) resolve();
+      if (code === 0) resolve(JSON.parse(fs.readFileSync(summaryFileOf(HARNESS_STATE_PATH), "utf8")) as DeploySummary);
       else reject(new Error(`the live harness failed (${signal ?? `exit ${code}`}); its message is above`));
     });
   });
 }
 
+/** Settings the Pulumi CLI keeps in a stack file besides `config:` (the passphrase provider's salt). */
+const CLI_SETTINGS = ["secretsprovider", "encryptedkey", "encryptionsalt"] as const;
+
+/**
+ * The copy the CLI reads: the tracked stack file's text, plus the encryption
+ * settings the CLI wrote earlier (taken from the previous copy, or from the
+ * tracked file if the CLI put them there). Pure.
+ */
+export function cliConfigCopy(trackedText: string, previousCopyText: string | undefined, cliWrittenText?: string): string {
+  const settings = new Map<string, string>();
+  for (const text of [previousCopyText, cliWrittenText]) {
+    if (text === undefined) continue;
+    const doc = parseYaml(text) as Record<string, unknown> | null;
+    for (const key of CLI_SETTINGS) if (typeof doc?.[key] === "string") settings.set(key, doc[key] as string);
+  }
+  const lines = [...settings].map(([key, value]) => `${key}: ${value}`);
+  return lines.length > 0 ? `${lines.join("\n")}\n${trackedText}` : trackedText;
+}
+
 /**
  * The real engine: `pulumi up` on the dev stack through the Automation API,
  * state in a local backend under lab/.state/pulumi, secrets encrypted with a
- * passphrase kept in lab/.state. (Cannot run on the machine this was written
- * on: no Pulumi CLI there.)
+ * passphrase kept in lab/.state, the stack config read from a copy
+ * (--config-file). The tracked stack file is never left changed. (Cannot run
+ * on the machines this is built on: no Pulumi CLI there.)
  */
-export async function deployWithPulumi(): Promise<void> {
+export async function deployWithPulumi(choice: DeployChoice = {}): Promise<void> {
   const { LocalWorkspace } = await import("@pulumi/pulumi/automation");
   fs.mkdirSync(PULUMI_BACKEND_DIR, { recursive: true });
   stateSecret(PASSPHRASE_PATH, 24);
-  const stack = await LocalWorkspace.createOrSelectStack(
-    { stackName: STACK, workDir: PROJECT_DIR },
-    {
-      secretsProvider: "passphrase",
-      envVars: { PULUMI_BACKEND_URL: `file://${PULUMI_BACKEND_DIR}`, PULUMI_CONFIG_PASSPHRASE_FILE: PASSPHRASE_PATH },
-    },
-  );
-  const env = { ...process.env, PULUMI_BACKEND_URL: `file://${PULUMI_BACKEND_DIR}`, PULUMI_CONFIG_PASSPHRASE_FILE: PASSPHRASE_PATH };
-  setSecretConfig(stack.name, ["sshPrivateKey"], fs.readFileSync(SSH_KEY_PATH, "utf8"), env);
-  setSecretConfig(stack.name, ["--path", "registry.password"], registryPassword(), env);
-  const result = await stack.up({ onOutput: (out) => process.stdout.write(out) });
-  log(`pulumi up: ${result.summary.result} (${JSON.stringify(result.summary.resourceChanges ?? {})})`);
-}
-
-/**
- * `pulumi config set --secret` with the value on stdin. The Automation API's
- * setConfig puts the value on the command line, where `ps` shows it.
- */
-function setSecretConfig(stackName: string, keyArgs: string[], value: string, env: NodeJS.ProcessEnv): void {
-  const result = spawnSync("pulumi", ["config", "set", "--secret", "--stack", stackName, ...keyArgs], {
-    cwd: PROJECT_DIR,
-    env,
-    input: value,
-    encoding: "utf8",
-  });
-  if (result.status !== 0) {
-    throw new Error(`pulumi config set ${keyArgs.join(" ")} failed: ${result.stderr.trim() || result.error?.message || "unknown error"}`);
+  const source = choice.configFile ?? STACK_FILE;
+  const tracked = fs.readFileSync(STACK_FILE);
+  const refreshCopy = (cliWritten?: string) => {
+    const previous = fs.existsSync(CLI_CONFIG_COPY) ? fs.readFileSync(CLI_CONFIG_COPY, "utf8") : undefined;
+    fs.writeFileSync(CLI_CONFIG_COPY, cliConfigCopy(fs.readFileSync(source, "utf8"), previous, cliWritten), { mode: 0o600 });
+  };
+  refreshCopy();
+  const envVars = { PULUMI_BACKEND_URL: `file://${PULUMI_BACKEND_DIR}`, PULUMI_CONFIG_PASSPHRASE_FILE: PASSPHRASE_PATH };
+  try {
+    const stack = await LocalWorkspace.createOrSelectStack({ stackName: STACK, workDir: PROJECT_DIR }, { secretsProvider: "passphrase", envVars });
+    const now = fs.readFileSync(STACK_FILE);
+    if (!now.equals(tracked)) refreshCopy(now.toString("utf8"));
+    const result = await stack.up({ onOutput: (out) => process.stdout.write(out), configFile: CLI_CONFIG_COPY });
+    log(`pulumi up: ${result.summary.result} (${JSON.stringify(result.summary.resourceChanges ?? {})})`);
+  } finally {
+    restoreTrackedFile(STACK_FILE, tracked);
   }
 }
 
-/** Deploys the dev stack to the running lab with whatever engine this machine has. */
-export async function deployDevStack(): Promise<void> {
+/** Puts a tracked file back byte for byte if a tool changed it; says so. */
+export function restoreTrackedFile(file: string, original: Buffer): boolean {
+  const now = fs.existsSync(file) ? fs.readFileSync(file) : undefined;
+  if (now && now.equals(original)) return false;
+  fs.writeFileSync(file, original);
+  log(`${path.basename(file)} was changed by the Pulumi CLI; restored (its additions are kept in ${path.relative(PROJECT_DIR, CLI_CONFIG_COPY)})`);
+  return true;
+}
+
+/** Deploys the dev stack to the running lab with whatever engine this machine has; the harness's summary when it ran. */
+export async function deployDevStack(choice: DeployChoice = {}): Promise<DeploySummary | undefined> {
   if (pulumiCliOnPath()) {
     log("deploying the dev stack with the Pulumi CLI (Automation API)");
-    await deployWithPulumi();
-  } else {
-    log("the Pulumi CLI is not installed, so the live harness deploys instead (docs/harness.md)");
-    await deployWithHarness();
+    await deployWithPulumi(choice);
+    return undefined;
   }
+  log("the Pulumi CLI is not installed, so the live harness deploys instead (docs/harness.md)");
+  return deployWithHarness(choice);
+}
+
+/** One output of the last deploy, secrets in clear (for the lab's own checks, e.g. the generated registry password). */
+export function stackOutput(name: string): unknown {
+  if (pulumiCliOnPath() && fs.existsSync(PULUMI_BACKEND_DIR)) {
+    const result = spawnSync("pulumi", ["stack", "output", name, "--show-secrets", "--json", "--stack", STACK], {
+      cwd: PROJECT_DIR,
+      encoding: "utf8",
+      env: { ...process.env, PULUMI_BACKEND_URL: `file://${PULUMI_BACKEND_DIR}`, PULUMI_CONFIG_PASSPHRASE_FILE: PASSPHRASE_PATH },
+    });
+    if (result.status !== 0) throw new Error(`pulumi stack output ${name}: ${result.stderr.trim()}`);
+    return JSON.parse(result.stdout) as unknown;
+  }
+  const { values } = new HarnessState(HARNESS_STATE_PATH).outputs();
+  if (!(name in values)) throw new Error(`the last harness deploy has no output ${name} (${HARNESS_STATE_PATH})`);
+  return values[name];
 }
 
 /** Runs a command on a VM over ssh with the lab key; returns its stdout. */

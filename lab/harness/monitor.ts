@@ -1,32 +1,33 @@
 // The resource monitor the program talks to. It is Pulumi's own MockMonitor
 // (so the SDK behaves exactly as under `pulumi.runtime.setMocks`), with a
-// `newResource` that APPLIES each resource to the lab and returns the real
-// outputs. The subclass only peeks at each request for what the mock API does
-// not pass on (additionalSecretOutputs, parent) and keeps the stack outputs.
+// `newResource` that does what the engine does with each registered resource:
+// look up what the state holds for its URN, ask the resource's kind (its
+// provider's behaviour) what changed, and create, update, replace or leave it
+// alone for real in the lab, handing the program the real outputs. After the
+// program ends, deploy.ts deletes what it no longer declares (see `pending`).
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
-import { applyRemoteCommand } from "./appliers/command";
-import { applyImage } from "./appliers/image";
-import { applyRandom } from "./appliers/random";
-import { applyNetwork, applyService, applySwarmData } from "./appliers/swarm";
-import { InputError, type JsonObject } from "./json";
+import { remoteCommand } from "./appliers/command";
+import { dockerImage } from "./appliers/image";
+import { randomValue } from "./appliers/random";
+import { network, service, swarmData } from "./appliers/swarm";
+import type { HarnessState, StoredResource } from "./harness-state";
+import { InputError, type Json, type JsonObject } from "./json";
 import { Masker, unwrapSecrets } from "./secrets";
-import type { Applied, ApplyContext, ApplyRequest } from "./types";
-import type { HarnessState } from "./harness-state";
+import { inputsDiff } from "./steps";
+import type { Applied, ApplyContext, ApplyRequest, Outcome, ResourceKind } from "./types";
 import type { ProviderRegistry } from "./providers";
 
-type Applier = (req: ApplyRequest, ctx: ApplyContext) => Promise<Applied>;
-
 /** Every custom resource type the harness can apply. Anything else fails loudly. */
-const APPLIERS: Record<string, Applier> = {
-  "command:remote:Command": applyRemoteCommand,
-  "docker:index/image:Image": applyImage,
-  "docker:index/network:Network": applyNetwork,
-  "docker:index/secret:Secret": (req, ctx) => applySwarmData("secret", req, ctx),
-  "docker:index/serviceConfig:ServiceConfig": (req, ctx) => applySwarmData("config", req, ctx),
-  "docker:index/service:Service": applyService,
-  "random:index/randomPassword:RandomPassword": applyRandom,
-  "random:index/randomString:RandomString": applyRandom,
+export const KINDS: Record<string, ResourceKind> = {
+  "command:remote:Command": remoteCommand,
+  "docker:index/image:Image": dockerImage,
+  "docker:index/network:Network": network,
+  "docker:index/secret:Secret": swarmData("secret"),
+  "docker:index/serviceConfig:ServiceConfig": swarmData("config"),
+  "docker:index/service:Service": service,
+  "random:index/randomPassword:RandomPassword": randomValue,
+  "random:index/randomString:RandomString": randomValue,
 };
 
 /** Docker objects Pulumi would auto-name ("<logical name>-<7 hex>") when `name` is unset. */
@@ -42,6 +43,8 @@ interface RegisterRequest {
   getParent(): string;
   getCustom(): boolean;
   getAdditionalsecretoutputsList(): string[];
+  getDependenciesList(): string[];
+  getDeletebeforereplace(): boolean;
 }
 
 interface OutputsRequest {
@@ -49,15 +52,29 @@ interface OutputsRequest {
   getOutputs(): { toJavaScript(): Record<string, unknown> } | undefined;
 }
 
+/** What one resource came to, for the summary. */
+export interface ResourceReport {
+  urn: string;
+  type: string;
+  name: string;
+  outcome: Outcome;
+  seconds: number;
+  fields?: string[];
+}
+
+export type HarnessContext = Omit<ApplyContext, "progress">;
+
 export class LiveMonitor extends MockMonitor {
   /** The request being registered right now (read synchronously by newResource). */
   private current: RegisterRequest | undefined;
   stackOutputs: Record<string, unknown> | undefined;
   failure: Error | undefined;
-  private readonly counts = new Map<string, number>();
+  /** URNs the program registered in this run. */
+  readonly registered = new Set<string>();
+  readonly reports: ResourceReport[] = [];
 
   constructor(
-    private readonly ctx: Omit<ApplyContext, "progress">,
+    private readonly ctx: HarnessContext,
     private readonly reporter: Reporter,
     private readonly onFailure: (error: Error) => void,
   ) {
@@ -79,43 +96,86 @@ export class LiveMonitor extends MockMonitor {
     super.registerResourceOutputs(req, callback);
   }
 
-  /** How many resources of each outcome were applied. */
+  /** How many resources came to each outcome. */
   summary(): Map<string, number> {
-    return this.counts;
+    const counts = new Map<string, number>();
+    for (const report of this.reports) counts.set(report.outcome, (counts.get(report.outcome) ?? 0) + 1);
+    return counts;
   }
 
   private async apply(args: pulumi.runtime.MockResourceArgs): Promise<{ id: string | undefined; state: Record<string, unknown> }> {
-    const extraSecretOutputs = this.current?.getAdditionalsecretoutputsList() ?? [];
+    const request = this.current;
     this.current = undefined;
     if (this.failure) throw terminating("not applied: an earlier resource failed");
     if (!args.custom || args.type === "pulumi:pulumi:Stack") return { id: undefined, state: {} };
+    const urn = urnOf(request?.getParent() ?? "", args.type, args.name);
+    this.registered.add(urn);
     const label = `${args.type} ${args.name}`;
     const started = Date.now();
     try {
       const { value: inputs, secretKeys, secretStrings } = unwrapSecrets(args.inputs as JsonObject);
       this.ctx.masker.add(secretStrings);
-      if (args.type.startsWith("pulumi:providers:")) {
-        const id = `provider-${args.name}-${this.counts.size}-${Date.now().toString(36)}`;
-        this.ctx.providers.register(id, args.type, args.name, inputs);
-        this.count("registered");
-        this.reporter.line(`  registered provider ${args.type.slice("pulumi:providers:".length)} ${args.name}`);
-        return { id, state: args.inputs };
-      }
-      const applier = APPLIERS[args.type];
-      if (!applier) {
-        throw new InputError(`${label}: resource type ${args.type} is not supported by the live harness (supported: ${Object.keys(APPLIERS).join(", ")})`);
+      const prior = this.ctx.state.get(urn);
+      const base = {
+        urn,
+        type: args.type,
+        name: args.name,
+        provider: args.provider ?? "",
+        dependencies: request?.getDependenciesList() ?? [],
+        deleteBeforeReplace: request?.getDeletebeforereplace() ?? false,
+      };
+      if (args.type.startsWith("pulumi:providers:")) return this.provider(base, inputs, prior, started);
+
+      const kind = KINDS[args.type];
+      if (!kind) {
+        throw new InputError(`${label}: resource type ${args.type} is not supported by the live harness (supported: ${Object.keys(KINDS).join(", ")})`);
       }
       if (AUTONAMED.has(args.type) && inputs["name"] === undefined) {
-        inputs["name"] = `${args.name}-${Math.random().toString(16).slice(2, 9)}`;
-        this.reporter.line(`  note: ${label} has no name; auto-named ${inputs["name"]} as Pulumi would`);
+        inputs["name"] = prior && typeof prior.inputs["name"] === "string" ? prior.inputs["name"] : `${args.name}-${Math.random().toString(16).slice(2, 9)}`;
+        this.reporter.line(`  note: ${label} has no name; auto-named ${String(inputs["name"])} as Pulumi would`);
       }
-      const request: ApplyRequest = { type: args.type, name: args.name, inputs, secretInputKeys: secretKeys, provider: args.provider ?? "" };
       const progress = (message: string) => this.reporter.line(`    ${this.ctx.masker.mask(message)}`);
-      this.reporter.line(`  … ${label}`);
-      const applied = await applier(request, { ...this.ctx, progress });
-      this.count(applied.outcome);
-      this.reporter.line(`  ✓ ${applied.outcome} ${label} (${seconds(started)})`);
-      return { id: applied.id, state: withSecrets(applied, [...extraSecretOutputs, ...(applied.secretOutputs ?? [])]) };
+      const ctx: ApplyContext = { ...this.ctx, progress };
+      const req: ApplyRequest = { type: args.type, name: args.name, urn, inputs, secretInputKeys: secretKeys, provider: base.provider };
+      if (kind.check) req.inputs = await kind.check(req, ctx);
+
+      const extraSecretOutputs = request?.getAdditionalsecretoutputsList() ?? [];
+      const diff = prior && prior.type === args.type ? kind.diff(prior, req) : undefined;
+      if (prior && diff?.action === "same") {
+        // Nothing to do: the stored resource stands, with its outputs.
+        this.ctx.state.put({ ...prior, ...base, inputs: req.inputs, secretInputKeys: [...secretKeys] });
+        this.report({ urn, type: args.type, name: args.name, outcome: "unchanged", seconds: 0 }, `  = unchanged ${label}`);
+        return { id: prior.id, state: withSecrets(prior.outputs, [...prior.secretOutputKeys, ...extraSecretOutputs]) };
+      }
+
+      let applied: Applied;
+      let outcome: Outcome;
+      const fields = diff?.fields ?? [];
+      this.reporter.line(`  … ${label}${prior ? ` (${diff?.action}: ${fields.join(", ")})` : ""}`);
+      if (!prior || !diff) {
+        applied = await kind.create(req, ctx);
+        outcome = "created";
+      } else if (diff.action === "update") {
+        applied = await (kind.update ?? ((r: ApplyRequest, _p: StoredResource, c: ApplyContext) => kind.create(r, c)))(req, prior, ctx);
+        outcome = "updated";
+      } else if (base.deleteBeforeReplace) {
+        await kind.delete?.(prior, ctx);
+        this.ctx.state.remove(urn);
+        applied = await kind.create(req, ctx);
+        outcome = "replaced";
+      } else {
+        // Create first, delete the old one after the whole update (Pulumi's default order).
+        this.ctx.state.addPendingDelete(prior);
+        applied = await kind.create(req, ctx);
+        outcome = "replaced";
+      }
+      const secretOutputs = [...new Set([...(applied.secretOutputs ?? []), ...extraSecretOutputs])];
+      this.ctx.state.put({ ...base, id: applied.id, inputs: req.inputs, outputs: applied.outputs, secretInputKeys: [...secretKeys], secretOutputKeys: secretOutputs });
+      this.report(
+        { urn, type: args.type, name: args.name, outcome, seconds: (Date.now() - started) / 1000, fields },
+        `  ✓ ${outcome} ${label} (${seconds(started)})`,
+      );
+      return { id: applied.id, state: withSecrets(applied.outputs, secretOutputs) };
     } catch (error) {
       const failure = new Error(this.ctx.masker.mask(`${label} failed after ${seconds(started)}: ${(error as Error).message}`));
       if (!this.failure) {
@@ -126,14 +186,53 @@ export class LiveMonitor extends MockMonitor {
     }
   }
 
-  private count(outcome: string): void {
-    this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1);
+  /** A provider resource: the same id while its inputs are the same, so resources using it see no change. */
+  private provider(
+    base: Omit<StoredResource, "id" | "inputs" | "outputs" | "secretInputKeys" | "secretOutputKeys">,
+    inputs: JsonObject,
+    prior: StoredResource | undefined,
+    started: number,
+  ): { id: string; state: Record<string, unknown> } {
+    const same = prior !== undefined && inputsDiff(prior.inputs, inputs).action === "same";
+    const id = same && prior ? prior.id : `provider-${base.name}-${Date.now().toString(36)}`;
+    this.ctx.providers.register(id, base.type, base.name, inputs);
+    this.ctx.state.put({ ...base, id, inputs, outputs: inputs, secretInputKeys: [], secretOutputKeys: [] });
+    this.report(
+      { urn: base.urn, type: base.type, name: base.name, outcome: same ? "unchanged" : "registered", seconds: (Date.now() - started) / 1000 },
+      `  ${same ? "=" : "✓"} ${same ? "unchanged" : "registered"} provider ${base.type.slice("pulumi:providers:".length)} ${base.name}`,
+    );
+    return { id, state: inputs };
+  }
+
+  private report(report: ResourceReport, line: string): void {
+    this.reports.push(report);
+    this.reporter.line(line);
   }
 }
 
+/** The URN the mock monitor gives a resource (the parent's type qualifies the type, as in MockMonitor.newUrn). */
+export function urnOf(parent: string, type: string, name: string): string {
+  const parentType = parent ? (parent.split("::")[2] ?? "").split("$").pop() : undefined;
+  const qualified = parentType ? `${parentType}$${type}` : type;
+  return `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::${qualified}::${name}`;
+}
+
+/** Every string under a stored resource's secret inputs and outputs, for the masker. */
+export function secretStringsOf(record: StoredResource): string[] {
+  const out: string[] = [];
+  const walk = (value: Json | undefined) => {
+    if (typeof value === "string" && value.length > 0) out.push(value);
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (value && typeof value === "object") Object.values(value).forEach(walk);
+  };
+  for (const key of record.secretInputKeys) walk(record.inputs[key]);
+  for (const key of record.secretOutputKeys) walk(record.outputs[key]);
+  return out;
+}
+
 /** Output keys that must stay secret are returned as secret Outputs, as the engine would mark them. */
-function withSecrets(applied: Applied, secretKeys: string[]): Record<string, unknown> {
-  const state: Record<string, unknown> = { ...applied.outputs };
+function withSecrets(outputs: JsonObject, secretKeys: string[]): Record<string, unknown> {
+  const state: Record<string, unknown> = { ...outputs };
   for (const key of new Set(secretKeys)) if (key in state) state[key] = pulumi.secret(state[key]);
   return state;
 }
@@ -154,3 +253,4 @@ function seconds(since: number): string {
 }
 
 export { Masker };
+export type { ProviderRegistry };

@@ -34,17 +34,25 @@ export function unwrapSecrets(inputs: JsonObject): Unwrapped & { value: JsonObje
   return { value, secretKeys, secretStrings };
 }
 
-function strip(raw: unknown, insideSecret: boolean, found: Set<string>): Json {
-  if (isSecretMarker(raw)) return strip(raw.value, true, found);
+/**
+ * Fields that name where a secret is used, not the secret: the SDK marks a whole object
+ * secret (a docker.Image's `registry`, a service's `auth`, a command's `connection`) when
+ * one field in it is, and masking the registry address or host in every log line helps
+ * nobody. Their values are not collected for masking (they stay secret in the state).
+ */
+const IDENTIFYING_FIELDS = new Set(["server", "serverAddress", "address", "username", "user", "host", "port"]);
+
+function strip(raw: unknown, insideSecret: boolean, found: Set<string>, field?: string): Json {
+  if (isSecretMarker(raw)) return strip(raw.value, true, found, field);
   if (typeof raw === "string") {
-    if (insideSecret && raw.length > 0) found.add(raw);
+    if (insideSecret && raw.length > 0 && !(field !== undefined && IDENTIFYING_FIELDS.has(field))) found.add(raw);
     return raw;
   }
   if (raw === undefined || raw === null || typeof raw === "number" || typeof raw === "boolean") return raw ?? null;
   if (Array.isArray(raw)) return raw.map((item) => strip(item, insideSecret, found));
   if (isObject(raw)) {
     const out: JsonObject = {};
-    for (const [key, item] of Object.entries(raw)) out[key] = strip(item, insideSecret, found);
+    for (const [key, item] of Object.entries(raw)) out[key] = strip(item, insideSecret, found, key);
     return out;
   }
   // Assets, archives and resource references have no place in this program's inputs.

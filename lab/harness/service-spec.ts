@@ -112,7 +112,9 @@ function containerSpec(value: Json | undefined, path: string): ApiObject {
     Mounts: optObjectList(c, "mounts", path)?.map((m, i) => mount(m, `${path}.mounts[${i}]`)),
     Secrets: optObjectList(c, "secrets", path)?.map((s, i) => secretReference(s, `${path}.secrets[${i}]`)),
     Configs: optObjectList(c, "configs", path)?.map((s, i) => configReference(s, `${path}.configs[${i}]`)),
-    HealthCheck: healthcheck(opt(c, "healthcheck"), `${path}.healthcheck`),
+    // The provider's expand always sends a health config (healthcheck is Optional+Computed): an empty one
+    // inherits the image's HEALTHCHECK, and Docker reads it back as zero durations.
+    HealthCheck: healthcheck(opt(c, "healthcheck"), `${path}.healthcheck`) ?? {},
     StopGracePeriod: durationField(c, "stopGracePeriod", path),
     StopSignal: optString(c, "stopSignal", path),
     Hosts: optObjectList(c, "hosts", path)?.map((h, i) => hostEntry(h, `${path}.hosts[${i}]`)),

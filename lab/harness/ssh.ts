@@ -141,6 +141,73 @@ export function runProcess(
   });
 }
 
+export interface PipedResult extends RunResult {
+  /** How the producer ended (its stdout went to the consumer). */
+  producer: { code: number; stderr: string };
+  /** Bytes the producer wrote into the consumer's stdin. */
+  bytes: number;
+}
+
+/**
+ * Runs `producer | consumer` (e.g. tar of a build context into `docker build -`): the
+ * producer runs in `producer.cwd` and gets `producer.stdin`; the consumer's output is
+ * collected and passed to `onOutput` as in runProcess. When the consumer exits first the
+ * producer is stopped. Resolves once both have ended; never rejects on non-zero exits.
+ */
+export function runPiped(
+  producer: { file: string; args: string[]; cwd?: string; stdin?: string },
+  consumer: { file: string; args: string[]; env?: NodeJS.ProcessEnv },
+  onOutput?: (chunk: string) => void,
+): Promise<PipedResult> {
+  return new Promise((resolve, reject) => {
+    const from = spawn(producer.file, producer.args, { stdio: ["pipe", "pipe", "pipe"], cwd: producer.cwd });
+    const to = spawn(consumer.file, consumer.args, { stdio: ["pipe", "pipe", "pipe"], env: consumer.env ?? process.env });
+    children.add(from);
+    children.add(to);
+    let failed = false;
+    const fail = (file: string, error: Error) => {
+      if (failed) return;
+      failed = true;
+      for (const child of [from, to]) if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      reject(new Error(`cannot start ${file}: ${error.message}`));
+    };
+    from.on("error", (error) => fail(producer.file, error));
+    to.on("error", (error) => fail(consumer.file, error));
+    let bytes = 0;
+    let producerStderr = "";
+    let stdout = "";
+    let stderr = "";
+    from.stdout.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    from.stdout.pipe(to.stdin);
+    to.stdin.on("error", () => undefined); // EPIPE when the consumer exits without reading everything
+    from.stderr.setEncoding("utf8").on("data", (chunk: string) => (producerStderr += chunk));
+    to.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      onOutput?.(chunk);
+    });
+    to.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+      onOutput?.(chunk);
+    });
+    from.stdin.on("error", () => undefined);
+    if (producer.stdin !== undefined && producer.stdin.length > 0) from.stdin.write(producer.stdin);
+    from.stdin.end();
+    const ended = (child: ChildProcess) =>
+      new Promise<number>((done) => child.on("close", (code, signal) => done(code ?? (signal ? 128 : 1))));
+    const producerEnded = ended(from);
+    const consumerEnded = ended(to).then((code) => {
+      // Nobody reads the producer's output any more: stop it rather than let it block.
+      if (from.exitCode === null && from.signalCode === null) from.kill("SIGTERM");
+      return code;
+    });
+    void Promise.all([producerEnded, consumerEnded]).then(([producerCode, consumerCode]) => {
+      children.delete(from);
+      children.delete(to);
+      if (!failed) resolve({ code: consumerCode, stdout, stderr, producer: { code: producerCode, stderr: producerStderr }, bytes });
+    });
+  });
+}
+
 /** True when ssh itself could not reach or log in to the server (exit 255 + a connection message). */
 export function isConnectionFailure(result: RunResult): boolean {
   return (
@@ -158,7 +225,19 @@ const acceptedEnv = new Map<string, Promise<string[]>>();
  * variable name in `names` (sshd's AcceptEnv). Cached per host and name set.
  */
 export async function assertEnvAccepted(target: SshTarget, names: string[]): Promise<void> {
-  if (names.length === 0) return;
+  const refused = await envRefused(target, names);
+  if (refused.length > 0) {
+    throw new Error(
+      `sshd on ${target.host}:${target.port} refuses environment variable(s) ${refused.join(", ")} ` +
+        "(not in its AcceptEnv): @pulumi/command's remote.Command fails on this too. " +
+        "Pass the values in the command or its stdin instead of `environment`, or allow them with AcceptEnv on the server.",
+    );
+  }
+}
+
+/** The names in `names` the server would refuse (not in its AcceptEnv); cached per host and name set. */
+export async function envRefused(target: SshTarget, names: string[]): Promise<string[]> {
+  if (names.length === 0) return [];
   const cacheKey = `${target.user}@${target.host}:${target.port} ${[...names].sort().join(",")}`;
   let probe = acceptedEnv.get(cacheKey);
   if (!probe) {
@@ -168,14 +247,7 @@ export async function assertEnvAccepted(target: SshTarget, names: string[]): Pro
     );
     acceptedEnv.set(cacheKey, probe);
   }
-  const refused = await probe;
-  if (refused.length > 0) {
-    throw new Error(
-      `sshd on ${target.host}:${target.port} refuses environment variable(s) ${refused.join(", ")} ` +
-        "(not in its AcceptEnv): @pulumi/command's remote.Command fails on this too. " +
-        "Pass the values in the command or its stdin instead of `environment`, or allow them with AcceptEnv on the server.",
-    );
-  }
+  return probe;
 }
 
 /**

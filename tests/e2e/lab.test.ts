@@ -1,16 +1,35 @@
-// The live end-to-end test of issue 5 (npm run test:e2e): on a FRESH 4-VM lab
-// (any running lab is taken down first), deploy the dev stack the way
-// `npm run lab` does, then check the deployed system for real and take the
-// lab down again. Every check prints what it saw. Traffic goes only to the
-// lab's own containers (172.28.0.0/24) and loopback.
+// The live end-to-end test (npm run test:e2e): on a FRESH 4-VM lab (any
+// running lab is taken down first), deploy the dev stack the way `npm run lab`
+// does, check the deployed system for real (issue 5), then day two on the same
+// lab (issue 9): a deploy that changes nothing restarts nothing, scaling one
+// language up and back, removing a node and adding it back, one edited image
+// rebuilding and rolling one service — each checked by what the swarm shows —
+// then a worker VM stopped mid-burst, and teardown. Every check prints what it
+// saw; deploy times are printed at the end. Traffic goes only to the lab's own
+// containers (172.28.0.0/24) and loopback.
 import { randomUUID } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as http from "node:http";
 import * as https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { down, up } from "../../lab/lab";
 import { formatDuration, LAB_LABEL, LAB_NETWORK } from "../../lab/plan";
 import { runOk } from "../../lab/shell";
-import { deployDevStack, managerOf, onVm, prepareDeploy, registryPassword, runningTasks, stackServices } from "../../lab/stack";
+import type { DeploySummary } from "../../lab/harness/deploy";
+import {
+  deployDevStack,
+  deployWithHarness,
+  managerOf,
+  onVm,
+  prepareDeploy,
+  PROJECT_DIR,
+  pulumiCliOnPath,
+  runningTasks,
+  stackOutput,
+  stackServices,
+  writeStackVariant,
+} from "../../lab/stack";
 import {
   NODE_LS_FORMAT,
   parseNodeLines,
@@ -33,12 +52,18 @@ const QUERIES = 30;
 const ANSWER_TIMEOUT_MS = 6 * 60_000;
 
 const timings: Record<string, number> = {};
+/** What each deploy did (the live harness's summary; undefined when the Pulumi CLI deployed). */
+const deploys: Record<string, DeploySummary | undefined> = {};
 const started = Date.now();
 let lab: LabDescription;
 let config: ParsedConfig;
 let webUrl: string;
 let vmNames: string[];
 let tornDown = false;
+/** The worker VM test 11 stops (started again before the destroy). */
+let stoppedVm: string | undefined;
+/** The tracked stack file as the test found it: no deploy may change it. */
+const stackFileAtStart = fs.readFileSync(path.join(PROJECT_DIR, "Pulumi.dev.yaml"));
 
 const say = (line: string) => console.log(`[e2e] ${line}`);
 const seconds = (ms: number) => formatDuration(ms / 1000);
@@ -64,7 +89,7 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     await timed("lab down before (fresh start)", () => down());
     await timed("lab up", () => up(VM_COUNT));
     ({ lab, config } = prepareDeploy());
-    await timed("deploy", () => deployDevStack());
+    deploys["cold deploy"] = await timed("cold deploy", () => deployDevStack());
     const manager = config.nodes.find((node) => node.role === "manager");
     webUrl = `http://${manager?.host}:${config.ports.web}`;
     vmNames = lab.vms.map((vm) => vm.name);
@@ -75,7 +100,9 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     await teardown();
     timings["whole test"] = Date.now() - started;
     say("wall times:");
-    for (const [name, ms] of Object.entries(timings)) say(`  ${name.padEnd(30)} ${seconds(ms)}`);
+    for (const [name, ms] of Object.entries(timings)) say(`  ${name.padEnd(34)} ${seconds(ms)}`);
+    say("deploys (harness outcome counts):");
+    for (const [name, summary] of Object.entries(deploys)) say(`  ${name.padEnd(34)} ${summary ? JSON.stringify(summary.counts) : "(Pulumi CLI)"}`);
   });
 
   it("1. docker node ls on the manager shows four Ready nodes", async () => {
@@ -102,7 +129,7 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
 
     const anonymous = await request(`https://${registry}/v2/_catalog`, { ca });
     const wrong = await request(`https://${registry}/v2/_catalog`, { ca, user: config.registry.username, password: "wrong-password-123" });
-    const right = await request(`https://${registry}/v2/_catalog`, { ca, user: config.registry.username, password: registryPassword() });
+    const right = await request(`https://${registry}/v2/_catalog`, { ca, user: config.registry.username, password: String(stackOutput("registryPassword")) });
     say(`TLS with the CA: no credentials ${anonymous.status}, wrong ${wrong.status}, right ${right.status}: ${right.body}`);
     expect([anonymous.status, wrong.status, right.status]).toEqual([401, 401, 200]);
     const catalog = JSON.parse(right.body) as { repositories: string[] };
@@ -116,7 +143,8 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
         expect(image, service).toBe(service.endsWith("_registry") ? config.baseImages.registry : config.baseImages.mosquitto);
         continue;
       }
-      expect(image, service).toMatch(new RegExp(`^${escape(registry)}/ai-swarm/[a-z-]+:[0-9a-f]{12}(@sha256:[0-9a-f]{64})?$`));
+      // Pinned by the digest the build pushed (issue 9): Docker keeps it as declared.
+      expect(image, service).toMatch(new RegExp(`^${escape(registry)}/ai-swarm/[a-z-]+@sha256:[0-9a-f]{64}$`));
     }
     expect(images.size).toBe(6);
   });
@@ -160,10 +188,101 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     }
   });
 
-  it(`6. stopping a worker VM during a burst of ${QUERIES} queries loses none`, async () => {
+  describe("day two (issue 9), on the same lab", () => {
+    it("6. the cold deploy printed no warning", () => {
+      const summary = deploys["cold deploy"];
+      if (!summary) return say("deployed with the Pulumi CLI: its warnings are in its own output");
+      say(`cold deploy: ${JSON.stringify(summary.counts)}, ${summary.seconds.toFixed(1)} s, warnings: ${JSON.stringify(summary.warnings)}`);
+      expect(summary.warnings).toEqual([]);
+    });
+
+    it("7. a second deploy with nothing changed changes nothing: every resource unchanged, every task id the same", async () => {
+      const before = await taskIds();
+      const summary = await deploy("no-change deploy");
+      const after = await taskIds();
+      expect(after).toEqual(before);
+      if (summary) {
+        expect(Object.keys(summary.counts)).toEqual(["unchanged"]);
+        expect(summary.warnings).toEqual([]);
+      }
+      // Two deploys later, the tracked stack file is byte for byte what it was: the lab writes nothing into it.
+      expect(fs.readFileSync(path.join(PROJECT_DIR, "Pulumi.dev.yaml")).equals(stackFileAtStart), "Pulumi.dev.yaml changed by the deploys").toBe(true);
+    });
+
+    it("8. scaling python 2 → 3 adds one replica on a free VM and touches no other service; back to 2 removes it", async () => {
+      const before = await taskIds();
+      const up = await deploy("scale python to 3", writeStackVariant("python3", (c) => ((c["ai-swarm:replicas"] as Record<string, number>)["python"] = 3)));
+      const scaled = await taskIds();
+      const python = await workerNodes("python");
+      say(`python replicas on: ${python.join(", ")}`);
+      expect(python).toHaveLength(3);
+      expect(new Set(python).size).toBe(3);
+      expect(String(stackOutput("workerPlacement")).match(/ai-system_worker-python\.\d+ /g)).toHaveLength(3);
+      expectOnlyChanged(before, scaled, ["ai-system_worker-python"]);
+      expectUpdated(up, ["docker:index/service:Service worker-python"]);
+      const down = await deploy("scale python back to 2");
+      expect(await workerNodes("python")).toHaveLength(2);
+      expectOnlyChanged(scaled, await taskIds(), ["ai-system_worker-python"]);
+      expectUpdated(down, ["docker:index/service:Service worker-python"]);
+    });
+
+    it("9. removing vm4 from the stack drains it, moves its replicas and removes it from the swarm; adding it back joins it again", async () => {
+      const without = writeStackVariant("no-vm4", (c) => (c["ai-swarm:nodes"] = (c["ai-swarm:nodes"] as { name: string }[]).filter((n) => n.name !== "vm4")));
+      const removed = await deploy("remove vm4", without);
+      const nodes = parseNodeLines(await onVm(managerOf(lab), `docker node ls --format '${NODE_LS_FORMAT}'`));
+      say(`after removing vm4: ${nodes.map((n) => n.hostname).join(", ")}`);
+      expect(nodes.map((n) => n.hostname)).not.toContain("ai-swarm-vm4");
+      const tasks = await runningTasks(managerOf(lab), config.stackName);
+      expect(tasks.filter((t) => t.node === "ai-swarm-vm4")).toEqual([]);
+      expect(tasks.filter((t) => workerLanguageOf(t.service) !== undefined)).toHaveLength(LANGUAGES.reduce((sum, l) => sum + config.replicas[l], 0));
+      const placement = String(stackOutput("workerPlacement"));
+      say(`workerPlacement after the removal:\n${placement}`);
+      expect(placement).not.toContain("ai-swarm-vm4");
+      if (removed) {
+        expect(removed.resources.filter((r) => r.outcome === "deleted").map((r) => r.name)).toEqual(expect.arrayContaining(["node-vm4", "join-vm4", "registry-ca-vm4"]));
+        expect(removed.warnings).toEqual([]);
+      }
+      const added = await deploy("add vm4 back");
+      const back = parseNodeLines(await onVm(managerOf(lab), `docker node ls --format '${NODE_LS_FORMAT}'`));
+      expect(back.find((n) => n.hostname === "ai-swarm-vm4")).toMatchObject({ status: "Ready", availability: "Active" });
+      expect(back).toHaveLength(VM_COUNT);
+      if (added) expect(added.resources.filter((r) => r.outcome === "created").map((r) => r.name).sort()).toEqual(["join-vm4", "node-vm4", "registry-ca-vm4"]);
+    });
+
+    it("10. an edit under images/worker-go rebuilds only worker-go; its service rolls only when the image's content changed", async () => {
+      const marker = path.join(PROJECT_DIR, "images", "worker-go", "internal", "worker", "e2e_change.go");
+      const stamp = new Date().toISOString();
+      try {
+        // a) A comment: the context (and the provider's hash of it) changes, the binary does not.
+        const before = await taskIds();
+        fs.writeFileSync(marker, `package worker\n\n// One-image change made by the e2e test at ${stamp}; removed when it ends.\n`);
+        const comment = await deploy("edit without effect (worker-go)");
+        expect(await taskIds()).toEqual(before);
+        if (comment) {
+          expectRebuilt(comment, ["worker-go"]);
+          expectUpdated(comment, ["docker:index/image:Image worker-go"]);
+        }
+        // b) Code: a new binary, a new digest, worker-go's tasks replaced, nobody else's.
+        fs.writeFileSync(marker, `package worker\n\n// One-image change made by the e2e test; removed when it ends.\nvar e2eChange string\n\nfunc init() { e2eChange = "${stamp}" }\n`);
+        const code = await deploy("one-image change (worker-go)");
+        const after = await taskIds();
+        expectOnlyChanged(before, after, ["ai-system_worker-go"]);
+        expect(after.get("ai-system_worker-go")?.some((id) => before.get("ai-system_worker-go")?.includes(id))).toBe(false);
+        if (code) {
+          expectRebuilt(code, ["worker-go"]);
+          expectUpdated(code, ["docker:index/image:Image worker-go", "docker:index/service:Service worker-go"]);
+        }
+      } finally {
+        fs.rmSync(marker, { force: true });
+      }
+    });
+  });
+
+  it(`11. stopping a worker VM during a burst of ${QUERIES} queries loses none`, async () => {
     const manager = managerOf(lab);
     const before = await runningTasks(manager, config.stackName);
     const victim = workerVmToStop(before, manager.name);
+    stoppedVm = victim;
     say(`will stop ${victim} (worker replicas there: ${before.filter((t) => t.node === victim).map((t) => t.task).join(", ")})`);
     const ids = await submitMany("failover");
     const inFlight = await waitForTaskOn(victim, ids);
@@ -183,7 +302,27 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     say(`swarm rescheduled the worker replicas:\n${textTable(PLACEMENT_HEADER, placementRows(after))}`);
   });
 
-  it("7. teardown leaves no lab container, volume or network", async () => {
+  it("12. destroy (the live harness) removes the stack's services, secrets, configs and network and the workers leave, with no warning", async () => {
+    if (pulumiCliOnPath()) return say("the Pulumi CLI deployed: `pulumi destroy` is its own (not run here)");
+    if (stoppedVm) {
+      // Its commands' deletes (swarm leave, CA removal) run on it, as on a real cluster with every VM up.
+      await runOk("docker", ["start", stoppedVm]);
+      await waitForSsh(lab.vms.find((vm) => vm.name === stoppedVm) as (typeof lab.vms)[number]);
+    }
+    const summary = await timed("destroy", () => deployWithHarness({}, true));
+    deploys["destroy"] = summary;
+    say(`destroy: ${JSON.stringify(summary.counts)} in ${summary.seconds.toFixed(1)} s`);
+    expect(summary.warnings).toEqual([]);
+    const manager = managerOf(lab);
+    expect(await stackServices(manager, config.stackName)).toEqual([]);
+    const leftovers = await onVm(manager, `docker secret ls -q; docker config ls -q; docker network ls -q --filter name=${config.stackName}_`);
+    expect(leftovers.trim()).toBe("");
+    const nodes = parseNodeLines(await onVm(manager, `docker node ls --format '${NODE_LS_FORMAT}'`));
+    say(`after destroy: ${nodes.map((n) => n.hostname).join(", ")}`);
+    expect(nodes.map((n) => n.hostname)).toEqual([manager.name]);
+  });
+
+  it("13. teardown leaves no lab container, volume or network", async () => {
     await teardown();
     const byLabel = `label=${LAB_LABEL}=1`;
     const leftovers = {
@@ -202,6 +341,58 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
 });
 
 // ---------------------------------------------------------------- helpers
+
+/** One deploy of the dev stack (or a variant of it), timed and kept for the summary at the end. */
+async function deploy(name: string, configFile?: string): Promise<DeploySummary | undefined> {
+  const summary = await timed(name, () => deployDevStack(configFile ? { configFile } : {}));
+  deploys[name] = summary;
+  if (summary) say(`${name}: ${JSON.stringify(summary.counts)} in ${summary.seconds.toFixed(1)} s`);
+  return summary;
+}
+
+/** Service name → the ids of its tasks that should be running (sorted): restarts show up as new ids. */
+async function taskIds(): Promise<Map<string, string[]>> {
+  const ids = new Map<string, string[]>();
+  for (const service of await stackServices(managerOf(lab), config.stackName)) {
+    const out = await onVm(managerOf(lab), `docker service ps -q --filter desired-state=running ${service}`);
+    ids.set(service, out.split("\n").map((id) => id.trim()).filter(Boolean).sort());
+  }
+  return ids;
+}
+
+/** Every service other than `changed` kept exactly its tasks. */
+function expectOnlyChanged(before: Map<string, string[]>, after: Map<string, string[]>, changed: string[]): void {
+  expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+  for (const [service, ids] of before) {
+    if (changed.includes(service)) continue;
+    expect(after.get(service), `${service} kept its tasks`).toEqual(ids);
+  }
+}
+
+/** The deploy updated or replaced exactly these resources (the placement snapshot aside, which is retaken). */
+function expectUpdated(summary: DeploySummary | undefined, labels: string[]): void {
+  if (!summary) return;
+  const changed = summary.resources
+    .filter((r) => r.outcome !== "unchanged" && r.outcome !== "deleted" && r.name !== "placement")
+    .map((r) => `${r.type} ${r.name}`)
+    .sort();
+  expect(changed).toEqual([...labels].sort());
+  expect(summary.warnings).toEqual([]);
+}
+
+/** Exactly these images were rebuilt, each because the build inputs the provider hashes (its context digest) changed. */
+function expectRebuilt(summary: DeploySummary, names: string[]): void {
+  const images = summary.resources.filter((r) => r.type === "docker:index/image:Image" && r.outcome !== "unchanged");
+  say(`images rebuilt: ${images.map((r) => `${r.name} (${(r.fields ?? []).join(", ")})`).join("; ") || "none"}`);
+  expect(images.map((r) => r.name)).toEqual(names);
+  // The context digest, and the content tag derived from it: nothing else about the build changed.
+  for (const image of images) expect([...(image.fields ?? [])].sort()).toEqual(["build.contextDigest", "imageName"]);
+}
+
+/** The VMs running the language's worker replicas. */
+async function workerNodes(language: (typeof LANGUAGES)[number]): Promise<string[]> {
+  return (await runningTasks(managerOf(lab), config.stackName)).filter((t) => workerLanguageOf(t.service) === language).map((t) => t.node);
+}
 
 interface HttpResult {
   status?: number;
@@ -296,6 +487,20 @@ async function waitForReschedule(stopped: string): Promise<TaskRow[]> {
     if (workers.length === wanted && workers.every((t) => t.node !== stopped)) return workers;
     if (Date.now() > deadline) throw new Error(`worker replicas not rescheduled off ${stopped} within 180 s: ${JSON.stringify(workers)}`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+/** A VM started again answers ssh within a minute. */
+async function waitForSsh(vm: { name: string; address: string; role: "manager" | "worker" }): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await onVm({ ...vm, volume: "" }, "docker info --format '{{.Swarm.LocalNodeState}}'");
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${vm.name} does not answer ssh 60 s after docker start: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
   }
 }
 

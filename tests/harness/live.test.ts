@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../../lab/harness/docker-engine";
-import { deploy } from "../../lab/harness/deploy";
+import { deploy, destroy } from "../../lab/harness/deploy";
 import { assertEnvAccepted, openSocketTunnel, removeTempFiles, runRemote, type SshTarget } from "../../lab/harness/ssh";
 import { sshdAvailable, startSshd, type TestSshd } from "./sshd";
 
@@ -71,69 +71,159 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
   });
 
   describe("deploy(): a real program under the live monitor", () => {
-    const run = async (mode: string, tag: string) => {
+    interface Variant {
+      mode?: string;
+      version?: string;
+      trigger?: string;
+      extra?: boolean;
+      previous?: boolean;
+    }
+
+    /** One project dir per scenario (its state persists across deploys of that scenario). */
+    const scenario = (tag: string) => {
       const projectDir = path.join(workDir, tag);
       fs.mkdirSync(projectDir, { recursive: true });
       const outFile = path.join(projectDir, "written.txt");
-      fs.writeFileSync(
-        path.join(projectDir, "Pulumi.test.yaml"),
-        `config:\n  ai-swarm:mode: ${mode}\n  ai-swarm:sshPort: ${sshd.port}\n  ai-swarm:sshUser: ${sshd.user}\n  ai-swarm:outFile: ${outFile}\n  ai-swarm:sshPrivateKey:\n    secure: v1:placeholder\n`,
-      );
+      const logFile = path.join(projectDir, "log.txt");
+      const stateFile = path.join(projectDir, "state.json");
       fs.writeFileSync(path.join(projectDir, "secrets.yaml"), `sshPrivateKey: |\n${sshd.privateKey.replace(/^/gm, "  ")}`);
-      const lines: string[] = [];
-      const result = deploy({
-        stack: "test",
-        projectDir,
-        program: path.join(__dirname, "fixtures", "program.js"),
-        secretsFile: path.join(projectDir, "secrets.yaml"),
-        stateFile: path.join(workDir, "state.json"),
-        log: (line) => lines.push(line),
-      });
-      return { result, lines, outFile };
+      const writeConfig = (variant: Variant) =>
+        fs.writeFileSync(
+          path.join(projectDir, "Pulumi.test.yaml"),
+          [
+            "config:",
+            `  ai-swarm:mode: ${variant.mode ?? "ok"}`,
+            `  ai-swarm:sshPort: ${sshd.port}`,
+            `  ai-swarm:sshUser: ${sshd.user}`,
+            `  ai-swarm:outFile: ${outFile}`,
+            `  ai-swarm:logFile: ${logFile}`,
+            `  ai-swarm:version: "${variant.version ?? "1"}"`,
+            `  ai-swarm:trigger: ${variant.trigger ?? "a"}`,
+            `  ai-swarm:extra: ${variant.extra ? "yes" : "no"}`,
+            `  ai-swarm:previous: ${variant.previous ? "yes" : "no"}`,
+            "  ai-swarm:sshPrivateKey:",
+            "    secure: v1:placeholder",
+            "",
+          ].join("\n"),
+        );
+      const common = { stack: "test", projectDir, secretsFile: path.join(projectDir, "secrets.yaml"), stateFile };
+      const log = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8").trim().split("\n") : []);
+      return {
+        outFile,
+        stateFile,
+        log,
+        /** Deploys the variant; resolves with what deploy() returned plus the log lines added by this run. */
+        async up(variant: Variant = {}) {
+          writeConfig(variant);
+          const before = log().length;
+          const lines: string[] = [];
+          const result = await deploy({ ...common, program: path.join(__dirname, "fixtures", "program.js"), log: (line) => lines.push(line) });
+          return { ...result, lines, ran: log().slice(before) };
+        },
+        start(variant: Variant = {}) {
+          writeConfig(variant);
+          const lines: string[] = [];
+          return { result: deploy({ ...common, program: path.join(__dirname, "fixtures", "program.js"), log: (line) => lines.push(line) }), lines };
+        },
+        async destroy() {
+          const before = log().length;
+          const summary = await destroy({ ...common, log: () => undefined });
+          return { summary, ran: log().slice(before) };
+        },
+      };
     };
 
     it("applies every resource for real, in dependency order, and returns outputs with secrets masked", async () => {
-      const { result, lines, outFile } = await run("ok", "ok");
-      const { outputs, counts } = await result;
-      const password = fs.readFileSync(outFile, "utf8");
+      const s = scenario("first");
+      const { outputs, counts, lines, ran } = await s.up();
+      const password = fs.readFileSync(s.outFile, "utf8");
       expect(password).toMatch(/^[A-Za-z0-9]{20}$/);
       expect(outputs["greeting"]).toBe("written hello");
       expect(outputs["password"]).toBe("[secret]");
       expect(outputs["told"]).toBe("pw is [secret]");
-      expect(counts.get("ran")).toBe(2);
-      expect(counts.get("created")).toBe(1);
-      const log = lines.join("\n");
-      expect(log).toMatch(/✓ ran command:remote:Command write/);
-      expect(log.indexOf("✓ ran command:remote:Command write")).toBeLessThan(log.indexOf("… command:remote:Command tell"));
-      expect(log).not.toContain(password);
-      expect(log).not.toContain(sshd.privateKey.split("\n")[1]);
+      expect(counts.get("created")).toBe(3);
+      expect(ran).toEqual(["create write v1", "create tell"]);
+      const text = lines.join("\n");
+      expect(text).toMatch(/✓ created command:remote:Command write/);
+      expect(text.indexOf("✓ created command:remote:Command write")).toBeLessThan(text.indexOf("… command:remote:Command tell"));
+      expect(text).not.toContain(password);
+      expect(text).not.toContain(sshd.privateKey.split("\n")[1]);
+      // The state keeps what Pulumi's would, secrets encrypted: neither the password nor the key is in it.
+      const state = fs.readFileSync(s.stateFile, "utf8");
+      expect(state).toContain("command:remote:Command");
+      expect(state).not.toContain(password);
+      expect(state).not.toContain(sshd.privateKey.split("\n")[1]);
+      expect(fs.statSync(s.stateFile).mode & 0o777).toBe(0o600);
     });
 
-    it("a re-run keeps the generated password (harness state) and runs the commands again", async () => {
-      const first = await run("ok", "again1");
-      await first.result;
-      const second = await run("ok", "again2");
-      const { counts } = await second.result;
-      expect(fs.readFileSync(second.outFile, "utf8")).toBe(fs.readFileSync(first.outFile, "utf8"));
-      expect(counts.get("unchanged")).toBe(1);
+    it("a re-run with nothing changed does nothing: every resource unchanged, no command runs, same password", async () => {
+      const s = scenario("again");
+      await s.up();
+      const firstPassword = fs.readFileSync(s.outFile, "utf8");
+      const second = await s.up();
+      expect(second.ran).toEqual([]);
+      expect(Object.fromEntries(second.counts)).toEqual({ unchanged: 3 });
+      expect(second.summary.warnings).toEqual([]);
+      expect(second.outputs["greeting"]).toBe("written hello");
+      expect(fs.readFileSync(s.outFile, "utf8")).toBe(firstPassword);
+      expect(second.lines.join("\n")).toMatch(/= unchanged command:remote:Command write/);
+    });
+
+    it("an edited command is updated (its create runs again); changed triggers replace it, the old one deleted after", async () => {
+      const s = scenario("change");
+      await s.up();
+      const edited = await s.up({ version: "2" });
+      expect(edited.ran).toEqual(["create write v2"]);
+      expect(Object.fromEntries(edited.counts)).toEqual({ updated: 1, unchanged: 2 });
+      const retriggered = await s.up({ version: "2", trigger: "b" });
+      expect(retriggered.ran).toEqual(["create tell", "delete tell"]);
+      expect(Object.fromEntries(retriggered.counts)).toEqual({ replaced: 1, unchanged: 2, deleted: 1 });
+    });
+
+    it("a resource the program no longer declares is deleted with the inputs it was created with (stdin included)", async () => {
+      const s = scenario("remove");
+      const added = await s.up({ extra: true });
+      expect(added.ran).toContain("create extra");
+      const removed = await s.up({ extra: false });
+      expect(removed.ran).toEqual(["delete extra from-stdin"]);
+      expect(Object.fromEntries(removed.counts)).toEqual({ unchanged: 3, deleted: 1 });
+      expect(fs.readFileSync(s.stateFile, "utf8")).not.toContain("command:remote:Command::extra");
+    });
+
+    it("the previous output the server refuses (AcceptEnv) is the provider's warning, not an error", async () => {
+      const s = scenario("previous");
+      await s.up({ previous: true });
+      const replaced = await s.up({ previous: true, trigger: "b" });
+      expect(replaced.summary.warnings).toEqual([
+        expect.stringMatching(/tell: Unable to set 'PULUMI_COMMAND_STDERR'\. This only works if your SSH server is configured to accept these variables via AcceptEnv/),
+      ]);
+      expect(replaced.summary.warnings.join("")).not.toContain(fs.readFileSync(s.outFile, "utf8"));
+    });
+
+    it("destroy deletes every resource, dependents first, and leaves an empty state", async () => {
+      const s = scenario("destroy");
+      await s.up({ extra: true });
+      const { summary, ran } = await s.destroy();
+      expect(ran).toEqual(["delete extra from-stdin", "delete tell", "delete write"]);
+      expect(summary.counts).toEqual({ deleted: 4 });
+      const again = await s.destroy();
+      expect(again.ran).toEqual([]);
     });
 
     it("a failing command stops the deploy with its stderr, secrets masked", async () => {
-      const { result, outFile } = await run("fail", "fail");
-      const error = await result.then(() => undefined, (e: Error) => e);
+      const s = scenario("fail");
+      const error = await s.start({ mode: "fail" }).result.then(() => undefined, (e: Error) => e);
       expect(error?.message).toMatch(/command:remote:Command tell failed .*create command exited 3/);
       expect(error?.message).toContain("pw is [secret]");
-      expect(error?.message).not.toContain(fs.readFileSync(outFile, "utf8"));
+      expect(error?.message).not.toContain(fs.readFileSync(s.outFile, "utf8"));
     });
 
     it("an unknown resource type fails loudly, naming the type", async () => {
-      const { result } = await run("unknown", "unknown");
-      await expect(result).rejects.toThrow(/resource type mystery:index:Thing is not supported by the live harness/);
+      await expect(scenario("unknown").start({ mode: "unknown" }).result).rejects.toThrow(/resource type mystery:index:Thing is not supported by the live harness/);
     });
 
     it("environment the server refuses fails the command, as with the real provider", async () => {
-      const { result } = await run("badenv", "badenv");
-      await expect(result).rejects.toThrow(/refuses environment variable\(s\) NOT_ACCEPTED/);
+      await expect(scenario("badenv").start({ mode: "badenv" }).result).rejects.toThrow(/refuses environment variable\(s\) NOT_ACCEPTED/);
     });
   });
 });

@@ -16,6 +16,7 @@ import type { JsonObject } from "../../lab/harness/json";
 import { unwrapSecrets } from "../../lab/harness/secrets";
 import { translateService } from "../../lab/harness/service-spec";
 import { buildEngineConfig } from "../../lab/harness/stack-config";
+import { mockPinnedImages } from "../pulumi/helpers";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const PROGRAM = path.join(ROOT, "index.ts");
@@ -42,7 +43,8 @@ async function registerDevStack(): Promise<Registered[]> {
     {
       newResource: (args) => {
         registered.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs as JsonObject).value });
-        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: "", result: "generated-value-123", repoDigest: "r@sha256:0", imageName: args.inputs["imageName"] } };
+        const stdout = args.name.endsWith("-resolve") ? mockPinnedImages(String(args.inputs["create"])) : "";
+        return { id: `${args.name}-id`, state: { ...args.inputs, stdout, result: "generated-value-123", repoDigest: `r@sha256:${"0".repeat(64)}`, imageName: args.inputs["imageName"] } };
       },
       call: () => ({}),
     },

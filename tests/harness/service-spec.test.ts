@@ -143,10 +143,11 @@ describe("translateService: defaults and variants", () => {
     expect((spec["TaskTemplate"] as Record<string, unknown>)["Networks"]).toEqual([{ Target: "ai-system_net" }]);
   });
 
-  it("no optional block produces an empty key", () => {
+  it("no optional block produces an empty key, except the health config the provider always sends", () => {
     const { spec, auth, converge } = translateService(minimal());
     expect(Object.keys(spec).sort()).toEqual(["Mode", "Name", "TaskTemplate"]);
-    expect(spec["TaskTemplate"]).toEqual({ ContainerSpec: { Image: "r:5000/a/b:1" } });
+    // healthcheck is Optional+Computed: the provider's expand sends an empty one, which inherits the image's.
+    expect(spec["TaskTemplate"]).toEqual({ ContainerSpec: { Image: "r:5000/a/b:1", HealthCheck: {} } });
     expect(auth).toBeUndefined();
     expect(converge).toBeUndefined();
   });

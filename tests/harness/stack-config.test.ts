@@ -88,7 +88,8 @@ describe("secrets: unwrapping and masking", () => {
     });
     expect(value).toEqual({ connection: { host: "h", privateKey: "PRIVATE-KEY-TEXT" }, create: "echo hi", environment: { TOKEN: "tok-123456" } });
     expect([...secretKeys].sort()).toEqual(["connection", "environment"]);
-    expect(secretStrings).toEqual(new Set(["h", "PRIVATE-KEY-TEXT", "tok-123456"]));
+    // The host only says where the key is used: not collected for masking (registry addresses stay readable in logs).
+    expect(secretStrings).toEqual(new Set(["PRIVATE-KEY-TEXT", "tok-123456"]));
   });
 
   it("the masker hides whole secrets and each long line of multi-line ones", () => {
@@ -107,17 +108,26 @@ describe("secrets: unwrapping and masking", () => {
 });
 
 describe("pure helpers of the appliers", () => {
-  it("planBuild: dockerfile and context against the project dir, sorted build args, push on", () => {
+  it("planBuild: dockerfile and context against the project dir, sorted build args, context on stdin, push on", () => {
     const plan = planBuild(
       { imageName: "10.0.0.1:5000/ai-swarm/master:abcdef012345", build: { context: ".", dockerfile: "images/master/Dockerfile", args: { NODE_IMAGE: "n:20", A: "1" }, platform: "linux/amd64" } },
       "/repo",
       "img",
     );
     expect(plan.cliArgs).toEqual([
-      "build", "-f", "/repo/images/master/Dockerfile", "-t", "10.0.0.1:5000/ai-swarm/master:abcdef012345",
-      "--build-arg", "A=1", "--build-arg", "NODE_IMAGE=n:20", "--platform", "linux/amd64", "/repo",
+      "build", "-f", "images/master/Dockerfile", "-t", "10.0.0.1:5000/ai-swarm/master:abcdef012345",
+      "--build-arg", "A=1", "--build-arg", "NODE_IMAGE=n:20", "--platform", "linux/amd64", "-",
     ]);
+    expect(plan.contextDir).toBe("/repo");
+    expect(plan.dockerfile).toBe("/repo/images/master/Dockerfile");
+    expect(plan.dockerfileInContext).toBe("images/master/Dockerfile");
     expect(plan.push).toBe(true);
+  });
+
+  it("planBuild refuses a Dockerfile outside the context (the context is sent as a tar)", () => {
+    expect(() => planBuild({ imageName: "r/a:1", build: { context: "images/master", dockerfile: "Dockerfile" } }, "/repo", "img")).toThrow(
+      /img\.build\.dockerfile: \/repo\/Dockerfile is not inside the context \/repo\/images\/master/,
+    );
   });
 
   it("planBuild refuses :latest and untagged names, and unknown build fields", () => {
@@ -184,7 +194,8 @@ describe("pure helpers of the appliers", () => {
   });
 
   it("parseArgs: known flags only, each with a value", () => {
-    expect(parseArgs(["--stack", "cluster", "--secrets", "s.yaml"])).toEqual({ stack: "cluster", secrets: "s.yaml" });
+    expect(parseArgs(["--stack", "cluster", "--secrets", "s.yaml"])).toEqual({ stack: "cluster", secrets: "s.yaml", destroy: false });
+    expect(parseArgs(["--config-file", "lab/.state/x.yaml", "--destroy"])).toEqual({ stack: "dev", configFile: "lab/.state/x.yaml", destroy: true });
     expect(() => parseArgs(["--stak", "dev"])).toThrow(/unknown argument --stak/);
     expect(() => parseArgs(["--stack"])).toThrow(/--stack needs a value/);
     expect(() => parseArgs(["--stack", "../x"])).toThrow(/not a stack name/);

@@ -13,6 +13,7 @@ import {
   planVms,
   sshOptions,
   vmRunArgs,
+  isDeployState,
 } from "../../lab/plan";
 
 describe("parseVmCount", () => {
@@ -134,5 +135,16 @@ describe("formatting", () => {
     expect(formatBytes(2048)).toBe("2 kB");
     expect(formatBytes(812 * 1024 * 1024)).toBe("812 MB");
     expect(formatBytes(1.5 * 1024 ** 3)).toBe("1.50 GB");
+  });
+});
+
+describe("isDeployState: what lab down forgets with the VMs", () => {
+  it("the harness state, its key and summary, the Pulumi backend and the stack variants; nothing else", () => {
+    for (const entry of ["harness-state.dev.json", "harness-state.dev.json.key", "harness-state.dev.last-run.json", "pulumi", "variants"]) {
+      expect(isDeployState(entry), entry).toBe(true);
+    }
+    for (const entry of ["ssh", "lab.json", "pulumi-passphrase", "dockerd.log", "dockerd.pid", "base-images"]) {
+      expect(isDeployState(entry), entry).toBe(false);
+    }
   });
 });

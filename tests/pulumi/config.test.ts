@@ -1,6 +1,9 @@
 // The stack config schema: the shipped stack files pass, each class of bad
 // config is reported by its config key (all problems at once), and secret
 // values stay secret and never appear in an error message.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { loadStackConfig, parseStackConfig, StackConfigError, withSecrets } from "../../components/config";
@@ -137,8 +140,18 @@ describe("bad configs: every problem, named by its config key", () => {
 
   it("reports a missing required key as required", () => {
     const engine = dev();
+    delete engine.config["ai-swarm:nodes"];
+    expect(problemsOf(engine)).toContain("ai-swarm:nodes: is required");
+  });
+
+  it("needs the SSH key as a secret, or a key file at sshPrivateKeyPath", () => {
+    const engine = dev();
     delete engine.config["ai-swarm:sshPrivateKey"];
-    expect(problemsOf({ config: engine.config, secretKeys: [] })).toContain("ai-swarm:sshPrivateKey: is required");
+    expect(parseStackConfig(engine.config, []).ok).toBe(true);
+    delete engine.config["ai-swarm:sshPrivateKeyPath"];
+    expect(problemsOf({ config: engine.config, secretKeys: [] })).toEqual([
+      "ai-swarm:sshPrivateKey: is required (pulumi config set --secret sshPrivateKey < key), unless sshPrivateKeyPath names the key file",
+    ]);
   });
 
   it("reports structured config that is not JSON", () => {
@@ -227,5 +240,35 @@ describe("secrets", () => {
     // The key set in plain text (not in the secret key list) is refused at load time too.
     pulumi.runtime.setAllConfig(good.config, []);
     expect(() => loadStackConfig()).toThrow(/ai-swarm:sshPrivateKey: holds a secret but was not set as one/);
+  });
+
+  it("is a pulumi.RunError, so the engine prints the problems and no stack trace", () => {
+    const error = new StackConfigError(["ai-swarm:nodes: is required"]);
+    expect(pulumi.RunError.isInstance(error)).toBe(true);
+    expect(error.message).toBe("invalid stack config (1 problem):\n  - ai-swarm:nodes: is required");
+  });
+
+  it("without sshPrivateKey, reads the key from sshPrivateKeyPath (kept secret), or names that key when it cannot", async () => {
+    await pulumi.runtime.setMocks({ newResource: (args) => ({ id: args.name, state: args.inputs }), call: (args) => args.inputs }, "ai-swarm", "dev");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "config-key-"));
+    try {
+      const keyFile = path.join(dir, "id_ed25519");
+      fs.writeFileSync(keyFile, TEST_SSH_KEY, { mode: 0o600 });
+      const engine = engineConfigFromStackFile("Pulumi.dev.yaml", {}, { sshPrivateKeyPath: keyFile });
+      pulumi.runtime.setAllConfig(engine.config, engine.secretKeys);
+      const config = loadStackConfig();
+      expect(await (config.sshPrivateKey as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
+      expect(await new Promise((resolve) => config.sshPrivateKey.apply(resolve))).toBe(TEST_SSH_KEY);
+
+      const missing = engineConfigFromStackFile("Pulumi.dev.yaml", {}, { sshPrivateKeyPath: path.join(dir, "nope") });
+      pulumi.runtime.setAllConfig(missing.config, missing.secretKeys);
+      expect(() => loadStackConfig()).toThrow(/ai-swarm:sshPrivateKeyPath: cannot read .*nope \(ENOENT\)/);
+
+      fs.writeFileSync(keyFile, "not a key");
+      pulumi.runtime.setAllConfig(engine.config, engine.secretKeys);
+      expect(() => loadStackConfig()).toThrow(/ai-swarm:sshPrivateKeyPath: .* is not a PEM or OpenSSH private key/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

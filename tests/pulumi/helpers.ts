@@ -98,7 +98,7 @@ export function unwrapSecrets(value: unknown): unknown {
 function mockOutputs(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   switch (type) {
     case "command:remote:Command":
-      return { stdout: mockStdout(name), stderr: "" };
+      return { stdout: name.endsWith("-resolve") ? mockPinnedImages(String(inputs["create"])) : mockStdout(name), stderr: "" };
     case "random:index/randomPassword:RandomPassword":
       return { result: `mockpw${name.replace(/[^a-z0-9]/gi, "")}0123456789`, bcryptHash: "$2a$10$mock" };
     case "docker:index/image:Image":
@@ -106,6 +106,14 @@ function mockOutputs(type: string, name: string, inputs: Record<string, unknown>
     default:
       return {};
   }
+}
+
+/** The manager's answer to pinImagesScript: the lab's local base images have no repository digest, pulled ones do. */
+export const MOCK_PULLED_DIGEST = `sha256:${"e".repeat(64)}`;
+export function mockPinnedImages(script: string): string {
+  // `pin 'ref'`, or `pin '\''ref'\''` inside the sudo wrapper of a non-root user.
+  const refs = [...script.matchAll(/^pin '(?:\\'')?([^'\\]+)/gm)].map((match) => match[1] as string);
+  return refs.map((ref) => (ref.includes("@sha256:") || ref.startsWith("ai-swarm-base/") ? ref : `${ref}@${MOCK_PULLED_DIGEST}`)).join("\n") + "\n";
 }
 
 export const MOCK_JOIN_TOKEN = "SWMTKN-1-mockjointoken0123456789";

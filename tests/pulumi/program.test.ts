@@ -3,7 +3,7 @@
 // (dependencies), what the service specs say, and that no secret leaks into a
 // plain input or output.
 import { beforeAll, describe, expect, it } from "vitest";
-import { contentTag } from "../../components/contentTag";
+import { contentTag } from "../../components/buildContext";
 import { buildArgsFor, type ImageName } from "../../components/images";
 import {
   byName,
@@ -197,6 +197,8 @@ describeProgram.each([
       expect(inputs.imageName).toBe(`${expected.manager}:5000/ai-swarm/${name}:${tag}`);
       expect(inputs.build.context).toBe(".");
       expect(inputs.build.dockerfile).toBe(`images/${name}/Dockerfile`);
+      // Named on every build (the provider warns on every preview when it must guess).
+      expect((inputs.build as { platform?: string }).platform).toBe("linux/amd64");
       expect(inputs.registry.server).toBe(`${expected.manager}:5000`);
       expect(isSecretMarker((image.rawInputs["registry"] as Record<string, unknown>)["password"]) || isSecretMarker(image.rawInputs["registry"])).toBe(true);
     }
@@ -248,12 +250,13 @@ describeProgram.each([
     }
   });
 
-  it("gives every worker service max replicas per node, a content-tagged private image, registry auth and health checks", () => {
+  it("gives every worker service max replicas per node, a private image pinned by digest, registry auth and health checks", () => {
     for (const name of WORKERS) {
       const worker = spec(byName(run.resources, TYPES.service, name));
       expect(worker.taskSpec.placement.maxReplicas).toBe(1);
       expect(worker.mode.replicated.replicas).toBe(expected.replicas[name]);
-      expect(worker.taskSpec.containerSpec.image).toMatch(new RegExp(`^${expected.manager.replace(/\./g, "\\.")}:5000/ai-swarm/${name}:[0-9a-f]{12}$`));
+      // The pushed image's repoDigest: Docker keeps a digest as given, so the state matches the declaration.
+      expect(worker.taskSpec.containerSpec.image).toMatch(new RegExp(`^${expected.manager.replace(/\./g, "\\.")}:5000/ai-swarm/${name}@sha256:[0-9a-f]{64}$`));
       expect(worker.taskSpec.containerSpec.image).not.toMatch(/:latest$/);
       expect(worker.auth).toMatchObject({ serverAddress: `${expected.manager}:5000`, username: "aiswarm" });
       expect(worker.taskSpec.containerSpec.healthcheck?.interval).toBe("10s");
@@ -325,7 +328,7 @@ describeProgram.each([
       "ai-system_master", "ai-system_mosquitto", "ai-system_registry", "ai-system_worker-go", "ai-system_worker-java", "ai-system_worker-python",
     ]);
     for (const service of services.filter((s) => s.name.includes("worker"))) {
-      expect(service.image).toMatch(/ai-swarm\/worker-[a-z]+:[0-9a-f]{12}$/);
+      expect(service.image).toMatch(/ai-swarm\/worker-[a-z]+@sha256:[0-9a-f]{64}$/);
       expect(service.replicas).toBe(expected.replicas[service.name.replace("ai-system_", "") as (typeof WORKERS)[number]]);
     }
     expect(run.outputs["workerPlacementCommand"]?.value).toContain("docker service ps");

@@ -1,11 +1,12 @@
 // random:index:RandomPassword / RandomString — a real random value from
 // crypto.randomInt over the character classes the inputs allow, honouring the
-// min* counts. Kept in the harness state so a re-run returns the same value
-// (as Pulumi's state would) unless `keepers` change.
+// min* counts. Like the random provider, every input (keepers included)
+// forces a replacement: a new value. Unchanged inputs keep the stored value.
 import * as crypto from "node:crypto";
 import bcrypt from "bcryptjs";
-import { fieldsOf, InputError, type JsonObject, opt, optBoolean, optNumber, optString } from "../json";
-import type { Applied, ApplyContext, ApplyRequest } from "../types";
+import { fieldsOf, InputError, type JsonObject, optBoolean, optNumber, optString } from "../json";
+import { inputsDiff } from "../steps";
+import type { ResourceKind } from "../types";
 
 const FIELDS = [
   "length", "special", "upper", "lower", "numeric", "number", "minUpper", "minLower", "minNumeric", "minSpecial",
@@ -58,22 +59,16 @@ function pick(from: string): string {
   return from[crypto.randomInt(from.length)] as string;
 }
 
-export async function applyRandom(req: ApplyRequest, ctx: ApplyContext): Promise<Applied> {
-  const path = `${req.type} ${req.name}`;
-  const rules = passwordRules(req.inputs, path);
-  const keepers = JSON.stringify(opt(req.inputs, "keepers") ?? null);
-  const stateKey = `${req.type}::${req.name}`;
-  const stored = ctx.state.randomValue(stateKey, keepers);
-  const result = stored ?? generatePassword(rules);
-  if (!stored) ctx.state.rememberRandom(stateKey, keepers, result);
-  const isPassword = req.type === "random:index/randomPassword:RandomPassword";
-  const outputs: Record<string, unknown> = { ...req.inputs, result };
-  if (isPassword) outputs["bcryptHash"] = await bcrypt.hash(result, 10);
-  ctx.masker.add(isPassword ? [result] : []);
-  return {
-    id: "none",
-    outputs,
-    secretOutputs: isPassword ? ["result", "bcryptHash"] : [...req.secretInputKeys],
-    outcome: stored ? "unchanged" : "created",
-  };
-}
+export const randomValue: ResourceKind = {
+  diff: (prior, req) => inputsDiff(prior.inputs, req.inputs, { replaceOn: "all" }),
+
+  async create(req, ctx) {
+    const path = `${req.type} ${req.name}`;
+    const result = generatePassword(passwordRules(req.inputs, path));
+    const isPassword = req.type === "random:index/randomPassword:RandomPassword";
+    const outputs: JsonObject = { ...req.inputs, result };
+    if (isPassword) outputs["bcryptHash"] = await bcrypt.hash(result, 10);
+    ctx.masker.add(isPassword ? [result] : []);
+    return { id: "none", outputs, secretOutputs: isPassword ? ["result", "bcryptHash"] : [...req.secretInputKeys] };
+  },
+};

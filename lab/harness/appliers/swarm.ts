@@ -1,10 +1,17 @@
-// docker:index:Network, Secret, ServiceConfig and Service, created through the
-// Docker Engine API of the manager. Re-runs are idempotent: an existing
-// network is reused when its settings match, an existing secret/config when
-// its data hash (kept in the harness state) matches, and an existing service
-// is updated in place with its current version index.
+// docker:index:Network, Secret, ServiceConfig and Service, through the Docker
+// Engine API of the manager, as the docker provider (kreuzwerker's
+// terraform-provider-docker, bridged) behaves:
+// - networks, secrets and configs: every input forces a replacement;
+// - services: the diff is the provider's plan of the declared inputs against
+//   the state it read back (service-state.ts): a ForceNew field replaces, any
+//   other difference updates in place, none leaves the service alone. After
+//   every create and update the service is read back from the Engine API,
+//   converted as the provider's Read does, and compared with the declaration:
+//   a field the provider would read back differently fails the deploy, since
+//   every later `pulumi up` would update (and restart) the service again.
 import { EngineError, type DockerEngine } from "../docker-engine";
-import { sha256 } from "../harness-state";
+import type { StoredResource } from "../harness-state";
+import { parseDurationNs } from "../duration";
 import {
   compact,
   fieldsOf,
@@ -16,8 +23,10 @@ import {
   optStringMap,
 } from "../json";
 import { authForRegistry } from "../providers";
-import { labelsToMap, registryAuthHeader, translateService, type ConvergeSettings } from "../service-spec";
-import type { Applied, ApplyContext, ApplyRequest } from "../types";
+import { labelsToMap, registryAuthHeader, translateService, type ApiObject, type ConvergeSettings, type RegistryAuth } from "../service-spec";
+import { describeDiffs, readBackService, serviceDiff, type ServiceEndpoint } from "../service-state";
+import { inputsDiff } from "../steps";
+import type { Applied, ApplyContext, ApplyRequest, ResourceKind } from "../types";
 import { splitImageName } from "./image";
 
 // ---- network ---------------------------------------------------------------
@@ -57,28 +66,36 @@ interface NetworkInspect {
   Options: Record<string, string> | null;
 }
 
-export async function applyNetwork(req: ApplyRequest, ctx: ApplyContext): Promise<Applied> {
-  const where = `${req.type} ${req.name}`;
-  const body = networkCreateBody(req.inputs, where);
-  const name = body["Name"] as string;
-  const { engine } = await ctx.providers.docker(req.provider, where);
-  const existing = await inspectOrUndefined<NetworkInspect>(engine, `/networks/${encodeURIComponent(name)}`);
-  let id: string;
-  let outcome: Applied["outcome"];
-  if (existing) {
-    const drift = networkDrift(body, existing);
-    if (drift.length > 0) {
-      throw new Error(`${where}: network ${name} already exists with different settings (${drift.join("; ")}); networks cannot be changed in place — remove it first`);
+export const network: ResourceKind = {
+  // Every docker_network input is ForceNew.
+  diff: (prior, req) => inputsDiff(prior.inputs, req.inputs, { replaceOn: "all" }),
+
+  async create(req, ctx) {
+    const where = `${req.type} ${req.name}`;
+    const body = networkCreateBody(req.inputs, where);
+    const name = body["Name"] as string;
+    const { engine } = await ctx.providers.docker(req.provider, where);
+    const existing = await inspectOrUndefined<NetworkInspect>(engine, `/networks/${encodeURIComponent(name)}`);
+    let id: string;
+    if (existing) {
+      const drift = networkDrift(body, existing);
+      if (drift.length > 0) {
+        throw new Error(`${where}: network ${name} already exists with different settings (${drift.join("; ")}); networks cannot be changed in place — remove it first`);
+      }
+      ctx.progress(`network ${name} exists with these settings: adopted`);
+      id = existing.Id;
+    } else {
+      id = (await engine.call<{ Id: string }>("POST", "/networks/create", body)).Id;
     }
-    id = existing.Id;
-    outcome = "unchanged";
-  } else {
-    id = (await engine.call<{ Id: string }>("POST", "/networks/create", body)).Id;
-    outcome = "created";
-  }
-  const inspect = await engine.call<NetworkInspect>("GET", `/networks/${id}`);
-  return { id, outputs: { ...req.inputs, name, driver: inspect.Driver, scope: inspect.Scope, internal: inspect.Internal }, outcome };
-}
+    const inspect = await engine.call<NetworkInspect>("GET", `/networks/${id}`);
+    return { id, outputs: { ...req.inputs, name, driver: inspect.Driver, scope: inspect.Scope, internal: inspect.Internal } };
+  },
+
+  async delete(prior, ctx) {
+    const { engine } = await ctx.providers.docker(prior.provider, `${prior.type} ${prior.name}`);
+    await removeIfPresent(engine, `/networks/${prior.id}`);
+  },
+};
 
 function networkDrift(wanted: Record<string, unknown>, actual: NetworkInspect): string[] {
   const drift: string[] = [];
@@ -123,27 +140,29 @@ interface ObjectSummary {
   Spec: { Name: string };
 }
 
-export async function applySwarmData(kind: DataKind, req: ApplyRequest, ctx: ApplyContext): Promise<Applied> {
-  const where = `${req.type} ${req.name}`;
-  const { name, data, labels } = objectData(kind, req.inputs, where);
-  if (kind === "secret") ctx.masker.add([data.toString("utf8")]);
-  const { engine } = await ctx.providers.docker(req.provider, where);
+/** docker:index:Secret (kind "secret") and docker:index:ServiceConfig ("config"): immutable, so any change replaces. */
+export function swarmData(kind: DataKind): ResourceKind {
   const collection = kind === "secret" ? "secrets" : "configs";
-  const hash = sha256(data);
-  const existing = await findByName(engine, collection, name);
-  let outcome: Applied["outcome"] = "created";
-  let id: string;
-  if (existing && ctx.state.dataHash(kind, name) === hash) {
-    id = existing.ID;
-    outcome = "unchanged";
-  } else {
-    if (existing) await removeReplacedObject(engine, collection, existing, where);
-    const body = compact({ Name: name, Labels: labels, Data: data.toString("base64") });
-    id = (await engine.call<{ ID: string }>("POST", `/${collection}/create`, body)).ID;
-    ctx.state.rememberDataHash(kind, name, hash);
-    if (existing) outcome = "updated";
-  }
-  return { id, outputs: { ...req.inputs, name }, secretOutputs: kind === "secret" ? ["data", ...req.secretInputKeys] : [...req.secretInputKeys], outcome };
+  return {
+    diff: (prior, req) => inputsDiff(prior.inputs, req.inputs, { replaceOn: "all" }),
+
+    async create(req, ctx) {
+      const where = `${req.type} ${req.name}`;
+      const { name, data, labels } = objectData(kind, req.inputs, where);
+      if (kind === "secret") ctx.masker.add([data.toString("utf8")]);
+      const { engine } = await ctx.providers.docker(req.provider, where);
+      const existing = await findByName(engine, collection, name);
+      if (existing) await removeReplacedObject(engine, collection, existing, where);
+      const body = compact({ Name: name, Labels: labels, Data: data.toString("base64") });
+      const id = (await engine.call<{ ID: string }>("POST", `/${collection}/create`, body)).ID;
+      return { id, outputs: { ...req.inputs, name }, secretOutputs: kind === "secret" ? ["data", ...req.secretInputKeys] : [...req.secretInputKeys] };
+    },
+
+    async delete(prior, ctx) {
+      const { engine } = await ctx.providers.docker(prior.provider, `${prior.type} ${prior.name}`);
+      await removeIfPresent(engine, `/${collection}/${prior.id}`);
+    },
+  };
 }
 
 async function findByName(engine: DockerEngine, collection: string, name: string): Promise<ObjectSummary | undefined> {
@@ -173,38 +192,119 @@ async function removeReplacedObject(engine: DockerEngine, collection: string, ex
 interface ServiceInspect {
   ID: string;
   Version: { Index: number };
+  Spec: ApiObject;
+  Endpoint?: ServiceEndpoint;
   UpdateStatus?: { State?: string; Message?: string };
 }
 
-export async function applyService(req: ApplyRequest, ctx: ApplyContext): Promise<Applied> {
+export const service: ResourceKind = {
+  diff(prior, req) {
+    const diffs = serviceDiff(req.inputs, prior.outputs);
+    if (diffs.length === 0) return { action: "same", fields: [] };
+    return { action: diffs.some((d) => d.replaces) ? "replace" : "update", fields: diffs.map((d) => d.path) };
+  },
+
+  create: (req, ctx) => applyService(req, undefined, ctx),
+  update: (req, prior, ctx) => applyService(req, prior, ctx),
+
+  async delete(prior, ctx) {
+    const where = `${prior.type} ${prior.name}`;
+    const { engine } = await ctx.providers.docker(prior.provider, where);
+    if (!(await removeIfPresent(engine, `/services/${prior.id}`))) return;
+    // Like the provider with a stop grace period: wait until the service's tasks are gone.
+    const graceMs = parseGraceMs(prior.outputs);
+    const deadline = Date.now() + graceMs + 30_000;
+    const filters = encodeURIComponent(JSON.stringify({ service: [prior.id] }));
+    for (;;) {
+      const answer = await engine.request("GET", `/tasks?filters=${filters}`);
+      // Once the service is gone, Docker answers a filter naming it with 404: nothing left to wait for.
+      if (answer.status === 404) return;
+      if (answer.status !== 200) throw new EngineError(answer.status, `Docker Engine API GET /tasks → HTTP ${answer.status}: ${answer.body.trim()}`);
+      const tasks = JSON.parse(answer.body) as TaskInspect[];
+      const left = tasks.filter((task) => !["complete", "shutdown", "failed", "rejected", "orphaned", "remove"].includes(task.Status.State)).length;
+      if (tasks.length === 0 || left === 0) return;
+      if (Date.now() > deadline) throw new Error(`${where}: ${left} task(s) still running ${Math.round((graceMs + 30_000) / 1000)} s after the service was removed`);
+      ctx.progress(`${String(prior.outputs["name"])}: removed, ${left} task(s) stopping`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  },
+};
+
+async function applyService(req: ApplyRequest, prior: StoredResource | undefined, ctx: ApplyContext): Promise<Applied> {
   const where = `${req.type} ${req.name}`;
   const { spec, auth, converge } = translateService(req.inputs);
   const name = spec["Name"] as string;
   const endpoint = await ctx.providers.docker(req.provider, where);
-  const image = ((spec["TaskTemplate"] as { ContainerSpec: { Image: string } }).ContainerSpec.Image);
-  const pullAuth = auth ?? authForRegistry(endpoint.registryAuth, splitImageName(image).registryHost);
+  const task = spec["TaskTemplate"] as { ContainerSpec: { Image: string } };
+  const pullAuth = auth ?? authForRegistry(endpoint.registryAuth, splitImageName(task.ContainerSpec.Image).registryHost);
   const headers: Record<string, string> = pullAuth ? { "X-Registry-Auth": registryAuthHeader(pullAuth) } : {};
-  const existing = await inspectOrUndefined<ServiceInspect>(endpoint.engine, `/services/${encodeURIComponent(name)}`);
+  // Without a stored resource, a service of that name (made by an earlier harness state) is adopted and updated.
+  const existing = await inspectOrUndefined<ServiceInspect>(endpoint.engine, `/services/${encodeURIComponent(prior?.id ?? name)}`);
+  if (prior && !existing) ctx.progress(`${name}: not found on the swarm any more; creating it again`);
+  if (!prior && existing) ctx.progress(`${name}: exists on the swarm but not in the harness state; adopting it`);
   let id: string;
   let warnings: string[] | null | undefined;
   if (existing) {
-    const answer = await endpoint.engine.call<{ Warnings?: string[] | null }>(
-      "POST",
-      `/services/${existing.ID}/update?version=${existing.Version.Index}`,
-      spec,
-      headers,
-    );
+    // The provider's update sends the spec as declared (no registry query).
+    const answer = await endpoint.engine.call<{ Warnings?: string[] | null }>("POST", `/services/${existing.ID}/update?version=${existing.Version.Index}`, spec, headers);
     id = existing.ID;
     warnings = answer.Warnings;
   } else {
+    // The provider's create sets QueryRegistry: the client pins a tag-only image to tag@digest.
+    await pinImageOnCreate(task.ContainerSpec, pullAuth, endpoint.engine, ctx);
     const answer = await endpoint.engine.call<{ ID: string; Warnings?: string[] | null }>("POST", "/services/create", spec, headers);
     id = answer.ID;
     warnings = answer.Warnings;
   }
-  for (const warning of warnings ?? []) ctx.progress(`engine warning: ${warning}`);
+  for (const warning of warnings ?? []) ctx.warn(`${name}: Docker: ${warning}`);
   if (converge) await waitForConvergence(endpoint.engine, id, name, spec, converge, ctx);
   else ctx.progress(`${name}: no convergeConfig, so (like the provider) not waiting for tasks to run`);
-  return { id, outputs: { ...req.inputs, name }, secretOutputs: ["auth", ...req.secretInputKeys], outcome: existing ? "updated" : "created" };
+  // Read back as the provider's Read does, and hold the declaration to it.
+  const stored = await endpoint.engine.call<ServiceInspect>("GET", `/services/${id}`);
+  const state = readBackService(stored.Spec, stored.Endpoint, { auth: req.inputs["auth"] ?? null, convergeConfig: req.inputs["convergeConfig"] ?? null });
+  const diffs = serviceDiff(req.inputs, state);
+  if (diffs.length > 0) {
+    throw new Error(
+      `${where}: Docker stores the service in a form the provider reads back differently, so every later deploy would update it again:\n` +
+        describeDiffs(name, diffs).map((line) => `    ${line}`).join("\n"),
+    );
+  }
+  return { id, outputs: state, secretOutputs: ["auth", ...req.secretInputKeys] };
+}
+
+/**
+ * The Docker client's resolveContainerSpecImage, as the provider's create runs it: a
+ * tag-only image whose registry answers becomes tag@digest. Only the stack's own
+ * registry is asked (the one the service has credentials for): the lab reaches no other.
+ */
+async function pinImageOnCreate(container: { Image: string }, auth: RegistryAuth | undefined, engine: DockerEngine, ctx: ApplyContext): Promise<void> {
+  if (/@sha256:[0-9a-f]{64}$/.test(container.Image)) return;
+  const registryHost = splitImageName(container.Image).registryHost;
+  if (!auth || auth.serverAddress.replace(/^https?:\/\//, "").replace(/\/+$/, "") !== registryHost) {
+    ctx.progress(`${container.Image}: no registry of this stack serves it, so (as on an offline create) it keeps its tag`);
+    return;
+  }
+  const answer = await engine.request("GET", `/distribution/${encodeURIComponent(container.Image)}/json`, undefined, { "X-Registry-Auth": registryAuthHeader(auth) });
+  if (answer.status !== 200) return;
+  const digest = (JSON.parse(answer.body) as { Descriptor?: { Digest?: string } }).Descriptor?.Digest;
+  if (digest) container.Image = `${container.Image}@${digest}`;
+}
+
+function parseGraceMs(state: JsonObject): number {
+  const text = String(((state["taskSpec"] as JsonObject | undefined)?.["containerSpec"] as JsonObject | undefined)?.["stopGracePeriod"] ?? "10s");
+  try {
+    return parseDurationNs(text, "stopGracePeriod") / 1e6;
+  } catch {
+    return 10_000;
+  }
+}
+
+/** DELETE that treats "already gone" as done; true when something was removed. */
+async function removeIfPresent(engine: DockerEngine, apiPath: string): Promise<boolean> {
+  const answer = await engine.request("DELETE", apiPath);
+  if (answer.status === 404) return false;
+  if (answer.status < 200 || answer.status >= 300) throw new EngineError(answer.status, `Docker Engine API DELETE ${apiPath} → HTTP ${answer.status}: ${answer.body.trim()}`);
+  return true;
 }
 
 interface TaskInspect {
