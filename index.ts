@@ -10,6 +10,7 @@ import { PinnedImages } from "./components/pinnedImages";
 import { createDockerProviders } from "./components/providers";
 import { PrivateRegistry } from "./components/registry";
 import { SwarmCluster } from "./components/swarm";
+import { WebAccess } from "./components/webAccess";
 
 // Validates everything first: a bad config throws one error listing every problem, before any resource exists.
 const config = loadStackConfig();
@@ -30,6 +31,20 @@ const registry = new PrivateRegistry("registry", {
   ...(config.registry.password && { password: config.registry.password }),
 });
 
+const web = new WebAccess("web", {
+  tls: config.web.tls,
+  auth: config.web.auth,
+  connection: swarm.managerConnection,
+  user: config.manager.user,
+  hosts: [config.manager.host, ...config.web.hosts],
+  caCert: registry.caCert,
+  caReady: registry.tls,
+  port: config.ports.web,
+  ...(config.web.token && { token: config.web.token }),
+  ...(config.web.certificate && { certificate: config.web.certificate }),
+  ...(config.web.privateKey && { privateKey: config.web.privateKey }),
+});
+
 const images = new AppImages("images", {
   config,
   registry,
@@ -43,10 +58,15 @@ const app = new SwarmApp("app", {
   registry,
   images,
   mosquittoImage: thirdParty.refs.mosquitto,
+  web,
   managerDocker: docker.manager,
 });
 
-export const webUrl = `http://${config.manager.host}:${config.ports.web}`;
+export const webUrl = `${web.scheme}://${config.manager.host}:${config.ports.web}`;
+/** The page's access token (web.auth token): `pulumi stack output --show-secrets webToken`. */
+export const webToken = web.token ?? "web.auth is off";
+/** The CA to trust for the page's self-signed certificate (the registry's CA). */
+export const webCaCert = web.caCert ?? (config.web.tls === "provided" ? "the certificate from web.certificate" : "web.tls is off");
 export const mqttAddress = config.ports.mqtt === undefined ? "not published" : `${config.manager.host}:${config.ports.mqtt}`;
 export const registryAddress = registry.address;
 export const registryUsername = registry.username;

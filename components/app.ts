@@ -27,6 +27,7 @@ import {
   type SecretMount,
 } from "./specs";
 import type { SwarmCluster } from "./swarm";
+import type { WebAccess } from "./webAccess";
 import { remoteCommand } from "./remoteCommand";
 
 export interface AppArgs {
@@ -36,6 +37,8 @@ export interface AppArgs {
   images: AppImages;
   /** The broker's image, pinned by digest where a registry served it. */
   mosquittoImage: pulumi.Input<string>;
+  /** The page's certificate and access token (each absent when off). */
+  web: Pick<WebAccess, "tls" | "token">;
   managerDocker: docker.Provider;
 }
 
@@ -131,6 +134,13 @@ export class SwarmApp extends pulumi.ComponentResource {
         registryAuth,
         grpcToken,
         mqttPassword: this.secret("mqtt-password-master", "mqtt_password", brokerPasswords.master),
+        web: {
+          ...(args.web.tls && {
+            certificate: this.secret("web-tls-cert", "web_tls_cert", args.web.tls.certificate),
+            privateKey: this.secret("web-tls-key", "web_tls_key", args.web.tls.privateKey),
+          }),
+          ...(args.web.token && { token: this.secret("web-token", "web_token", args.web.token) }),
+        },
       }),
       {
         parent: this,

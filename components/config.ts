@@ -88,6 +88,20 @@ const schema = z.strictObject({
       password: z.string().min(12, "must be at least 12 characters").optional(),
     })
     .default({ port: 5000, username: "aiswarm" }),
+  web: z
+    .strictObject({
+      // self-signed: a certificate for the manager's address (and `hosts`) signed by the stack's CA (the registry's);
+      // provided: `certificate` and `privateKey` from this config; off: plain HTTP (preview warns).
+      tls: z.enum(["self-signed", "provided", "off"]).default("self-signed"),
+      // token: the page asks for it and sets a session cookie, the REST API takes it as a bearer token.
+      auth: z.enum(["token", "off"]).default("token"),
+      token: z.string().min(16, "must be at least 16 characters").optional(),
+      certificate: z.string().refine((pem) => pem.includes("-----BEGIN CERTIFICATE-----"), "must be a PEM certificate").optional(),
+      privateKey: z.string().refine((pem) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem), "must be a PEM private key").optional(),
+      hosts: z.array(z.string().regex(hostName, "must be an IP address or a DNS name")).default([]),
+      metricsOpen: z.boolean().default(false),
+    })
+    .default({ tls: "self-signed", auth: "token", hosts: [], metricsOpen: false }),
   network: z
     .strictObject({
       encrypted: z.boolean().default(true),
@@ -134,6 +148,7 @@ const JSON_KEYS = new Map([
   ["shutdownGraceMs", "a number"],
   ["llm", "a map"],
   ["registry", "a map"],
+  ["web", "a map"],
   ["network", "a map"],
   ["baseImages", "a map"],
   ["build", "a map"],
@@ -143,6 +158,11 @@ const JSON_KEYS = new Map([
 const SECRET_FIELDS: { key: string; present: (c: ParsedConfig) => boolean; example: string }[] = [
   { key: "sshPrivateKey", present: (c) => c.sshPrivateKey !== undefined, example: "pulumi config set --secret sshPrivateKey < key" },
   { key: "registry", present: (c) => c.registry.password !== undefined, example: "pulumi config set --secret --path registry.password …" },
+  {
+    key: "web",
+    present: (c) => c.web.token !== undefined || c.web.privateKey !== undefined || c.web.certificate !== undefined,
+    example: "pulumi config set --secret --path web.token … (and web.certificate, web.privateKey)",
+  },
   { key: "llm", present: (c) => c.llm.apiKey !== undefined, example: "pulumi config set --secret --path llm.apiKey …" },
 ];
 
@@ -164,7 +184,7 @@ export function parseStackConfig(raw: Record<string, string>, secretKeys: Iterab
   if (config.sshPrivateKey === undefined && config.sshPrivateKeyPath === undefined) {
     problems.push(`${CONFIG_NAMESPACE}:sshPrivateKey: is required (pulumi config set --secret sshPrivateKey < key), unless sshPrivateKeyPath names the key file`);
   }
-  problems.push(...placementProblems(config), ...llmProblems(config), ...secretProblems(config, secretKeys));
+  problems.push(...placementProblems(config), ...llmProblems(config), ...webProblems(config), ...secretProblems(config, secretKeys));
   return problems.length === 0 ? { ok: true, config } : { ok: false, problems };
 }
 
@@ -294,6 +314,22 @@ function llmProblems(config: ParsedConfig): string[] {
   return problems;
 }
 
+/** Settings that only make sense together. */
+function webProblems(config: ParsedConfig): string[] {
+  const { tls, auth, token, certificate, privateKey } = config.web;
+  const key = `${CONFIG_NAMESPACE}:web`;
+  const problems: string[] = [];
+  if (tls === "provided") {
+    if (certificate === undefined) problems.push(`${key}.certificate: is required when web.tls is provided (pulumi config set --secret --path web.certificate < cert.pem)`);
+    if (privateKey === undefined) problems.push(`${key}.privateKey: is required when web.tls is provided (pulumi config set --secret --path web.privateKey < key.pem)`);
+  } else {
+    if (certificate !== undefined) problems.push(`${key}.certificate: is set but web.tls is ${tls} (set web.tls to provided to use it)`);
+    if (privateKey !== undefined) problems.push(`${key}.privateKey: is set but web.tls is ${tls} (set web.tls to provided to use it)`);
+  }
+  if (auth === "off" && token !== undefined) problems.push(`${key}.token: is set but web.auth is off`);
+  return problems;
+}
+
 function secretProblems(config: ParsedConfig, secretKeys: Iterable<string>): string[] {
   const secret = new Set([...secretKeys].map((key) => stripNamespace(key) ?? key));
   return SECRET_FIELDS.filter((field) => field.present(config) && !secret.has(field.key)).map(
@@ -302,7 +338,12 @@ function secretProblems(config: ParsedConfig, secretKeys: Iterable<string>): str
 }
 
 /** The config the components use: same shape, secrets as Pulumi secret outputs. */
-export interface StackConfig extends Omit<ParsedConfig, "sshPrivateKey" | "llm" | "registry" | "build"> {
+export interface StackConfig extends Omit<ParsedConfig, "sshPrivateKey" | "llm" | "registry" | "build" | "web"> {
+  web: Omit<ParsedConfig["web"], "token" | "certificate" | "privateKey"> & {
+    token?: pulumi.Output<string>;
+    certificate?: pulumi.Output<string>;
+    privateKey?: pulumi.Output<string>;
+  };
   build: Required<ParsedConfig["build"]>;
   sshPrivateKey: pulumi.Output<string>;
   llm: Omit<ParsedConfig["llm"], "apiKey"> & { apiKey?: pulumi.Output<string> };
@@ -347,6 +388,7 @@ function readKeyFile(keyPath: string): string {
 export function withSecrets(config: ParsedConfig): StackConfig {
   const { apiKey, ...llm } = config.llm;
   const { password, ...registry } = config.registry;
+  const { token, certificate, privateKey, ...web } = config.web;
   const manager = config.nodes.find((node) => node.role === "manager");
   if (!manager) throw new StackConfigError([`${CONFIG_NAMESPACE}:nodes: no manager`]);
   if (config.sshPrivateKey === undefined) throw new StackConfigError([`${CONFIG_NAMESPACE}:sshPrivateKey: is required`]);
@@ -356,6 +398,12 @@ export function withSecrets(config: ParsedConfig): StackConfig {
     sshPrivateKey: pulumi.secret(config.sshPrivateKey),
     llm: apiKey === undefined ? llm : { ...llm, apiKey: pulumi.secret(apiKey) },
     registry: password === undefined ? registry : { ...registry, password: pulumi.secret(password) },
+    web: {
+      ...web,
+      ...(token !== undefined && { token: pulumi.secret(token) }),
+      ...(certificate !== undefined && { certificate: pulumi.secret(certificate) }),
+      ...(privateKey !== undefined && { privateKey: pulumi.secret(privateKey) }),
+    },
     manager,
   };
 }

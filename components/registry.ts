@@ -51,6 +51,8 @@ export class PrivateRegistry extends pulumi.ComponentResource {
   readonly caCert: pulumi.Output<string>;
   /** The CA installed on each node: services pull only after every node trusts the registry. */
   readonly caInstalls: command.remote.Command[];
+  /** Makes the stack's CA (and the registry's certificate) on the manager. */
+  readonly tls: command.remote.Command;
   /** Completes once the registry accepts a login over TLS: images push after this. */
   readonly ready: command.remote.Command;
   readonly service: docker.Service;
@@ -72,6 +74,7 @@ export class PrivateRegistry extends pulumi.ComponentResource {
       { parent: this },
     );
     this.caCert = tls.stdout;
+    this.tls = tls;
 
     const htpasswd = password.apply((value) => htpasswdLine(this.username, value));
     const auth = remoteCommand(

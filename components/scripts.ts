@@ -139,6 +139,36 @@ export function drainAndRemoveScript(nodeId: string, waitSeconds = 90): string {
 
 /** The registry's files on the manager: CA (whose key never leaves this directory), server cert, htpasswd. */
 export const REGISTRY_DIR = "/etc/ai-swarm/registry";
+/** The web page's certificate and key on the manager (signed by the same CA). */
+export const WEB_TLS_DIR = "/etc/ai-swarm/web";
+
+const NEED_OPENSSL = `command -v openssl >/dev/null || { echo "openssl is required on the manager (apt-get install openssl)" >&2; exit 1; }`;
+
+/** The CA in "$ca", made once (EC P-256, 10 years); its key never leaves that directory. */
+function ensureCaLines(): string[] {
+  return [
+    `if [ ! -s "$ca/ca.key" ] || [ ! -s "$ca/ca.crt" ]; then`,
+    `  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -sha256 -days 3650 -nodes -subj '/CN=ai-swarm registry CA' -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' -keyout "$ca/ca.key" -out "$ca/ca.crt"`,
+    `  rm -f "$out/$name.crt"`,
+    "fi",
+  ];
+}
+
+/**
+ * A server certificate "$out/$name.crt" (+ .key) for "$san", signed by the CA in "$ca";
+ * (re)issued only when missing or when the names changed (kept in "$sanfile").
+ */
+function issueCertLines(commonName: string): string[] {
+  return [
+    `if [ ! -s "$out/$name.crt" ] || [ "$(cat "$sanfile" 2>/dev/null || true)" != "$san" ]; then`,
+    `  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj ${shellQuote(`/CN=${commonName}`)} -keyout "$out/$name.key" -out "$out/$name.csr"`,
+    `  printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n' "$san" > "$out/$name.ext"`,
+    `  openssl x509 -req -in "$out/$name.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial -days 825 -sha256 -extfile "$out/$name.ext" -out "$out/$name.crt"`,
+    `  printf '%s\\n' "$san" > "$sanfile"`,
+    `  rm -f "$out/$name.csr" "$out/$name.ext"`,
+    "fi",
+  ];
+}
 
 /**
  * On the manager: a CA made once, and a server certificate for the manager's
@@ -146,28 +176,45 @@ export const REGISTRY_DIR = "/etc/ai-swarm/registry";
  * Prints the CA certificate, which the program installs on every node.
  */
 export function registryTlsScript(subjectAltName: string, commonName: string, dir = REGISTRY_DIR): string {
-  const d = shellQuote(dir);
   return [
     "set -eu",
-    `command -v openssl >/dev/null || { echo "openssl is required on the manager (apt-get install openssl)" >&2; exit 1; }`,
-    `dir=${d}`,
+    NEED_OPENSSL,
+    `ca=${shellQuote(dir)}`,
+    `out="$ca/certs"`,
+    "name=registry",
+    `sanfile="$out/san"`,
     `san=${shellQuote(subjectAltName)}`,
     "umask 077",
-    `mkdir -p "$dir/certs" "$dir/auth"`,
-    `chmod 755 "$dir" "$dir/certs" "$dir/auth"`,
-    `if [ ! -s "$dir/ca.key" ] || [ ! -s "$dir/ca.crt" ]; then`,
-    `  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -sha256 -days 3650 -nodes -subj '/CN=ai-swarm registry CA' -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' -keyout "$dir/ca.key" -out "$dir/ca.crt"`,
-    `  rm -f "$dir/certs/registry.crt"`,
-    "fi",
-    `if [ ! -s "$dir/certs/registry.crt" ] || [ "$(cat "$dir/certs/san" 2>/dev/null || true)" != "$san" ]; then`,
-    `  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj ${shellQuote(`/CN=${commonName}`)} -keyout "$dir/certs/registry.key" -out "$dir/registry.csr"`,
-    `  printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n' "$san" > "$dir/registry.ext"`,
-    `  openssl x509 -req -in "$dir/registry.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 825 -sha256 -extfile "$dir/registry.ext" -out "$dir/certs/registry.crt"`,
-    `  printf '%s\\n' "$san" > "$dir/certs/san"`,
-    `  rm -f "$dir/registry.csr" "$dir/registry.ext"`,
-    "fi",
-    `chmod 644 "$dir/ca.crt" "$dir/certs/registry.crt" "$dir/certs/san"`,
-    `cat "$dir/ca.crt"`,
+    `mkdir -p "$ca/certs" "$ca/auth"`,
+    `chmod 755 "$ca" "$ca/certs" "$ca/auth"`,
+    ...ensureCaLines(),
+    ...issueCertLines(commonName),
+    `chmod 644 "$ca/ca.crt" "$out/registry.crt" "$out/san"`,
+    `cat "$ca/ca.crt"`,
+  ].join("\n");
+}
+
+/**
+ * On the manager: the web page's certificate for `subjectAltNames` (e.g.
+ * "IP:192.0.2.11,DNS:chat.example"), signed by the stack's CA (made by
+ * registryTlsScript, or here if it does not exist yet), kept in WEB_TLS_DIR
+ * and re-issued only when the names change. Prints the certificate, then the
+ * key: the program makes the key a Docker secret (the stdout is a secret).
+ */
+export function webTlsScript(subjectAltNames: string, commonName: string, caDir = REGISTRY_DIR, dir = WEB_TLS_DIR): string {
+  return [
+    "set -eu",
+    NEED_OPENSSL,
+    `ca=${shellQuote(caDir)}`,
+    `out=${shellQuote(dir)}`,
+    "name=web",
+    `sanfile="$out/web.san"`,
+    `san=${shellQuote(subjectAltNames)}`,
+    "umask 077",
+    `mkdir -p "$ca" "$out"`,
+    ...ensureCaLines(),
+    ...issueCertLines(commonName),
+    `cat "$out/web.crt" "$out/web.key"`,
   ].join("\n");
 }
 

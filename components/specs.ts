@@ -72,6 +72,27 @@ export const RESTART_POLICY: docker.types.input.ServiceTaskSpecRestartPolicy = {
   window: durationText(60),
 };
 
+/**
+ * Every container runs with a read-only root filesystem, /tmp in memory, and
+ * no Linux capability except those named for it (each explained where it is
+ * asked for). `no-new-privileges` cannot be set: neither Swarm's service spec
+ * (before API 1.46) nor the docker provider's schema has it (docs/pulumi.md).
+ */
+function hardened(capAdds: string[] = []): Pick<docker.types.input.ServiceTaskSpecContainerSpec, "readOnly" | "capDrops" | "capAdds"> {
+  return { readOnly: true, capDrops: ["ALL"], ...(capAdds.length > 0 && { capAdds }) };
+}
+
+/**
+ * /tmp as a tmpfs (the root filesystem is read-only): health files, the JVM's perf data, temp files.
+ * Mode 1777 like a real /tmp. (Docker 20.10's Swarm gives the mount the mode of the image's own
+ * /tmp whatever this says, so every image keeps a 1777 /tmp too; seen on the lab.)
+ */
+const TMP_MOUNT: docker.types.input.ServiceTaskSpecContainerSpecMount = {
+  type: "tmpfs",
+  target: "/tmp",
+  tmpfsOptions: { sizeBytes: 64 * MIB, mode: 0o1777 },
+};
+
 /** `pulumi up` waits until every task runs (and is healthy), so a broken rollout fails the deploy. */
 export const CONVERGE_CONFIG: docker.types.input.ServiceConvergeConfig = { delay: durationText(5), timeout: durationText(300) };
 
@@ -161,7 +182,10 @@ export function registryServiceArgs(config: StackConfig, image: pulumi.Input<str
           { type: "bind", source: `${REGISTRY_DIR}/certs`, target: "/certs", readOnly: true },
           { type: "bind", source: `${REGISTRY_DIR}/auth`, target: "/auth", readOnly: true },
           { type: "volume", source: serviceName(config.stackName, "registry-data"), target: "/var/lib/registry" },
+          TMP_MOUNT,
         ],
+        // Runs as root but needs no capability: port 5000, files it owns, data on its volume.
+        ...hardened(),
         stopGracePeriod: durationText(10),
       },
       placement: { constraints: MANAGER_ONLY },
@@ -207,7 +231,11 @@ export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
         secrets: [refs.passwordFile],
         mounts: [
           { type: "volume", source: serviceName(config.stackName, "mosquitto-data"), target: CONTAINER_PATHS.dataDir.replace(/\/$/, "") },
+          TMP_MOUNT,
         ],
+        // Starts as root like eclipse-mosquitto:2: its entrypoint hands /mosquitto to the broker's user
+        // (CHOWN), then the broker drops to that user (SETUID, SETGID).
+        ...hardened(["CHOWN", "SETUID", "SETGID"]),
         stopGracePeriod: durationText(10),
       },
       networksAdvanceds: [{ id: refs.networkId, aliases: [MOSQUITTO_ALIAS] }],
@@ -247,8 +275,30 @@ function brokerEnv(config: StackConfig, username: string, passwordFile: string):
   };
 }
 
-export function masterServiceArgs(refs: AppRefs): docker.ServiceArgs {
-  const { config } = refs;
+/** The front door's Docker secrets (components/webAccess.ts), each absent when its part is off. */
+export interface WebRefs {
+  certificate?: SecretMount;
+  privateKey?: SecretMount;
+  token?: SecretMount;
+}
+
+export interface MasterRefs extends AppRefs {
+  web: WebRefs;
+}
+
+/** The master's front-door variables (images/master/README.md): HTTPS when a certificate is mounted, the token when set. */
+function webEnv(config: StackConfig, web: WebRefs): Record<string, string> {
+  return {
+    ...(web.certificate && { WEB_TLS_CERT_FILE: secretFile(web.certificate.fileName) }),
+    ...(web.privateKey && { WEB_TLS_KEY_FILE: secretFile(web.privateKey.fileName) }),
+    ...(web.token && { WEB_AUTH_TOKEN_FILE: secretFile(web.token.fileName) }),
+    ...(config.web.metricsOpen && { WEB_METRICS_OPEN: "true" }),
+  };
+}
+
+export function masterServiceArgs(refs: MasterRefs): docker.ServiceArgs {
+  const { config, web } = refs;
+  const webSecrets = [web.certificate, web.privateKey, web.token].filter((mount): mount is SecretMount => mount !== undefined);
   return {
     name: serviceName(config.stackName, "master"),
     labels: stackLabels(config.stackName),
@@ -262,19 +312,14 @@ export function masterServiceArgs(refs: AppRefs): docker.ServiceArgs {
           ...brokerEnv(config, MASTER_MQTT_USER, secretFile(refs.mqttPassword.fileName)),
           GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
           DB_PATH: "/data/master.db",
+          ...webEnv(config, web),
         },
-        secrets: [refs.grpcToken, refs.mqttPassword],
+        secrets: [refs.grpcToken, refs.mqttPassword, ...webSecrets],
         // The queue lives in SQLite on this volume, so the master stays on the manager that holds it.
-        mounts: [{ type: "volume", source: serviceName(config.stackName, "master-data"), target: "/data" }],
-        healthcheck: {
-          tests: [
-            "CMD",
-            "node",
-            "-e",
-            `fetch('http://127.0.0.1:${MASTER_HTTP_PORT}/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`,
-          ],
-          ...healthTimings(20),
-        },
+        mounts: [{ type: "volume", source: serviceName(config.stackName, "master-data"), target: "/data" }, TMP_MOUNT],
+        // The test is the image's own HEALTHCHECK (it knows whether it serves HTTPS); the spec sets the timings.
+        healthcheck: healthTimings(20),
+        ...hardened(),
         stopGracePeriod: durationText(20),
       },
       networksAdvanceds: [{ id: refs.networkId, aliases: [MASTER_ALIAS] }],
@@ -334,6 +379,8 @@ export function workerServiceArgs(refs: WorkerRefs): docker.ServiceArgs {
         },
         secrets,
         healthcheck: healthTimings(language === "java" ? 40 : 20),
+        mounts: [TMP_MOUNT],
+        ...hardened(),
         stopGracePeriod: stopGracePeriod(config.shutdownGraceMs),
       },
       networksAdvanceds: [{ id: refs.networkId }],

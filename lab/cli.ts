@@ -1,10 +1,12 @@
-// The lab's command line: `npx tsx lab/cli.ts up [--vms N] | status | down | smoke`.
-// The VM count also comes from LAB_VMS (default 4).
+// The lab's command line: `npx tsx lab/cli.ts up [--vms N] | status | down | smoke | token`.
+// The VM count also comes from LAB_VMS (default 4). `token` prints the deployed
+// page's access token (a secret: only when asked, like `pulumi stack output --show-secrets`).
 import { down, log, status, up } from "./lab";
 import { parseVmCount } from "./plan";
 import { smoke } from "./smoke";
+import { stackOutput } from "./stack";
 
-const USAGE = "usage: npx tsx lab/cli.ts up [--vms N] | status | down | smoke";
+const USAGE = "usage: npx tsx lab/cli.ts up [--vms N] | status | down | smoke | token";
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -17,6 +19,10 @@ async function main(argv: string[]): Promise<void> {
       return noExtraArguments(rest, down);
     case "smoke":
       return noExtraArguments(rest, smoke);
+    case "token":
+      return noExtraArguments(rest, async () => {
+        process.stdout.write(`${String(stackOutput("webToken"))}\n`);
+      });
     default:
       throw new Error(`unknown command '${command ?? ""}'; ${USAGE}`);
   }

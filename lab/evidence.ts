@@ -7,9 +7,9 @@
 // through the REST API and shows those; it adds nothing to the master.
 import { randomUUID } from "node:crypto";
 import { formatDuration } from "./plan";
-import { managerOf, labStackConfig, onVm, readLab, stackServices } from "./stack";
+import { managerOf, labStackConfig, onVm, readLab, stackOutput, stackServices } from "./stack";
 import { markdownTable } from "./stack-plan";
-import { postQuery, waitForAnswer, type QueryView } from "../tests/support/api";
+import { postQuery, waitForAnswer, type ApiOptions, type QueryView } from "../tests/support/api";
 
 const FRESH_QUERIES = 6;
 const ANSWER_TIMEOUT_MS = 180_000;
@@ -18,7 +18,13 @@ async function main(): Promise<void> {
   const lab = readLab();
   const config = labStackConfig();
   const manager = managerOf(lab);
-  const webUrl = `http://${manager.address}:${config.ports.web}`;
+  const webUrl = String(stackOutput("webUrl"));
+  // The front door: the stack's CA for HTTPS and the access token as a bearer (the deploy's own outputs).
+  const token = String(stackOutput("webToken"));
+  const access: ApiOptions = {
+    ...(webUrl.startsWith("https:") && { ca: String(stackOutput("webCaCert")) }),
+    ...(token !== "web.auth is off" && { token }),
+  };
   const out: string[] = [];
   out.push(`# ai-swarm on the lab: evidence (${new Date().toISOString()})`, "");
   out.push(`Stack \`${config.stackName}\`, manager ${manager.name} (${manager.address}), web ${webUrl}.`, "");
@@ -40,20 +46,21 @@ async function main(): Promise<void> {
       "`worker.node` is the VM's hostname, which Swarm gives each worker as NODE_HOSTNAME={{.Node.Hostname}}.",
     "",
   );
-  const answers = await askFreshQueries(webUrl);
+  const answers = await askFreshQueries(webUrl, access);
   out.push(markdownTable(["#", "query", "language", "VM (worker.node)", "worker id", "status", "answer (start)", "created → completed"], answers.map(answerRow)), "");
   console.log(out.join("\n"));
 }
 
-async function askFreshQueries(webUrl: string): Promise<QueryView[]> {
-  const ids: string[] = [];
+async function askFreshQueries(webUrl: string, access: ApiOptions): Promise<QueryView[]> {
+  const asked: { id: string; options: ApiOptions }[] = [];
   for (let i = 1; i <= FRESH_QUERIES; i++) {
-    // One session per query: a session may only queue a few queries at once.
-    const { status, body } = await postQuery(webUrl, { query: `Evidence question ${i}: name one use of a message queue.` }, `evidence-${randomUUID()}`);
+    // One session per query: a session may only queue a few queries at once (and reads only its own).
+    const options = { ...access, sessionId: `evidence-${randomUUID()}` };
+    const { status, body } = await postQuery(webUrl, { query: `Evidence question ${i}: name one use of a message queue.` }, options);
     if (status !== 202 || typeof body["id"] !== "string") throw new Error(`POST /api/queries answered ${status}: ${JSON.stringify(body)}`);
-    ids.push(body["id"]);
+    asked.push({ id: body["id"], options });
   }
-  return Promise.all(ids.map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS)));
+  return Promise.all(asked.map(({ id, options }) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, options)));
 }
 
 function answerRow(view: QueryView, index: number): string[] {

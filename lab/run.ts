@@ -6,7 +6,7 @@
 import { describeCounts } from "./harness/deploy";
 import { formatDuration, parseVmCount } from "./plan";
 import { log, up } from "./lab";
-import { deployDevStack, managerOf, prepareDeploy, runningTasks } from "./stack";
+import { deployDevStack, managerOf, prepareDeploy, runningTasks, webAccessLines } from "./stack";
 import { PLACEMENT_HEADER, placementRows, textTable } from "./stack-plan";
 
 async function main(): Promise<void> {
@@ -17,8 +17,7 @@ async function main(): Promise<void> {
   const summary = await deployDevStack();
   const deployed = Date.now();
   const tasks = await runningTasks(managerOf(lab), config.stackName);
-  const manager = config.nodes.find((node) => node.role === "manager");
-  console.log(`\nweb: http://${manager?.host}:${config.ports.web}\n`);
+  console.log(`\n${webAccessLines().join("\n")}\n`);
   console.log(textTable(PLACEMENT_HEADER, placementRows(tasks)));
   console.log();
   const outcome = summary ? ` (${describeCounts(summary.counts)}${summary.warnings.length > 0 ? `, ${summary.warnings.length} warning(s)` : ""})` : "";

@@ -241,6 +241,27 @@ export function stackOutput(name: string): unknown {
   return values[name];
 }
 
+/** Where the deployed page's CA certificate is written for the user (and curl/browsers) to trust. */
+export const WEB_CA_PATH = path.join(STATE_DIR, "web-ca.crt");
+
+/**
+ * How to open the deployed page: its URL, the CA to trust (written to
+ * lab/.state/web-ca.crt) and where to get the token — never the token itself.
+ */
+export function webAccessLines(): string[] {
+  const url = String(stackOutput("webUrl"));
+  const lines = [`web: ${url}`];
+  if (url.startsWith("https:")) {
+    const ca = String(stackOutput("webCaCert"));
+    if (ca.includes("BEGIN CERTIFICATE")) {
+      fs.writeFileSync(WEB_CA_PATH, ca);
+      lines.push(`     its certificate is signed by the stack's CA: ${path.relative(PROJECT_DIR, WEB_CA_PATH)} (curl --cacert …, or trust it in the browser)`);
+    }
+  }
+  if (String(stackOutput("webToken")) !== "web.auth is off") lines.push("     sign in with the access token: npm run --silent lab:token");
+  return lines;
+}
+
 /** Runs a command on a VM over ssh with the lab key; returns its stdout. */
 export function onVm(vm: VmSpec, command: string): Promise<string> {
   return runOk("ssh", ssh(vm, [command]));

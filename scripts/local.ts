@@ -7,6 +7,9 @@
  * LOCAL_WORKERS (python,python,go,java), LOCAL_DB_PATH (.local/master.db),
  * and the worker settings passed through as they are: SIMULATED_WORK_MS,
  * LLM_PROVIDER, GEMINI_*, OPENAI_*, LLM_TIMEOUT_MS.
+ * The master's front door is open by default (plain HTTP on loopback, no
+ * access control); LOCAL_WEB_TOKEN (WEB_AUTH_TOKEN, at least 16 characters)
+ * and LOCAL_WEB_TLS_CERT_FILE + LOCAL_WEB_TLS_KEY_FILE (WEB_TLS_*) close it.
  */
 import { mkdirSync } from "node:fs";
 import net from "node:net";
@@ -44,6 +47,21 @@ function workerLanguages(): WorkerLanguage[] {
   });
 }
 
+/** The master's front door settings, from LOCAL_WEB_* (unset: open, as by default). */
+function webEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  const names: [string, string][] = [
+    ["LOCAL_WEB_TOKEN", "WEB_AUTH_TOKEN"],
+    ["LOCAL_WEB_TLS_CERT_FILE", "WEB_TLS_CERT_FILE"],
+    ["LOCAL_WEB_TLS_KEY_FILE", "WEB_TLS_KEY_FILE"],
+  ];
+  for (const [local, master] of names) {
+    const value = process.env[local];
+    if (value !== undefined && value !== "") env[master] = value;
+  }
+  return env;
+}
+
 function passedThroughEnv(): Record<string, string> {
   const env: Record<string, string> = { SIMULATED_WORK_MS: "10000" };
   for (const [key, value] of Object.entries(process.env)) {
@@ -74,7 +92,7 @@ async function main(): Promise<void> {
     httpPort,
     grpcPort,
     dbPath,
-    env: { RATE_LIMIT_PER_MINUTE: "120", MAX_QUEUED_PER_SESSION: "10", HEARTBEAT_TIMEOUT_MS: "7000", LEASE_MS: "30000" },
+    env: { RATE_LIMIT_PER_MINUTE: "120", MAX_QUEUED_PER_SESSION: "10", HEARTBEAT_TIMEOUT_MS: "7000", LEASE_MS: "30000", ...webEnv() },
   });
   const workerEnv = passedThroughEnv();
   languages.forEach((language, index) => {
@@ -93,6 +111,8 @@ async function main(): Promise<void> {
     console.log(`started ${worker.id} (pid ${worker.process.pid})`);
   });
   console.log(`simulated work: ${workerEnv.SIMULATED_WORK_MS} ms; provider: ${workerEnv.LLM_PROVIDER ?? "auto"}`);
+  const web = webEnv();
+  console.log(`web access control: ${web.WEB_AUTH_TOKEN === undefined ? "off (anyone who reaches the port may use it)" : "token (LOCAL_WEB_TOKEN)"}`);
   console.log("ready; Ctrl-C stops everything. Web page:");
   console.log(master.url);
 }

@@ -42,8 +42,8 @@ import {
   type TaskRow,
 } from "../../lab/stack-plan";
 import type { ParsedConfig } from "../../components/config";
-import { askThroughPage, launchChromium } from "../support/browser";
-import { getQuery, postQuery, waitForAnswer, type QueryView } from "../support/api";
+import { askThroughPage, launchChromium, signInThroughPage } from "../support/browser";
+import { getQuery, postQuery, request as apiRequest, signIn, waitForAnswer, type ApiOptions, type QueryView } from "../support/api";
 
 const VM_COUNT = 4;
 const LANGUAGES = ["python", "go", "java"] as const;
@@ -58,6 +58,12 @@ const started = Date.now();
 let lab: LabDescription;
 let config: ParsedConfig;
 let webUrl: string;
+/** The front door (issue 10): the page's access token and the CA its certificate is signed by, from the stack outputs. */
+let webToken: string;
+let webCa: string;
+/** Each query's session: a bearer client reads only the queries of the session it names. */
+const sessionOf = new Map<string, string>();
+const asClient = (id: string): ApiOptions => ({ token: webToken, ca: webCa, sessionId: sessionOf.get(id) ?? "default" });
 let vmNames: string[];
 let tornDown = false;
 /** The worker VM test 11 stops (started again before the destroy). */
@@ -91,7 +97,10 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     ({ lab, config } = prepareDeploy());
     deploys["cold deploy"] = await timed("cold deploy", () => deployDevStack());
     const manager = config.nodes.find((node) => node.role === "manager");
-    webUrl = `http://${manager?.host}:${config.ports.web}`;
+    webUrl = `https://${manager?.host}:${config.ports.web}`;
+    expect(stackOutput("webUrl")).toBe(webUrl);
+    webToken = String(stackOutput("webToken"));
+    webCa = String(stackOutput("webCaCert"));
     vmNames = lab.vms.map((vm) => vm.name);
     say(`web: ${webUrl}; VMs: ${vmNames.join(", ")}`);
   });
@@ -162,7 +171,7 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
   });
 
   it(`4. ${QUERIES} queries through the REST API are all answered, by all three languages, from ≥3 VMs`, async () => {
-    const answers = await timed("30 queries", async () => Promise.all((await submitMany("rest")).map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS))));
+    const answers = await timed("30 queries", async () => Promise.all((await submitMany("rest")).map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, asClient(id)))));
     say(`answers by language and VM: ${JSON.stringify(tally(answers))}`);
     expect(answers.filter((a) => a.status !== "done").map((a) => `${a.id}: ${a.status} ${a.error}`)).toEqual([]);
     expect(new Set(answers.map((a) => a.worker?.language))).toEqual(new Set(LANGUAGES));
@@ -176,15 +185,69 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
   it("5. the deployed page answers a query and shows the worker's language and VM", async () => {
     const browser = await launchChromium();
     try {
-      const page = await browser.newPage();
+      // The certificate chain is checked by the Node client in test 5b (it trusts only the stack's CA).
+      const page = await browser.newPage({ ignoreHTTPSErrors: true });
+      const console: string[] = [];
+      page.on("console", (message) => console.push(message.text()));
       await page.goto(webUrl);
+      await signInThroughPage(page, webToken);
       const answer = await askThroughPage(page, "What does a Docker Swarm manager do?", 120_000);
       say(`browser: ${answer.language} worker ${answer.workerId} on ${answer.node}: ${answer.text.slice(0, 80)}`);
       expect(LANGUAGES).toContain(answer.language);
       expect(vmNames).toContain(answer.node);
       expect(answer.text).not.toBe("");
+      expect(console.filter((line) => /Content Security Policy/i.test(line))).toEqual([]);
     } finally {
       await browser.close();
+    }
+  });
+
+  it("5b. the front door on the lab: HTTPS with the stack's CA, the token, security headers; plain HTTP never gets the page", async () => {
+    const page = await apiRequest(`${webUrl}/`, {}, { ca: webCa });
+    say(`GET / over https: ${page.status}; csp: ${String(page.headers["content-security-policy"])}; hsts: ${String(page.headers["strict-transport-security"])}`);
+    expect(page.status).toBe(200);
+    expect(page.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+    expect(page.headers["x-content-type-options"]).toBe("nosniff");
+    expect(page.headers["referrer-policy"]).toBe("no-referrer");
+    expect(page.headers["strict-transport-security"]).toMatch(/max-age=\d+/);
+    const plain = await apiRequest(webUrl.replace("https:", "http:") + "/", {});
+    say(`GET / over plain http: ${plain.status} ${String(plain.headers["location"] ?? "")}`);
+    expect([308, 400]).toContain(plain.status);
+    expect(plain.text).not.toContain("<html");
+    const anonymous = await postQuery(webUrl, { query: "no token" }, { ca: webCa });
+    const wrong = await postQuery(webUrl, { query: "wrong token" }, { ca: webCa, token: "not-the-token-0123456789" });
+    say(`POST /api/queries without a token: ${anonymous.status}, with a wrong one: ${wrong.status}`);
+    expect([anonymous.status, wrong.status]).toEqual([401, 401]);
+    const cookie = await apiRequest(`${webUrl}/api/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: webToken }) }, { ca: webCa });
+    const setCookie = String(cookie.headers["set-cookie"]?.[0] ?? "");
+    say(`sign-in: ${cookie.status}; cookie flags: ${setCookie.split(";").slice(1).map((part) => part.trim()).join("; ")}`);
+    expect(cookie.status).toBe(204);
+    expect(setCookie).toMatch(/HttpOnly/i);
+    expect(setCookie).toMatch(/Secure/i);
+    expect(setCookie).toMatch(/SameSite=Strict/i);
+    expect(await signIn(webUrl, webToken, { ca: webCa })).toMatch(/^aiswarm_session=/);
+  });
+
+  it("5c. every container of the stack runs hardened: read-only root, all capabilities dropped (Mosquitto gets three back), /tmp in memory", async () => {
+    const rows: string[][] = [];
+    for (const vm of lab.vms) {
+      const ids = (await onVm({ ...vm, volume: "" }, "docker ps -q --filter label=com.docker.swarm.service.name")).split("\n").filter(Boolean);
+      for (const id of ids) {
+        const line = await onVm(
+          { ...vm, volume: "" },
+          `docker inspect --format '{{index .Config.Labels "com.docker.swarm.service.name"}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.CapDrop}} {{json .HostConfig.CapAdd}} {{range .Mounts}}{{if eq .Type "tmpfs"}}{{.Destination}}{{end}}{{end}}' ${id}`,
+        );
+        rows.push([vm.name, ...line.trim().split(" ")]);
+      }
+    }
+    say(`containers:\n${textTable(["VM", "SERVICE", "READ-ONLY", "CAP DROP", "CAP ADD", "TMPFS"], rows)}`);
+    expect(new Set(rows.map((row) => row[1]))).toEqual(new Set(["master", "mosquitto", "registry", "worker-python", "worker-go", "worker-java"].map((s) => `${config.stackName}_${s}`)));
+    for (const [vm, service, readOnly, capDrop, capAdd, tmpfs] of rows) {
+      const where = `${service} on ${vm}`;
+      expect(readOnly, where).toBe("true");
+      expect(capDrop, where).toBe('["ALL"]');
+      expect(capAdd, where).toBe(service?.endsWith("_mosquitto") ? '["CHOWN","SETUID","SETGID"]' : "null");
+      expect(tmpfs, where).toBe("/tmp");
     }
   });
 
@@ -290,7 +353,7 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     await timed(`docker stop ${victim}`, () => runOk("docker", ["stop", victim]));
     // docker stop gives the VM 10 s: its workers may still finish the task in hand (graceful shutdown).
     const stoppedAtMs = Date.now();
-    const answers = await timed("30 queries with a VM stopped", () => Promise.all(ids.map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS))));
+    const answers = await timed("30 queries with a VM stopped", () => Promise.all(ids.map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, asClient(id)))));
     const redone = answers.filter((a) => inFlight.includes(a.id));
     say(`answers: ${JSON.stringify(tally(answers))}; in flight on ${victim} at the stop: ${redone.map((a) => `${a.id} → ${a.worker?.node} (attempts ${a.attempts})`).join(", ")}`);
     expect(answers.filter((a) => a.status !== "done").map((a) => `${a.id}: ${a.status} ${a.error}`)).toEqual([]);
@@ -437,8 +500,10 @@ function escape(text: string): string {
 async function submitMany(tag: string): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 1; i <= QUERIES; i++) {
-    const { status, body } = await postQuery(webUrl, { query: `e2e ${tag} ${i}: what is a swarm task?` }, `e2e-${tag}-${randomUUID()}`);
+    const sessionId = `e2e-${tag}-${randomUUID()}`;
+    const { status, body } = await postQuery(webUrl, { query: `e2e ${tag} ${i}: what is a swarm task?` }, { token: webToken, ca: webCa, sessionId });
     if (status !== 202 || typeof body["id"] !== "string") throw new Error(`query ${i} refused: ${status} ${JSON.stringify(body)}`);
+    sessionOf.set(body["id"], sessionId);
     ids.push(body["id"]);
   }
   return ids;
@@ -470,7 +535,7 @@ function workerVmToStop(tasks: TaskRow[], managerName: string): string {
 async function waitForTaskOn(vm: string, ids: string[]): Promise<string[]> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const views = await Promise.all(ids.map((id) => getQuery(webUrl, id)));
+    const views = await Promise.all(ids.map((id) => getQuery(webUrl, id, 0, asClient(id))));
     const there = views.filter((v) => v.status === "assigned" && v.worker?.node === vm).map((v) => v.id);
     if (there.length > 0) return there;
     await new Promise((resolve) => setTimeout(resolve, 250));

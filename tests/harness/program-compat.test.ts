@@ -43,7 +43,11 @@ async function registerDevStack(): Promise<Registered[]> {
     {
       newResource: (args) => {
         registered.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs as JsonObject).value });
-        const stdout = args.name.endsWith("-resolve") ? mockPinnedImages(String(args.inputs["create"])) : "";
+        const stdout = args.name.endsWith("-resolve")
+          ? mockPinnedImages(String(args.inputs["create"]))
+          : args.name === "web-tls"
+            ? "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n"
+            : "";
         return { id: `${args.name}-id`, state: { ...args.inputs, stdout, result: "generated-value-123", repoDigest: `r@sha256:${"0".repeat(64)}`, imageName: args.inputs["imageName"] } };
       },
       call: () => ({}),

@@ -118,6 +118,8 @@ export function mockPinnedImages(script: string): string {
 
 export const MOCK_JOIN_TOKEN = "SWMTKN-1-mockjointoken0123456789";
 export const MOCK_CA_CERT = "-----BEGIN CERTIFICATE-----\nMOCKCA\n-----END CERTIFICATE-----\n";
+export const MOCK_WEB_CERT = "-----BEGIN CERTIFICATE-----\nMOCKWEBCERT\n-----END CERTIFICATE-----\n";
+export const MOCK_WEB_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKWEBKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 
 function mockStdout(name: string): string {
   if (name === "swarm-init") return "managernodeid0001\n";
@@ -125,6 +127,7 @@ function mockStdout(name: string): string {
   if (name.startsWith("join-")) return `nodeid-${name.slice("join-".length)}\n`;
   if (name.startsWith("node-")) return `nodeid-${name.slice("node-".length)}\n`; // the label script echoes the id
   if (name === "registry-tls") return MOCK_CA_CERT;
+  if (name === "web-tls") return `${MOCK_WEB_CERT}${MOCK_WEB_KEY}`;
   if (name === "placement") return "ai-system_worker-go.1 ai-swarm-vm2 Running 5 seconds ago\n";
   return "";
 }

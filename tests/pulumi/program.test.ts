@@ -9,6 +9,7 @@ import {
   byName,
   engineConfigFromStackFile,
   MOCK_JOIN_TOKEN,
+  MOCK_WEB_KEY,
   REPO_ROOT,
   runProgram,
   TEST_SSH_KEY,
@@ -66,7 +67,7 @@ function secretValues(run: ProgramRun, supplied: string[]): string[] {
   const generated = run.resources
     .filter((resource) => resource.type === TYPES.randomPassword)
     .map((resource) => `mockpw${resource.name.replace(/[^a-z0-9]/gi, "")}0123456789`);
-  const values = [...supplied, ...generated, MOCK_JOIN_TOKEN];
+  const values = [...supplied, ...generated, MOCK_JOIN_TOKEN, MOCK_WEB_KEY];
   // Secrets also travel base64-encoded (docker secret data): look for that form too.
   return values.flatMap((value) => [value, Buffer.from(value).toString("base64")]);
 }
@@ -318,7 +319,7 @@ describeProgram.each([
 
   it("exports the web URL, the registry, the nodes and every service's image and replicas", () => {
     const webPort = expected.stack === "dev" ? 8888 : 31663;
-    expect(run.outputs["webUrl"]?.value).toBe(`http://${expected.manager}:${webPort}`);
+    expect(run.outputs["webUrl"]?.value).toBe(`https://${expected.manager}:${webPort}`);
     expect(run.outputs["registryAddress"]?.value).toBe(`${expected.manager}:5000`);
     const nodes = run.outputs["nodes"]?.value as { name: string; role: string; nodeId: string }[];
     expect(nodes.map((node) => node.role)).toEqual(["manager", "worker", "worker", "worker"]);

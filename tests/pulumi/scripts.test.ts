@@ -21,6 +21,9 @@ import {
   registryReadyScript,
   registryTlsScript,
   removeRegistryCaScript,
+  webTlsScript,
+  drainRemovedNodesScript,
+  pinImagesScript,
   shellQuote,
   swarmInitScript,
   swarmJoinScript,
@@ -56,6 +59,9 @@ const ALL_SCRIPTS: [string, string][] = [
   ["remove ca", removeRegistryCaScript("10.0.0.1:5000")],
   ["registry ready", registryReadyScript("10.0.0.1:5000", "aiswarm")],
   ["placement", placementScript(["ai-system_worker-go"])],
+  ["web tls", webTlsScript("IP:10.0.0.1,DNS:chat.example", "10.0.0.1")],
+  ["drain removed nodes", drainRemovedNodesScript(["vm1", "vm2"])],
+  ["pin images", pinImagesScript(["eclipse-mosquitto:2", "registry:2@sha256:" + "a".repeat(64)])],
 ];
 
 describe("every script", () => {
@@ -131,6 +137,47 @@ describe("registry TLS on the manager (real openssl)", () => {
     expect(second.status, second.stderr).toBe(0);
     expect(second.stdout).toBe(first.stdout);
     expect(openssl("x509", "-in", path.join(dir, "certs", "registry.crt"), "-noout", "-text")).toContain("DNS:manager.example");
+  });
+});
+
+describe("the web page's certificate on the manager (real openssl)", () => {
+  function openssl(...args: string[]): string {
+    const result = spawnSync("openssl", args, { encoding: "utf8" });
+    if (result.status !== 0) throw new Error(result.stderr);
+    return result.stdout;
+  }
+  const split = (stdout: string) => {
+    const at = stdout.indexOf("-----BEGIN PRIVATE KEY-----");
+    return { cert: stdout.slice(0, at), key: stdout.slice(at) };
+  };
+
+  it("signs it with the registry's CA for every name, prints the certificate then the key, and keeps them across runs", () => {
+    const registry = sh(registryTlsScript("IP:127.0.0.1", "127.0.0.1", dir));
+    expect(registry.status, registry.stderr).toBe(0);
+    const web = path.join(dir, "web");
+    const first = sh(webTlsScript("IP:127.0.0.1,DNS:chat.example", "127.0.0.1", dir, web));
+    expect(first.status, first.stderr).toBe(0);
+    const { cert, key } = split(first.stdout);
+    expect(cert).toMatch(/^-----BEGIN CERTIFICATE-----[\s\S]*-----END CERTIFICATE-----\n$/);
+    expect(key).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    fs.writeFileSync(path.join(dir, "web.pem"), cert);
+    expect(openssl("verify", "-CAfile", path.join(dir, "ca.crt"), path.join(dir, "web.pem"))).toContain("OK");
+    const text = openssl("x509", "-in", path.join(dir, "web.pem"), "-noout", "-text");
+    expect(text).toContain("IP Address:127.0.0.1");
+    expect(text).toContain("DNS:chat.example");
+    expect(fs.statSync(path.join(web, "web.key")).mode & 0o777).toBe(0o600);
+    // The registry's CA was reused, not replaced.
+    expect(sh(registryTlsScript("IP:127.0.0.1", "127.0.0.1", dir)).stdout).toBe(registry.stdout);
+    expect(sh(webTlsScript("IP:127.0.0.1,DNS:chat.example", "127.0.0.1", dir, web)).stdout).toBe(first.stdout);
+  });
+
+  it("re-issues when the names change, and makes the CA itself if the registry's is not there yet", () => {
+    const web = path.join(dir, "web");
+    const first = sh(webTlsScript("IP:127.0.0.1", "127.0.0.1", dir, web));
+    expect(first.status, first.stderr).toBe(0);
+    expect(fs.existsSync(path.join(dir, "ca.key"))).toBe(true);
+    const second = sh(webTlsScript("IP:127.0.0.1,DNS:other.example", "127.0.0.1", dir, web));
+    expect(split(second.stdout).cert).not.toBe(split(first.stdout).cert);
   });
 });
 
@@ -283,5 +330,82 @@ describe("swarm scripts against a fake docker", () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain("registry 10.0.0.1:5000 did not accept a login");
     expect(result.stderr).not.toContain("pw-123");
+  });
+});
+
+/** A stand-in `docker` whose answers are the given `case` arms (argv logged to $FAKE/calls). */
+function scriptedDocker(arms: string[]): Record<string, string> {
+  const bin = path.join(dir, "bin");
+  fs.mkdirSync(bin, { recursive: true });
+  fs.writeFileSync(path.join(bin, "docker"), ["#!/bin/sh", 'echo "$*" >> "$FAKE/calls"', 'case "$*" in', ...arms.map((arm) => `  ${arm}`), "esac"].join("\n"), { mode: 0o755 });
+  return { PATH: `${bin}:${process.env["PATH"] ?? ""}`, FAKE: dir };
+}
+
+describe("day-two scripts against a fake docker", () => {
+  it("drain: drains only the nodes this program labelled that left the config, once", () => {
+    const env = scriptedDocker([
+      '"node ls -q") printf "id1\\nid4\\nidx\\n" ;;',
+      '*"ai-swarm.node"*id1) echo vm1 ;;',
+      '*"ai-swarm.node"*id4) echo vm4 ;;',
+      '*"ai-swarm.node"*idx) echo ;;',
+      '*Availability*id4) if [ -e "$FAKE/drained" ]; then echo drain; else echo active; fi ;;',
+      '*Availability*) echo active ;;',
+      '"node update --availability drain id4") touch "$FAKE/drained" ;;',
+    ]);
+    const first = sh(drainRemovedNodesScript(["vm1", "vm2"]), { env });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toBe("drained vm4: no longer in the stack config\n");
+    expect(calls().filter((call) => call.startsWith("node update"))).toEqual(["node update --availability drain id4"]);
+    expect(sh(drainRemovedNodesScript(["vm1", "vm2"]), { env }).stdout).toBe("");
+  });
+
+  it("pin: a pulled image gets its repository digest, a local one keeps its tag, a digest stays, a missing one is pulled", () => {
+    const digest = `sha256:${"d".repeat(64)}`;
+    const env = scriptedDocker([
+      `"image inspect --format {{range .RepoDigests}}{{println .}}{{end}} eclipse-mosquitto:2") echo "eclipse-mosquitto@${digest}" ;;`,
+      `"image inspect --format {{range .RepoDigests}}{{println .}}{{end}} 10.0.0.1:5000/r/registry:2") echo "other/registry@sha256:${"f".repeat(64)}"; echo "10.0.0.1:5000/r/registry@${digest}" ;;`,
+      '"image inspect --format"*) echo ;;',
+      '"image inspect eclipse-mosquitto:2") if [ -e "$FAKE/pulled" ]; then echo "[]"; else exit 1; fi ;;',
+      '"image inspect"*) echo "[]" ;;',
+      '"pull -q eclipse-mosquitto:2") touch "$FAKE/pulled" ;;',
+    ]);
+    const refs = ["eclipse-mosquitto:2", "ai-swarm-base/registry:2", `registry:2@${digest}`, "10.0.0.1:5000/r/registry:2"];
+    const result = sh(pinImagesScript(refs), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.trim().split("\n")).toEqual([`eclipse-mosquitto:2@${digest}`, "ai-swarm-base/registry:2", `registry:2@${digest}`, `10.0.0.1:5000/r/registry:2@${digest}`]);
+    expect(calls()).toContain("pull -q eclipse-mosquitto:2");
+  });
+
+  it("pin: an image the manager cannot pull fails, naming it", () => {
+    const env = scriptedDocker(['"image inspect"*) exit 1 ;;', '"pull"*) exit 1 ;;']);
+    const result = sh(pinImagesScript(["nosuch/image:1"]), { env });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("cannot pull nosuch/image:1 on the manager");
+  });
+
+  it("placement: waits until every service runs its replicas on active nodes, then prints the placement", () => {
+    const env = scriptedDocker([
+      `"node ls --format"*) printf "vm1 Active\\nvm2 Active\\nvm4 Drain\\n" ;;`,
+      '"service inspect"*) echo 2 ;;',
+      // First look: one replica still on the drained vm4; afterwards both on active nodes.
+      `"service ps --filter desired-state=running --format {{.Node}} {{.CurrentState}} s1") if [ -e "$FAKE/seen" ]; then printf "vm1 Running 3 seconds ago\\nvm2 Running 1 second ago\\n"; else touch "$FAKE/seen"; printf "vm1 Running 3 seconds ago\\nvm4 Running 1 minute ago\\n"; fi ;;`,
+      `"service ps --filter desired-state=running --format {{.Name}} {{.Node}} {{.CurrentState}} s1") printf "s1.1 vm1 Running 5 seconds ago\\ns1.2 vm2 Running 3 seconds ago\\n" ;;`,
+    ]);
+    const result = sh(placementScript(["s1"], 30).replace("sleep 2", "sleep 0"), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("s1.1 vm1 Running 5 seconds ago\ns1.2 vm2 Running 3 seconds ago\n");
+    expect(calls().filter((call) => call.includes("--format {{.Node}} {{.CurrentState}}"))).toHaveLength(2);
+  });
+
+  it("placement: a service that does not converge in time fails the deploy, naming it", () => {
+    const env = scriptedDocker([
+      '"node ls --format"*) echo "vm1 Active" ;;',
+      '"service inspect"*) echo 2 ;;',
+      '"service ps"*"{{.Node}} {{.CurrentState}}"*) printf "vm1 Running 3 seconds ago\\nvm1 Starting 1 second ago\\n" ;;',
+      '"service ps"*) echo "table" ;;',
+    ]);
+    const result = sh(placementScript(["s1"], 0), { env });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("not converged within 0 s: s1");
   });
 });

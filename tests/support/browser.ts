@@ -42,3 +42,12 @@ export async function askThroughPage(page: Page, query: string, timeoutMs = 60_0
   const text = async (selector: string): Promise<string> => ((await answer.locator(selector).first().textContent()) ?? "").trim();
   return { text: await text(".answer-text"), language: await text(".worker-language"), node: await text(".worker-node"), workerId: await text(".worker-id") };
 }
+
+/** Signs in through the page's form (a master with WEB_AUTH_TOKEN) and waits for the chat. */
+export async function signInThroughPage(page: Page, token: string, timeoutMs = 15_000): Promise<void> {
+  await page.locator('[data-testid="signin-form"]').waitFor({ state: "visible", timeout: timeoutMs });
+  await page.fill('[data-testid="signin-token"]', token);
+  await page.click('[data-testid="signin-button"]');
+  await page.locator('[data-testid="signin-form"]').waitFor({ state: "hidden", timeout: timeoutMs });
+  await page.locator("#query-input").waitFor({ state: "visible", timeout: timeoutMs });
+}

@@ -1,6 +1,8 @@
-import { existsSync, mkdtempSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { webTlsScript } from "../../components/scripts";
 import { freePort } from "./ports";
 import { ManagedProcess } from "./processes";
 import { eventually } from "./ports";
@@ -86,17 +88,49 @@ export async function startMaster(options: MasterOptions): Promise<Master> {
     ...options.env,
   };
   const proc = new ManagedProcess(`master:${httpPort}`, process.execPath, [MASTER_MAIN], env);
-  const url = `http://127.0.0.1:${httpPort}`;
+  // With WEB_TLS_* the port speaks HTTPS; it still answers GET /healthz over plain HTTP.
+  const url = `${options.env?.WEB_TLS_CERT_FILE ? "https" : "http"}://127.0.0.1:${httpPort}`;
   await eventually(`master ${url}/healthz`, async () => {
     if (!proc.isRunning) throw new Error(`master exited during start-up:\n${proc.tail()}`);
     try {
-      const response = await fetch(`${url}/healthz`);
+      const response = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
       return response.ok ? true : undefined;
     } catch {
       return undefined;
     }
   }, 30_000);
   return { url, grpcAddr: `127.0.0.1:${grpcPort}`, httpPort, grpcPort, dbPath, process: proc };
+}
+
+export interface WebCertificate {
+  /** The stack's CA certificate (PEM): what a client should trust. */
+  ca: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * A web certificate for 127.0.0.1 made by the stack's own script
+ * (webTlsScript in components/scripts.ts, run with sh and the real openssl, as
+ * on the manager), written to files in `dir` as the Docker secrets would be.
+ * Pass certFile/keyFile as WEB_TLS_CERT_FILE/WEB_TLS_KEY_FILE to startMaster.
+ */
+export function issueWebCertificate(dir: string): WebCertificate {
+  const caDir = path.join(dir, "ca");
+  const result = spawnSync("sh", ["-c", webTlsScript("IP:127.0.0.1,DNS:localhost", "127.0.0.1", caDir, path.join(dir, "web"))], { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`webTlsScript failed: ${result.stderr}`);
+  // It prints the certificate, then the key.
+  const end = "-----END CERTIFICATE-----\n";
+  const split = result.stdout.lastIndexOf(end) + end.length;
+  const certFile = path.join(dir, "web.crt");
+  const keyFile = path.join(dir, "web.key");
+  writeFileSync(certFile, result.stdout.slice(0, split));
+  writeFileSync(keyFile, result.stdout.slice(split), { mode: 0o600 });
+  return { ca: readFileSync(path.join(caDir, "ca.crt"), "utf8"), certFile, keyFile };
+}
+
+export function opensslMissing(): string | undefined {
+  return spawnSync("openssl", ["version"]).error === undefined ? undefined : "openssl is not installed (apt-get install -y openssl)";
 }
 
 export interface WorkerOptions {

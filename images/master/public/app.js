@@ -1,6 +1,12 @@
 // The chat page. Everything that comes from a user or a worker is put on the page
 // with textContent, never innerHTML. The per-query API key is read from the form,
 // sent with that one query and cleared; it is never stored.
+//
+// When the master has access control on (GET /api/session says auth "token"),
+// the page shows a sign-in form until it has a session: the token typed there is
+// sent once to POST /api/session, which answers with an HttpOnly cookie; the
+// token itself is never stored. Works under a strict CSP: no inline script or
+// style anywhere.
 "use strict";
 
 (function () {
@@ -26,6 +32,12 @@
     error: document.getElementById("form-error"),
     workers: document.getElementById("workers-panel"),
     connection: document.getElementById("connection"),
+    chat: document.getElementById("chat"),
+    signinForm: document.getElementById("signin-form"),
+    signinToken: document.getElementById("signin-token"),
+    signinButton: document.getElementById("signin-button"),
+    signinError: document.getElementById("signin-error"),
+    signout: document.getElementById("signout-button"),
   };
 
   /** id -> {user, status} elements of one query in the chat. */
@@ -116,17 +128,110 @@
     els.workers.replaceChildren(...groups);
   }
 
-  const socket = io({ auth: { sessionId: sessionId() } });
-  socket.on("connect", () => {
-    els.connection.textContent = "connected";
-    els.connection.className = "connection online";
+  function setConnection(text, online) {
+    els.connection.textContent = text;
+    els.connection.className = online ? "connection online" : "connection offline";
+  }
+
+  let socket = null;
+  let accessControl = false;
+
+  /** A fresh connection (a new handshake, so it carries the current cookie). */
+  function connect() {
+    disconnect();
+    socket = io({ auth: { sessionId: sessionId() }, forceNew: true });
+    socket.on("connect", () => setConnection("connected", true));
+    socket.on("disconnect", (reason) => {
+      setConnection("reconnecting…", false);
+      // The master closed it: the session ended (signed out, expired). Ask again.
+      if (reason === "io server disconnect") void checkSession();
+    });
+    socket.on("connect_error", (err) => {
+      // Refused for want of a session (the client does not retry those): ask
+      // again, after a pause so that a disagreement can never spin.
+      if (err && err.message === "unauthorized") setTimeout(checkSession, 1000);
+    });
+    socket.on("query:update", onUpdate);
+    socket.on("workers", renderWorkers);
+  }
+
+  function disconnect() {
+    if (!socket) return;
+    socket.removeAllListeners();
+    socket.disconnect();
+    socket = null;
+  }
+
+  function showChat() {
+    els.signinForm.hidden = true;
+    els.chat.hidden = false;
+    els.signout.hidden = !accessControl;
+    connect();
+  }
+
+  function showSignIn() {
+    disconnect();
+    entries.clear();
+    els.messages.replaceChildren();
+    els.workers.replaceChildren();
+    els.chat.hidden = true;
+    els.signout.hidden = true;
+    els.signinForm.hidden = false;
+    setConnection("signed out", false);
+    els.signinToken.focus();
+  }
+
+  async function checkSession() {
+    let state;
+    try {
+      const res = await fetch("/api/session", { cache: "no-store" });
+      state = await res.json();
+    } catch {
+      setConnection("cannot reach the master", false);
+      setTimeout(checkSession, 2000);
+      return;
+    }
+    accessControl = state.auth === "token";
+    if (accessControl && !state.signedIn) showSignIn();
+    else if (!socket || !socket.connected) showChat();
+  }
+
+  els.signinForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    els.signinError.textContent = "";
+    els.signinButton.disabled = true;
+    try {
+      const res = await fetch("/api/session", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: els.signinToken.value }),
+      });
+      if (res.status === 204) {
+        els.signinToken.value = "";
+        showChat();
+        return;
+      }
+      const body = await res.json().catch(() => ({}));
+      els.signinError.textContent =
+        res.status === 429
+          ? `Too many wrong tokens; try again in ${res.headers.get("retry-after")} s.`
+          : body.error || `Sign-in failed (HTTP ${res.status}).`;
+    } catch {
+      els.signinError.textContent = "The master did not answer; try again.";
+    } finally {
+      els.signinButton.disabled = false;
+    }
   });
-  socket.on("disconnect", () => {
-    els.connection.textContent = "reconnecting…";
-    els.connection.className = "connection offline";
+
+  els.signout.addEventListener("click", async () => {
+    disconnect(); // first, so the server closing it does not look like a lost session
+    try {
+      await fetch("/api/session", { method: "DELETE" });
+    } catch {
+      // Signed out on this page either way.
+    }
+    showSignIn();
   });
-  socket.on("query:update", onUpdate);
-  socket.on("workers", renderWorkers);
 
   els.form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -134,6 +239,10 @@
     const apiKey = els.apiKey.value;
     els.error.textContent = "";
     const payload = apiKey ? { query, apiKey } : { query };
+    if (!socket) {
+      els.error.textContent = "Not connected to the master; sign in first.";
+      return;
+    }
     els.send.disabled = true;
     socket.timeout(10000).emit("query", payload, (err, ack) => {
       els.send.disabled = false;
@@ -162,4 +271,6 @@
       els.form.requestSubmit();
     }
   });
+
+  void checkSession();
 })();

@@ -1,6 +1,7 @@
 // Configuration from the environment, validated with zod before anything starts.
 // A bad value stops start-up with a message naming the variable (never its value
 // when the variable is a secret).
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
@@ -28,6 +29,17 @@ export interface Config {
   heartbeatTimeoutMs: number;
   rateLimitPerMinute: number;
   logLevel: LogLevel;
+  web: WebConfig;
+}
+
+/** The front door of the web port. */
+export interface WebConfig {
+  /** PEM certificate (chain) and key: the port serves HTTPS. */
+  tls?: { cert: string; key: string };
+  /** Access control is on when set. */
+  authToken?: string;
+  metricsOpen: boolean;
+  sessionTtlMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -62,7 +74,14 @@ const envSchema = z.object({
   HEARTBEAT_TIMEOUT_MS: positiveInt.default(7000),
   RATE_LIMIT_PER_MINUTE: nonNegativeInt.default(120),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  WEB_TLS_CERT_FILE: z.string().min(1).optional(),
+  WEB_TLS_KEY_FILE: z.string().min(1).optional(),
+  WEB_METRICS_OPEN: bool.default(false),
+  // 1 minute to 30 days; 12 hours by default.
+  WEB_SESSION_TTL_MS: positiveInt.min(60_000).max(30 * 24 * 3_600_000).default(12 * 3_600_000),
 });
+
+const MIN_WEB_TOKEN_CHARS = 16;
 
 type ReadFile = (path: string) => string;
 
@@ -98,6 +117,52 @@ function canRead(path: string, readFile: ReadFile): boolean {
   }
 }
 
+/**
+ * The web port's certificate and key: both or neither, readable, PEM, and a
+ * matching pair. Problems name the variable, never a file's content.
+ */
+function readWebTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  readFile: ReadFile,
+  problems: string[],
+): WebConfig["tls"] {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    const [missing, given] = certFile === undefined ? ["WEB_TLS_CERT_FILE", "WEB_TLS_KEY_FILE"] : ["WEB_TLS_KEY_FILE", "WEB_TLS_CERT_FILE"];
+    problems.push(`${missing}: required when ${given} is set (HTTPS needs both)`);
+    return undefined;
+  }
+  const read = (name: string, path: string): string | undefined => {
+    try {
+      return readFile(path);
+    } catch {
+      problems.push(`${name}: cannot read file ${path}`);
+      return undefined;
+    }
+  };
+  const cert = read("WEB_TLS_CERT_FILE", certFile);
+  const key = read("WEB_TLS_KEY_FILE", keyFile);
+  if (cert === undefined || key === undefined) return undefined;
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    problems.push(`WEB_TLS_CERT_FILE: ${certFile} is not a PEM certificate`);
+    return undefined;
+  }
+  try {
+    if (!x509.checkPrivateKey(createPrivateKey(key))) {
+      problems.push(`WEB_TLS_KEY_FILE: ${keyFile} is not the key of the certificate in WEB_TLS_CERT_FILE`);
+      return undefined;
+    }
+  } catch {
+    problems.push(`WEB_TLS_KEY_FILE: ${keyFile} is not a PEM private key`);
+    return undefined;
+  }
+  return { cert, key };
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value;
 }
@@ -122,6 +187,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultR
   if (caFile !== undefined && !canRead(caFile, readFile)) {
     problems.push(`MQTT_CA_FILE: cannot read file ${caFile}`);
   }
+  const webToken = readSecret(env, "WEB_AUTH_TOKEN", readFile, problems);
+  if (webToken !== undefined && webToken.length < MIN_WEB_TOKEN_CHARS) {
+    const name = nonEmpty(env.WEB_AUTH_TOKEN_FILE) !== undefined ? "WEB_AUTH_TOKEN_FILE" : "WEB_AUTH_TOKEN";
+    problems.push(`${name}: the token must be at least ${MIN_WEB_TOKEN_CHARS} characters`);
+  }
+  const webTls = readWebTls(
+    nonEmpty(env.WEB_TLS_CERT_FILE),
+    nonEmpty(env.WEB_TLS_KEY_FILE),
+    readFile,
+    problems,
+  );
   if (!parsed.success || problems.length > 0 || grpcToken === undefined) {
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
@@ -148,5 +224,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultR
     heartbeatTimeoutMs: e.HEARTBEAT_TIMEOUT_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     logLevel: e.LOG_LEVEL,
+    web: {
+      tls: webTls,
+      authToken: webToken,
+      metricsOpen: e.WEB_METRICS_OPEN,
+      sessionTtlMs: e.WEB_SESSION_TTL_MS,
+    },
   };
 }

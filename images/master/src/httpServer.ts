@@ -1,23 +1,30 @@
-// One HTTP server for the chat page, the REST API, /healthz, /metrics and
-// Socket.IO. Validation lives in validation.ts; this file only translates
-// between HTTP/Socket.IO and the QueryService.
+// The web port: the chat page, the REST API, /healthz, /metrics and Socket.IO.
+// Validation lives in validation.ts, the token and cookie in auth.ts, the
+// TLS/plain-HTTP split in webServer.ts; this file translates between
+// HTTP/Socket.IO and the QueryService and applies the access rules.
 //
-// Plain node:http rather than a framework: five routes do not need one, and on
-// the benchmark's hot path (POST + GET per query) a framework doubled the CPU
-// spent per request.
+// Plain node:http rather than a framework: a handful of routes do not need one,
+// and on the benchmark's hot path (POST + GET per query) a framework doubled
+// the CPU spent per request.
 import { readFileSync, readdirSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join } from "node:path";
-import { Server as SocketServer, type Socket } from "socket.io";
+import { Server as SocketServer, type DefaultEventsMap, type Socket } from "socket.io";
+import { bearerToken, readCookie, SESSION_COOKIE, sessionCookieHeader, WebAuth, type Session } from "./auth";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { QueryService, QueryView } from "./queryService";
 import type { RateLimiter } from "./rateLimit";
+import { sameOrigin, securityHeaders, setSecurityHeaders } from "./securityHeaders";
+import { SignInBackoff } from "./signInBackoff";
 import { cleanSessionId, validateQueryInput } from "./validation";
+import { WebServer, type TlsFiles } from "./webServer";
 
 export const MAX_BODY_BYTES = 64 * 1024;
+const MAX_SIGN_IN_BYTES = 4 * 1024;
 const MAX_WAIT_MS = 30_000;
+/** setTimeout's limit (~24.8 days); longer session lifetimes are cut to it for the socket timer. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const WORKERS_PUSH_MS = 100;
 const POSITIONS_PUSH_MS = 200;
 
@@ -29,7 +36,40 @@ export interface HttpDeps {
   maxQueryChars: number;
   health(): { mqtt: boolean; db: boolean };
   publicDir?: string;
+  /** Serve HTTPS (plain HTTP on the same port only redirects). */
+  tls?: TlsFiles;
+  /** Access control; absent means off: whoever reaches the port may use everything. */
+  auth?: WebAuthOptions;
+  /** Failed sign-ins per address (the caller prunes it). */
+  signInBackoff?: SignInBackoff;
 }
+
+export interface WebAuthOptions {
+  token: string;
+  sessionTtlMs: number;
+  /** /metrics without the token. */
+  metricsOpen: boolean;
+}
+
+/** How a request proved who it is, with access control on. */
+type Credential = { kind: "cookie"; session: Session } | { kind: "bearer" };
+
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, credential: Credential | undefined) => Promise<void> | void;
+
+interface Route {
+  /** Needs no credential even with access control on. */
+  open: boolean;
+  /** Method -> handler: one table for routing and 405s. */
+  methods: Record<string, Handler>;
+}
+
+interface SocketData {
+  session: string;
+  expiresAtMs?: number;
+}
+
+type ChatServer = SocketServer<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, SocketData>;
+type ChatSocket = Socket<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, SocketData>;
 
 type Submission =
   | { ok: true; id: string; status: string; position: number }
@@ -40,6 +80,7 @@ class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -57,20 +98,45 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 export class HttpApi {
-  readonly server: HttpServer;
-  readonly io: SocketServer;
+  readonly web: WebServer;
+  readonly io: ChatServer;
   private readonly files: Map<string, StaticFile>;
+  private readonly tls: boolean;
+  private readonly auth?: WebAuth;
+  private readonly backoff: SignInBackoff;
   private workersTimer?: NodeJS.Timeout;
   private positionsTimer?: NodeJS.Timeout;
 
   constructor(private readonly deps: HttpDeps) {
     this.files = loadPublicFiles(deps.publicDir ?? join(__dirname, "..", "public"));
-    this.server = createServer((req, res) => {
+    this.tls = deps.tls !== undefined;
+    this.auth = deps.auth ? new WebAuth(deps.auth.token) : undefined;
+    this.backoff = deps.signInBackoff ?? new SignInBackoff();
+    this.web = new WebServer((req, res) => {
       this.route(req, res).catch((err: unknown) => this.fail(res, err));
-    });
+    }, deps.tls);
     // Socket.IO answers /socket.io/* (its client script included) before our routes.
-    this.io = new SocketServer(this.server, { serveClient: true, maxHttpBufferSize: MAX_BODY_BYTES });
+    this.io = new SocketServer(this.web.main, {
+      serveClient: true,
+      maxHttpBufferSize: MAX_BODY_BYTES,
+      allowRequest: (req, callback) => {
+        const ok = sameOrigin(req, this.tls);
+        callback(ok ? null : "cross-origin request refused", ok);
+      },
+    });
+    this.io.use((socket, next) => {
+      const data = this.socketSession(socket);
+      if (data === undefined) return next(new Error("unauthorized"));
+      socket.data = data;
+      next();
+    });
     this.io.on("connection", (socket) => this.onSocket(socket));
+    // Prepended after Socket.IO attached, so its responses (polling, client
+    // script, errors) carry the security headers too.
+    const headers = securityHeaders(this.tls);
+    this.web.main.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => setSecurityHeaders(res, headers));
+    const plainHeaders = securityHeaders(false);
+    this.web.plain?.prependListener("request", (_req, res) => setSecurityHeaders(res, plainHeaders));
     deps.service.setListeners({
       queryUpdated: (view, session) => this.pushQuery(view, session),
       workersChanged: () => this.schedulePush("workers"),
@@ -79,16 +145,13 @@ export class HttpApi {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => resolve((this.server.address() as AddressInfo).port));
-    });
+    return this.web.listen(port, host);
   }
 
   async close(): Promise<void> {
     clearTimeout(this.workersTimer);
     clearTimeout(this.positionsTimer);
-    this.server.closeAllConnections();
+    this.web.close();
     await this.io.close();
   }
 
@@ -112,37 +175,104 @@ export class HttpApi {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
     const method = req.method ?? "GET";
-    const api = this.apiRoute(req, res, url);
-    if (api !== undefined) {
-      if (method === api.method) return api.handle();
-      res.setHeader("allow", api.method);
-      throw new HttpError(405, `${method} is not allowed on ${path}; use ${api.method}`);
+    if ((method === "POST" || method === "DELETE") && !sameOrigin(req, this.tls)) {
+      throw new HttpError(403, "cross-origin request refused");
     }
-    if (path.startsWith("/api/")) throw new HttpError(404, "no such API route");
+    const api = this.apiRoute(path);
+    if (api !== undefined) {
+      const credential = api.open ? undefined : this.authenticate(req);
+      const handle = api.methods[method];
+      if (handle) return handle(req, res, url, credential);
+      const allowed = Object.keys(api.methods).join(", ");
+      res.setHeader("allow", allowed);
+      throw new HttpError(405, `${method} is not allowed on ${path}; use ${allowed}`);
+    }
+    if (path.startsWith("/api/")) {
+      this.authenticate(req);
+      throw new HttpError(404, "no such API route");
+    }
     const file = method === "GET" || method === "HEAD" ? this.files.get(path === "/" ? "/index.html" : path) : undefined;
     if (!file) throw new HttpError(404, "not found");
     res.writeHead(200, { "content-type": file.type, "content-length": file.body.length, "cache-control": "no-cache" });
     res.end(method === "HEAD" ? undefined : file.body);
   }
 
-  /** The API route at a path: the one method it answers and its handler (one table for routing and 405s). */
-  private apiRoute(req: IncomingMessage, res: ServerResponse, url: URL): { method: string; handle(): Promise<void> | void } | undefined {
-    const path = url.pathname;
-    if (path === "/api/queries") return { method: "POST", handle: () => this.postQuery(req, res) };
+  /** The API route at a path, or undefined. */
+  private apiRoute(path: string): Route | undefined {
+    if (path === "/api/queries") return { open: false, methods: { POST: (req, res, _url, cred) => this.postQuery(req, res, cred) } };
     if (path.startsWith("/api/queries/")) {
       const id = path.slice("/api/queries/".length);
-      return { method: "GET", handle: () => this.getQuery(res, decodePathPart(id), url.searchParams.get("wait")) };
+      return {
+        open: false,
+        methods: { GET: (req, res, url, cred) => this.getQuery(req, res, decodePathPart(id), url.searchParams.get("wait"), cred) },
+      };
     }
-    if (path === "/api/workers") return { method: "GET", handle: () => sendJson(res, 200, this.deps.service.workers()) };
-    if (path === "/healthz") return { method: "GET", handle: () => this.healthz(res) };
-    if (path === "/metrics") return { method: "GET", handle: () => this.metrics(res) };
+    if (path === "/api/workers") return { open: false, methods: { GET: (_req, res) => sendJson(res, 200, this.deps.service.workers()) } };
+    if (path === "/api/session") {
+      return {
+        open: true,
+        methods: {
+          GET: (req, res) => this.sessionState(req, res),
+          POST: (req, res) => this.signIn(req, res),
+          DELETE: (req, res) => this.signOut(req, res),
+        },
+      };
+    }
+    if (path === "/healthz") return { open: true, methods: { GET: (_req, res) => this.healthz(res) } };
+    if (path === "/metrics") return { open: this.deps.auth?.metricsOpen ?? true, methods: { GET: (_req, res) => this.metrics(res) } };
     return undefined;
   }
 
-  private async postQuery(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * With access control on: the request's credential (a valid session cookie,
+   * or the token as `Authorization: Bearer`), else a 401 (a 429 while the
+   * address is backing off after wrong tokens). Undefined with access control off.
+   */
+  private authenticate(req: IncomingMessage): Credential | undefined {
+    if (!this.auth) return undefined;
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const token = bearerToken(header);
+      if (token === undefined) throw unauthorized("use Authorization: Bearer <token>");
+      const address = clientIp(req);
+      const wait = this.backoff.check(address, Date.now());
+      if (!wait.ok) throw tooManyAttempts(wait.retryAfterS);
+      if (this.auth.tokenMatches(token)) {
+        this.backoff.success(address);
+        return { kind: "bearer" };
+      }
+      this.backoff.failure(address, Date.now());
+      this.deps.log.warn("web request with a wrong token refused", { address });
+      throw unauthorized("wrong token");
+    }
+    const session = this.cookieSession(req.headers.cookie);
+    if (session) return { kind: "cookie", session };
+    throw unauthorized("sign in first, or send Authorization: Bearer <token>");
+  }
+
+  private cookieSession(cookieHeader: string | undefined): Session | undefined {
+    return this.auth?.verify(readCookie(cookieHeader, SESSION_COOKIE), Date.now());
+  }
+
+  /**
+   * The session a request's queries belong to. With access control on it comes
+   * from the credential: `web:<id>` for a signed-in page, `api:<X-Session-Id or
+   * "default">` for a bearer client (which therefore cannot name a `web:` one).
+   * Off, the client names it with X-Session-Id, else it is the client's address.
+   */
+  private sessionFor(req: IncomingMessage, credential: Credential | undefined): string {
+    if (credential?.kind === "cookie") return `web:${credential.session.id}`;
     const header = req.headers["x-session-id"];
-    const session = header === undefined ? clientIp(req) : cleanSessionId(header);
-    if (session === undefined) throw new HttpError(400, "x-session-id must be 1-128 characters of [A-Za-z0-9_.:-]");
+    const named = header === undefined ? undefined : cleanSessionId(header);
+    if (header !== undefined && named === undefined) {
+      throw new HttpError(400, "x-session-id must be 1-128 characters of [A-Za-z0-9_.:-]");
+    }
+    if (credential?.kind === "bearer") return `api:${named ?? "default"}`;
+    return named ?? clientIp(req);
+  }
+
+  private async postQuery(req: IncomingMessage, res: ServerResponse, credential: Credential | undefined): Promise<void> {
+    const session = this.sessionFor(req, credential);
     // Every body is read as JSON whatever its content type: text gets a clear 400.
     const body = parseJson(await readBody(req, MAX_BODY_BYTES));
     const result = this.submit(body, session, clientIp(req));
@@ -162,12 +292,60 @@ export class HttpApi {
     sendJson(res, 202, { id: result.id, status: result.status, position: result.position });
   }
 
-  private async getQuery(res: ServerResponse, id: string, waitParam: string | null): Promise<void> {
+  private async getQuery(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    waitParam: string | null,
+    credential: Credential | undefined,
+  ): Promise<void> {
     const wait = parseWait(waitParam);
     if (wait === undefined) throw new HttpError(400, "wait must be a non-negative integer number of milliseconds");
+    // With access control on, another session's query is as unknown as a made-up id.
+    if (credential !== undefined && this.deps.service.sessionOf(id) !== this.sessionFor(req, credential)) {
+      throw new HttpError(404, `unknown query ${id}`);
+    }
     const view = await this.deps.service.waitFor(id, wait);
     if (!view) throw new HttpError(404, `unknown query ${id}`);
     sendJson(res, 200, view);
+  }
+
+  // ---- sign-in -------------------------------------------------------------------
+
+  private sessionState(req: IncomingMessage, res: ServerResponse): void {
+    sendJson(res, 200, {
+      auth: this.auth ? "token" : "off",
+      signedIn: this.cookieSession(req.headers.cookie) !== undefined,
+    });
+  }
+
+  private async signIn(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.auth || !this.deps.auth) throw new HttpError(400, "access control is off: there is nothing to sign in to");
+    const address = clientIp(req);
+    const wait = this.backoff.check(address, Date.now());
+    if (!wait.ok) throw tooManyAttempts(wait.retryAfterS);
+    const body = parseJson(await readBody(req, MAX_SIGN_IN_BYTES));
+    const token = typeof body === "object" && body !== null ? (body as Record<string, unknown>).token : undefined;
+    if (typeof token !== "string" || token === "") throw new HttpError(400, 'body must be a JSON object like {"token": "..."}');
+    if (!this.auth.tokenMatches(token)) {
+      this.backoff.failure(address, Date.now());
+      this.deps.log.warn("web sign-in refused: wrong token", { address });
+      throw new HttpError(401, "wrong token");
+    }
+    this.backoff.success(address);
+    const ttlMs = this.deps.auth.sessionTtlMs;
+    const { cookie } = this.auth.issue(Date.now(), ttlMs);
+    this.deps.log.info("web sign-in", { address });
+    res.writeHead(204, { "set-cookie": sessionCookieHeader(cookie, Math.floor(ttlMs / 1000), this.tls), "cache-control": "no-store" });
+    res.end();
+  }
+
+  /** Clears the cookie and closes the session's sockets (the cookie itself stays valid until it expires). */
+  private signOut(req: IncomingMessage, res: ServerResponse): void {
+    const session = this.cookieSession(req.headers.cookie);
+    if (session) this.io.in(room(`web:${session.id}`)).disconnectSockets(true);
+    res.writeHead(204, { "set-cookie": sessionCookieHeader("", 0, this.tls), "cache-control": "no-store" });
+    res.end();
   }
 
   private healthz(res: ServerResponse): void {
@@ -185,7 +363,9 @@ export class HttpApi {
 
   private fail(res: ServerResponse, err: unknown): void {
     if (err instanceof HttpError) {
-      if (!res.headersSent) sendJson(res, err.status, { error: err.message });
+      if (res.headersSent) return;
+      for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
+      sendJson(res, err.status, { error: err.message });
       return;
     }
     this.deps.log.error("http handler failed", { error: String(err) });
@@ -195,10 +375,28 @@ export class HttpApi {
 
   // ---- Socket.IO ---------------------------------------------------------------
 
-  private onSocket(socket: Socket): void {
-    const ip = socket.handshake.address;
+  /**
+   * The session of a connecting socket. With access control on it comes from
+   * the session cookie only (undefined without a valid one: the handshake is
+   * refused); off, from `auth.sessionId`, else the client's address.
+   */
+  private socketSession(socket: ChatSocket): SocketData | undefined {
+    if (this.auth) {
+      const session = this.cookieSession(socket.handshake.headers.cookie);
+      return session ? { session: `web:${session.id}`, expiresAtMs: session.expiresAtMs } : undefined;
+    }
     const auth = socket.handshake.auth as Record<string, unknown> | undefined;
-    const session = cleanSessionId(auth?.sessionId) ?? ip;
+    return { session: cleanSessionId(auth?.sessionId) ?? socket.handshake.address };
+  }
+
+  private onSocket(socket: ChatSocket): void {
+    const ip = socket.handshake.address;
+    const { session, expiresAtMs } = socket.data;
+    if (expiresAtMs !== undefined) {
+      // The session ends for a connected page too: the page then asks to sign in again.
+      const timer = setTimeout(() => socket.disconnect(true), Math.min(Math.max(expiresAtMs - Date.now(), 0), MAX_TIMER_MS));
+      socket.once("disconnect", () => clearTimeout(timer));
+    }
     void socket.join(room(session));
     socket.emit("workers", this.deps.service.workers());
     // Oldest first, so the page can append in order.
@@ -248,9 +446,21 @@ function clientIp(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? "unknown";
 }
 
+function unauthorized(message: string): HttpError {
+  return new HttpError(401, message, { "www-authenticate": "Bearer" });
+}
+
+function tooManyAttempts(retryAfterS: number): HttpError {
+  return new HttpError(429, `too many wrong tokens from this address; try again in ${retryAfterS} s`, { "retry-after": String(retryAfterS) });
+}
+
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body) });
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    "cache-control": "no-store",
+  });
   res.end(body);
 }
 

@@ -9,6 +9,7 @@ import { MqttBridge } from "./mqttBridge";
 import { QueryService } from "./queryService";
 import { RateLimiter } from "./rateLimit";
 import { Scheduler } from "./scheduler";
+import { SignInBackoff } from "./signInBackoff";
 import { QueryStore } from "./store";
 
 /** A task that loses its worker this many times fails instead of looping forever. */
@@ -54,15 +55,31 @@ async function run(cfg: Config, log: Logger): Promise<void> {
   log.info("queries restored", { db: cfg.dbPath, ...restored });
 
   const rateLimiter = new RateLimiter(cfg.rateLimitPerMinute);
+  const signInBackoff = new SignInBackoff();
   const grpcServer = new GrpcServer(service, cfg.grpcToken, log, metrics);
+  const web = cfg.web;
   const http = new HttpApi({
     service,
     rateLimiter,
+    signInBackoff,
     metrics,
     log,
     maxQueryChars: cfg.maxQueryChars,
     health: () => ({ mqtt: mqtt.connected, db: store.ping() }),
+    tls: web.tls,
+    auth: web.authToken === undefined
+      ? undefined
+      : { token: web.authToken, sessionTtlMs: web.sessionTtlMs, metricsOpen: web.metricsOpen },
   });
+  const scheme = web.tls ? "https" : "http";
+  log.info("web front door", {
+    scheme,
+    access_control: web.authToken === undefined ? "off" : "token",
+    metrics_open: web.authToken === undefined || web.metricsOpen,
+  });
+  if (web.authToken !== undefined && !web.tls) {
+    log.warn("WEB_AUTH_TOKEN is set without WEB_TLS_CERT_FILE/WEB_TLS_KEY_FILE: the token and the session cookie cross the network in clear text");
+  }
 
   const protoDir = resolveProtoDir();
   const grpcPort = await grpcServer.start(protoDir, cfg.bindHost, cfg.grpcPort);
@@ -71,7 +88,10 @@ async function run(cfg: Config, log: Logger): Promise<void> {
 
   const timers = [
     setInterval(() => service.tick(), TICK_MS),
-    setInterval(() => rateLimiter.prune(Date.now()), 60_000),
+    setInterval(() => {
+      rateLimiter.prune(Date.now());
+      signInBackoff.prune(Date.now());
+    }, 60_000),
   ];
   let announced = false;
   mqtt.start({
@@ -83,7 +103,7 @@ async function run(cfg: Config, log: Logger): Promise<void> {
       announced = true;
       mqtt.publishLog("info", "master ready");
       log.info("master ready", {
-        http: `http://127.0.0.1:${httpPort}`,
+        http: `${scheme}://127.0.0.1:${httpPort}`,
         grpc: `127.0.0.1:${grpcPort}`,
         broker: `${cfg.mqtt.host}:${cfg.mqtt.port}`,
       });

@@ -206,6 +206,11 @@ export class QueryService {
     return row ? rowView(row) : undefined;
   }
 
+  /** The session a query belongs to; undefined for an unknown id. */
+  sessionOf(id: string): string | undefined {
+    return this.active.get(id)?.session ?? this.store.get(id)?.session;
+  }
+
   /** Resolves when the query is done or failed, or when `ms` have passed. */
   waitFor(id: string, ms: number): Promise<QueryView | undefined> {
     const view = this.get(id);

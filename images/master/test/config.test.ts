@@ -1,5 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config";
+import { makeCertificate, opensslMissing, type TestCertificate } from "./helpers/tls";
 
 const base = { GRPC_TOKEN: "t0ken-value" };
 const noFiles = (path: string): string => {
@@ -23,6 +27,7 @@ describe("config defaults", () => {
       heartbeatTimeoutMs: 7000,
       rateLimitPerMinute: 120,
       logLevel: "info",
+      web: { tls: undefined, authToken: undefined, metricsOpen: false, sessionTtlMs: 12 * 3_600_000 },
     });
   });
 
@@ -67,6 +72,10 @@ describe("a bad value is refused, naming the variable", () => {
     ["HEARTBEAT_TIMEOUT_MS", "-5"],
     ["RATE_LIMIT_PER_MINUTE", "-1"],
     ["LOG_LEVEL", "verbose"],
+    ["WEB_METRICS_OPEN", "maybe"],
+    ["WEB_SESSION_TTL_MS", "0"],
+    ["WEB_SESSION_TTL_MS", "forever"],
+    ["WEB_SESSION_TTL_MS", "999999999999"],
   ])("%s=%s", (name, value) => {
     expect(() => loadConfig({ ...base, [name]: value }, noFiles)).toThrowError(new RegExp(`^invalid configuration: .*${name}`));
   });
@@ -104,5 +113,74 @@ describe("a bad value is refused, naming the variable", () => {
 
   it("lists every bad variable at once", () => {
     expect(() => loadConfig({ HTTP_PORT: "x", LEASE_MS: "y" }, noFiles)).toThrowError(/HTTP_PORT.*LEASE_MS.*GRPC_TOKEN/);
+  });
+});
+
+describe("the web front door", () => {
+  const errorOf = (env: NodeJS.ProcessEnv, readFile: (path: string) => string = noFiles): string => {
+    try {
+      loadConfig({ ...base, ...env }, readFile);
+    } catch (e) {
+      if (e instanceof ConfigError) return e.message;
+      throw e;
+    }
+    return "";
+  };
+
+  it("reads the token, the _FILE form winning; metrics and session lifetime", () => {
+    const cfg = loadConfig(
+      { ...base, WEB_AUTH_TOKEN: "from-env-0123456789", WEB_AUTH_TOKEN_FILE: "/run/secrets/web", WEB_METRICS_OPEN: "true", WEB_SESSION_TTL_MS: "60000" },
+      (path) => (path === "/run/secrets/web" ? "from-file-0123456789\n" : ""),
+    );
+    expect(cfg.web).toEqual({ tls: undefined, authToken: "from-file-0123456789", metricsOpen: true, sessionTtlMs: 60_000 });
+    expect(loadConfig({ ...base, WEB_AUTH_TOKEN: "exactly-16-chars" }, noFiles).web.authToken).toBe("exactly-16-chars");
+  });
+
+  it("refuses a token under 16 characters, naming the variable and never the value", () => {
+    const plain = errorOf({ WEB_AUTH_TOKEN: "short-secret-15" });
+    expect(plain).toMatch(/WEB_AUTH_TOKEN: the token must be at least 16 characters/);
+    expect(plain).not.toContain("short-secret-15");
+    const fromFile = errorOf({ WEB_AUTH_TOKEN_FILE: "/run/secrets/web" }, () => "tiny-secret\n");
+    expect(fromFile).toMatch(/WEB_AUTH_TOKEN_FILE: the token must be at least 16 characters/);
+    expect(fromFile).not.toContain("tiny-secret");
+    expect(errorOf({ WEB_AUTH_TOKEN_FILE: "/nope" }, () => { throw new Error("ENOENT"); })).toMatch(/WEB_AUTH_TOKEN_FILE: cannot read file \/nope/);
+  });
+
+  it("needs the certificate and the key together", () => {
+    expect(errorOf({ WEB_TLS_CERT_FILE: "/c.pem" })).toMatch(/WEB_TLS_KEY_FILE: required when WEB_TLS_CERT_FILE is set/);
+    expect(errorOf({ WEB_TLS_KEY_FILE: "/k.pem" })).toMatch(/WEB_TLS_CERT_FILE: required when WEB_TLS_KEY_FILE is set/);
+  });
+
+  it("names an unreadable certificate or key", () => {
+    const message = errorOf({ WEB_TLS_CERT_FILE: "/c.pem", WEB_TLS_KEY_FILE: "/k.pem" }, () => { throw new Error("EACCES"); });
+    expect(message).toMatch(/WEB_TLS_CERT_FILE: cannot read file \/c.pem/);
+    expect(message).toMatch(/WEB_TLS_KEY_FILE: cannot read file \/k.pem/);
+  });
+
+  describe.skipIf(opensslMissing() !== undefined)("with real PEM files (openssl)", () => {
+    let dir: string;
+    let one: TestCertificate;
+    let two: TestCertificate;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), "master-config-tls-"));
+      one = makeCertificate(dir, "one");
+      two = makeCertificate(dir, "two");
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const read = (path: string): string => readFileSync(path, "utf8");
+
+    it("loads a matching pair", () => {
+      const cfg = loadConfig({ ...base, WEB_TLS_CERT_FILE: one.certFile, WEB_TLS_KEY_FILE: one.keyFile }, read);
+      expect(cfg.web.tls).toEqual({ cert: one.cert, key: one.key });
+    });
+
+    it("refuses a key that is not the certificate's, or files that are not PEM, without printing them", () => {
+      const mismatch = errorOf({ WEB_TLS_CERT_FILE: one.certFile, WEB_TLS_KEY_FILE: two.keyFile }, read);
+      expect(mismatch).toMatch(/WEB_TLS_KEY_FILE: .* is not the key of the certificate in WEB_TLS_CERT_FILE/);
+      expect(errorOf({ WEB_TLS_CERT_FILE: one.keyFile, WEB_TLS_KEY_FILE: one.keyFile }, read)).toMatch(/WEB_TLS_CERT_FILE: .* is not a PEM certificate/);
+      const notKey = errorOf({ WEB_TLS_CERT_FILE: one.certFile, WEB_TLS_KEY_FILE: one.certFile }, read);
+      expect(notKey).toMatch(/WEB_TLS_KEY_FILE: .* is not a PEM private key/);
+      for (const message of [mismatch, notKey]) expect(message).not.toContain("PRIVATE KEY");
+    });
   });
 });

@@ -192,9 +192,10 @@ async function removeReplacedObject(engine: DockerEngine, collection: string, ex
 interface ServiceInspect {
   ID: string;
   Version: { Index: number };
+  UpdatedAt?: string;
   Spec: ApiObject;
   Endpoint?: ServiceEndpoint;
-  UpdateStatus?: { State?: string; Message?: string };
+  UpdateStatus?: { State?: string; StartedAt?: string; Message?: string };
 }
 
 export const service: ResourceKind = {
@@ -257,7 +258,8 @@ async function applyService(req: ApplyRequest, prior: StoredResource | undefined
     warnings = answer.Warnings;
   }
   for (const warning of warnings ?? []) ctx.warn(`${name}: Docker: ${warning}`);
-  if (converge) await waitForConvergence(endpoint.engine, id, name, spec, converge, ctx);
+  const updatedAt = existing ? (await endpoint.engine.call<ServiceInspect>("GET", `/services/${id}`)).UpdatedAt : undefined;
+  if (converge) await waitForConvergence(endpoint.engine, id, name, spec, converge, ctx, updatedAt);
   else ctx.progress(`${name}: no convergeConfig, so (like the provider) not waiting for tasks to run`);
   // Read back as the provider's Read does, and hold the declaration to it.
   const stored = await endpoint.engine.call<ServiceInspect>("GET", `/services/${id}`);
@@ -314,7 +316,16 @@ interface TaskInspect {
   Status: { State: string; Err?: string; Message?: string };
 }
 
-/** Polls like the provider's convergeConfig: every `delay` until all replicas run, or `timeout`. */
+/** How long an update may take before Docker reports a rolling update (when the task template changed). */
+const UPDATE_START_GRACE_MS = 3000;
+
+/**
+ * Polls like the provider's convergeConfig: every `delay` until all replicas run, or `timeout`.
+ * After an update (`updatedAt`, the service's UpdatedAt), Docker's UpdateStatus of an update
+ * that replaces tasks must have started after it and completed: the replicas that ran before
+ * the update do not count. An update that replaces no task shows no UpdateStatus: after a short
+ * grace, the running replicas are the updated service.
+ */
 async function waitForConvergence(
   engine: DockerEngine,
   id: string,
@@ -322,15 +333,22 @@ async function waitForConvergence(
   spec: Record<string, unknown>,
   converge: ConvergeSettings,
   ctx: ApplyContext,
+  updatedAt?: string,
 ): Promise<void> {
   const mode = spec["Mode"] as { Replicated?: { Replicas: number } };
-  const deadline = Date.now() + converge.timeoutMs;
+  const started = Date.now();
+  const deadline = started + converge.timeoutMs;
   let lastReport = "";
   for (;;) {
     const service = await engine.call<ServiceInspect>("GET", `/services/${id}`);
-    const state = service.UpdateStatus?.State;
+    const ours = updatedAt === undefined || (service.UpdateStatus?.StartedAt !== undefined && Date.parse(service.UpdateStatus.StartedAt) >= Date.parse(updatedAt) - 1000);
+    const state = ours ? service.UpdateStatus?.State : undefined;
     if (state === "rollback_completed" || state === "paused" || state === "rollback_paused") {
       throw new Error(`${name}: update ${state}: ${service.UpdateStatus?.Message ?? "no message"}`);
+    }
+    if (updatedAt !== undefined && !ours && Date.now() - started < UPDATE_START_GRACE_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      continue;
     }
     const filters = encodeURIComponent(JSON.stringify({ service: [id], "desired-state": ["running"] }));
     const tasks = await engine.call<TaskInspect[]>("GET", `/tasks?filters=${filters}`);
