@@ -3,39 +3,64 @@
 // docs/pulumi.md for the config keys and how to run it.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { SwarmApp } from "./components/app";
-import { loadStackConfig } from "./components/config";
-import { AppImages } from "./components/images";
+import { Broker } from "./components/broker";
+import { loadStackConfig, WORKER_LANGUAGES, type WorkerLanguage } from "./components/config";
+import { AppImages, workerImageName } from "./components/images";
+import { Master } from "./components/master";
+import { StackNetwork } from "./components/network";
 import { PinnedImages } from "./components/pinnedImages";
 import { createDockerProviders } from "./components/providers";
 import { PrivateRegistry } from "./components/registry";
-import { SwarmCluster } from "./components/swarm";
+import { serviceName, type StackServiceSettings } from "./components/specs";
+import { addressPoolOf, SwarmCluster } from "./components/swarm";
 import { WebAccess } from "./components/webAccess";
+import { WorkerPool } from "./components/workers";
 
 // Validates everything first: a bad config throws one error listing every problem, before any resource exists.
 const config = loadStackConfig();
+const settings: StackServiceSettings = {
+  stackName: config.stackName,
+  endpointMode: config.endpointMode,
+  publishMode: config.publishMode,
+  topicPrefix: config.topicPrefix,
+};
 
-const swarm = new SwarmCluster("swarm", { config });
+const swarm = new SwarmCluster("swarm", {
+  nodes: config.nodes,
+  sshPrivateKey: config.sshPrivateKey,
+  ...(addressPoolOf(config) && { addressPool: addressPoolOf(config) }),
+});
+/** Remote commands on the manager: how to reach it and as whom. */
+const onManager = { connection: swarm.managerConnection, user: config.manager.user };
 const docker = createDockerProviders(config);
+const managerDocker = { providers: [docker.manager] };
+
 const thirdParty = new PinnedImages("third-party-images", {
-  connection: swarm.managerConnection,
-  user: config.manager.user,
+  connection: onManager.connection,
+  user: onManager.user,
   images: { mosquitto: config.baseImages.mosquitto, registry: config.baseImages.registry },
 });
 
-const registry = new PrivateRegistry("registry", {
-  config,
-  swarm,
-  image: thirdParty.refs.registry,
-  managerDocker: docker.manager,
-  ...(config.registry.password && { password: config.registry.password }),
-});
+const registry = new PrivateRegistry(
+  "registry",
+  {
+    settings,
+    manager: config.manager,
+    nodes: config.nodes,
+    sshPrivateKey: config.sshPrivateKey,
+    port: config.registry.port,
+    username: config.registry.username,
+    image: thirdParty.refs.registry,
+    ...(config.registry.password && { password: config.registry.password }),
+  },
+  { ...managerDocker, dependsOn: [swarm.init] },
+);
 
 const web = new WebAccess("web", {
   tls: config.web.tls,
   auth: config.web.auth,
-  connection: swarm.managerConnection,
-  user: config.manager.user,
+  connection: onManager.connection,
+  user: onManager.user,
   hosts: [config.manager.host, ...config.web.hosts],
   caCert: registry.caCert,
   caReady: registry.tls,
@@ -45,22 +70,68 @@ const web = new WebAccess("web", {
   ...(config.web.privateKey && { privateKey: config.web.privateKey }),
 });
 
-const images = new AppImages("images", {
-  config,
-  registry,
-  buildProvider: docker.build,
-  repoRoot: path.resolve(__dirname),
-});
+const images = new AppImages(
+  "images",
+  {
+    registry: { address: registry.address, username: registry.username, password: registry.password },
+    baseImages: config.baseImages,
+    platform: config.build.platform,
+    repoRoot: path.resolve(__dirname),
+  },
+  { providers: [docker.build], dependsOn: [registry.ready] },
+);
 
-const app = new SwarmApp("app", {
-  config,
-  swarm,
-  registry,
-  images,
-  mosquittoImage: thirdParty.refs.mosquitto,
-  web,
-  managerDocker: docker.manager,
-});
+const network = new StackNetwork("network", { stackName: config.stackName, encrypted: config.network.encrypted }, { ...managerDocker, dependsOn: swarm.ready });
+
+const broker = new Broker(
+  "broker",
+  {
+    settings,
+    image: thirdParty.refs.mosquitto,
+    networkId: network.id,
+    ...(config.ports.mqtt !== undefined && { publishedPort: config.ports.mqtt }),
+  },
+  { ...managerDocker, dependsOn: swarm.ready },
+);
+
+const registryAuth = { serverAddress: registry.address, username: registry.username, password: registry.password };
+const master = new Master(
+  "master",
+  {
+    settings,
+    image: images.refs.master,
+    registryAuth,
+    networkId: network.id,
+    mqttPassword: broker.passwords.master,
+    web: { ...(web.tls && { tls: web.tls }), ...(web.token && { token: web.token }), metricsOpen: config.web.metricsOpen },
+    webPort: config.ports.web,
+  },
+  // Every node must trust the registry before any of them pulls.
+  { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, broker.service] },
+);
+
+const byLanguage = <T>(pick: (language: WorkerLanguage) => T): Record<WorkerLanguage, T> =>
+  Object.fromEntries(WORKER_LANGUAGES.map((language) => [language, pick(language)])) as Record<WorkerLanguage, T>;
+const workers = new WorkerPool(
+  "workers",
+  {
+    settings,
+    images: byLanguage((language) => images.refs[workerImageName(language)]),
+    registryAuth,
+    networkId: network.id,
+    mqttPasswords: byLanguage((language) => broker.passwords[language]),
+    grpcToken: master.grpcToken,
+    replicas: config.replicas,
+    maxReplicasPerNode: config.maxReplicasPerNode,
+    simulatedWorkMs: config.simulatedWorkMs,
+    shutdownGraceMs: config.shutdownGraceMs,
+    llm: { provider: config.llm.provider, ...(config.llm.baseUrl && { baseUrl: config.llm.baseUrl }), ...(config.llm.model && { model: config.llm.model }) },
+    ...(config.llm.apiKey && { llmApiKey: config.llm.apiKey }),
+    manager: onManager,
+    nodeNames: config.nodes.map((node) => node.name),
+  },
+  { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, master.service] },
+);
 
 export const webUrl = `${web.scheme}://${config.manager.host}:${config.ports.web}`;
 /** The page's access token (web.auth token): `pulumi stack output --show-secrets webToken`. */
@@ -74,10 +145,16 @@ export const registryPassword = pulumi.secret(registry.password);
 export const registryCaCert = registry.caCert;
 export const nodes = swarm.nodes.map(({ name, host, role, nodeId }) => ({ name, host, role, nodeId: nodeId.apply((id) => id.trim()) }));
 export const services = [
-  { name: `${config.stackName}_registry`, image: thirdParty.refs.registry, replicas: 1 },
-  ...app.services.map(({ name, image, replicas }) => ({ name, image, replicas })),
+  { name: serviceName(config.stackName, "registry"), image: thirdParty.refs.registry, replicas: 1 },
+  { name: serviceName(config.stackName, "mosquitto"), image: thirdParty.refs.mosquitto, replicas: 1 },
+  { name: serviceName(config.stackName, "master"), image: images.refs.master, replicas: 1 },
+  ...WORKER_LANGUAGES.map((language) => ({
+    name: serviceName(config.stackName, workerImageName(language)),
+    image: images.refs[workerImageName(language)],
+    replicas: config.replicas[language],
+  })),
 ];
-/** A snapshot taken on the manager at deploy time: "<task> <node> <state>" per running worker replica. */
-export const workerPlacement = app.placement;
+/** "<task> <node> <state>" per worker replica, read on the manager once every worker service has converged. */
+export const workerPlacement = workers.placement;
 /** Run on the manager (ssh) for the live view of which VM runs each worker replica. */
-export const workerPlacementCommand = app.placementCommand;
+export const workerPlacementCommand = workers.placementCommand;

@@ -14,7 +14,8 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig, WorkerLanguage } from "./config";
 import { contentTag, dockerfileOf } from "./buildContext";
-import type { PrivateRegistry } from "./registry";
+import { FORMER } from "./aliases";
+import { childOf } from "./options";
 
 export const IMAGE_NAMES = ["master", "worker-python", "worker-go", "worker-java"] as const;
 export type ImageName = (typeof IMAGE_NAMES)[number];
@@ -41,11 +42,20 @@ export function imageRef(registryAddress: string, name: ImageName, tag: string):
   return `${registryAddress}/ai-swarm/${name}:${tag}`;
 }
 
+/** Where the images are pushed, and the login for it. */
+export interface RegistryLogin {
+  /** host:port of the private registry. */
+  address: string;
+  username: string;
+  password: pulumi.Input<string>;
+}
+
 export interface AppImagesArgs {
-  config: StackConfig;
-  registry: PrivateRegistry;
-  /** The engine that builds and pushes: the manager's (default) or the operator's local one. */
-  buildProvider: docker.Provider;
+  registry: RegistryLogin;
+  /** The base images the Dockerfiles build from (config baseImages; unset keeps each Dockerfile's default). */
+  baseImages: StackConfig["baseImages"];
+  /** The platform every image is built for, e.g. linux/amd64. */
+  platform: string;
   /** The repository root: the build context. */
   repoRoot: string;
 }
@@ -60,30 +70,31 @@ export class AppImages extends pulumi.ComponentResource {
   readonly refs: Record<ImageName, pulumi.Output<string>>;
   readonly images: Record<ImageName, docker.Image>;
 
+  /** The engine that builds and pushes (the manager's, or the operator's local one) goes in `provider`/`providers`; the registry's readiness in `dependsOn`. */
   constructor(name: string, args: AppImagesArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ai-swarm:index:Images", name, {}, opts);
-    const { config, registry, repoRoot } = args;
+    super("ai-swarm:index:AppImages", name, {}, { ...opts, aliases: [...(opts?.aliases ?? []), { type: FORMER.images.type }] });
+    const { registry, repoRoot } = args;
     // Relative to where `pulumi` runs (the project directory), so state does not depend on the operator's paths.
     const context = path.relative(process.cwd(), repoRoot) || ".";
     const images = {} as Record<ImageName, docker.Image>;
     const refs = {} as Record<ImageName, pulumi.Output<string>>;
     for (const imageName of IMAGE_NAMES) {
-      const buildArgs = buildArgsFor(imageName, config.baseImages);
+      const buildArgs = buildArgsFor(imageName, args.baseImages);
       const tag = contentTag(repoRoot, imageName, buildArgs);
       const image = new docker.Image(
-        imageName,
+        `${name}-${imageName}`,
         {
           imageName: imageRef(registry.address, imageName, tag),
           build: {
             context,
             dockerfile: path.join(context, dockerfileOf(imageName)),
             args: buildArgs,
-            // Always named (config default linux/amd64): the provider warns on every preview when it has to guess.
-            platform: config.build.platform,
+            // Always named: the provider warns on every preview when it has to guess.
+            platform: args.platform,
           },
           registry: { server: registry.address, username: registry.username, password: registry.password },
         },
-        { parent: this, provider: args.buildProvider, dependsOn: [registry.ready] },
+        childOf(this, opts, { aliases: [{ name: imageName }] }),
       );
       images[imageName] = image;
       refs[imageName] = image.repoDigest;

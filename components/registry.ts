@@ -7,9 +7,11 @@ import type * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { isIpAddress, type StackConfig } from "./config";
+import { FORMER } from "./aliases";
+import { childOf } from "./options";
+import { isIpAddress, type NodeConfig } from "./config";
 import { htpasswdLine } from "./credentials";
-import { registryServiceArgs } from "./specs";
+import { remoteCommand } from "./remoteCommand";
 import {
   asRoot,
   REGISTRY_DIR,
@@ -19,14 +21,21 @@ import {
   removeRegistryCaScript,
   writeStdinToFileScript,
 } from "./scripts";
-import { sshConnection, type SwarmCluster } from "./swarm";
-import { remoteCommand } from "./remoteCommand";
+import { registryServiceArgs, type StackServiceSettings } from "./specs";
+import { sshConnection } from "./swarm";
 
 export interface RegistryArgs {
-  config: StackConfig;
-  swarm: SwarmCluster;
-  /** Docker provider talking to the manager's engine. */
-  managerDocker: docker.Provider;
+  /** Stack name, endpoint and publish modes. */
+  settings: StackServiceSettings;
+  /** The manager: the registry runs there, and its CA and certificate are made there. */
+  manager: NodeConfig;
+  /** Every node of the stack: each installs the CA, so each engine trusts the registry. */
+  nodes: NodeConfig[];
+  /** The SSH private key for every node (a secret). */
+  sshPrivateKey: pulumi.Input<string>;
+  /** The port the registry is published on, on the manager. */
+  port: number;
+  username: string;
   /** The registry password from config (a secret); generated and kept in the stack state when absent. */
   password?: pulumi.Output<string>;
   /** The registry's image, pinned by digest where a registry served it. */
@@ -36,10 +45,6 @@ export interface RegistryArgs {
 /** The certificate's subject alternative name: IP:… for an address, DNS:… for a name. */
 export function subjectAltName(host: string): string {
   return isIpAddress(host) ? `IP:${host}` : `DNS:${host}`;
-}
-
-export function registryAddress(config: Pick<StackConfig, "manager" | "registry">): string {
-  return `${config.manager.host}:${config.registry.port}`;
 }
 
 export class PrivateRegistry extends pulumi.ComponentResource {
@@ -57,48 +62,50 @@ export class PrivateRegistry extends pulumi.ComponentResource {
   readonly ready: command.remote.Command;
   readonly service: docker.Service;
 
+  /** The docker provider of the manager goes in `provider`/`providers`; the swarm's init in `dependsOn`. */
   constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ai-swarm:index:Registry", name, {}, opts);
-    const { config, swarm } = args;
-    const manager = config.manager;
-    this.address = registryAddress(config);
-    this.username = config.registry.username;
+    super("ai-swarm:index:PrivateRegistry", name, {}, { ...opts, aliases: [...(opts?.aliases ?? []), { type: FORMER.registry.type }] });
+    const manager = args.manager;
+    const managerConnection = sshConnection(manager, args.sshPrivateKey);
+    this.address = `${manager.host}:${args.port}`;
+    this.username = args.username;
     const password =
-      args.password ?? new random.RandomPassword("registry-password", { length: 32, special: false }, { parent: this }).result;
+      args.password ??
+      new random.RandomPassword(`${name}-password`, { length: 32, special: false }, childOf(this, opts, { aliases: [{ name: "registry-password" }] })).result;
     this.password = password;
     const san = subjectAltName(manager.host);
 
     const tls = remoteCommand(
-      "registry-tls",
-      { connection: swarm.managerConnection, create: asRoot(registryTlsScript(san, manager.host), manager.user) },
-      { parent: this },
+      `${name}-tls`,
+      { connection: managerConnection, create: asRoot(registryTlsScript(san, manager.host), manager.user) },
+      childOf(this, opts, { aliases: [{ name: "registry-tls" }] }),
     );
     this.caCert = tls.stdout;
     this.tls = tls;
 
     const htpasswd = password.apply((value) => htpasswdLine(this.username, value));
     const auth = remoteCommand(
-      "registry-htpasswd",
+      `${name}-htpasswd`,
       {
-        connection: swarm.managerConnection,
+        connection: managerConnection,
         create: asRoot(writeStdinToFileScript(`${REGISTRY_DIR}/auth/htpasswd`, "644"), manager.user),
         stdin: pulumi.secret(htpasswd.apply((line) => `${line}\n`)),
       },
-      { parent: this, dependsOn: [tls] },
+      childOf(this, opts, { dependsOn: [tls], aliases: [{ name: "registry-htpasswd" }] }),
     );
 
     // Every engine (the manager's included: it builds and pushes) trusts the registry's CA.
-    const caInstalls = config.nodes.map(
+    const caInstalls = args.nodes.map(
       (node) =>
         remoteCommand(
-          `registry-ca-${node.name}`,
+          `${name}-ca-${node.name}`,
           {
-            connection: sshConnection(node, config.sshPrivateKey),
+            connection: sshConnection(node, args.sshPrivateKey),
             create: asRoot(writeStdinToFileScript(registryCaPath(this.address), "644"), node.user),
             delete: asRoot(removeRegistryCaScript(this.address), node.user),
             stdin: tls.stdout,
           },
-          { parent: this },
+          childOf(this, opts, { aliases: [{ name: `registry-ca-${node.name}` }] }),
         ),
     );
 
@@ -108,26 +115,25 @@ export class PrivateRegistry extends pulumi.ComponentResource {
         createHash("sha256").update(`${ca}\n${san}\n${line}`).digest("hex").slice(0, 12),
       ),
     );
-    this.service = new docker.Service("registry", registryServiceArgs(config, args.image, revision), {
-      parent: this,
-      provider: args.managerDocker,
-      dependsOn: [swarm.init, tls, auth],
+    this.service = new docker.Service(
+      `${name}-service`,
+      registryServiceArgs(args.settings, { image: args.image, revision, port: args.port }),
       // A service has a fixed name: a replacement must remove the old one first.
-      deleteBeforeReplace: true,
-    });
+      childOf(this, opts, { dependsOn: [tls, auth], deleteBeforeReplace: true, aliases: [{ name: "registry" }] }),
+    );
 
     this.caInstalls = caInstalls;
-    const managerCa = caInstalls[config.nodes.indexOf(manager)];
+    const managerCa = caInstalls[args.nodes.indexOf(manager)];
     this.ready = remoteCommand(
-      "registry-ready",
+      `${name}-ready`,
       {
-        connection: swarm.managerConnection,
+        connection: managerConnection,
         create: asRoot(registryReadyScript(this.address, this.username), manager.user),
         stdin: pulumi.secret(password.apply((value) => `${value}\n`)),
         // Re-check whenever the registry service changes.
         triggers: [this.service.id, revision],
       },
-      { parent: this, dependsOn: [this.service, ...(managerCa ? [managerCa] : [])] },
+      childOf(this, opts, { dependsOn: [this.service, ...(managerCa ? [managerCa] : [])], aliases: [{ name: "registry-ready" }] }),
     );
 
     this.registerOutputs({ address: this.address, caCert: this.caCert });

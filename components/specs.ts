@@ -1,9 +1,9 @@
-// docker.Service arguments for every service, built by pure functions from the
-// config and a few references (image names, network id, secret ids), so the
+// docker.Service arguments for every service, built by pure functions from a
+// few settings and references (image names, network id, secret ids), so the
 // whole shape of a spec can be read and tested without Pulumi resources.
 import type * as docker from "@pulumi/docker";
 import type * as pulumi from "@pulumi/pulumi";
-import type { LlmProvider, StackConfig, WorkerLanguage } from "./config";
+import type { LlmProvider, WorkerLanguage } from "./config";
 import { durationText } from "./durations";
 import { CONTAINER_PATHS, MASTER_MQTT_USER, MQTT_CONTAINER_PORT, workerMqttUser } from "./mosquitto";
 import { REGISTRY_DIR } from "./scripts";
@@ -104,20 +104,28 @@ export interface PublishedPort {
   published: number;
 }
 
+/** What every service of the stack shares: its name prefix, how ports are published, the MQTT topic prefix. */
+export interface StackServiceSettings {
+  stackName: string;
+  endpointMode: "vip" | "dnsrr";
+  publishMode: "ingress" | "host";
+  topicPrefix: string;
+}
+
 /** vip|dnsrr and ingress|host come from config; the schema already rejects dnsrr + ingress. */
 export function endpointSpec(
-  config: Pick<StackConfig, "endpointMode" | "publishMode">,
+  settings: Pick<StackServiceSettings, "endpointMode" | "publishMode">,
   ports: readonly PublishedPort[] = [],
 ): docker.types.input.ServiceEndpointSpec {
   return {
-    mode: config.endpointMode,
+    mode: settings.endpointMode,
     ...(ports.length > 0 && {
       ports: ports.map((port) => ({
         name: port.name,
         protocol: "tcp",
         targetPort: port.target,
         publishedPort: port.published,
-        publishMode: config.publishMode,
+        publishMode: settings.publishMode,
       })),
     }),
   };
@@ -133,11 +141,17 @@ export interface SecretMount {
   fileMode?: number;
 }
 
+/** A reference from a service to a Docker config. */
+export interface ConfigMount {
+  configId: pulumi.Input<string>;
+  configName: pulumi.Input<string>;
+}
+
 export function secretFile(name: string): string {
   return `/run/secrets/${name}`;
 }
 
-/** Health check timings; for the workers the test itself comes from the image's HEALTHCHECK (Docker inherits it when `tests` is empty). */
+/** Health check timings; the test itself comes from each image's HEALTHCHECK (Docker inherits it when `tests` is empty). */
 function healthTimings(startPeriodSeconds: number): docker.types.input.ServiceTaskSpecContainerSpecHealthcheck {
   return { interval: durationText(10), timeout: durationText(5), retries: 3, startPeriod: durationText(startPeriodSeconds) };
 }
@@ -147,25 +161,38 @@ function stopGracePeriod(shutdownGraceMs: number): string {
   return durationText(Math.ceil(shutdownGraceMs / 1000) + 10);
 }
 
-interface Common {
-  config: StackConfig;
-  networkId: pulumi.Input<string>;
-}
-
 export interface RegistryAuth {
   serverAddress: pulumi.Input<string>;
   username: pulumi.Input<string>;
   password: pulumi.Input<string>;
 }
 
-/** The private registry, on the manager, serving TLS with the deploy-time certificate and htpasswd auth. */
-export function registryServiceArgs(config: StackConfig, image: pulumi.Input<string>, revision: pulumi.Input<string>): docker.ServiceArgs {
+/** The parts every service spec has: name, stack label, rollout, convergence. */
+function serviceArgs(settings: StackServiceSettings, service: string, rest: Omit<docker.ServiceArgs, "name" | "labels">): docker.ServiceArgs {
   return {
-    name: serviceName(config.stackName, "registry"),
-    labels: stackLabels(config.stackName),
+    name: serviceName(settings.stackName, service),
+    labels: stackLabels(settings.stackName),
+    ...rest,
+    updateConfig: UPDATE_CONFIG,
+    rollbackConfig: ROLLBACK_CONFIG,
+    convergeConfig: CONVERGE_CONFIG,
+  };
+}
+
+export interface RegistryRefs {
+  image: pulumi.Input<string>;
+  /** Changes when the certificate or the password file changes, so the registry restarts and reloads them. */
+  revision: pulumi.Input<string>;
+  /** The port the registry is published on (on the manager). */
+  port: number;
+}
+
+/** The private registry, on the manager, serving TLS with the deploy-time certificate and htpasswd auth. */
+export function registryServiceArgs(settings: StackServiceSettings, refs: RegistryRefs): docker.ServiceArgs {
+  return serviceArgs(settings, "registry", {
     taskSpec: {
       containerSpec: {
-        image,
+        image: refs.image,
         env: {
           REGISTRY_HTTP_ADDR: `0.0.0.0:${REGISTRY_CONTAINER_PORT}`,
           REGISTRY_HTTP_TLS_CERTIFICATE: "/certs/registry.crt",
@@ -174,14 +201,13 @@ export function registryServiceArgs(config: StackConfig, image: pulumi.Input<str
           REGISTRY_AUTH_HTPASSWD_REALM: "ai-swarm registry",
           REGISTRY_AUTH_HTPASSWD_PATH: "/auth/htpasswd",
           REGISTRY_STORAGE_DELETE_ENABLED: "true",
-          // Changes when the certificate or the password file changes, so the registry restarts and reloads
-          // them. An env change updates in place (container labels force a replacement in some provider versions).
-          AI_SWARM_REVISION: revision,
+          // An env change updates in place (container labels force a replacement in some provider versions).
+          AI_SWARM_REVISION: refs.revision,
         },
         mounts: [
           { type: "bind", source: `${REGISTRY_DIR}/certs`, target: "/certs", readOnly: true },
           { type: "bind", source: `${REGISTRY_DIR}/auth`, target: "/auth", readOnly: true },
-          { type: "volume", source: serviceName(config.stackName, "registry-data"), target: "/var/lib/registry" },
+          { type: "volume", source: serviceName(settings.stackName, "registry-data"), target: "/var/lib/registry" },
           TMP_MOUNT,
         ],
         // Runs as root but needs no capability: port 5000, files it owns, data on its volume.
@@ -193,33 +219,27 @@ export function registryServiceArgs(config: StackConfig, image: pulumi.Input<str
       restartPolicy: RESTART_POLICY,
     },
     mode: { replicated: { replicas: 1 } },
-    endpointSpec: endpointSpec(config, [
-      { name: "registry", target: REGISTRY_CONTAINER_PORT, published: config.registry.port },
-    ]),
-    updateConfig: UPDATE_CONFIG,
-    rollbackConfig: ROLLBACK_CONFIG,
-    convergeConfig: CONVERGE_CONFIG,
-  };
+    endpointSpec: endpointSpec(settings, [{ name: "registry", target: REGISTRY_CONTAINER_PORT, published: refs.port }]),
+  });
 }
 
-export interface MosquittoRefs extends Common {
+export interface MosquittoRefs {
+  networkId: pulumi.Input<string>;
   /** The broker image, pinned by digest where a registry served it (components/pinnedImages.ts). */
   image: pulumi.Input<string>;
-  configFile: { configId: pulumi.Input<string>; configName: pulumi.Input<string> };
-  aclFile: { configId: pulumi.Input<string>; configName: pulumi.Input<string> };
+  configFile: ConfigMount;
+  aclFile: ConfigMount;
   passwordFile: SecretMount;
+  /** Published port, when MQTT is reachable from outside the swarm. */
+  publishedPort?: number;
 }
 
 /** The uid/gid eclipse-mosquitto:2 runs the broker as: the password file is readable by it alone. */
 export const MOSQUITTO_UID = "1883";
 
-export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
-  const { config } = refs;
-  const ports: PublishedPort[] =
-    config.ports.mqtt === undefined ? [] : [{ name: "mqtt", target: MQTT_CONTAINER_PORT, published: config.ports.mqtt }];
-  return {
-    name: serviceName(config.stackName, "mosquitto"),
-    labels: stackLabels(config.stackName),
+export function mosquittoServiceArgs(settings: StackServiceSettings, refs: MosquittoRefs): docker.ServiceArgs {
+  const ports: PublishedPort[] = refs.publishedPort === undefined ? [] : [{ name: "mqtt", target: MQTT_CONTAINER_PORT, published: refs.publishedPort }];
+  return serviceArgs(settings, "mosquitto", {
     taskSpec: {
       containerSpec: {
         image: refs.image,
@@ -230,7 +250,7 @@ export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
         ],
         secrets: [refs.passwordFile],
         mounts: [
-          { type: "volume", source: serviceName(config.stackName, "mosquitto-data"), target: CONTAINER_PATHS.dataDir.replace(/\/$/, "") },
+          { type: "volume", source: serviceName(settings.stackName, "mosquitto-data"), target: CONTAINER_PATHS.dataDir.replace(/\/$/, "") },
           TMP_MOUNT,
         ],
         // Starts as root like eclipse-mosquitto:2: its entrypoint hands /mosquitto to the broker's user
@@ -244,14 +264,13 @@ export function mosquittoServiceArgs(refs: MosquittoRefs): docker.ServiceArgs {
       restartPolicy: RESTART_POLICY,
     },
     mode: { replicated: { replicas: 1 } },
-    endpointSpec: endpointSpec(config, ports),
-    updateConfig: UPDATE_CONFIG,
-    rollbackConfig: ROLLBACK_CONFIG,
-    convergeConfig: CONVERGE_CONFIG,
-  };
+    endpointSpec: endpointSpec(settings, ports),
+  });
 }
 
-export interface AppRefs extends Common {
+/** What the master and the workers both need: their image from the private registry, the overlay, the gRPC token, their MQTT password. */
+export interface AppRefs {
+  networkId: pulumi.Input<string>;
   image: pulumi.Input<string>;
   registryAuth: RegistryAuth;
   grpcToken: SecretMount;
@@ -263,7 +282,7 @@ export const MOSQUITTO_ALIAS = "mosquitto";
 export const MASTER_ALIAS = "master";
 
 /** Environment shared by the master and the workers. */
-function brokerEnv(config: StackConfig, username: string, passwordFile: string): Record<string, string> {
+function brokerEnv(settings: StackServiceSettings, username: string, passwordFile: string): Record<string, string> {
   return {
     // The network alias, not the service name: "<stack>_mosquitto" has an underscore,
     // which is no valid DNS host name (Java's URI and grpc-java refuse it).
@@ -271,7 +290,7 @@ function brokerEnv(config: StackConfig, username: string, passwordFile: string):
     MQTT_PORT: String(MQTT_CONTAINER_PORT),
     MQTT_USERNAME: username,
     MQTT_PASSWORD_FILE: passwordFile,
-    MQTT_TOPIC_PREFIX: config.topicPrefix,
+    MQTT_TOPIC_PREFIX: settings.topicPrefix,
   };
 }
 
@@ -280,28 +299,30 @@ export interface WebRefs {
   certificate?: SecretMount;
   privateKey?: SecretMount;
   token?: SecretMount;
+  /** Serve /metrics without the token. */
+  metricsOpen: boolean;
 }
 
 export interface MasterRefs extends AppRefs {
   web: WebRefs;
+  /** The published port of the page and the REST API. */
+  webPort: number;
 }
 
 /** The master's front-door variables (images/master/README.md): HTTPS when a certificate is mounted, the token when set. */
-function webEnv(config: StackConfig, web: WebRefs): Record<string, string> {
+function webEnv(web: WebRefs): Record<string, string> {
   return {
     ...(web.certificate && { WEB_TLS_CERT_FILE: secretFile(web.certificate.fileName) }),
     ...(web.privateKey && { WEB_TLS_KEY_FILE: secretFile(web.privateKey.fileName) }),
     ...(web.token && { WEB_AUTH_TOKEN_FILE: secretFile(web.token.fileName) }),
-    ...(config.web.metricsOpen && { WEB_METRICS_OPEN: "true" }),
+    ...(web.metricsOpen && { WEB_METRICS_OPEN: "true" }),
   };
 }
 
-export function masterServiceArgs(refs: MasterRefs): docker.ServiceArgs {
-  const { config, web } = refs;
+export function masterServiceArgs(settings: StackServiceSettings, refs: MasterRefs): docker.ServiceArgs {
+  const { web } = refs;
   const webSecrets = [web.certificate, web.privateKey, web.token].filter((mount): mount is SecretMount => mount !== undefined);
-  return {
-    name: serviceName(config.stackName, "master"),
-    labels: stackLabels(config.stackName),
+  return serviceArgs(settings, "master", {
     auth: refs.registryAuth,
     taskSpec: {
       containerSpec: {
@@ -309,14 +330,14 @@ export function masterServiceArgs(refs: MasterRefs): docker.ServiceArgs {
         env: {
           HTTP_PORT: String(MASTER_HTTP_PORT),
           GRPC_PORT: String(MASTER_GRPC_PORT),
-          ...brokerEnv(config, MASTER_MQTT_USER, secretFile(refs.mqttPassword.fileName)),
+          ...brokerEnv(settings, MASTER_MQTT_USER, secretFile(refs.mqttPassword.fileName)),
           GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
           DB_PATH: "/data/master.db",
-          ...webEnv(config, web),
+          ...webEnv(web),
         },
         secrets: [refs.grpcToken, refs.mqttPassword, ...webSecrets],
         // The queue lives in SQLite on this volume, so the master stays on the manager that holds it.
-        mounts: [{ type: "volume", source: serviceName(config.stackName, "master-data"), target: "/data" }, TMP_MOUNT],
+        mounts: [{ type: "volume", source: serviceName(settings.stackName, "master-data"), target: "/data" }, TMP_MOUNT],
         // The test is the image's own HEALTHCHECK (it knows whether it serves HTTPS); the spec sets the timings.
         healthcheck: healthTimings(20),
         ...hardened(),
@@ -328,15 +349,28 @@ export function masterServiceArgs(refs: MasterRefs): docker.ServiceArgs {
       restartPolicy: RESTART_POLICY,
     },
     mode: { replicated: { replicas: 1 } },
-    endpointSpec: endpointSpec(config, [{ name: "web", target: MASTER_HTTP_PORT, published: config.ports.web }]),
-    updateConfig: UPDATE_CONFIG,
-    rollbackConfig: ROLLBACK_CONFIG,
-    convergeConfig: CONVERGE_CONFIG,
-  };
+    endpointSpec: endpointSpec(settings, [{ name: "web", target: MASTER_HTTP_PORT, published: refs.webPort }]),
+  });
+}
+
+/** How a worker asks its LLM (config llm.*, without the key). */
+export interface LlmSettings {
+  provider: LlmProvider;
+  baseUrl?: string;
+  model?: string;
+}
+
+/** What one worker service runs: its language, how many, and the worker settings from config. */
+export interface WorkerSettings {
+  language: WorkerLanguage;
+  replicas: number;
+  maxReplicasPerNode: number;
+  simulatedWorkMs: number;
+  shutdownGraceMs: number;
+  llm: LlmSettings;
 }
 
 export interface WorkerRefs extends AppRefs {
-  language: WorkerLanguage;
   llmApiKey?: SecretMount;
 }
 
@@ -345,10 +379,7 @@ export interface WorkerRefs extends AppRefs {
  * variable of the provider that uses it (auto uses a server key for Gemini and
  * a base URL for an OpenAI-compatible server).
  */
-export function llmEnv(
-  llm: { provider: LlmProvider; baseUrl?: string; model?: string },
-  apiKeyFile: string | undefined,
-): Record<string, string> {
+export function llmEnv(llm: LlmSettings, apiKeyFile: string | undefined): Record<string, string> {
   const env: Record<string, string> = { LLM_PROVIDER: llm.provider };
   const keyVariable = llm.provider === "openai" ? "OPENAI_API_KEY_FILE" : "GEMINI_API_KEY_FILE";
   if (apiKeyFile !== undefined && llm.provider !== "offline") env[keyVariable] = apiKeyFile;
@@ -357,12 +388,10 @@ export function llmEnv(
   return env;
 }
 
-export function workerServiceArgs(refs: WorkerRefs): docker.ServiceArgs {
-  const { config, language } = refs;
+export function workerServiceArgs(settings: StackServiceSettings, worker: WorkerSettings, refs: WorkerRefs): docker.ServiceArgs {
+  const { language } = worker;
   const secrets = [refs.grpcToken, refs.mqttPassword, ...(refs.llmApiKey ? [refs.llmApiKey] : [])];
-  return {
-    name: serviceName(config.stackName, `worker-${language}`),
-    labels: stackLabels(config.stackName),
+  return serviceArgs(settings, `worker-${language}`, {
     auth: refs.registryAuth,
     taskSpec: {
       containerSpec: {
@@ -370,28 +399,25 @@ export function workerServiceArgs(refs: WorkerRefs): docker.ServiceArgs {
         env: {
           // Swarm expands the template per task: every worker reports the VM it runs on.
           NODE_HOSTNAME: "{{.Node.Hostname}}",
-          ...brokerEnv(config, workerMqttUser(language), secretFile(refs.mqttPassword.fileName)),
+          ...brokerEnv(settings, workerMqttUser(language), secretFile(refs.mqttPassword.fileName)),
           MASTER_GRPC_ADDR: `${MASTER_ALIAS}:${MASTER_GRPC_PORT}`,
           GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
-          ...llmEnv(config.llm, refs.llmApiKey && secretFile(refs.llmApiKey.fileName)),
-          SIMULATED_WORK_MS: String(config.simulatedWorkMs),
-          SHUTDOWN_GRACE_MS: String(config.shutdownGraceMs),
+          ...llmEnv(worker.llm, refs.llmApiKey && secretFile(refs.llmApiKey.fileName)),
+          SIMULATED_WORK_MS: String(worker.simulatedWorkMs),
+          SHUTDOWN_GRACE_MS: String(worker.shutdownGraceMs),
         },
         secrets,
         healthcheck: healthTimings(language === "java" ? 40 : 20),
         mounts: [TMP_MOUNT],
         ...hardened(),
-        stopGracePeriod: stopGracePeriod(config.shutdownGraceMs),
+        stopGracePeriod: stopGracePeriod(worker.shutdownGraceMs),
       },
       networksAdvanceds: [{ id: refs.networkId }],
-      placement: { maxReplicas: config.maxReplicasPerNode },
+      placement: { maxReplicas: worker.maxReplicasPerNode },
       resources: { limits: LIMITS[language] },
       restartPolicy: RESTART_POLICY,
     },
-    mode: { replicated: { replicas: config.replicas[language] } },
-    endpointSpec: endpointSpec(config),
-    updateConfig: UPDATE_CONFIG,
-    rollbackConfig: ROLLBACK_CONFIG,
-    convergeConfig: CONVERGE_CONFIG,
-  };
+    mode: { replicated: { replicas: worker.replicas } },
+    endpointSpec: endpointSpec(settings),
+  });
 }

@@ -2,21 +2,23 @@
 // over SSH (@pulumi/command). Every command reads the node's swarm state
 // first, so `pulumi up` on a running swarm changes nothing.
 //
-// Per worker node there are two resources, ordered so that removing the node
+// Per worker node there are two resources (children are named
+// `<component>-…`, e.g. swarm-join-vm2), ordered so that removing the node
 // from config does the right thing in the right order (Pulumi deletes
 // dependents first):
-//   join-<name>   on the node:    create = join (token from stdin);  delete = swarm leave
-//   node-<name>   on the manager: create = labels;                   delete = drain, wait, node rm
-// node-<name> depends on join-<name>, so on removal the manager drains and
+//   …-join-<node>   on the node:    create = join (token from stdin);  delete = swarm leave
+//   …-node-<node>   on the manager: create = labels;                   delete = drain, wait, node rm
+// …-node-<node> depends on …-join-<node>, so on removal the manager drains and
 // removes the node before the node itself leaves.
 //
 // Pulumi runs deletes last, after every service has been updated; so that the
 // services (and the placement the program reports) already avoid a node being
-// removed, `members` on the manager drains, before anything else, every node
+// removed, …-members on the manager drains, before anything else, every node
 // this program labelled that is no longer in the config.
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import type { NodeConfig, StackConfig } from "./config";
+import { FORMER } from "./aliases";
+import type { NodeConfig } from "./config";
 import { remoteCommand } from "./remoteCommand";
 import {
   type AddressPool,
@@ -32,7 +34,12 @@ import {
 } from "./scripts";
 
 export interface SwarmArgs {
-  config: StackConfig;
+  /** Every VM of the stack; exactly one is the manager. */
+  nodes: NodeConfig[];
+  /** The SSH private key for every node (a secret). */
+  sshPrivateKey: pulumi.Input<string>;
+  /** Where Swarm takes overlay subnets from (read only when the swarm is created). */
+  addressPool?: AddressPool;
 }
 
 export interface SwarmNodeInfo {
@@ -49,7 +56,7 @@ export function sshConnection(node: NodeConfig, privateKey: pulumi.Input<string>
 }
 
 /** The overlay address pool from config, if one is set. */
-export function addressPoolOf(config: Pick<StackConfig, "network">): AddressPool | undefined {
+export function addressPoolOf(config: { network: { addressPool?: string; addressPoolMaskLength?: number } }): AddressPool | undefined {
   const { addressPool, addressPoolMaskLength } = config.network;
   return addressPool === undefined ? undefined : { cidr: addressPool, maskLength: addressPoolMaskLength };
 }
@@ -63,23 +70,26 @@ export class SwarmCluster extends pulumi.ComponentResource {
   readonly ready: pulumi.Resource[];
   readonly managerConnection: command.types.input.remote.ConnectionArgs;
   private readonly manager: NodeConfig;
+  /** Children are named `<component name>-…`. */
+  private readonly prefix: string;
 
   constructor(name: string, args: SwarmArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ai-swarm:index:Swarm", name, {}, opts);
-    const { config } = args;
-    const manager = config.manager;
+    super("ai-swarm:index:SwarmCluster", name, {}, { ...opts, aliases: [...(opts?.aliases ?? []), { type: FORMER.swarm.type }] });
+    const manager = args.nodes.find((node) => node.role === "manager");
+    if (!manager) throw new pulumi.RunError("SwarmCluster: no node has role manager");
     this.manager = manager;
-    this.managerConnection = sshConnection(manager, config.sshPrivateKey);
+    this.prefix = name;
+    this.managerConnection = sshConnection(manager, args.sshPrivateKey);
 
     this.init = remoteCommand(
-      "swarm-init",
-      { connection: this.managerConnection, create: asRoot(swarmInitScript(manager.host, addressPoolOf(config)), manager.user) },
-      { parent: this },
+      `${name}-init`,
+      { connection: this.managerConnection, create: asRoot(swarmInitScript(manager.host, args.addressPool), manager.user) },
+      { parent: this, aliases: [{ name: "swarm-init" }] },
     );
     const managerLabels = this.labelNode(manager, this.init.stdout, [this.init]);
 
     const workerToken = remoteCommand(
-      "join-token-worker",
+      `${name}-join-token-worker`,
       {
         connection: this.managerConnection,
         create: asRoot(joinTokenScript("worker"), manager.user),
@@ -87,24 +97,24 @@ export class SwarmCluster extends pulumi.ComponentResource {
         // the manager as PULUMI_COMMAND_STDOUT when the command is updated.
         logging: "none",
       },
-      { parent: this, dependsOn: [this.init], additionalSecretOutputs: ["stdout"] },
+      { parent: this, dependsOn: [this.init], additionalSecretOutputs: ["stdout"], aliases: [{ name: "join-token-worker" }] },
     );
 
     this.nodes = [{ name: manager.name, host: manager.host, role: "manager", nodeId: managerLabels.stdout }];
     this.ready = [this.init, managerLabels];
-    for (const node of config.nodes.filter((candidate) => candidate !== manager)) {
-      const join = this.joinNode(node, manager, workerToken.stdout, config.sshPrivateKey);
+    for (const node of args.nodes.filter((candidate) => candidate !== manager)) {
+      const join = this.joinNode(node, manager, workerToken.stdout, args.sshPrivateKey);
       const labels = this.labelNode(node, join.stdout, [join]);
       this.nodes.push({ name: node.name, host: node.host, role: node.role, nodeId: labels.stdout });
       this.ready.push(join, labels);
     }
     const members = remoteCommand(
-      "members",
+      `${name}-members`,
       {
         connection: this.managerConnection,
-        create: asRoot(drainRemovedNodesScript(config.nodes.map((node) => node.name)), manager.user),
+        create: asRoot(drainRemovedNodesScript(args.nodes.map((node) => node.name)), manager.user),
       },
-      { parent: this, dependsOn: [...this.ready] },
+      { parent: this, dependsOn: [...this.ready], aliases: [{ name: "members" }] },
     );
     this.ready.push(members);
 
@@ -120,7 +130,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
     privateKey: pulumi.Input<string>,
   ): command.remote.Command {
     return remoteCommand(
-      `join-${node.name}`,
+      `${this.prefix}-join-${node.name}`,
       {
         connection: sshConnection(node, privateKey),
         create: asRoot(swarmJoinScript(node.host, manager.host), node.user),
@@ -129,7 +139,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
         logging: "stderr",
       },
       // Leaving and re-joining is the only safe order if this ever has to be replaced.
-      { parent: this, dependsOn: [this.init], deleteBeforeReplace: true },
+      { parent: this, dependsOn: [this.init], deleteBeforeReplace: true, aliases: [{ name: `join-${node.name}` }] },
     );
   }
 
@@ -139,13 +149,13 @@ export class SwarmCluster extends pulumi.ComponentResource {
     const nodeId = nodeIdOutput.apply((value) => value.trim());
     const labels = { [NODE_NAME_LABEL]: node.name, ...node.labels };
     return remoteCommand(
-      `node-${node.name}`,
+      `${this.prefix}-node-${node.name}`,
       {
         connection: this.managerConnection,
         create: nodeId.apply((id) => asRoot(nodeLabelScript(id, labels, node.name), user)),
         ...(node.role === "worker" && { delete: nodeId.apply((id) => asRoot(drainAndRemoveScript(id), user)) }),
       },
-      { parent: this, dependsOn, deleteBeforeReplace: true },
+      { parent: this, dependsOn, deleteBeforeReplace: true, aliases: [{ name: `node-${node.name}` }] },
     );
   }
 }

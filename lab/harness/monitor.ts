@@ -7,6 +7,7 @@
 // program ends, deploy.ts deletes what it no longer declares (see `pending`).
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
+import { aliasSpecsOf, aliasUrns, urnOf as aliasesUrnOf, type AliasMessage } from "./aliases";
 import { remoteCommand } from "./appliers/command";
 import { dockerImage } from "./appliers/image";
 import { randomValue } from "./appliers/random";
@@ -45,6 +46,7 @@ interface RegisterRequest {
   getAdditionalsecretoutputsList(): string[];
   getDependenciesList(): string[];
   getDeletebeforereplace(): boolean;
+  getAliasesList(): AliasMessage[];
 }
 
 interface OutputsRequest {
@@ -72,6 +74,8 @@ export class LiveMonitor extends MockMonitor {
   /** URNs the program registered in this run. */
   readonly registered = new Set<string>();
   readonly reports: ResourceReport[] = [];
+  /** Every registered resource's earlier URNs (its aliases, and its parent's, as the engine resolves them). */
+  private readonly aliases = new Map<string, string[]>();
 
   constructor(
     private readonly ctx: HarnessContext,
@@ -107,15 +111,18 @@ export class LiveMonitor extends MockMonitor {
     const request = this.current;
     this.current = undefined;
     if (this.failure) throw terminating("not applied: an earlier resource failed");
+    const parent = request?.getParent() ?? "";
+    const urn = urnOf(parent, args.type, args.name);
+    const earlier = aliasUrns(pulumi.getStack(), pulumi.getProject(), { type: args.type, name: args.name, parentUrn: parent }, aliasSpecsOf(request?.getAliasesList() ?? []), this.aliases.get(parent) ?? []);
+    this.aliases.set(urn, earlier);
     if (!args.custom || args.type === "pulumi:pulumi:Stack") return { id: undefined, state: {} };
-    const urn = urnOf(request?.getParent() ?? "", args.type, args.name);
     this.registered.add(urn);
     const label = `${args.type} ${args.name}`;
     const started = Date.now();
     try {
       const { value: inputs, secretKeys, secretStrings } = unwrapSecrets(args.inputs as JsonObject);
       this.ctx.masker.add(secretStrings);
-      const prior = this.ctx.state.get(urn);
+      const prior = this.ctx.state.get(urn) ?? this.adoptAlias(urn, earlier);
       const base = {
         urn,
         type: args.type,
@@ -204,6 +211,20 @@ export class LiveMonitor extends MockMonitor {
     return { id, state: inputs };
   }
 
+  /** A record stored under one of the resource's earlier URNs moves to its URN, as the engine does with aliases. */
+  private adoptAlias(urn: string, earlier: string[]): StoredResource | undefined {
+    for (const alias of earlier) {
+      const record = this.ctx.state.get(alias);
+      if (!record) continue;
+      this.ctx.state.remove(alias);
+      const moved = { ...record, urn };
+      this.ctx.state.put(moved);
+      this.reporter.line(`  note: ${urn.split("::").slice(-2).join(" ")} was ${alias.split("::").slice(-2).join(" ")} (alias)`);
+      return moved;
+    }
+    return undefined;
+  }
+
   private report(report: ResourceReport, line: string): void {
     this.reports.push(report);
     this.reporter.line(line);
@@ -212,9 +233,7 @@ export class LiveMonitor extends MockMonitor {
 
 /** The URN the mock monitor gives a resource (the parent's type qualifies the type, as in MockMonitor.newUrn). */
 export function urnOf(parent: string, type: string, name: string): string {
-  const parentType = parent ? (parent.split("::")[2] ?? "").split("$").pop() : undefined;
-  const qualified = parentType ? `${parentType}$${type}` : type;
-  return `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::${qualified}::${name}`;
+  return aliasesUrnOf(pulumi.getStack(), pulumi.getProject(), parent, type, name);
 }
 
 /** Every string under a stored resource's secret inputs and outputs, for the masker. */

@@ -282,11 +282,11 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
       expect(new Set(python).size).toBe(3);
       expect(String(stackOutput("workerPlacement")).match(/ai-system_worker-python\.\d+ /g)).toHaveLength(3);
       expectOnlyChanged(before, scaled, ["ai-system_worker-python"]);
-      expectUpdated(up, ["docker:index/service:Service worker-python"]);
+      expectUpdated(up, ["docker:index/service:Service workers-python"]);
       const down = await deploy("scale python back to 2");
       expect(await workerNodes("python")).toHaveLength(2);
       expectOnlyChanged(scaled, await taskIds(), ["ai-system_worker-python"]);
-      expectUpdated(down, ["docker:index/service:Service worker-python"]);
+      expectUpdated(down, ["docker:index/service:Service workers-python"]);
     });
 
     it("9. removing vm4 from the stack drains it, moves its replicas and removes it from the swarm; adding it back joins it again", async () => {
@@ -302,14 +302,14 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
       say(`workerPlacement after the removal:\n${placement}`);
       expect(placement).not.toContain("ai-swarm-vm4");
       if (removed) {
-        expect(removed.resources.filter((r) => r.outcome === "deleted").map((r) => r.name)).toEqual(expect.arrayContaining(["node-vm4", "join-vm4", "registry-ca-vm4"]));
+        expect(removed.resources.filter((r) => r.outcome === "deleted").map((r) => r.name)).toEqual(expect.arrayContaining(["swarm-node-vm4", "swarm-join-vm4", "registry-ca-vm4"]));
         expect(removed.warnings).toEqual([]);
       }
       const added = await deploy("add vm4 back");
       const back = parseNodeLines(await onVm(managerOf(lab), `docker node ls --format '${NODE_LS_FORMAT}'`));
       expect(back.find((n) => n.hostname === "ai-swarm-vm4")).toMatchObject({ status: "Ready", availability: "Active" });
       expect(back).toHaveLength(VM_COUNT);
-      if (added) expect(added.resources.filter((r) => r.outcome === "created").map((r) => r.name).sort()).toEqual(["join-vm4", "node-vm4", "registry-ca-vm4"]);
+      if (added) expect(added.resources.filter((r) => r.outcome === "created").map((r) => r.name).sort()).toEqual(["registry-ca-vm4", "swarm-join-vm4", "swarm-node-vm4"]);
     });
 
     it("10. an edit under images/worker-go rebuilds only worker-go; its service rolls only when the image's content changed", async () => {
@@ -322,8 +322,8 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
         const comment = await deploy("edit without effect (worker-go)");
         expect(await taskIds()).toEqual(before);
         if (comment) {
-          expectRebuilt(comment, ["worker-go"]);
-          expectUpdated(comment, ["docker:index/image:Image worker-go"]);
+          expectRebuilt(comment, ["images-worker-go"]);
+          expectUpdated(comment, ["docker:index/image:Image images-worker-go"]);
         }
         // b) Code: a new binary, a new digest, worker-go's tasks replaced, nobody else's.
         fs.writeFileSync(marker, `package worker\n\n// One-image change made by the e2e test; removed when it ends.\nvar e2eChange string\n\nfunc init() { e2eChange = "${stamp}" }\n`);
@@ -332,8 +332,8 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
         expectOnlyChanged(before, after, ["ai-system_worker-go"]);
         expect(after.get("ai-system_worker-go")?.some((id) => before.get("ai-system_worker-go")?.includes(id))).toBe(false);
         if (code) {
-          expectRebuilt(code, ["worker-go"]);
-          expectUpdated(code, ["docker:index/image:Image worker-go", "docker:index/service:Service worker-go"]);
+          expectRebuilt(code, ["images-worker-go"]);
+          expectUpdated(code, ["docker:index/image:Image images-worker-go", "docker:index/service:Service workers-go"]);
         }
       } finally {
         fs.rmSync(marker, { force: true });
@@ -436,7 +436,7 @@ function expectOnlyChanged(before: Map<string, string[]>, after: Map<string, str
 function expectUpdated(summary: DeploySummary | undefined, labels: string[]): void {
   if (!summary) return;
   const changed = summary.resources
-    .filter((r) => r.outcome !== "unchanged" && r.outcome !== "deleted" && r.name !== "placement")
+    .filter((r) => r.outcome !== "unchanged" && r.outcome !== "deleted" && r.name !== "workers-placement")
     .map((r) => `${r.type} ${r.name}`)
     .sort();
   expect(changed).toEqual([...labels].sort());

@@ -77,6 +77,7 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
       trigger?: string;
       extra?: boolean;
       previous?: boolean;
+      renamed?: boolean;
     }
 
     /** One project dir per scenario (its state persists across deploys of that scenario). */
@@ -101,6 +102,7 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
             `  ai-swarm:trigger: ${variant.trigger ?? "a"}`,
             `  ai-swarm:extra: ${variant.extra ? "yes" : "no"}`,
             `  ai-swarm:previous: ${variant.previous ? "yes" : "no"}`,
+            `  ai-swarm:renamed: ${variant.renamed ? "yes" : "no"}`,
             "  ai-swarm:sshPrivateKey:",
             "    secure: v1:placeholder",
             "",
@@ -188,6 +190,20 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
       expect(removed.ran).toEqual(["delete extra from-stdin"]);
       expect(Object.fromEntries(removed.counts)).toEqual({ unchanged: 3, deleted: 1 });
       expect(fs.readFileSync(s.stateFile, "utf8")).not.toContain("command:remote:Command::extra");
+    });
+
+    it("a re-typed component and a renamed resource, with aliases, keep their state: unchanged, not created again and deleted", async () => {
+      const s = scenario("alias");
+      await s.up();
+      const renamed = await s.up({ renamed: true });
+      expect(renamed.ran).toEqual([]);
+      expect(Object.fromEntries(renamed.counts)).toEqual({ unchanged: 3 });
+      expect(renamed.lines.join("\n")).toMatch(/Command written was .*Command write \(alias\)/);
+      const state = fs.readFileSync(s.stateFile, "utf8");
+      expect(state).toContain("ai-swarm:test:Team$command:remote:Command::written");
+      expect(state).toContain("ai-swarm:test:Team$random:index/randomPassword:RandomPassword::pw");
+      expect(state).not.toContain("ai-swarm:test:Group$");
+      // Without the alias the engine would create the new one and delete the old.
     });
 
     it("the previous output the server refuses (AcceptEnv) is the provider's warning, not an error", async () => {

@@ -11,7 +11,17 @@ import { InputError } from "../../lab/harness/json";
 import { translateService } from "../../lab/harness/service-spec";
 import { describeDiffs, readBackService, serviceDiff } from "../../lab/harness/service-state";
 import type { JsonObject } from "../../lab/harness/json";
-import { engineConfigFromStackFile, missingDockerfiles, runProgram, TEST_SSH_KEY, TYPES, type ProgramRun, type RegisteredResource } from "./helpers";
+import {
+  dockerShortName,
+  engineConfigFromStackFile,
+  missingDockerfiles,
+  runProgram,
+  serviceByDockerName,
+  TEST_SSH_KEY,
+  TYPES,
+  type ProgramRun,
+  type RegisteredResource,
+} from "./helpers";
 import { storedByDocker } from "./serviceGuard";
 
 const CLUSTER_SECRETS = { sshPrivateKey: TEST_SSH_KEY, "registry.password": "registry-password-for-tests-9f3c", "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731" };
@@ -58,7 +68,7 @@ describeProgram.each([
 
   it("every service reads back exactly as declared", () => {
     const services = run.resources.filter((resource) => resource.type === TYPES.service);
-    expect(services.map((service) => service.name).sort()).toEqual(["master", "mosquitto", "registry", "worker-go", "worker-java", "worker-python"]);
+    expect(services.map(dockerShortName).sort()).toEqual(["master", "mosquitto", "registry", "worker-go", "worker-java", "worker-python"]);
     expect(services.flatMap(perpetualDiffs)).toEqual([]);
   });
 
@@ -77,7 +87,7 @@ describeProgram.each([
 
   it("every app image is pinned by the digest the build pushed", () => {
     for (const name of ["master", "worker-python", "worker-go", "worker-java"]) {
-      const service = run.resources.find((resource) => resource.type === TYPES.service && resource.name === name) as RegisteredResource;
+      const service = serviceByDockerName(run.resources, name);
       const image = String(((service.inputs["taskSpec"] as JsonObject)["containerSpec"] as JsonObject)["image"]);
       expect(image, name).toMatch(new RegExp(`/ai-swarm/${name}@sha256:a{64}$`));
     }
@@ -96,6 +106,7 @@ describe("the guard fails on a spec that would diff, naming the service and the 
     rawInputs: {},
     additionalSecretOutputs: [],
     deleteBeforeReplace: true,
+    aliasUrns: [],
     inputs: {
       name: "ai-system_worker-go",
       taskSpec: {

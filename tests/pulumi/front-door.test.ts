@@ -15,6 +15,8 @@ import {
   MOCK_WEB_CERT,
   MOCK_WEB_KEY,
   runProgram,
+  serviceByDockerName,
+  dockerShortName,
   TEST_SSH_KEY,
   TYPES,
   type ProgramRun,
@@ -23,7 +25,7 @@ import {
 const DEV_SECRETS = { sshPrivateKey: TEST_SSH_KEY };
 
 function masterEnv(run: ProgramRun): Record<string, string> {
-  const master = byName(run.resources, TYPES.service, "master");
+  const master = serviceByDockerName(run.resources, "master");
   return ((master.inputs["taskSpec"] as Record<string, Record<string, unknown>>)["containerSpec"]?.["env"] ?? {}) as Record<string, string>;
 }
 
@@ -83,10 +85,10 @@ describe("the master's front door under mocks", () => {
       WEB_AUTH_TOKEN_FILE: "/run/secrets/web_token",
     });
     expect(masterEnv(run)["WEB_METRICS_OPEN"]).toBeUndefined();
-    expect(secretData(run, "web-tls-cert")).toBe(MOCK_WEB_CERT);
-    expect(secretData(run, "web-tls-key")).toBe(MOCK_WEB_KEY);
-    expect(isSecretMarker(byName(run.resources, TYPES.secret, "web-tls-key").rawInputs["data"])).toBe(true);
-    expect(secretData(run, "web-token")).toBe("mockpwwebtoken0123456789");
+    expect(secretData(run, "master-web-tls-cert")).toBe(MOCK_WEB_CERT);
+    expect(secretData(run, "master-web-tls-key")).toBe(MOCK_WEB_KEY);
+    expect(isSecretMarker(byName(run.resources, TYPES.secret, "master-web-tls-key").rawInputs["data"])).toBe(true);
+    expect(secretData(run, "master-web-token")).toBe("mockpwwebtoken0123456789");
     expect(run.outputs["webUrl"]?.value).toBe("https://172.28.0.11:8888");
     expect(run.outputs["webToken"]).toEqual({ value: "mockpwwebtoken0123456789", secret: true });
     expect(run.outputs["webCaCert"]).toEqual({ value: MOCK_CA_CERT, secret: false });
@@ -104,9 +106,9 @@ describe("the master's front door under mocks", () => {
     });
     const run = await runProgram(engine);
     expect(run.resources.some((r) => r.name === "web-tls")).toBe(false);
-    expect(secretData(run, "web-tls-cert")).toBe(certificate);
-    expect(secretData(run, "web-tls-key")).toBe(privateKey);
-    expect(secretData(run, "web-token")).toBe("operator-chosen-token-123");
+    expect(secretData(run, "master-web-tls-cert")).toBe(certificate);
+    expect(secretData(run, "master-web-tls-key")).toBe(privateKey);
+    expect(secretData(run, "master-web-token")).toBe("operator-chosen-token-123");
     expect(run.outputs["webCaCert"]?.value).toBe("the certificate from web.certificate");
   });
 
@@ -115,7 +117,7 @@ describe("the master's front door under mocks", () => {
     const run = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", DEV_SECRETS, { web: { tls: "off", auth: "off", metricsOpen: true } }));
     const env = masterEnv(run);
     expect(Object.keys(env).filter((key) => key.startsWith("WEB_"))).toEqual(["WEB_METRICS_OPEN"]);
-    expect(run.resources.filter((r) => r.name.startsWith("web-"))).toEqual([]);
+    expect(run.resources.filter((r) => r.name.startsWith("web-") || r.name.startsWith("master-web-"))).toEqual([]);
     expect(run.outputs["webUrl"]?.value).toBe("http://172.28.0.11:8888");
     const warnings = warn.mock.calls.map((call) => String(call[0]));
     expect(warnings).toEqual(
@@ -136,7 +138,7 @@ describe("hardened containers", () => {
       const container = (service.inputs["taskSpec"] as Record<string, Record<string, unknown>>)["containerSpec"] as Record<string, unknown>;
       expect(container["readOnly"], service.name).toBe(true);
       expect(container["capDrops"], service.name).toEqual(["ALL"]);
-      expect(container["capAdds"], service.name).toEqual(service.name === "mosquitto" ? ["CHOWN", "SETUID", "SETGID"] : undefined);
+      expect(container["capAdds"], service.name).toEqual(dockerShortName(service) === "mosquitto" ? ["CHOWN", "SETUID", "SETGID"] : undefined);
       expect(container["mounts"], service.name).toEqual(expect.arrayContaining([{ type: "tmpfs", target: "/tmp", tmpfsOptions: { sizeBytes: 64 * 1024 * 1024, mode: 0o1777 } }]));
     }
   });

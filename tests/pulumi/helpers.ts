@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings";
 import { vi } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { aliasSpecsOf, aliasUrns, urnOf, type AliasMessage } from "../../lab/harness/aliases";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
@@ -69,6 +70,8 @@ export interface RegisteredResource {
   inputs: Record<string, unknown>;
   additionalSecretOutputs: string[];
   deleteBeforeReplace: boolean;
+  /** Every earlier URN its aliases name, as the engine resolves them (lab/harness/aliases.ts). */
+  aliasUrns: string[];
 }
 
 export function isSecretMarker(value: unknown): value is { value: unknown } {
@@ -123,12 +126,12 @@ export const MOCK_WEB_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKWEBKEYSECRET012345
 
 function mockStdout(name: string): string {
   if (name === "swarm-init") return "managernodeid0001\n";
-  if (name === "join-token-worker") return `${MOCK_JOIN_TOKEN}\n`;
-  if (name.startsWith("join-")) return `nodeid-${name.slice("join-".length)}\n`;
-  if (name.startsWith("node-")) return `nodeid-${name.slice("node-".length)}\n`; // the label script echoes the id
+  if (name === "swarm-join-token-worker") return `${MOCK_JOIN_TOKEN}\n`;
+  if (name.startsWith("swarm-join-")) return `nodeid-${name.slice("swarm-join-".length)}\n`;
+  if (name.startsWith("swarm-node-")) return `nodeid-${name.slice("swarm-node-".length)}\n`; // the label script echoes the id
   if (name === "registry-tls") return MOCK_CA_CERT;
   if (name === "web-tls") return `${MOCK_WEB_CERT}${MOCK_WEB_KEY}`;
-  if (name === "placement") return "ai-system_worker-go.1 ai-swarm-vm2 Running 5 seconds ago\n";
+  if (name === "workers-placement") return "ai-system_worker-go.1 ai-swarm-vm2 Running 5 seconds ago\n";
   return "";
 }
 
@@ -147,15 +150,12 @@ interface RegisterRequest {
   getAdditionalsecretoutputsList(): string[];
   getDeletebeforereplace(): boolean;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+  getAliasesList(): AliasMessage[];
 }
 interface PatchableMonitor {
   registerResource(request: RegisterRequest, callback: (error: unknown, response: unknown) => void): void;
 }
 
-function urnOf(type: string, name: string, parentUrn: string): string {
-  const qualifiedType = parentUrn ? `${parentUrn.split("::")[2]?.split("$").pop()}$${type}` : type;
-  return `urn:pulumi:${settings.getStack()}::${settings.getProject()}::${qualifiedType}::${name}`;
-}
 
 /**
  * Runs index.ts under mocks with this config and returns what it registered and
@@ -164,6 +164,7 @@ function urnOf(type: string, name: string, parentUrn: string): string {
 export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<ProgramRun> {
   const resources: RegisteredResource[] = [];
   const secretOutputs = new Map<string, string[]>();
+  const aliasesByUrn = new Map<string, string[]>();
   let inFlight = 0;
   await pulumi.runtime.setMocks(
     {
@@ -186,11 +187,15 @@ export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<P
     const raw = request.getObject()?.toJavaScript() ?? {};
     const type = request.getType();
     const name = request.getName();
+    const urn = urnOf(settings.getStack(), settings.getProject(), request.getParent(), type, name);
+    const parentAliases = aliasesByUrn.get(request.getParent()) ?? [];
+    const aliases = aliasUrns(settings.getStack(), settings.getProject(), { type, name, parentUrn: request.getParent() }, aliasSpecsOf(request.getAliasesList()), parentAliases);
+    aliasesByUrn.set(urn, aliases);
     secretOutputs.set(`${type}::${name}`, request.getAdditionalsecretoutputsList());
     resources.push({
       type,
       name,
-      urn: urnOf(type, name, request.getParent()),
+      urn,
       custom: request.getCustom(),
       parent: request.getParent(),
       provider: request.getProvider(),
@@ -199,6 +204,7 @@ export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<P
       inputs: unwrapSecrets(raw) as Record<string, unknown>,
       additionalSecretOutputs: request.getAdditionalsecretoutputsList(),
       deleteBeforeReplace: request.getDeletebeforereplace(),
+      aliasUrns: aliases,
     });
     inFlight++;
     original(request, (error, response) => {
@@ -247,6 +253,18 @@ export function byName(resources: RegisteredResource[], type: string, name: stri
   const found = resources.find((resource) => resource.type === type && resource.name === name);
   if (!found) throw new Error(`no ${type} named ${name}; have: ${resources.map((r) => `${r.type}/${r.name}`).join(", ")}`);
   return found;
+}
+
+/** A docker.Service by the Docker name it declares (`<stackName>_<short>`; both stacks here use ai-system). */
+export function serviceByDockerName(resources: RegisteredResource[], short: string, stackName = "ai-system"): RegisteredResource {
+  const found = resources.find((resource) => resource.type === TYPES.service && resource.inputs["name"] === `${stackName}_${short}`);
+  if (!found) throw new Error(`no service ${stackName}_${short}; have: ${resources.filter((r) => r.type === TYPES.service).map((r) => String(r.inputs["name"])).join(", ")}`);
+  return found;
+}
+
+/** The short Docker name of a service resource: "ai-system_worker-go" → "worker-go". */
+export function dockerShortName(resource: RegisteredResource): string {
+  return String(resource.inputs["name"]).replace(/^[^_]+_/, "");
 }
 
 export const TYPES = {

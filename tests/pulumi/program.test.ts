@@ -11,6 +11,8 @@ import {
   MOCK_JOIN_TOKEN,
   MOCK_WEB_KEY,
   REPO_ROOT,
+  serviceByDockerName,
+  dockerShortName,
   runProgram,
   TEST_SSH_KEY,
   TYPES,
@@ -128,29 +130,29 @@ describeProgram.each([
     const initScript = String(init.inputs["create"]);
     if (expected.addressPoolArgs === undefined) expect(initScript).not.toContain("--default-addr-pool");
     else expect(initScript).toContain(`docker swarm init --advertise-addr '${expected.manager}' ${expected.addressPoolArgs} >/dev/null`);
-    const token = byName(run.resources, TYPES.command, "join-token-worker");
+    const token = byName(run.resources, TYPES.command, "swarm-join-token-worker");
     expect(token.additionalSecretOutputs).toContain("stdout");
     expect(token.inputs["logging"]).toBe("none");
     expect(dependsOn(token, init)).toBe(true);
     for (const worker of expected.workers) {
-      const join = byName(run.resources, TYPES.command, `join-${worker}`);
+      const join = byName(run.resources, TYPES.command, `swarm-join-${worker}`);
       expect(dependsOn(join, init), `join-${worker} after init`).toBe(true);
       expect(dependsOn(join, token), `join-${worker} gets the token`).toBe(true);
       expect(join.deleteBeforeReplace).toBe(true);
       expect(String(join.inputs["delete"])).toContain("docker swarm leave");
       // The manager drains and removes the node before it leaves (deleted first, so created after).
-      const labels = byName(run.resources, TYPES.command, `node-${worker}`);
+      const labels = byName(run.resources, TYPES.command, `swarm-node-${worker}`);
       expect(dependsOn(labels, join)).toBe(true);
       expect(String(labels.inputs["delete"])).toMatch(/--availability drain[\s\S]*docker node rm/);
     }
-    expect(run.resources.filter((r) => r.type === TYPES.command && r.name.startsWith("join-") && r.name !== "join-token-worker")).toHaveLength(
+    expect(run.resources.filter((r) => r.type === TYPES.command && r.name.startsWith("swarm-join-") && r.name !== "swarm-join-token-worker")).toHaveLength(
       expected.workers.length,
     );
   });
 
   it("passes the join token on stdin as a secret, never in a command line", () => {
     for (const worker of expected.workers) {
-      const join = byName(run.resources, TYPES.command, `join-${worker}`);
+      const join = byName(run.resources, TYPES.command, `swarm-join-${worker}`);
       expect(isSecretMarker(join.rawInputs["stdin"])).toBe(true);
       expect(join.inputs["stdin"]).toBe(`${MOCK_JOIN_TOKEN}\n`);
       expect(String(join.inputs["create"])).not.toContain(MOCK_JOIN_TOKEN);
@@ -181,7 +183,7 @@ describeProgram.each([
       expect(dependsOn(install, tls)).toBe(true);
     }
     const ready = byName(run.resources, TYPES.command, "registry-ready");
-    const registryService = byName(run.resources, TYPES.service, "registry");
+    const registryService = serviceByDockerName(run.resources, "registry");
     expect(dependsOn(ready, registryService)).toBe(true);
     for (const image of run.resources.filter((r) => r.type === TYPES.image)) {
       expect(dependsOn(image, ready), `${image.name} waits for the registry`).toBe(true);
@@ -190,9 +192,9 @@ describeProgram.each([
 
   it("builds the four images from the repo root, tagged by content, pushed to the private registry", () => {
     const images = run.resources.filter((r) => r.type === TYPES.image);
-    expect(images.map((image) => image.name).sort()).toEqual(["master", "worker-go", "worker-java", "worker-python"]);
+    expect(images.map((image) => image.name).sort()).toEqual(["images-master", "images-worker-go", "images-worker-java", "images-worker-python"]);
     for (const image of images) {
-      const name = image.name as ImageName;
+      const name = image.name.replace(/^images-/, "") as ImageName;
       const inputs = image.inputs as { imageName: string; build: { context: string; dockerfile: string; args: Record<string, string> }; registry: { server: string } };
       const tag = contentTag(REPO_ROOT, name, inputs.build.args);
       expect(inputs.imageName).toBe(`${expected.manager}:5000/ai-swarm/${name}:${tag}`);
@@ -207,7 +209,7 @@ describeProgram.each([
 
   it("passes the configured base images as the Dockerfiles' build args", () => {
     const images = run.resources.filter((r) => r.type === TYPES.image);
-    const args = Object.fromEntries(images.map((image) => [image.name, (image.inputs["build"] as { args: Record<string, string> }).args]));
+    const args = Object.fromEntries(images.map((image) => [image.name.replace(/^images-/, ""), (image.inputs["build"] as { args: Record<string, string> }).args]));
     if (expected.stack === "dev") {
       expect(args["master"]).toEqual({ NODE_IMAGE: "ai-swarm-base/node:20" });
       expect(args["worker-python"]).toEqual({ PYTHON_IMAGE: "ai-swarm-base/python:3.11" });
@@ -220,7 +222,7 @@ describeProgram.each([
   });
 
   it("declares every service after its image and the network, named <stack>_<service>", () => {
-    const network = byName(run.resources, TYPES.network, "network");
+    const network = byName(run.resources, TYPES.network, "network-overlay");
     expect(network.inputs).toMatchObject({ name: "ai-system_net", driver: "overlay", attachable: true });
     const options = network.inputs["options"] as Record<string, string> | undefined;
     expect(options !== undefined && "encrypted" in options).toBe(expected.encrypted);
@@ -230,30 +232,30 @@ describeProgram.each([
       "ai-system_worker-go", "ai-system_worker-java", "ai-system_worker-python",
     ]);
     for (const name of ["master", ...WORKERS]) {
-      const service = byName(run.resources, TYPES.service, name);
-      expect(dependsOn(service, byName(run.resources, TYPES.image, name)), `${name} after its image`).toBe(true);
+      const service = serviceByDockerName(run.resources, name);
+      expect(dependsOn(service, byName(run.resources, TYPES.image, `images-${name}`)), `${name} after its image`).toBe(true);
       expect(dependsOn(service, network), `${name} after the network`).toBe(true);
-      expect(spec(service).taskSpec.networksAdvanceds?.[0]?.id).toBe("network-id");
+      expect(spec(service).taskSpec.networksAdvanceds?.[0]?.id).toBe("network-overlay-id");
     }
-    const mosquitto = byName(run.resources, TYPES.service, "mosquitto");
+    const mosquitto = serviceByDockerName(run.resources, "mosquitto");
     expect(dependsOn(mosquitto, network)).toBe(true);
     // The app's services wait for every node; the registry (pinned to the manager) needs only the init.
-    const appServices = services.filter((service) => service.name !== "registry");
+    const appServices = services.filter((service) => dockerShortName(service) !== "registry");
     for (const worker of expected.workers) {
-      const labels = byName(run.resources, TYPES.command, `node-${worker}`);
+      const labels = byName(run.resources, TYPES.command, `swarm-node-${worker}`);
       for (const service of appServices) expect(dependsOn(service, labels), `${service.name} after ${worker} joined`).toBe(true);
     }
     // Nodes pull the app images only once every node trusts the registry's CA.
     const caInstalls = run.resources.filter((r) => r.type === TYPES.command && r.name.startsWith("registry-ca-"));
     for (const name of ["master", ...WORKERS]) {
-      const service = byName(run.resources, TYPES.service, name);
+      const service = serviceByDockerName(run.resources, name);
       for (const install of caInstalls) expect(dependsOn(service, install), `${name} after ${install.name}`).toBe(true);
     }
   });
 
   it("gives every worker service max replicas per node, a private image pinned by digest, registry auth and health checks", () => {
     for (const name of WORKERS) {
-      const worker = spec(byName(run.resources, TYPES.service, name));
+      const worker = spec(serviceByDockerName(run.resources, name));
       expect(worker.taskSpec.placement.maxReplicas).toBe(1);
       expect(worker.mode.replicated.replicas).toBe(expected.replicas[name]);
       // The pushed image's repoDigest: Docker keeps a digest as given, so the state matches the declaration.
@@ -288,23 +290,23 @@ describeProgram.each([
 
   it("pins master, broker and registry to the manager and publishes the web port per config", () => {
     for (const name of ["master", "mosquitto", "registry"]) {
-      expect(spec(byName(run.resources, TYPES.service, name)).taskSpec.placement.constraints).toEqual(["node.role==manager"]);
+      expect(spec(serviceByDockerName(run.resources, name)).taskSpec.placement.constraints).toEqual(["node.role==manager"]);
     }
-    const master = spec(byName(run.resources, TYPES.service, "master"));
+    const master = spec(serviceByDockerName(run.resources, "master"));
     const webPort = expected.stack === "dev" ? 8888 : 31663;
     expect(master.endpointSpec).toEqual({
       mode: expected.endpointMode,
       ports: [{ name: "web", protocol: "tcp", targetPort: 8888, publishedPort: webPort, publishMode: expected.publishMode }],
     });
     expect(master.taskSpec.containerSpec.env).toMatchObject({ DB_PATH: "/data/master.db", HTTP_PORT: "8888", GRPC_PORT: "50051", MQTT_USERNAME: "master" });
-    const mqtt = spec(byName(run.resources, TYPES.service, "mosquitto")).endpointSpec.ports?.[0];
+    const mqtt = spec(serviceByDockerName(run.resources, "mosquitto")).endpointSpec.ports?.[0];
     expect(mqtt?.publishedPort).toBe(expected.stack === "dev" ? 1883 : 21662);
   });
 
   it("produces service specs the Docker engine accepts", () => {
     const secretIds = new Set(run.resources.filter((r) => r.type === TYPES.secret).map((r) => `${r.name}-id`));
     for (const service of servicesOf(run)) {
-      expect(dockerSpecProblems(service.inputs, { secretIds, networkIds: new Set(["network-id"]) }), service.name).toEqual([]);
+      expect(dockerSpecProblems(service.inputs, { secretIds, networkIds: new Set(["network-overlay-id"]) }), service.name).toEqual([]);
     }
   });
 

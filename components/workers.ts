@@ -1,0 +1,114 @@
+// The workers: one service per language (replicas spread with at most
+// maxReplicasPerNode per VM), each with its broker password, the gRPC token
+// and the server's LLM key as Docker secrets; and the placement the stack
+// reports, taken once every worker service has converged.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type * as command from "@pulumi/command";
+import { formerlyInApp } from "./aliases";
+import { childOf } from "./options";
+import { WORKER_LANGUAGES, type WorkerLanguage } from "./config";
+import { remoteCommand } from "./remoteCommand";
+import { asRoot, placementCommand, placementScript } from "./scripts";
+import { serviceName, workerServiceArgs, type LlmSettings, type RegistryAuth, type SecretMount, type StackServiceSettings } from "./specs";
+import { swarmSecret } from "./swarmObjects";
+
+export interface WorkerPoolArgs {
+  /** Stack name, endpoint and publish modes, topic prefix. */
+  settings: StackServiceSettings;
+  /** Each language's image, pinned by the digest its build pushed. */
+  images: Record<WorkerLanguage, pulumi.Input<string>>;
+  /** Credentials for pulling them from the private registry. */
+  registryAuth: RegistryAuth;
+  networkId: pulumi.Input<string>;
+  /** Each language's broker password (secrets, from the Broker). */
+  mqttPasswords: Record<WorkerLanguage, pulumi.Output<string>>;
+  /** The master's gRPC token (its Docker secret). */
+  grpcToken: SecretMount;
+  replicas: Record<WorkerLanguage, number>;
+  maxReplicasPerNode: number;
+  simulatedWorkMs: number;
+  shutdownGraceMs: number;
+  llm: LlmSettings;
+  /** The server's LLM key (a secret), when set. */
+  llmApiKey?: pulumi.Output<string>;
+  /** The manager, where the placement is read: SSH connection and login user. */
+  manager: { connection: command.types.input.remote.ConnectionArgs; user: string };
+  /** The configured nodes' names: the placement is taken again when they change. */
+  nodeNames: string[];
+}
+
+export class WorkerPool extends pulumi.ComponentResource {
+  readonly services: Record<WorkerLanguage, docker.Service>;
+  /** "<task> <node> <state>" per worker replica, read on the manager once every worker service has converged. */
+  readonly placement: pulumi.Output<string>;
+  /** Run this on the manager to see live where every replica runs. */
+  readonly placementCommand: string;
+
+  /** The docker provider of the manager goes in `provider`/`providers`; the master, CAs and images in `dependsOn`. */
+  constructor(name: string, args: WorkerPoolArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ai-swarm:index:WorkerPool", name, {}, opts);
+    const { settings } = args;
+    const stackName = settings.stackName;
+    const child = childOf(this, opts);
+    const llmApiKey =
+      args.llmApiKey &&
+      swarmSecret(`${name}-llm-api-key`, { stackName, objectName: "llm-api-key", fileName: "llm_api_key", value: args.llmApiKey }, { ...child, aliases: [formerlyInApp("llm-api-key")] });
+
+    this.services = Object.fromEntries(
+      WORKER_LANGUAGES.map((language) => {
+        const mqttPassword = swarmSecret(
+          `${name}-${language}-mqtt-password`,
+          { stackName, objectName: `mqtt-password-${language}`, fileName: "mqtt_password", value: args.mqttPasswords[language] },
+          { ...child, aliases: [formerlyInApp(`mqtt-password-${language}`)] },
+        );
+        const service = new docker.Service(
+          `${name}-${language}`,
+          workerServiceArgs(
+            settings,
+            {
+              language,
+              replicas: args.replicas[language],
+              maxReplicasPerNode: args.maxReplicasPerNode,
+              simulatedWorkMs: args.simulatedWorkMs,
+              shutdownGraceMs: args.shutdownGraceMs,
+              llm: args.llm,
+            },
+            {
+              networkId: args.networkId,
+              image: args.images[language],
+              registryAuth: args.registryAuth,
+              grpcToken: args.grpcToken,
+              mqttPassword,
+              ...(llmApiKey && { llmApiKey }),
+            },
+          ),
+          // A service has a fixed name: a replacement must remove the old one first.
+          { ...child, aliases: [formerlyInApp(`worker-${language}`)], deleteBeforeReplace: true },
+        );
+        return [language, service] as const;
+      }),
+    ) as Record<WorkerLanguage, docker.Service>;
+
+    const serviceNames = WORKER_LANGUAGES.map((language) => serviceName(stackName, `worker-${language}`));
+    this.placementCommand = placementCommand(serviceNames);
+    const snapshot = remoteCommand(
+      `${name}-placement`,
+      {
+        connection: args.manager.connection,
+        // Waits until every worker service has converged (no replica starting, none on a drained node).
+        create: asRoot(placementScript(serviceNames), args.manager.user),
+        // Taken again whenever a worker service changes (a new image, new replica counts:
+        // an update keeps the service id, so the counts are named here) or the nodes do.
+        triggers: [
+          ...WORKER_LANGUAGES.map((language) => this.services[language].id),
+          ...WORKER_LANGUAGES.map((language) => args.images[language]),
+          JSON.stringify({ replicas: args.replicas, maxReplicasPerNode: args.maxReplicasPerNode, nodes: args.nodeNames }),
+        ],
+      },
+      childOf(this, opts, { aliases: [formerlyInApp("placement")], dependsOn: Object.values(this.services) }),
+    );
+    this.placement = snapshot.stdout;
+    this.registerOutputs({ placement: this.placement });
+  }
+}
