@@ -1,15 +1,18 @@
 // `npm run evidence`: prints, as Markdown, what the original assignment asked
 // to show about the running lab deployment — the swarm's nodes, where every
-// replica runs, and answers with the VM that produced each.
+// replica runs, answers with the VM that produced each, the cluster summary
+// the page shows, and the page's screenshots saved by the e2e.
 //
 // The master has no endpoint that lists past queries (only GET
 // /api/queries/:id for an id you know), so this submits a few fresh queries
 // through the REST API and shows those; it adds nothing to the master.
 import { randomUUID } from "node:crypto";
-import { formatDuration } from "./plan";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { EVIDENCE_DIR, formatDuration } from "./plan";
 import { managerOf, labStackConfig, onVm, readLab, stackOutput, stackServices } from "./stack";
 import { markdownTable } from "./stack-plan";
-import { postQuery, waitForAnswer, type ApiOptions, type QueryView } from "../tests/support/api";
+import { postQuery, request, waitForAnswer, type ApiOptions, type QueryView } from "../tests/support/api";
 
 const FRESH_QUERIES = 6;
 const ANSWER_TIMEOUT_MS = 180_000;
@@ -48,6 +51,11 @@ async function main(): Promise<void> {
   );
   const answers = await askFreshQueries(webUrl, access);
   out.push(markdownTable(["#", "query", "language", "VM (worker.node)", "worker id", "status", "answer (start)", "created → completed"], answers.map(answerRow)), "");
+
+  out.push("## The cluster view", "");
+  out.push(`What the page's cluster view shows, as \`GET ${webUrl}/api/cluster\` serves it now (one row per VM):`, "");
+  out.push(...(await clusterSection(webUrl, access)), "");
+  out.push(...screenshotSection(), "");
   console.log(out.join("\n"));
 }
 
@@ -61,6 +69,46 @@ async function askFreshQueries(webUrl: string, access: ApiOptions): Promise<Quer
     asked.push({ id: body["id"], options });
   }
   return Promise.all(asked.map(({ id, options }) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, options)));
+}
+
+interface ClusterNode {
+  node: string;
+  workers: number;
+  idle: number;
+  busy: number;
+  languages: { language: string; idle: number; busy: number }[];
+  answers_per_min: number;
+}
+
+async function clusterSection(webUrl: string, access: ApiOptions): Promise<string[]> {
+  const reply = await request(`${webUrl}/api/cluster`, {}, access);
+  if (reply.status !== 200) throw new Error(`GET /api/cluster answered ${reply.status}`);
+  const summary = JSON.parse(reply.text) as { totals: Record<string, unknown>; nodes: ClusterNode[] };
+  const t = summary.totals;
+  const rows = summary.nodes.map((n) => [n.node, String(n.workers), String(n.busy), String(n.idle), n.languages.map((l) => `${l.language} ${l.idle + l.busy}`).join(" · "), String(n.answers_per_min)]);
+  return [
+    `Totals: ${String(t["vms"])} VMs, ${String(t["workers"])} workers (${String(t["busy"])} busy, ${String(t["idle"])} idle), queue ${String(t["queue_depth"])}, ` +
+      `${String(t["answers_per_min"])} answers in the last minute, median answer ${t["median_answer_ms"] === null ? "-" : `${String(t["median_answer_ms"])} ms`}.`,
+    "",
+    markdownTable(["VM", "workers", "busy", "idle", "languages", "answers / min"], rows),
+  ];
+}
+
+/** The page's screenshots saved by the last e2e run (`npm run test:e2e`, test 5), if any. */
+function screenshotSection(): string[] {
+  const out = ["## The page", ""];
+  const files = fs.existsSync(EVIDENCE_DIR) ? fs.readdirSync(EVIDENCE_DIR).filter((f) => f.endsWith(".png")).sort() : [];
+  if (files.length === 0) {
+    out.push(`No screenshots in ${path.relative(process.cwd(), EVIDENCE_DIR)}/: \`npm run test:e2e\` saves them there (desktop and phone sizes) on the lab it deploys.`);
+    return out;
+  }
+  out.push("Screenshots of the deployed page (chat and cluster view) saved by `npm run test:e2e` on the lab:", "");
+  for (const file of files) {
+    const full = path.join(EVIDENCE_DIR, file);
+    const rel = path.relative(process.cwd(), full);
+    out.push(`- [${file}](${rel}) (${fs.statSync(full).mtime.toISOString()})`);
+  }
+  return out;
 }
 
 function answerRow(view: QueryView, index: number): string[] {

@@ -28,6 +28,8 @@ export const PRELOAD_IMAGES = [
 ] as const;
 
 export const STATE_DIR = path.join(__dirname, ".state");
+/** Screenshots of the deployed page, saved by the e2e (test 5) and listed by `npm run evidence`. */
+export const EVIDENCE_DIR = path.join(STATE_DIR, "evidence");
 export const SSH_KEY_PATH = path.join(STATE_DIR, "ssh", "id_ed25519");
 export const KNOWN_HOSTS_PATH = path.join(STATE_DIR, "ssh", "known_hosts");
 /** Written by `up` for other tools (the live harness, the e2e test): VMs, addresses, key paths. */

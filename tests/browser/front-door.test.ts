@@ -14,19 +14,12 @@ import { startMosquitto } from "../support/mosquitto";
 import { issueWebCertificate, masterMissing, opensslMissing, startMaster, startWorker, workerMissing, type Master } from "../support/system";
 import { waitForIdleWorkers } from "../support/api";
 import { stopAll } from "../support/processes";
-import { askThroughPage, CHROMIUM, launchChromium, signInThroughPage } from "../support/browser";
+import { askThroughPage, CHROMIUM, cspConsoleLines, launchChromium, signInThroughPage, watchPage, type PageReports } from "../support/browser";
 
 const WEB_TOKEN = `browser-web-token-${process.pid}-7c1d`;
 const missing =
   masterMissing() ?? workerMissing("python") ?? opensslMissing() ?? (CHROMIUM === undefined ? "chromium is not installed (apt-get install -y chromium)" : undefined);
 if (missing !== undefined) console.warn(`[skip] front door browser test: ${missing}`);
-
-/** What a page reported: console lines, uncaught errors and CSP violations. */
-interface Reports {
-  console: string[];
-  errors: string[];
-  violations: string[];
-}
 
 describe.skipIf(missing !== undefined)("chat page over HTTPS with a token, in chromium", () => {
   let dir: string;
@@ -34,24 +27,7 @@ describe.skipIf(missing !== undefined)("chat page over HTTPS with a token, in ch
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
-  const reports: Reports = { console: [], errors: [], violations: [] };
-
-  /** A page that reports its console, its errors and every CSP violation into `into`. */
-  async function watchedPage(ctx: BrowserContext, into: Reports): Promise<Page> {
-    const p = await ctx.newPage();
-    p.on("console", (message) => into.console.push(`${message.type()}: ${message.text()}`));
-    p.on("pageerror", (error) => into.errors.push(error.message));
-    // Playwright injects this script through the DevTools protocol, which the
-    // page's CSP does not govern (the page itself has no inline script).
-    await p.exposeFunction("reportCspViolation", (text: string) => into.violations.push(text));
-    await p.addInitScript(() => {
-      document.addEventListener("securitypolicyviolation", (event) => {
-        const report = (window as unknown as { reportCspViolation(text: string): void }).reportCspViolation;
-        report(`${event.violatedDirective} ${event.blockedURI}`);
-      });
-    });
-    return p;
-  }
+  let reports: PageReports;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "ai-swarm-browser-door-"));
@@ -65,7 +41,8 @@ describe.skipIf(missing !== undefined)("chat page over HTTPS with a token, in ch
     await waitForIdleWorkers(master.url, [worker.id], 60_000, { token: WEB_TOKEN, ca: cert.ca });
     browser = await launchChromium();
     context = await browser.newContext({ ignoreHTTPSErrors: true });
-    page = await watchedPage(context, reports);
+    page = await context.newPage();
+    reports = await watchPage(page);
     await page.goto(master.url);
   });
 
@@ -110,10 +87,10 @@ describe.skipIf(missing !== undefined)("chat page over HTTPS with a token, in ch
   });
 
   it("a fresh browser context has no session: the sign-in form, and no socket", async () => {
-    const freshReports: Reports = { console: [], errors: [], violations: [] };
     const fresh = await browser.newContext({ ignoreHTTPSErrors: true });
     try {
-      const other = await watchedPage(fresh, freshReports);
+      const other = await fresh.newPage();
+      const freshReports = await watchPage(other);
       await other.goto(master.url);
       await other.locator('[data-testid="signin-form"]').waitFor({ state: "visible" });
       expect(await other.locator(".message").count()).toBe(0);
@@ -147,7 +124,7 @@ describe.skipIf(missing !== undefined)("chat page over HTTPS with a token, in ch
   it("ran under its CSP without a single violation or error (and the watch does catch one)", async () => {
     expect(reports.violations).toEqual([]);
     expect(reports.errors).toEqual([]);
-    expect(reports.console.filter((line) => /Content Security Policy/i.test(line))).toEqual([]);
+    expect(cspConsoleLines(reports)).toEqual([]);
     // The control: an inline script is refused and reported, so silence above means no violation.
     await page.evaluate(() => {
       const script = document.createElement("script");
@@ -156,7 +133,7 @@ describe.skipIf(missing !== undefined)("chat page over HTTPS with a token, in ch
     });
     await expect.poll(() => reports.violations.length).toBeGreaterThan(0);
     expect(reports.violations[0]).toMatch(/^script-src/);
-    await expect.poll(() => reports.console.filter((line) => /Content Security Policy/i.test(line)).length).toBeGreaterThan(0);
+    await expect.poll(() => cspConsoleLines(reports).length).toBeGreaterThan(0);
     expect(await page.evaluate(() => (window as unknown as { inlineRan?: boolean }).inlineRan)).toBeUndefined();
   });
 });

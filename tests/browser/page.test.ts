@@ -47,9 +47,14 @@ describe.skipIf(missing !== undefined)("chat page in chromium", () => {
     expect(answer.workerId).toMatch(/^python-/);
   });
 
-  it("shows the live worker panel grouped by node", async () => {
+  it("shows the live cluster view: a card per node, its workers on demand", async () => {
     const panel = page.locator("#workers-panel");
     await expect.poll(async () => (await panel.textContent()) ?? "", { timeout: 10_000 }).toContain("vm-browser");
+    const card = page.locator('#workers-panel .vm-card[data-node="vm-browser"]');
+    await expect.poll(() => card.getAttribute("data-idle"), { timeout: 10_000 }).toBe("1");
+    // Counts only until asked: the worker list comes with the disclosure button.
+    expect(await card.locator(".worker").count()).toBe(0);
+    await card.locator(".vm-toggle").click();
     await expect.poll(() => page.locator('#workers-panel .worker[data-status="idle"]').count(), { timeout: 10_000 }).toBeGreaterThan(0);
   });
 

@@ -14,7 +14,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { down, up } from "../../lab/lab";
-import { formatDuration, LAB_LABEL, LAB_NETWORK } from "../../lab/plan";
+import { EVIDENCE_DIR, formatDuration, LAB_LABEL, LAB_NETWORK } from "../../lab/plan";
 import { runOk } from "../../lab/shell";
 import type { DeploySummary } from "../../lab/harness/deploy";
 import {
@@ -43,7 +43,7 @@ import {
 } from "../../lab/stack-plan";
 import type { ParsedConfig } from "../../components/config";
 import { askThroughPage, launchChromium, signInThroughPage } from "../support/browser";
-import { getQuery, postQuery, request as apiRequest, signIn, waitForAnswer, type ApiOptions, type QueryView } from "../support/api";
+import { getQuery, listWorkers, postQuery, request as apiRequest, signIn, waitForAnswer, type ApiOptions, type QueryView } from "../support/api";
 
 const VM_COUNT = 4;
 const LANGUAGES = ["python", "go", "java"] as const;
@@ -182,7 +182,7 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     expect(new Set(answers.map((a) => a.worker?.node)).size).toBeGreaterThanOrEqual(3);
   });
 
-  it("5. the deployed page answers a query and shows the worker's language and VM", async () => {
+  it("5. the deployed page answers a query with the worker's language and VM; its cluster view has a card per VM (issue 11); screenshots", async () => {
     const browser = await launchChromium();
     try {
       // The certificate chain is checked by the Node client in test 5b (it trusts only the stack's CA).
@@ -197,6 +197,30 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
       expect(vmNames).toContain(answer.node);
       expect(answer.text).not.toBe("");
       expect(console.filter((line) => /Content Security Policy/i.test(line))).toEqual([]);
+
+      // The cluster view (issue 11): one card per VM that runs an online worker, with that VM's count.
+      const online = (await listWorkers(webUrl, { token: webToken, ca: webCa })).filter((w) => w.status !== "offline");
+      const perVm = new Map<string, number>();
+      for (const w of online) perVm.set(w.node, (perVm.get(w.node) ?? 0) + 1);
+      await expect.poll(() => page.locator(".vm-card").count(), { timeout: 15_000 }).toBe(perVm.size);
+      for (const [vm, count] of perVm) {
+        expect(await page.locator(`.vm-card[data-node="${vm}"]`).getAttribute("data-workers")).toBe(String(count));
+      }
+      say(`cluster view: ${[...perVm].map(([vm, n]) => `${vm} ${n}`).join(", ")} (as GET /api/workers lists them)`);
+
+      // Screenshots at desktop and phone sizes, listed by `npm run evidence`.
+      fs.rmSync(EVIDENCE_DIR, { recursive: true, force: true });
+      fs.mkdirSync(EVIDENCE_DIR, { recursive: true });
+      const shots: string[] = [];
+      for (const [name, viewport] of [["desktop-1280x800", { width: 1280, height: 800 }], ["phone-375x667", { width: 375, height: 667 }]] as const) {
+        await page.setViewportSize(viewport);
+        await page.locator(".vm-card").first().scrollIntoViewIfNeeded();
+        const file = path.join(EVIDENCE_DIR, `page-${name}.png`);
+        await page.screenshot({ path: file, fullPage: name.startsWith("phone") });
+        expect(fs.statSync(file).size).toBeGreaterThan(10_000);
+        shots.push(path.relative(PROJECT_DIR, file));
+      }
+      say(`screenshots: ${shots.join(", ")}`);
     } finally {
       await browser.close();
     }

@@ -52,6 +52,8 @@ export interface MasterOptions {
   httpPort?: number;
   grpcPort?: number;
   env?: Record<string, string>;
+  /** Another build of the master to run (its dist/main.js); default images/master/dist/main.js. */
+  masterMain?: string;
 }
 
 export interface Master {
@@ -67,7 +69,7 @@ export function tempDbPath(): string {
   return path.join(mkdtempSync(path.join(tmpdir(), "ai-swarm-db-")), "master.db");
 }
 
-/** Starts images/master/dist/main.js as a real process and waits until /healthz says ok. */
+/** Starts images/master/dist/main.js (or options.masterMain) as a real process and waits until /healthz says ok. */
 export async function startMaster(options: MasterOptions): Promise<Master> {
   const httpPort = options.httpPort ?? (await freePort());
   const grpcPort = options.grpcPort ?? (await freePort());
@@ -87,7 +89,7 @@ export async function startMaster(options: MasterOptions): Promise<Master> {
     MAX_QUEUED_PER_SESSION: "1000",
     ...options.env,
   };
-  const proc = new ManagedProcess(`master:${httpPort}`, process.execPath, [MASTER_MAIN], env);
+  const proc = new ManagedProcess(`master:${httpPort}`, process.execPath, [options.masterMain ?? MASTER_MAIN], env);
   // With WEB_TLS_* the port speaks HTTPS; it still answers GET /healthz over plain HTTP.
   const url = `${options.env?.WEB_TLS_CERT_FILE ? "https" : "http"}://127.0.0.1:${httpPort}`;
   await eventually(`master ${url}/healthz`, async () => {

@@ -146,6 +146,16 @@ export class GrpcServer {
       this.log.error("result handling failed", { task_id: r.task_id, error: String(err) });
       return callback(status(grpc.status.INTERNAL, "internal error"));
     }
+    // The ack tells the worker its result is kept: send it once it is on disk (group commit).
+    this.service.afterCommit(() => this.answerResult(decision, r, call, callback));
+  };
+
+  private answerResult(
+    decision: ResultDecision,
+    r: TaskResultMsg,
+    call: grpc.ServerUnaryCall<TaskResultMsg, unknown>,
+    callback: grpc.sendUnaryData<{ accepted: boolean; duplicate: boolean }>,
+  ): void {
     if (decision === "accepted") {
       this.log.debug("result accepted", { task_id: r.task_id, worker_id: r.worker_id });
       return callback(null, { accepted: true, duplicate: false });
@@ -164,7 +174,7 @@ export class GrpcServer {
           status(grpc.status.PERMISSION_DENIED, `worker ${r.worker_id} does not hold task ${r.task_id}`),
         );
     }
-  };
+  }
 
   private readonly getTaskCredential: grpc.handleUnaryCall<
     CredentialRequestMsg,

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join } from "node:path";
 import { Server as SocketServer, type DefaultEventsMap, type Socket } from "socket.io";
 import { bearerToken, readCookie, SESSION_COOKIE, sessionCookieHeader, WebAuth, type Session } from "./auth";
+import { ClusterAggregator, type ClusterOptions } from "./cluster";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { QueryService, QueryView } from "./queryService";
@@ -25,8 +26,12 @@ const MAX_SIGN_IN_BYTES = 4 * 1024;
 const MAX_WAIT_MS = 30_000;
 /** setTimeout's limit (~24.8 days); longer session lifetimes are cut to it for the socket timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const WORKERS_PUSH_MS = 100;
 const POSITIONS_PUSH_MS = 200;
+/** How often the cluster view may change on the pages (once, for all of them). */
+export const CLUSTER_PUSH_MS = 1000;
+/** Nodes one page may watch the details of at once. */
+const MAX_WATCHED_NODES = 64;
+const MAX_NODE_NAME = 256;
 
 export interface HttpDeps {
   service: QueryService;
@@ -42,6 +47,9 @@ export interface HttpDeps {
   auth?: WebAuthOptions;
   /** Failed sign-ins per address (the caller prunes it). */
   signInBackoff?: SignInBackoff;
+  /** Interval of the cluster pushes (default CLUSTER_PUSH_MS). */
+  clusterPushMs?: number;
+  cluster?: ClusterOptions;
 }
 
 export interface WebAuthOptions {
@@ -66,6 +74,8 @@ interface Route {
 interface SocketData {
   session: string;
   expiresAtMs?: number;
+  /** Nodes whose details this page watches. */
+  watched?: Set<string>;
 }
 
 type ChatServer = SocketServer<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, SocketData>;
@@ -104,7 +114,9 @@ export class HttpApi {
   private readonly tls: boolean;
   private readonly auth?: WebAuth;
   private readonly backoff: SignInBackoff;
-  private workersTimer?: NodeJS.Timeout;
+  /** The cluster view's numbers, computed once per interval for every page. */
+  readonly cluster: ClusterAggregator;
+  private readonly clusterTimer: NodeJS.Timeout;
   private positionsTimer?: NodeJS.Timeout;
 
   constructor(private readonly deps: HttpDeps) {
@@ -137,11 +149,19 @@ export class HttpApi {
     this.web.main.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => setSecurityHeaders(res, headers));
     const plainHeaders = securityHeaders(false);
     this.web.plain?.prependListener("request", (_req, res) => setSecurityHeaders(res, plainHeaders));
+    this.cluster = new ClusterAggregator(deps.service, deps.cluster);
     deps.service.setListeners({
       queryUpdated: (view, session) => this.pushQuery(view, session),
-      workersChanged: () => this.schedulePush("workers"),
-      queueChanged: () => this.schedulePush("positions"),
+      // Nothing per worker change: the scheduler flags the node, the cluster tick reads it.
+      workersChanged: () => {},
+      queueChanged: () => this.schedulePositions(),
+      queryFinished: (view) => {
+        const completed = view.timings.completed_ms ?? Date.now();
+        this.cluster.recordAnswer(view.worker?.node ?? null, completed - view.timings.created_ms, view.status === "done", completed);
+      },
     });
+    this.clusterTimer = setInterval(() => this.pushCluster(), deps.clusterPushMs ?? CLUSTER_PUSH_MS);
+    this.clusterTimer.unref();
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -149,7 +169,7 @@ export class HttpApi {
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.workersTimer);
+    clearInterval(this.clusterTimer);
     clearTimeout(this.positionsTimer);
     this.web.close();
     await this.io.close();
@@ -208,6 +228,7 @@ export class HttpApi {
       };
     }
     if (path === "/api/workers") return { open: false, methods: { GET: (_req, res) => sendJson(res, 200, this.deps.service.workers()) } };
+    if (path === "/api/cluster") return { open: false, methods: { GET: (_req, res) => sendJson(res, 200, this.cluster.summary(Date.now())) } };
     if (path === "/api/session") {
       return {
         open: true,
@@ -277,6 +298,8 @@ export class HttpApi {
     const body = parseJson(await readBody(req, MAX_BODY_BYTES));
     const result = this.submit(body, session, clientIp(req));
     if (!result.ok) throw new HttpError(result.status, result.error);
+    // Accepted means stored: answer once the query is on disk (group commit).
+    await this.deps.service.committed();
     const waitMs = preferredWaitMs(req.headers.prefer);
     if (waitMs > 0) {
       // RFC 7240 `Prefer: wait=N`: answer in this response when the query ends
@@ -289,7 +312,8 @@ export class HttpApi {
       const now = view ?? result;
       return sendJson(res, 202, { id: result.id, status: now.status, position: now.position });
     }
-    sendJson(res, 202, { id: result.id, status: result.status, position: result.position });
+    const now = this.deps.service.get(result.id) ?? result;
+    sendJson(res, 202, { id: result.id, status: now.status, position: now.position });
   }
 
   private async getQuery(
@@ -398,20 +422,63 @@ export class HttpApi {
       socket.once("disconnect", () => clearTimeout(timer));
     }
     void socket.join(room(session));
-    socket.emit("workers", this.deps.service.workers());
-    // Oldest first, so the page can append in order.
-    for (const view of this.deps.service.recent(session).reverse()) socket.emit("query:update", view);
+    socket.emit("cluster", this.cluster.summary(Date.now()));
+    // What is replayed is what is on disk. Oldest first, so the page can append in order.
+    this.deps.service.afterCommit(() => {
+      for (const view of this.deps.service.recent(session).reverse()) socket.emit("query:update", view);
+    });
 
     socket.on("query", (payload: unknown, ack: unknown) => {
       if (typeof ack !== "function") return; // the contract requires an ack
       try {
         const result = this.submit(payload, session, ip);
-        ack(result.ok ? { ok: true, id: result.id, position: result.position } : { ok: false, error: result.error });
+        if (!result.ok) return ack({ ok: false, error: result.error });
+        this.deps.service.afterCommit(() => {
+          const position = this.deps.service.get(result.id)?.position ?? result.position;
+          ack({ ok: true, id: result.id, position });
+        });
       } catch (err) {
         this.deps.log.error("socket query failed", { error: String(err) });
         ack({ ok: false, error: "internal error" });
       }
     });
+
+    // The details of a node (its worker list), to pages that asked for them only.
+    socket.on("node:watch", (payload: unknown, ack: unknown) => {
+      const reply = typeof ack === "function" ? (ack as (value: unknown) => void) : () => {};
+      const request = parseWatch(payload);
+      if (typeof request === "string") return reply({ ok: false, error: request });
+      const watched = (socket.data.watched ??= new Set());
+      const name = nodeRoom(request.node);
+      if (!request.watch) {
+        watched.delete(request.node);
+        void socket.leave(name);
+        return reply({ ok: true });
+      }
+      if (!watched.has(request.node) && watched.size >= MAX_WATCHED_NODES) {
+        return reply({ ok: false, error: `a page may watch at most ${MAX_WATCHED_NODES} nodes` });
+      }
+      watched.add(request.node);
+      void socket.join(name);
+      socket.emit("node:workers", { node: request.node, workers: this.deps.service.nodeWorkers(request.node) });
+      reply({ ok: true });
+    });
+  }
+
+  /**
+   * Once per interval, for every page at once: the cluster summary when
+   * anything it shows changed (one serialization, one frame, broadcast), and
+   * the worker list of each changed node to the pages watching that node.
+   */
+  private pushCluster(): void {
+    const { summary, changedNodes } = this.cluster.tick(Date.now());
+    if (this.io.engine.clientsCount === 0) return;
+    if (summary) this.io.emit("cluster", summary);
+    const rooms = this.io.sockets.adapter.rooms;
+    for (const node of changedNodes) {
+      const name = nodeRoom(node);
+      if (rooms.has(name)) this.io.to(name).emit("node:workers", { node, workers: this.deps.service.nodeWorkers(node) });
+    }
   }
 
   private pushQuery(view: QueryView, session: string): void {
@@ -420,26 +487,35 @@ export class HttpApi {
     if (this.io.sockets.adapter.rooms.has(name)) this.io.to(name).emit("query:update", view);
   }
 
-  /** Coalesces bursts of changes into one push per interval. */
-  private schedulePush(what: "workers" | "positions"): void {
-    if (what === "workers" && !this.workersTimer) {
-      this.workersTimer = setTimeout(() => {
-        this.workersTimer = undefined;
-        if (this.io.engine.clientsCount > 0) this.io.emit("workers", this.deps.service.workers());
-      }, WORKERS_PUSH_MS);
-    }
-    if (what === "positions" && !this.positionsTimer) {
-      this.positionsTimer = setTimeout(() => {
-        this.positionsTimer = undefined;
-        if (this.io.engine.clientsCount === 0) return;
-        for (const { view, session } of this.deps.service.queued()) this.pushQuery(view, session);
-      }, POSITIONS_PUSH_MS);
-    }
+  /** New queue positions, at most once per interval, to the connected sessions only. */
+  private schedulePositions(): void {
+    if (this.positionsTimer) return;
+    this.positionsTimer = setTimeout(() => {
+      this.positionsTimer = undefined;
+      if (this.io.engine.clientsCount === 0) return;
+      const rooms = this.io.sockets.adapter.rooms;
+      for (const { view, session } of this.deps.service.queuedFor((s) => rooms.has(room(s)))) {
+        this.io.to(room(session)).emit("query:update", view);
+      }
+    }, POSITIONS_PUSH_MS);
   }
 }
 
 function room(session: string): string {
   return `session:${session}`;
+}
+
+function nodeRoom(node: string): string {
+  return `node:${node}`;
+}
+
+/** `{node, watch}` from a page, or what is wrong with it. */
+function parseWatch(payload: unknown): { node: string; watch: boolean } | string {
+  if (typeof payload !== "object" || payload === null) return 'expected {"node": "...", "watch": true|false}';
+  const { node, watch } = payload as Record<string, unknown>;
+  if (typeof node !== "string" || node.length === 0 || node.length > MAX_NODE_NAME) return `node must be a string of 1-${MAX_NODE_NAME} characters`;
+  if (typeof watch !== "boolean") return "watch must be true or false";
+  return { node, watch };
 }
 
 function clientIp(req: IncomingMessage): string {

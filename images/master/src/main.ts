@@ -44,6 +44,14 @@ async function run(cfg: Config, log: Logger): Promise<void> {
   const mqtt = new MqttBridge(cfg.mqtt, log, cfg.logLevel === "debug");
   const service = new QueryService(store, scheduler, mqtt, log, {
     taskTopic: (workerId) => mqtt.topics.tasks(workerId),
+    // One SQLite transaction per event-loop turn; tasks, updates and acks after its commit.
+    groupCommit: true,
+    onCommitError: () => {
+      // Memory is ahead of the disk now: start again from what the disk holds
+      // (nothing of the failed batch was acknowledged to anyone).
+      log.error("exiting after a failed database commit; a restart reloads the last committed state");
+      process.exit(1);
+    },
   });
   const metrics = new Metrics({
     queueDepth: () => service.queueDepth(),
@@ -116,7 +124,9 @@ async function run(cfg: Config, log: Logger): Promise<void> {
     stopping = true;
     log.info("shutting down", { signal });
     timers.forEach(clearInterval);
+    service.flush(); // what is pending is committed and its effects (acks, tasks) go out
     await Promise.allSettled([http.close(), grpcServer.stop(), mqtt.stop()]);
+    service.flush();
     store.close();
     log.info("stopped");
     process.exit(0);

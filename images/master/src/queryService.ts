@@ -5,14 +5,34 @@ import { newQueryId } from "./ids";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import { encodeTask, type IncomingMsg } from "./protocol";
-import type { Requeue, Scheduler, WorkerView } from "./scheduler";
-import type { QueryRow, QueryStatus, QueryStore } from "./store";
+import type { NodeCounts, Requeue, RequeueReason, Scheduler, WorkerView } from "./scheduler";
+import { parseHistory, type AttemptRecord, type QueryRow, type QueryStatus, type QueryStore } from "./store";
 import type { QueryInput } from "./validation";
 
 export interface WorkerRef {
   id: string;
   language: string;
   node: string;
+}
+
+export type QueryEventKind = "queued" | "leased" | "requeued" | "answered" | "failed";
+/** Why a dispatch ended without an answer, or why the query failed. */
+export type QueryEventReason = "worker_lost" | "lease_expired" | "rejected" | "attempts_exhausted" | "worker_error";
+
+/**
+ * One step of a query's story: queued, leased to a worker (on a node), taken
+ * back from it (and why), answered or failed (and why). Times are the master's.
+ */
+export interface QueryEvent {
+  at_ms: number;
+  kind: QueryEventKind;
+  worker?: string;
+  node?: string;
+  /** leased: the attempt this dispatch counts as (a rejected one does not count). */
+  attempt?: number;
+  reason?: QueryEventReason;
+  /** The reason in plain words. */
+  detail?: string;
 }
 
 /** The public shape of a query: GET /api/queries/:id and Socket.IO `query:update`. */
@@ -34,6 +54,8 @@ export interface QueryView {
     completed_ms: number | null;
   };
   attempts: number;
+  /** The query's story, oldest first (added in issue 11; every other field is as before). */
+  events: QueryEvent[];
 }
 
 /** A result as received over gRPC (already authenticated). */
@@ -70,6 +92,8 @@ export interface ServiceListeners {
   queryUpdated(view: QueryView, session: string): void;
   workersChanged(): void;
   queueChanged(): void;
+  /** A query ended (done or failed), once that is on disk. */
+  queryFinished?(view: QueryView): void;
 }
 
 /** What the master keeps in memory for a query that is not finished. */
@@ -82,11 +106,25 @@ interface ActiveQuery {
   assignedMs: number | null;
   workerId: string | null;
   attempts: number;
+  /** Dispatches that ended without an answer (stored with the query). */
+  history: AttemptRecord[];
 }
 
 export interface ServiceOptions {
   taskTopic(workerId: string): string;
   now?: () => number;
+  /**
+   * Group commit: every write of one event-loop turn goes into one SQLite
+   * transaction, committed at the end of the turn (setImmediate); everything
+   * that makes a write visible outside (task messages, query updates, answers
+   * to long-polls, acks through afterCommit) waits for that commit. Off (the
+   * default), each write commits at once and effects happen immediately.
+   */
+  groupCommit?: boolean;
+  /** Called when a group commit fails (the batch is rolled back): memory and disk disagree now. */
+  onCommitError?: (error: unknown) => void;
+  /** How the end-of-turn commit is scheduled (default setImmediate). */
+  defer?: (fn: () => void) => void;
 }
 
 const noListeners: ServiceListeners = {
@@ -104,6 +142,11 @@ export class QueryService {
   private readonly now: () => number;
   private listeners: ServiceListeners = noListeners;
   private seenWorkersVersion = -1;
+  private readonly groupCommit: boolean;
+  private readonly defer: (fn: () => void) => void;
+  /** Effects held back until the open batch is committed. */
+  private pendingEffects: (() => void)[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly store: QueryStore,
@@ -115,6 +158,8 @@ export class QueryService {
   ) {
     this.now = opts.now ?? Date.now;
     this.counts = store.countByStatus();
+    this.groupCommit = opts.groupCommit ?? false;
+    this.defer = opts.defer ?? ((fn) => void setImmediate(fn));
   }
 
   setListeners(listeners: ServiceListeners): void {
@@ -152,6 +197,7 @@ export class QueryService {
         assignedMs: r.assigned_ms,
         workerId: r.worker_id,
         attempts: r.attempts,
+        history: parseHistory(r.history),
       });
     }
     return { queued: this.scheduler.queueDepth, assigned: this.scheduler.leaseCount };
@@ -166,14 +212,16 @@ export class QueryService {
     if (!queued.ok) return queued;
     const hasKey = input.apiKey !== undefined;
     try {
-      this.store.insert({
-        id,
-        session,
-        query: input.query,
-        queueKey: queued.queueKey,
-        hasCredential: hasKey,
-        createdMs: now,
-      });
+      this.write(() =>
+        this.store.insert({
+          id,
+          session,
+          query: input.query,
+          queueKey: queued.queueKey,
+          hasCredential: hasKey,
+          createdMs: now,
+        }),
+      );
     } catch (error) {
       // Not stored means not accepted: take it out of the queue again, so the
       // scheduler never holds a task the rest of the service does not know.
@@ -190,11 +238,12 @@ export class QueryService {
       assignedMs: null,
       workerId: null,
       attempts: 0,
+      history: [],
     });
     this.counts.queued += 1;
     this.pump();
     const view = this.get(id) as QueryView;
-    if (view.status === "queued") this.listeners.queryUpdated(view, session);
+    if (view.status === "queued") this.effect(() => this.listeners.queryUpdated(view, session));
     this.listeners.queueChanged();
     return { ok: true, id, status: view.status, position: view.position };
   }
@@ -215,7 +264,8 @@ export class QueryService {
   waitFor(id: string, ms: number): Promise<QueryView | undefined> {
     const view = this.get(id);
     if (!view || view.status === "done" || view.status === "failed" || ms <= 0) {
-      return Promise.resolve(view);
+      // What is read may be in the open batch: show it once it is on disk.
+      return this.committed().then(() => view);
     }
     return new Promise((resolve) => {
       const set = this.waiters.get(id) ?? new Set();
@@ -247,8 +297,80 @@ export class QueryService {
     });
   }
 
+  /**
+   * Waiting queries of the sessions `wanted` says yes to, head first: only
+   * their views are built (the position pushes go to connected pages only).
+   */
+  queuedFor(wanted: (session: string) => boolean): { view: QueryView; session: string }[] {
+    const out: { view: QueryView; session: string }[] = [];
+    this.scheduler.queuedIds().forEach((id, index) => {
+      const active = this.active.get(id) as ActiveQuery;
+      if (wanted(active.session)) out.push({ view: this.activeView(active, index + 1), session: active.session });
+    });
+    return out;
+  }
+
   queueDepth(): number {
     return this.scheduler.queueDepth;
+  }
+
+  /** Queries leased to a worker right now. */
+  inFlight(): number {
+    return this.scheduler.leaseCount;
+  }
+
+  /** The workers of one node (the cluster view's details). */
+  nodeWorkers(node: string): WorkerView[] {
+    return this.scheduler.nodeWorkers(node);
+  }
+
+  nodeCounts(node: string): NodeCounts | undefined {
+    return this.scheduler.nodeCounts(node);
+  }
+
+  nodes(): string[] {
+    return [...this.scheduler.nodes()];
+  }
+
+  /** Nodes whose workers changed since the last call. */
+  takeChangedNodes(): string[] {
+    return this.scheduler.takeChangedNodes();
+  }
+
+  // ---- group commit ----------------------------------------------------------
+
+  /** Runs `fn` once every write made so far is on disk (at once when nothing is pending). */
+  afterCommit(fn: () => void): void {
+    this.effect(fn);
+  }
+
+  /** Resolves once every write made so far is on disk. */
+  committed(): Promise<void> {
+    return new Promise((resolve) => this.effect(resolve));
+  }
+
+  /** Commits the open batch and runs the effects that waited for it. */
+  flush(): void {
+    this.flushScheduled = false;
+    try {
+      this.store.commitBatch();
+    } catch (error) {
+      // Nothing of the batch is on disk: none of its effects may happen.
+      this.pendingEffects = [];
+      this.log.error("database commit failed", { error: String(error) });
+      if (this.opts.onCommitError) this.opts.onCommitError(error);
+      else throw error;
+      return;
+    }
+    const effects = this.pendingEffects;
+    this.pendingEffects = [];
+    for (const fn of effects) {
+      try {
+        fn();
+      } catch (error) {
+        this.log.error("an effect after commit failed", { error: String(error) });
+      }
+    }
   }
 
   queriesByState(): Record<QueryStatus, number> {
@@ -356,8 +478,10 @@ export class QueryService {
     const now = this.now();
     // Persist before publishing: a crash in between leaves a lease that
     // expires and re-dispatches, never a task that is out but not recorded.
-    this.store.assignMany(
-      dispatches.map((d) => ({ id: d.taskId, workerId: d.workerId, assignedMs: now, attempts: d.attempt })),
+    this.write(() =>
+      this.store.assignMany(
+        dispatches.map((d) => ({ id: d.taskId, workerId: d.workerId, assignedMs: now, attempts: d.attempt })),
+      ),
     );
     for (const d of dispatches) {
       const active = this.active.get(d.taskId) as ActiveQuery;
@@ -374,14 +498,19 @@ export class QueryService {
         has_credential: this.apiKeys.has(d.taskId),
         ts: now,
       });
-      this.publisher.publish(this.opts.taskTopic(d.workerId), payload);
+      const topic = this.opts.taskTopic(d.workerId);
+      const view = this.activeView(active, 0);
+      this.effect(() => {
+        this.publisher.publish(topic, payload);
+        this.listeners.queryUpdated(view, active.session);
+      });
       this.log.debug("task dispatched", { task_id: d.taskId, worker_id: d.workerId, attempt: d.attempt });
-      this.listeners.queryUpdated(this.activeView(active, 0), active.session);
     }
     this.listeners.queueChanged();
   }
 
   private applyRequeues(requeues: Requeue[]): void {
+    const now = this.now();
     for (const r of requeues) {
       const active = this.active.get(r.taskId);
       if (!active) continue;
@@ -390,6 +519,15 @@ export class QueryService {
         worker_id: r.workerId,
         reason: r.reason,
         attempts: active.attempts,
+      });
+      // The story keeps who had it and why it came back (the scheduler knows why, we know when).
+      active.history.push({
+        worker: r.workerId,
+        node: this.scheduler.workerIdentity(r.workerId)?.node ?? "unknown",
+        attempt: active.attempts,
+        leased_ms: active.assignedMs ?? now,
+        ended_ms: now,
+        reason: r.reason,
       });
       if (r.failed) {
         this.finish(active, {
@@ -405,13 +543,14 @@ export class QueryService {
         continue;
       }
       if (r.reason === "rejected") active.attempts = Math.max(0, active.attempts - 1);
-      this.store.requeue(r.taskId, r.queueKey as number, active.attempts);
+      this.write(() => this.store.requeue(r.taskId, r.queueKey as number, active.attempts, active.history));
       active.status = "queued";
       active.workerId = null;
       active.assignedMs = null;
       this.counts.assigned -= 1;
       this.counts.queued += 1;
-      this.listeners.queryUpdated(this.activeView(active), active.session);
+      const view = this.activeView(active);
+      this.effect(() => this.listeners.queryUpdated(view, active.session));
     }
     if (requeues.length > 0) this.listeners.queueChanged();
   }
@@ -430,7 +569,7 @@ export class QueryService {
     },
   ): void {
     const completedMs = this.now();
-    this.store.finish({ id: active.id, completedMs, ...outcome });
+    this.write(() => this.store.finish({ id: active.id, completedMs, ...outcome, history: active.history }));
     this.apiKeys.delete(active.id);
     this.active.delete(active.id);
     this.counts[active.status] -= 1;
@@ -454,13 +593,44 @@ export class QueryService {
         completed_ms: completedMs,
       },
       attempts: active.attempts,
+      events: storyOf(active.createdMs, active.history, { atMs: active.assignedMs, holder: outcome.worker ?? this.holderRef(active), attempt: active.attempts }, {
+        status: outcome.status,
+        atMs: completedMs,
+        attempts: active.attempts,
+        workerError: outcome.worker !== null,
+      }),
     };
-    this.listeners.queryUpdated(view, active.session);
-    for (const resolve of [...(this.waiters.get(active.id) ?? [])]) resolve(view);
+    this.effect(() => {
+      this.listeners.queryUpdated(view, active.session);
+      this.listeners.queryFinished?.(view);
+      for (const resolve of [...(this.waiters.get(active.id) ?? [])]) resolve(view);
+    });
+  }
+
+  /** Holds back `fn` until the open batch is committed (runs it now without one). */
+  private effect(fn: () => void): void {
+    if (this.groupCommit && this.store.inBatch) this.pendingEffects.push(fn);
+    else fn();
+  }
+
+  /** A store write; with group commit it joins the turn's batch. */
+  private write(fn: () => void): void {
+    if (this.groupCommit) {
+      this.store.beginBatch();
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        this.defer(() => this.flush());
+      }
+    }
+    fn();
+  }
+
+  private holderRef(a: ActiveQuery): WorkerRef | null {
+    return a.workerId ? (this.scheduler.workerIdentity(a.workerId) ?? unknownWorker(a.workerId)) : null;
   }
 
   private activeView(a: ActiveQuery, position?: number): QueryView {
-    const worker = a.workerId ? (this.scheduler.workerIdentity(a.workerId) ?? unknownWorker(a.workerId)) : null;
+    const worker = this.holderRef(a);
     return {
       id: a.id,
       status: a.status,
@@ -479,6 +649,7 @@ export class QueryService {
         completed_ms: null,
       },
       attempts: a.attempts,
+      events: storyOf(a.createdMs, a.history, a.status === "assigned" ? { atMs: a.assignedMs, holder: worker, attempt: a.attempts } : null, null),
     };
   }
 
@@ -518,5 +689,67 @@ function rowView(row: QueryRow): QueryView {
       completed_ms: row.completed_ms,
     },
     attempts: row.attempts,
+    events: storyOf(
+      row.created_ms,
+      parseHistory(row.history),
+      row.status === "queued"
+        ? null
+        : {
+            atMs: row.assigned_ms,
+            holder: row.worker_id ? { id: row.worker_id, language: row.worker_language ?? "unknown", node: row.worker_node ?? "unknown" } : null,
+            attempt: row.attempts,
+          },
+      row.status === "done" || row.status === "failed"
+        ? { status: row.status, atMs: row.completed_ms ?? row.created_ms, attempts: row.attempts, workerError: row.worker_id !== null }
+        : null,
+    ),
   };
+}
+
+const END_WORDS: Record<string, { reason: QueryEventReason; detail: string }> = {
+  worker_offline: { reason: "worker_lost", detail: "worker lost: it went offline" },
+  heartbeat_timeout: { reason: "worker_lost", detail: "worker lost: it stopped sending heartbeats" },
+  lease_expired: { reason: "lease_expired", detail: "lease expired: no answer in time" },
+  rejected: { reason: "rejected", detail: "rejected: the worker was busy" },
+};
+
+/** Plain words for why a dispatch ended without an answer. */
+export function requeueWords(reason: RequeueReason | string): { reason: QueryEventReason; detail: string } {
+  return END_WORDS[reason] ?? { reason: "worker_lost", detail: `taken back (${reason})` };
+}
+
+/**
+ * A query's story from what is kept anyway: created, the dispatches that ended
+ * without an answer, the current (or last) lease, and the end.
+ */
+function storyOf(
+  createdMs: number,
+  history: readonly AttemptRecord[],
+  lease: { atMs: number | null; holder: WorkerRef | null; attempt: number } | null,
+  end: { status: "done" | "failed"; atMs: number; attempts: number; workerError: boolean } | null,
+): QueryEvent[] {
+  const events: QueryEvent[] = [{ at_ms: createdMs, kind: "queued" }];
+  for (const h of history) {
+    events.push({ at_ms: h.leased_ms, kind: "leased", worker: h.worker, node: h.node, attempt: h.attempt });
+    events.push({ at_ms: h.ended_ms, kind: "requeued", worker: h.worker, node: h.node, ...requeueWords(h.reason) });
+  }
+  // A query failed for want of attempts has no current lease: its last one is in the history.
+  const exhausted = end?.status === "failed" && !end.workerError;
+  const holder = lease?.holder ?? null;
+  if (lease && lease.atMs !== null && holder !== null && !exhausted) {
+    events.push({ at_ms: lease.atMs, kind: "leased", worker: holder.id, node: holder.node, attempt: lease.attempt });
+  }
+  if (end?.status === "done") {
+    events.push({ at_ms: end.atMs, kind: "answered", worker: holder?.id, node: holder?.node });
+  } else if (end && exhausted) {
+    events.push({
+      at_ms: end.atMs,
+      kind: "failed",
+      reason: "attempts_exhausted",
+      detail: `attempts exhausted: no worker finished it in ${end.attempts} attempts`,
+    });
+  } else if (end) {
+    events.push({ at_ms: end.atMs, kind: "failed", worker: holder?.id, node: holder?.node, reason: "worker_error", detail: "the worker reported an error" });
+  }
+  return events;
 }

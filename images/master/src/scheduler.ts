@@ -19,6 +19,16 @@ export interface SchedulerOptions {
 
 export type WorkerStatus = "idle" | "busy" | "offline";
 
+/** How many workers of one node are in each state, by language (for the cluster view). */
+export interface NodeCounts {
+  node: string;
+  idle: number;
+  busy: number;
+  offline: number;
+  /** Online workers by language: idle and busy. */
+  languages: Map<string, { idle: number; busy: number }>;
+}
+
 export interface WorkerView {
   id: string;
   language: string;
@@ -100,6 +110,10 @@ export class Scheduler {
   private readonly idle = new Set<string>();
   private minKey = 0;
   private maxKey = 0;
+  /** Worker ids by node, so one node's workers are found without a scan of all. */
+  private readonly byNode = new Map<string, Set<string>>();
+  /** Nodes whose workers changed (joined, left, changed status) since takeChangedNodes(). */
+  private readonly changedNodes = new Set<string>();
   /** Bumped on every change of the worker list, so callers know when to broadcast. */
   workersVersion = 0;
 
@@ -147,6 +161,19 @@ export class Scheduler {
 
   /** 1-based place in the queue, 0 when not waiting. */
   positionOf(taskId: string): number {
+    const task = this.tasks.get(taskId);
+    if (!task || this.leases.has(taskId)) return 0;
+    // The queue is sorted by queue key (new tasks get the highest, requeued
+    // ones the lowest): a binary search instead of a scan of the whole queue.
+    let lo = 0;
+    let hi = this.queue.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const key = (this.tasks.get(this.queue[mid] as string) as Task).queueKey;
+      if (key === task.queueKey) return this.queue[mid] === taskId ? mid + 1 : this.queue.indexOf(taskId) + 1;
+      if (key < task.queueKey) lo = mid + 1;
+      else hi = mid - 1;
+    }
     return this.queue.indexOf(taskId) + 1;
   }
 
@@ -177,7 +204,7 @@ export class Scheduler {
       // Until it says otherwise, a worker that was just given a task is busy.
       worker.reported = "busy";
       this.refreshIdle(worker);
-      this.workersVersion++;
+      this.changed(worker);
       out.push({ taskId, workerId, leaseMs: this.opts.leaseMs, attempt: task.attempts });
     }
     return out;
@@ -201,9 +228,9 @@ export class Scheduler {
       const worker = this.workers.get(lease.workerId);
       if (worker) worker.reported = "idle";
       this.releaseLease(lease);
+      this.changed(worker);
     }
     this.tasks.delete(taskId);
-    this.workersVersion++;
   }
 
   // ---- workers -------------------------------------------------------------
@@ -248,27 +275,29 @@ export class Scheduler {
       this.setReported(worker, msg.status, msg.task_id);
       this.refreshIdle(worker);
     }
-    this.workersVersion++;
+    this.changed(worker);
     return requeued;
   }
 
   /** Expires leases and silent workers; forgets long-offline workers. */
   tick(now: number): Requeue[] {
     const requeued: Requeue[] = [];
-    for (const lease of [...this.leases.values()]) {
+    // (Deleting the entry being visited is safe while iterating a Map.)
+    for (const lease of this.leases.values()) {
       const holder = this.workers.get(lease.workerId);
       const holderGone =
         (!holder || !holder.online) && now - lease.grantedMs > this.opts.heartbeatTimeoutMs;
       if (now >= lease.deadlineMs) requeued.push(this.takeBack(lease, "lease_expired"));
       else if (holderGone) requeued.push(this.takeBack(lease, "worker_offline"));
     }
-    for (const worker of [...this.workers.values()]) {
+    for (const worker of this.workers.values()) {
       const silentFor = now - worker.lastSeenMs;
       if (worker.online && silentFor > this.opts.heartbeatTimeoutMs) {
         requeued.push(...this.markOffline(worker, "heartbeat_timeout"));
       } else if (!worker.online && silentFor > this.opts.offlineRetentionMs) {
         this.workers.delete(worker.id);
-        this.workersVersion++;
+        this.unindex(worker);
+        this.changed(worker);
       }
     }
     return requeued;
@@ -293,14 +322,46 @@ export class Scheduler {
   }
 
   listWorkers(): WorkerView[] {
-    return [...this.workers.values()].map((w) => ({
-      id: w.id,
-      language: w.language,
-      node: w.node,
-      status: this.statusOf(w),
-      task_id: this.leaseByWorker.get(w.id) ?? null,
-      last_seen_ms: w.lastSeenMs,
-    }));
+    return [...this.workers.values()].map((w) => this.viewOf(w));
+  }
+
+  /** The workers of one node, by id (empty for a node nobody is on). */
+  nodeWorkers(node: string): WorkerView[] {
+    const ids = this.byNode.get(node);
+    if (!ids) return [];
+    return [...ids].sort().map((id) => this.viewOf(this.workers.get(id) as Worker));
+  }
+
+  /** Counts of one node's workers, or undefined once no worker is known on it. */
+  nodeCounts(node: string): NodeCounts | undefined {
+    const ids = this.byNode.get(node);
+    if (!ids) return undefined;
+    const counts: NodeCounts = { node, idle: 0, busy: 0, offline: 0, languages: new Map() };
+    for (const id of ids) {
+      const w = this.workers.get(id) as Worker;
+      const status = this.statusOf(w);
+      counts[status] += 1;
+      if (status === "offline") continue;
+      let byLanguage = counts.languages.get(w.language);
+      if (!byLanguage) {
+        byLanguage = { idle: 0, busy: 0 };
+        counts.languages.set(w.language, byLanguage);
+      }
+      byLanguage[status] += 1;
+    }
+    return counts;
+  }
+
+  /** Every node a known worker is on. */
+  nodes(): IterableIterator<string> {
+    return this.byNode.keys();
+  }
+
+  /** The nodes whose workers changed since the last call (and forgets them). */
+  takeChangedNodes(): string[] {
+    const nodes = [...this.changedNodes];
+    this.changedNodes.clear();
+    return nodes;
   }
 
   // ---- internals -----------------------------------------------------------
@@ -316,6 +377,39 @@ export class Scheduler {
     worker.reported = reported;
   }
 
+  private viewOf(w: Worker): WorkerView {
+    return {
+      id: w.id,
+      language: w.language,
+      node: w.node,
+      status: this.statusOf(w),
+      task_id: this.leaseByWorker.get(w.id) ?? null,
+      last_seen_ms: w.lastSeenMs,
+    };
+  }
+
+  /** Records that a worker changed: the list's version and its node's flag. O(1). */
+  private changed(worker: Worker | undefined): void {
+    this.workersVersion++;
+    if (worker) this.changedNodes.add(worker.node);
+  }
+
+  private index(worker: Worker): void {
+    let ids = this.byNode.get(worker.node);
+    if (!ids) {
+      ids = new Set();
+      this.byNode.set(worker.node, ids);
+    }
+    ids.add(worker.id);
+  }
+
+  private unindex(worker: Worker): void {
+    const ids = this.byNode.get(worker.node);
+    if (!ids) return;
+    ids.delete(worker.id);
+    if (ids.size === 0) this.byNode.delete(worker.node);
+  }
+
   private statusOf(w: Worker): WorkerStatus {
     if (!w.online) return "offline";
     return this.leaseByWorker.has(w.id) || w.reported === "busy" ? "busy" : "idle";
@@ -326,11 +420,19 @@ export class Scheduler {
     if (!worker) {
       worker = { id, language, node, reported: "busy", online: true, lastSeenMs: now };
       this.workers.set(id, worker);
-      this.workersVersion++;
+      this.index(worker);
+      this.changed(worker);
     }
-    if (worker.language !== language || worker.node !== node || !worker.online) this.workersVersion++;
+    if (worker.node !== node) {
+      // Moved to another node (a new container with the same id): both nodes change.
+      this.changed(worker);
+      this.unindex(worker);
+      worker.node = node;
+      this.index(worker);
+      this.changed(worker);
+    }
+    if (worker.language !== language || !worker.online) this.changed(worker);
     worker.language = language;
-    worker.node = node;
     worker.lastSeenMs = now;
     return worker;
   }
@@ -338,7 +440,7 @@ export class Scheduler {
   private markOffline(worker: Worker, reason: RequeueReason): Requeue[] {
     worker.online = false;
     this.idle.delete(worker.id);
-    this.workersVersion++;
+    this.changed(worker);
     const lease = this.leaseOf(worker.id);
     return lease ? [this.takeBack(lease, reason)] : [];
   }
@@ -354,7 +456,7 @@ export class Scheduler {
     if (free === this.idle.has(worker.id)) return;
     if (free) this.idle.add(worker.id);
     else this.idle.delete(worker.id);
-    this.workersVersion++;
+    this.changed(worker);
   }
 
   private grantLease(taskId: string, workerId: string, dispatchedMs: number, now: number): void {
@@ -387,7 +489,7 @@ export class Scheduler {
   /** Takes a leased task back to the head of the queue (or fails it). */
   private takeBack(lease: Lease, reason: RequeueReason): Requeue {
     this.releaseLease(lease);
-    this.workersVersion++;
+    this.changed(this.workers.get(lease.workerId));
     const task = this.tasks.get(lease.taskId) as Task;
     // A worker that was busy never worked on it: that dispatch does not count.
     if (reason === "rejected") task.attempts = Math.max(0, task.attempts - 1);

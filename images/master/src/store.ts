@@ -28,6 +28,19 @@ export interface QueryRow {
   started_ms: number | null;
   finished_ms: number | null;
   completed_ms: number | null;
+  /** JSON: the attempts that ended without an answer (see AttemptRecord), or null. */
+  history: string | null;
+}
+
+/** One dispatch that ended without an answer: who had it, from when to when, and why it ended. */
+export interface AttemptRecord {
+  worker: string;
+  node: string;
+  attempt: number;
+  leased_ms: number;
+  ended_ms: number;
+  /** lease_expired | worker_offline | heartbeat_timeout | rejected */
+  reason: string;
 }
 
 export interface NewQuery {
@@ -57,6 +70,8 @@ export interface Outcome {
   startedMs: number | null;
   finishedMs: number | null;
   completedMs: number;
+  /** The attempts that ended without an answer, when they changed (else the stored list stays). */
+  history?: AttemptRecord[];
 }
 
 const SCHEMA = `
@@ -80,7 +95,8 @@ CREATE TABLE IF NOT EXISTS queries (
   received_ms     INTEGER,
   started_ms      INTEGER,
   finished_ms     INTEGER,
-  completed_ms    INTEGER
+  completed_ms    INTEGER,
+  history         TEXT
 );
 -- Start-up reads only unfinished queries; a partial index keeps that cheap.
 CREATE INDEX IF NOT EXISTS queries_active ON queries (status) WHERE status IN ('queued','assigned');
@@ -99,13 +115,14 @@ return {
     ),
     requeue: db.prepare(
       `UPDATE queries SET status = 'queued', queue_key = @queueKey, worker_id = NULL,
-         assigned_ms = NULL, attempts = @attempts WHERE id = @id`,
+         assigned_ms = NULL, attempts = @attempts, history = @history WHERE id = @id`,
     ),
     finish: db.prepare(
       `UPDATE queries SET status = @status, queue_key = NULL, answer = @answer, error = @error,
          provider = @provider, worker_id = @workerId, worker_language = @workerLanguage,
          worker_node = @workerNode, received_ms = @receivedMs, started_ms = @startedMs,
-         finished_ms = @finishedMs, completed_ms = @completedMs WHERE id = @id`,
+         finished_ms = @finishedMs, completed_ms = @completedMs,
+         history = COALESCE(@history, history) WHERE id = @id`,
     ),
     get: db.prepare(`SELECT * FROM queries WHERE id = ?`),
     active: db.prepare(
@@ -117,6 +134,9 @@ return {
     ping: db.prepare(`SELECT 1 AS ok`),
     maxSeq: db.prepare(`SELECT COALESCE(MAX(seq), 0) AS max FROM queries`),
     countByStatus: db.prepare(`SELECT status, COUNT(*) AS n FROM queries GROUP BY status`),
+    begin: db.prepare(`BEGIN`),
+    commit: db.prepare(`COMMIT`),
+    rollback: db.prepare(`ROLLBACK`),
   };
 }
 
@@ -126,6 +146,7 @@ export class QueryStore {
   private readonly db: Database.Database;
   private readonly stmts: Statements;
   private nextSeq: number;
+  private readonly assignAll: (list: Assignment[]) => void;
 
   constructor(path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -144,7 +165,9 @@ export class QueryStore {
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    migrate(this.db);
     this.stmts = prepareStatements(this.db);
+    this.assignAll = this.db.transaction((list: Assignment[]) => list.forEach((a) => this.assign(a)));
     this.nextSeq = (this.stmts.maxSeq.get() as { max: number }).max + 1;
   }
 
@@ -160,18 +183,44 @@ export class QueryStore {
     });
   }
 
+  /** True while a batch (group commit) is open. */
+  get inBatch(): boolean {
+    return this.db.inTransaction;
+  }
+
+  /**
+   * Opens a batch unless one is open: the writes until commitBatch() share one
+   * transaction, so one WAL commit (a few page writes) instead of one per write.
+   * Nothing of it is on disk before the commit: whoever batches must hold back
+   * every effect of those writes (answers, acks, task messages) until then.
+   */
+  beginBatch(): void {
+    if (!this.db.inTransaction) this.stmts.begin.run();
+  }
+
+  /** Commits the open batch, if any. Throws when the commit fails (the batch is rolled back). */
+  commitBatch(): void {
+    if (!this.db.inTransaction) return;
+    try {
+      this.stmts.commit.run();
+    } catch (error) {
+      if (this.db.inTransaction) this.stmts.rollback.run();
+      throw error;
+    }
+  }
+
   assign(a: Assignment): void {
     this.stmts.assign.run(a);
   }
 
   /** Several assignments in one transaction (one WAL commit). */
   assignMany(list: Assignment[]): void {
-    if (list.length === 1) this.assign(list[0] as Assignment);
-    else if (list.length > 1) this.db.transaction(() => list.forEach((a) => this.assign(a)))();
+    if (list.length === 1 || this.db.inTransaction) list.forEach((a) => this.assign(a));
+    else if (list.length > 1) this.assignAll(list);
   }
 
-  requeue(id: string, queueKey: number, attempts: number): void {
-    this.stmts.requeue.run({ id, queueKey, attempts });
+  requeue(id: string, queueKey: number, attempts: number, history: AttemptRecord[] = []): void {
+    this.stmts.requeue.run({ id, queueKey, attempts, history: history.length > 0 ? JSON.stringify(history) : null });
   }
 
   finish(o: Outcome): void {
@@ -188,6 +237,7 @@ export class QueryStore {
       startedMs: o.startedMs,
       finishedMs: o.finishedMs,
       completedMs: o.completedMs,
+      history: o.history && o.history.length > 0 ? JSON.stringify(o.history) : null,
     });
   }
 
@@ -221,7 +271,27 @@ export class QueryStore {
     }
   }
 
+  /** Closes the file, committing an open batch first. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.commitBatch();
+    this.db.close();
+  }
+}
+
+/** Adds what later versions added to a database file an older master created. */
+function migrate(db: Database.Database): void {
+  const columns = db.prepare(`PRAGMA table_info(queries)`).all() as { name: string }[];
+  if (!columns.some((c) => c.name === "history")) db.exec(`ALTER TABLE queries ADD COLUMN history TEXT`);
+}
+
+/** The stored attempt history of a row (an unreadable one counts as none). */
+export function parseHistory(text: string | null): AttemptRecord[] {
+  if (text === null) return [];
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? (value as AttemptRecord[]) : [];
+  } catch {
+    return [];
   }
 }

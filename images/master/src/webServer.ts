@@ -14,6 +14,12 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 const TLS_HANDSHAKE = 0x16;
 /** A connection that sends nothing for this long is closed before it is handed on. */
 const FIRST_BYTE_TIMEOUT_MS = 10_000;
+/**
+ * Pending connections the kernel may hold for us (Node's default is 511; the
+ * kernel caps it at net.core.somaxconn). A burst of new clients beyond the
+ * backlog gets its SYNs dropped and retried after 1 s, then 3 s.
+ */
+export const LISTEN_BACKLOG = 2048;
 const HOST_PATTERN = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 export interface TlsFiles {
@@ -43,7 +49,7 @@ export class WebServer {
     const listener = this.front ?? this.main;
     return new Promise((resolve, reject) => {
       listener.once("error", reject);
-      listener.listen(port, host, () => {
+      listener.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         // The inner servers never listen themselves; "listening" starts their
         // bookkeeping (connection tracking for headersTimeout/requestTimeout).
         if (this.front) for (const server of [this.main, this.plain]) server?.emit("listening");

@@ -120,7 +120,7 @@ describe("access control on, plain HTTP", () => {
   });
 
   it("REST needs a session cookie or the bearer token: 401 with WWW-Authenticate otherwise", async () => {
-    for (const [method, path] of [["GET", "/api/workers"], ["POST", "/api/queries"], ["GET", "/api/queries/q_x"], ["GET", "/api/nothing"], ["GET", "/metrics"]] as const) {
+    for (const [method, path] of [["GET", "/api/workers"], ["GET", "/api/cluster"], ["POST", "/api/queries"], ["GET", "/api/queries/q_x"], ["GET", "/api/nothing"], ["GET", "/metrics"]] as const) {
       const attempts: Record<string, string>[] = [{}, { cookie: tamper(cookie) }, { cookie: "aiswarm_session=v1.forged" }, { authorization: `Basic ${TOKEN}` }];
       for (const headers of attempts) {
         const reply = await request(`${t.base}${path}`, { method, headers });
@@ -132,6 +132,8 @@ describe("access control on, plain HTTP", () => {
     }
     expect((await get("/api/workers", { headers: bearer })).status).toBe(200);
     expect((await get("/api/workers", { headers: { cookie } })).status).toBe(200);
+    expect((await get("/api/cluster", { headers: bearer })).status).toBe(200);
+    expect((await get("/api/cluster", { headers: { cookie } })).json()).toMatchObject({ totals: { workers: expect.any(Number) } });
     const wrongBearer = await get("/api/workers", { headers: { authorization: "Bearer wrong-token-wrong-token" } });
     expect(wrongBearer.status).toBe(401);
     expect(wrongBearer.json()).toEqual({ error: "wrong token" });

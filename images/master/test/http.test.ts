@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { io as connectSocket, type Socket } from "socket.io-client";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { ClusterSummary } from "../src/cluster";
 import { HttpApi, preferredWaitMs } from "../src/httpServer";
 import { createLogger } from "../src/log";
 import { Metrics } from "../src/metrics";
@@ -53,6 +54,9 @@ beforeAll(async () => {
     service, metrics, log, maxQueryChars: MAX_CHARS,
     rateLimiter: new RateLimiter(RATE),
     health: () => ({ mqtt: mqttUp, db: store.ping() }),
+    clusterPushMs: 100,
+    // Long chart steps: a step boundary (the chart moving on) never falls in a test's quiet period.
+    cluster: { historyStepMs: 600_000 },
   });
   const port = await api.listen(0, "127.0.0.1");
   base = `http://127.0.0.1:${port}`;
@@ -95,6 +99,13 @@ describe("long-poll", () => {
     }, 100);
     const view = (await (await polled).json()) as QueryView;
     expect(view).toMatchObject({ status: "done", answer: "polled answer", worker: { id: "w-http", language: "go", node: "vm7" } });
+    // the query's story: queued, leased to w-http on vm7, answered
+    expect(view.events.map((e) => [e.kind, e.worker, e.node])).toEqual([
+      ["queued", undefined, undefined],
+      ["leased", "w-http", "vm7"],
+      ["answered", "w-http", "vm7"],
+    ]);
+    expect(view.events[2]?.at_ms).toBe(view.timings.completed_ms);
     // a bad wait value is an error, not a crash
     const bad = await fetch(`${base}/api/queries/${id}?wait=soon`);
     expect(bad.status).toBe(400);
@@ -237,6 +248,31 @@ describe("other endpoints", () => {
     expect(typeof w?.last_seen_ms).toBe("number");
   });
 
+  it("GET /api/cluster summarises the workers by node and language, as /api/workers lists them", async () => {
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-c1", language: "go", node: "vm-c", provider: "offline", ts: 0 });
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-c2", language: "python", node: "vm-c", provider: "offline", ts: 0 });
+    const res = await fetch(`${base}/api/cluster`);
+    expect(res.status).toBe(200);
+    const summary = (await res.json()) as ClusterSummary;
+    const workers = (await (await fetch(`${base}/api/workers`)).json()) as { node: string; status: string; language: string }[];
+    const vmC = summary.nodes.find((n) => n.node === "vm-c");
+    // (they may have taken queries other tests left waiting: idle or busy, they are online)
+    expect(vmC).toMatchObject({ node: "vm-c", workers: 2, offline: 0, answers_per_min: 0 });
+    expect(vmC?.languages.map((l) => [l.language, l.idle + l.busy])).toEqual([["go", 1], ["python", 1]]);
+    const online = workers.filter((w) => w.status !== "offline");
+    expect(summary.totals.workers).toBe(online.length);
+    expect(summary.totals.idle).toBe(online.filter((w) => w.status === "idle").length);
+    expect(summary.totals.vms).toBe(new Set(online.map((w) => w.node)).size);
+    for (const node of summary.nodes) {
+      expect(node.workers).toBe(online.filter((w) => w.node === node.node).length);
+      expect(node.busy).toBe(online.filter((w) => w.node === node.node && w.status === "busy").length);
+    }
+    expect(summary.totals).toMatchObject({ queue_depth: expect.any(Number), in_flight: expect.any(Number), answers_per_min: expect.any(Number) });
+    expect(summary.history.step_ms).toBe(600_000);
+    expect(summary.history.points).toHaveLength(60);
+    for (const id of ["w-c1", "w-c2"]) service.onWorkerMessage({ v: 1, type: "status", worker_id: id, status: "offline", task_id: null, ts: 0 });
+  });
+
   it("GET /healthz is 200 with the broker up and 503 without", async () => {
     const up = await fetch(`${base}/healthz`);
     expect(up.status).toBe(200);
@@ -325,13 +361,80 @@ describe("Socket.IO", () => {
     expect(seen.find((u) => u.id === ack.id)).toBeUndefined();
   });
 
-  it("sends the worker list on connect and on changes", async () => {
+  it("sends the cluster summary on connect and on changes, never the whole worker list", async () => {
     const socket = connect(newSession());
-    const lists: { id: string; status: string }[][] = [];
-    socket.on("workers", (list: { id: string; status: string }[]) => lists.push(list));
-    await waitUntil("the first list", () => lists[0]);
+    const summaries: ClusterSummary[] = [];
+    const workerLists: unknown[] = [];
+    socket.on("cluster", (summary: ClusterSummary) => summaries.push(summary));
+    socket.on("workers", (list: unknown) => workerLists.push(list));
+    await waitUntil("the first summary", () => summaries[0]);
     service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-sock", language: "python", node: "vm9", provider: "offline", ts: 0 });
-    await waitUntil("a list with w-sock", () => lists.find((l) => l.some((w) => w.id === "w-sock")));
+    const withVm9 = await waitUntil("a summary with vm9", () => summaries.find((c) => c.nodes.some((n) => n.node === "vm9" && n.workers === 1)));
+    const vm9 = withVm9.nodes.find((n) => n.node === "vm9")?.languages;
+    expect(vm9?.map((l) => [l.language, l.idle + l.busy])).toEqual([["python", 1]]);
+    expect(workerLists).toEqual([]);
+    // Nothing changes: nothing is sent (the interval here is 100 ms).
+    service.onWorkerMessage({ v: 1, type: "status", worker_id: "w-sock", status: "offline", task_id: null, ts: 0 });
+    await waitUntil("vm9 without an online worker", () => summaries.find((c) => c.nodes.some((n) => n.node === "vm9" && n.workers === 0 && n.offline === 1)));
+    await new Promise((r) => setTimeout(r, 150));
+    const count = summaries.length;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(summaries.length).toBe(count);
+  });
+
+  it("computes the summary once per interval for all pages: every page gets the same one", async () => {
+    const pages = Array.from({ length: 12 }, () => connect(newSession()));
+    const seen = pages.map(() => [] as number[]);
+    pages.forEach((p, i) => p.on("cluster", (c: ClusterSummary) => seen[i]?.push(c.at_ms)));
+    await waitUntil("every page connected", () => (pages.every((p) => p.connected) ? true : undefined));
+    const build = vi.spyOn(api.cluster, "summary");
+    for (let i = 0; i < 5; i++) {
+      service.onWorkerMessage({ v: 1, type: "register", worker_id: `w-many-${i}`, language: "go", node: "vm-many", provider: "offline", ts: 0 });
+      await new Promise((r) => setTimeout(r, 120));
+    }
+    const calls = build.mock.calls.length;
+    build.mockRestore();
+    // ~6 ticks of 100 ms: one summary each, whatever the number of pages (12).
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThanOrEqual(8);
+    await waitUntil("the last summary everywhere", () => (seen.every((s) => s.length > 0 && s.at(-1) === seen[0]?.at(-1)) ? true : undefined));
+    for (const s of seen) expect(s.filter((at) => at > 0).slice(-3)).toEqual(seen[0]?.filter((at) => at > 0).slice(-3));
+    for (let i = 0; i < 5; i++) service.onWorkerMessage({ v: 1, type: "status", worker_id: `w-many-${i}`, status: "offline", task_id: null, ts: 0 });
+    pages.forEach((p) => p.close());
+  });
+
+  it("node:watch sends a node's workers to the pages that asked, until they stop watching", async () => {
+    const watcher = connect(newSession());
+    const other = connect(newSession());
+    const got: { node: string; workers: { id: string; status: string }[] }[] = [];
+    const otherGot: unknown[] = [];
+    watcher.on("node:workers", (p: { node: string; workers: { id: string; status: string }[] }) => got.push(p));
+    other.on("node:workers", (p: unknown) => otherGot.push(p));
+    await waitUntil("connected", () => (watcher.connected && other.connected ? true : undefined));
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-watch-1", language: "java", node: "vm-watch", provider: "offline", ts: 0 });
+    expect(await watcher.timeout(5000).emitWithAck("node:watch", { node: "vm-watch", watch: true })).toEqual({ ok: true });
+    const first = await waitUntil("the node's list", () => got.find((p) => p.node === "vm-watch"));
+    expect(first.workers.map((w) => w.id)).toEqual(["w-watch-1"]);
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-watch-2", language: "java", node: "vm-watch", provider: "offline", ts: 0 });
+    await waitUntil("the list with the second worker", () => got.find((p) => p.workers.some((w) => w.id === "w-watch-2")));
+    // a change on another node is not sent to this watcher
+    const before = got.length;
+    service.onWorkerMessage({ v: 1, type: "register", worker_id: "w-elsewhere", language: "java", node: "vm-elsewhere", provider: "offline", ts: 0 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got.slice(before).every((p) => p.node === "vm-watch")).toBe(true);
+    expect(otherGot).toEqual([]);
+    // stop watching: no more lists
+    expect(await watcher.timeout(5000).emitWithAck("node:watch", { node: "vm-watch", watch: false })).toEqual({ ok: true });
+    const stopped = got.length;
+    service.onWorkerMessage({ v: 1, type: "status", worker_id: "w-watch-1", status: "offline", task_id: null, ts: 0 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got.length).toBe(stopped);
+    // bad requests get a clear error, and the socket keeps working
+    expect(await watcher.timeout(5000).emitWithAck("node:watch", "vm-watch")).toEqual({ ok: false, error: expect.stringMatching(/expected/) });
+    expect(await watcher.timeout(5000).emitWithAck("node:watch", { node: "", watch: true })).toEqual({ ok: false, error: expect.stringMatching(/node must be/) });
+    expect(await watcher.timeout(5000).emitWithAck("node:watch", { node: "x".repeat(300), watch: true })).toMatchObject({ ok: false });
+    expect(await watcher.timeout(5000).emitWithAck("node:watch", { node: "vm-watch", watch: "yes" })).toEqual({ ok: false, error: "watch must be true or false" });
+    for (const id of ["w-watch-2", "w-elsewhere"]) service.onWorkerMessage({ v: 1, type: "status", worker_id: id, status: "offline", task_id: null, ts: 0 });
   });
 
   it("refuses a non-object payload with a clear error and keeps serving", async () => {

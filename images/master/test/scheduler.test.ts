@@ -302,3 +302,64 @@ describe("scheduler: restart", () => {
     expect(s.checkHolder("a", "w1")).toBe("held");
   });
 });
+
+describe("scheduler: nodes for the cluster view", () => {
+  it("counts each node's workers by state and language, and lists them", () => {
+    const s = withWorkers([]);
+    s.onRegister(register("a1", "vm-a"), 0);
+    s.onRegister(register("a2", "vm-a"), 0);
+    s.onRegister(register("b1", "vm-b"), 0);
+    s.enqueue("t", "s1");
+    s.dispatch(1);
+    const a = s.nodeCounts("vm-a");
+    expect({ idle: a?.idle, busy: a?.busy, offline: a?.offline }).toEqual({ idle: 1, busy: 1, offline: 0 });
+    expect([...(a?.languages ?? [])]).toEqual([["python", { idle: 1, busy: 1 }]]);
+    expect(s.nodeWorkers("vm-a").map((w) => [w.id, w.status, w.task_id])).toEqual([["a1", "busy", "t"], ["a2", "idle", null]]);
+    expect(s.nodeCounts("vm-nobody")).toBeUndefined();
+    expect([...s.nodes()].sort()).toEqual(["vm-a", "vm-b"]);
+    s.onStatus(status("b1", "offline"), 2);
+    expect(s.nodeCounts("vm-b")).toMatchObject({ idle: 0, busy: 0, offline: 1 });
+    expect(s.nodeCounts("vm-b")?.languages.size).toBe(0);
+  });
+
+  it("flags the nodes whose workers changed, not those that only heartbeat", () => {
+    const s = withWorkers([]);
+    s.onRegister(register("a1", "vm-a"), 0);
+    s.onRegister(register("b1", "vm-b"), 0);
+    expect(s.takeChangedNodes().sort()).toEqual(["vm-a", "vm-b"]);
+    expect(s.takeChangedNodes()).toEqual([]);
+    s.onHeartbeat({ ...heartbeat("a1", null, "idle"), node: "vm-a" }, 10);
+    expect(s.takeChangedNodes()).toEqual([]);
+    s.enqueue("t", "s1");
+    s.dispatch(11);
+    expect(s.takeChangedNodes()).toEqual(["vm-a"]);
+    s.complete("t");
+    expect(s.takeChangedNodes()).toEqual(["vm-a"]);
+    // a worker that comes back on another node changes both
+    s.onHeartbeat({ ...heartbeat("b1", null, "idle"), node: "vm-c" }, 12);
+    expect(s.takeChangedNodes().sort()).toEqual(["vm-b", "vm-c"]);
+    expect(s.nodeCounts("vm-b")).toBeUndefined();
+    expect(s.nodeWorkers("vm-c").map((w) => w.id)).toEqual(["b1"]);
+    // forgotten after the retention: its node is flagged and gone
+    s.onStatus(status("b1", "offline"), 13);
+    s.takeChangedNodes();
+    s.onHeartbeat({ ...heartbeat("a1", null, "idle"), node: "vm-a" }, 20_000);
+    s.tick(20_000);
+    expect(s.takeChangedNodes()).toEqual(["vm-c"]);
+    expect([...s.nodes()]).toEqual(["vm-a"]);
+  });
+
+  it("positions stay right with tasks requeued at the head (binary search over queue keys)", () => {
+    const s = withWorkers([], { maxQueuedPerSession: 100 });
+    for (const id of ["a", "b", "c", "d"]) s.enqueue(id, "s1");
+    s.onRegister(register("w1"), 0);
+    s.onRegister(register("w2"), 0);
+    s.dispatch(1); // a -> w1, b -> w2
+    s.onStatus(status("w2", "offline"), 2); // b back at the head
+    s.onStatus(status("w1", "offline"), 3); // a back at the head, before b
+    expect(s.queuedIds()).toEqual(["a", "b", "c", "d"]);
+    expect(["a", "b", "c", "d", "zz"].map((id) => s.positionOf(id))).toEqual([1, 2, 3, 4, 0]);
+    s.forget("c");
+    expect(s.positionOf("d")).toBe(3);
+  });
+});
