@@ -1,5 +1,5 @@
 /**
- * The master as committed at HEAD, built once into lab/.state/master-before/
+ * The master as committed at a revision (CLUSTER_BEFORE_REF, default HEAD), built once into lab/.state/master-before/
  * so npm run bench:cluster can measure "before" and "after" (the working
  * tree's images/master/dist) in the same run. Only read-only git commands:
  * `git archive HEAD images/master proto | tar -x`, then npm ci and npm run
@@ -24,14 +24,14 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
   return result.stdout;
 }
 
-/** Path of HEAD's built master (main.js), building it first if needed. */
-export function ensureBeforeMaster(say: (line: string) => void): string {
-  const head = run("git", ["rev-parse", "HEAD"], REPO_ROOT).trim();
+/** Path of the built master (main.js) of revision `ref`, building it first if needed. */
+export function ensureBeforeMaster(ref: string, say: (line: string) => void): string {
+  const head = run("git", ["rev-parse", "--verify", "--end-of-options", `${ref}^{commit}`], REPO_ROOT).trim();
   if (existsSync(BEFORE_MAIN) && existsSync(STAMP) && readFileSync(STAMP, "utf8").trim() === head) {
-    say(`before: HEAD's master (${head.slice(0, 12)}) already built in ${path.relative(REPO_ROOT, BEFORE_DIR)}`);
+    say(`before: the master of ${ref} (${head.slice(0, 12)}) already built in ${path.relative(REPO_ROOT, BEFORE_DIR)}`);
     return BEFORE_MAIN;
   }
-  say(`before: building HEAD's master (${head.slice(0, 12)}) in ${path.relative(REPO_ROOT, BEFORE_DIR)} (npm ci compiles better-sqlite3: a few minutes, once)`);
+  say(`before: building the master of ${ref} (${head.slice(0, 12)}) in ${path.relative(REPO_ROOT, BEFORE_DIR)} (npm ci compiles better-sqlite3: a few minutes, once)`);
   rmSync(BEFORE_DIR, { recursive: true, force: true });
   mkdirSync(BEFORE_DIR, { recursive: true });
   run("bash", ["-o", "pipefail", "-c", `git archive --format=tar ${head} images/master proto | tar -x -C "${BEFORE_DIR}"`], REPO_ROOT);
@@ -40,7 +40,7 @@ export function ensureBeforeMaster(say: (line: string) => void): string {
   const env = { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir ?? path.dirname(path.dirname(process.execPath)) };
   run("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], masterDir, env);
   run("npm", ["run", "--silent", "build"], masterDir, env);
-  if (!existsSync(BEFORE_MAIN)) throw new Error(`the build of HEAD's master made no ${path.relative(REPO_ROOT, BEFORE_MAIN)}`);
+  if (!existsSync(BEFORE_MAIN)) throw new Error(`the build of ${ref}'s master made no ${path.relative(REPO_ROOT, BEFORE_MAIN)}`);
   writeFileSync(STAMP, `${head}\n`);
   return BEFORE_MAIN;
 }

@@ -23,6 +23,8 @@ export interface ClusterSettings {
   masters: MasterBuild[];
   workMs: number;
   heartbeatMs: number;
+  /** The git revision built as "before" (CLUSTER_BEFORE_REF, default HEAD). */
+  beforeRef: string;
 }
 
 /** Seconds at the start of each level left out of every steady-state number. */
@@ -73,7 +75,15 @@ export function clusterSettings(env: NodeJS.ProcessEnv): ClusterSettings {
     masters: chosen,
     workMs: intSetting(env, "CLUSTER_WORK_MS", 2000, 0),
     heartbeatMs: intSetting(env, "CLUSTER_HEARTBEAT_MS", 2000, 100),
+    beforeRef: beforeRef(env.CLUSTER_BEFORE_REF),
   };
+}
+
+/** A git revision name (a branch, tag, `HEAD~1`, a commit id); nothing a shell could read as an option or a command. */
+function beforeRef(raw: string | undefined): string {
+  const ref = raw === undefined || raw === "" ? "HEAD" : raw;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._\/~^-]{0,99}$/.test(ref)) throw new Error(`CLUSTER_BEFORE_REF must be a git revision (e.g. HEAD~1 or a commit id), got "${ref}"`);
+  return ref;
 }
 
 /** Queries a fleet can finish per second at full use: one task at a time per worker. */

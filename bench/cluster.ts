@@ -29,7 +29,7 @@
  *
  * Env: CLUSTER_LEVELS, CLUSTER_SECONDS (30, at least 6), CLUSTER_PAGE (1|0),
  * CLUSTER_MASTER (after|before|before-only), CLUSTER_WORK_MS (2000),
- * CLUSTER_HEARTBEAT_MS (2000).
+ * CLUSTER_HEARTBEAT_MS (2000), CLUSTER_BEFORE_REF (HEAD: the revision built as "before").
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
@@ -579,7 +579,7 @@ async function main(): Promise<number> {
   const stale = settings.masters.includes("after") ? staleDistWarning() : undefined;
   if (stale) console.log(stale);
   const mains: Record<MasterBuild, string | undefined> = { after: undefined, before: undefined };
-  if (settings.masters.includes("before")) mains.before = ensureBeforeMaster((line) => console.log(line));
+  if (settings.masters.includes("before")) mains.before = ensureBeforeMaster(settings.beforeRef, (line) => console.log(line));
   console.log(
     `bench:cluster: levels ${settings.levels.map((l) => `${l.workers}:${l.rate}`).join(", ")}; ${settings.seconds} s each; page ${settings.page ? "open" : "none"}; master ${settings.masters.join(" then ")}; ${settings.workMs} ms simulated work\n`,
   );

@@ -101,7 +101,9 @@ describe("bench:cluster's settings", () => {
       masters: ["after"],
       workMs: 2000,
       heartbeatMs: 2000,
+      beforeRef: "HEAD",
     });
+    expect(clusterSettings({ CLUSTER_BEFORE_REF: "HEAD~1" }).beforeRef).toBe("HEAD~1");
     expect(clusterSettings({ CLUSTER_PAGE: "0", CLUSTER_MASTER: "before", CLUSTER_SECONDS: "10" })).toMatchObject({ page: false, masters: ["before", "after"], seconds: 10 });
     expect(clusterSettings({ CLUSTER_MASTER: "before-only" }).masters).toEqual(["before"]);
   });
@@ -118,6 +120,8 @@ describe("bench:cluster's settings", () => {
       [{ CLUSTER_MASTER: "head" }, /^CLUSTER_MASTER must be .*got "head"$/],
       [{ CLUSTER_WORK_MS: "-1" }, /CLUSTER_WORK_MS/],
       [{ CLUSTER_HEARTBEAT_MS: "10" }, /CLUSTER_HEARTBEAT_MS/],
+      [{ CLUSTER_BEFORE_REF: "--output=x" }, /^CLUSTER_BEFORE_REF must be a git revision .*got "--output=x"$/],
+      [{ CLUSTER_BEFORE_REF: "a b" }, /CLUSTER_BEFORE_REF/],
     ];
     for (const [env, message] of bad) {
       expect(() => clusterSettings(env)).toThrow(message);
