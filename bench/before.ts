@@ -9,7 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { REPO_ROOT } from "../tests/support/system";
+import { REPO_ROOT } from "../launch/system";
 
 export const BEFORE_DIR = path.join(REPO_ROOT, "lab/.state/master-before");
 const STAMP = path.join(BEFORE_DIR, ".built-from");

@@ -11,10 +11,10 @@
  * Env: BENCH_QUERIES (1000), BENCH_CONCURRENCY (1,2,3,4,8,32), BENCH_WORKERS
  * (workers per language, 4), BENCH_FLEETS (python,go,java,mixed).
  */
-import { startMosquitto } from "../tests/support/mosquitto";
-import { masterMissing, startMaster, startWorker, workerMissing, type WorkerLanguage } from "../tests/support/system";
-import { waitForIdleWorkers } from "../tests/support/api";
-import { stopAll } from "../tests/support/processes";
+import { startMosquitto } from "../launch/mosquitto";
+import { masterMissing, startMaster, startWorker, workerMissing, type WorkerLanguage } from "../launch/system";
+import { waitForIdleWorkers } from "../launch/api";
+import { stopAll } from "../launch/processes";
 import { HttpConnection } from "./client";
 import { perQuery, snapshot, type CpuGroup } from "./cpu";
 import { summarize, formatTable, type CpuPerQuery, type Row } from "./stats";

@@ -35,10 +35,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { startMosquitto, type Broker } from "../tests/support/mosquitto";
-import { masterMissing, REPO_ROOT, startMaster, TEST_TOKEN, type Master } from "../tests/support/system";
-import { stopAll } from "../tests/support/processes";
-import { CHROMIUM, launchChromium } from "../tests/support/browser";
+import { startMosquitto, type Broker } from "../launch/mosquitto";
+import { masterMissing, REPO_ROOT, startMaster, LAUNCH_GRPC_TOKEN, type Master } from "../launch/system";
+import { stopAll } from "../launch/processes";
+import { CHROMIUM, launchChromium } from "../launch/browser";
 import { ensureBeforeMaster, staleDistWarning } from "./before";
 import {
   capacity,
@@ -405,7 +405,7 @@ async function runLevel(level: Level, build: MasterBuild, masterMain: string | u
       nodes,
       brokerUrl: `mqtt://127.0.0.1:${broker.port}`,
       grpcAddress: master.grpcAddr,
-      grpcToken: TEST_TOKEN,
+      grpcToken: LAUNCH_GRPC_TOKEN,
       heartbeatMs: settings.heartbeatMs,
       workMs: settings.workMs,
       idTag,

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { EVIDENCE_DIR, formatDuration } from "./plan";
 import { managerOf, labStackConfig, onVm, readLab, stackOutput, stackServices } from "./stack";
 import { markdownTable } from "./stack-plan";
-import { postQuery, request, waitForAnswer, type ApiOptions, type QueryView } from "../tests/support/api";
+import { postQuery, request, waitForAnswer, type ApiOptions, type QueryView } from "../launch/api";
 
 const FRESH_QUERIES = 6;
 const ANSWER_TIMEOUT_MS = 180_000;

@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CONTEXT_TAR_ARGS, contextFiles, dockerfileOf, tarEntries, tarFileList } from "../components/buildContext";
+import { listWorkers, submit, waitForAnswer, type QueryView, type WorkerView } from "../launch/api";
 import { formatDuration } from "./plan";
 import { run, runOk, sleep } from "./shell";
 
@@ -254,28 +255,11 @@ export function parsePublishedAddress(output: string): string {
   return line;
 }
 
-export interface WorkerView {
-  id: string;
-  language: string;
-  node: string;
-  status: string;
-}
-
 /** Languages with an idle worker registered from its own smoke node (NODE_HOSTNAME=smoke-<lang>). */
 export function idleLanguages(workers: WorkerView[]): Language[] {
   return LANGUAGES.filter((language) =>
     workers.some((w) => w.language === language && w.node === `smoke-${language}` && w.status === "idle"),
   );
-}
-
-async function getJson(url: string, init?: RequestInit): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
-  const text = await response.text();
-  try {
-    return { status: response.status, body: JSON.parse(text) };
-  } catch {
-    return { status: response.status, body: text };
-  }
 }
 
 async function waitForIdleWorkers(stack: Stack, checks: Check[]): Promise<boolean> {
@@ -284,13 +268,10 @@ async function waitForIdleWorkers(stack: Stack, checks: Check[]): Promise<boolea
   let lastError = "";
   while (Date.now() - start < WORKERS_TIMEOUT_MS) {
     try {
-      const { status, body } = await getJson(`${stack.httpBase}/api/workers`);
-      if (status === 200 && Array.isArray(body)) {
-        const idle = idleLanguages(body as WorkerView[]);
-        if (idle.join() !== seen.join()) log(`idle workers after ${since(start)}: ${idle.join(", ") || "none"}`);
-        seen = idle;
-        if (idle.length === LANGUAGES.length) break;
-      } else lastError = `GET /api/workers answered ${status}`;
+      const idle = idleLanguages(await listWorkers(stack.httpBase));
+      if (idle.join() !== seen.join()) log(`idle workers after ${since(start)}: ${idle.join(", ") || "none"}`);
+      seen = idle;
+      if (idle.length === LANGUAGES.length) break;
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);
     }
@@ -318,37 +299,6 @@ async function requireRunning(stack: Stack): Promise<void> {
 
 const allContainers = (stack: Stack) => [stack.mosquitto, stack.master, ...LANGUAGES.map((l) => stack.workers[l])];
 
-interface QueryView {
-  id: string;
-  status: string;
-  answer: string | null;
-  error: string | null;
-  worker: { id: string; language: string; node: string } | null;
-}
-
-async function submitQuery(stack: Stack, text: string): Promise<string> {
-  const { status, body } = await getJson(`${stack.httpBase}/api/queries`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-session-id": stack.runId },
-    body: JSON.stringify({ query: text }),
-  });
-  const id = (body as { id?: unknown }).id;
-  if (status !== 202 || typeof id !== "string") throw new Error(`POST /api/queries answered ${status}: ${JSON.stringify(body)}`);
-  return id;
-}
-
-/** Long-polls GET /api/queries/:id?wait=10000 until the query is done or failed (bounded). */
-async function awaitQuery(stack: Stack, id: string): Promise<QueryView> {
-  const start = Date.now();
-  while (Date.now() - start < QUERY_TIMEOUT_MS) {
-    const { status, body } = await getJson(`${stack.httpBase}/api/queries/${encodeURIComponent(id)}?wait=10000`);
-    if (status !== 200) throw new Error(`GET /api/queries/${id} answered ${status}: ${JSON.stringify(body)}`);
-    const query = body as QueryView;
-    if (query.status === "done" || query.status === "failed") return query;
-  }
-  throw new Error(`query ${id} not finished after ${since(start)}`);
-}
-
 /** What is wrong with a finished query as an answer from `language`, or null when it is right. */
 export function answerProblem(query: QueryView): string | null {
   if (query.status !== "done") return `status ${query.status}${query.error ? `: ${query.error}` : ""}`;
@@ -366,8 +316,8 @@ async function answerFromEachLanguage(stack: Stack, checks: Check[]): Promise<vo
   const answered = new Map<Language, QueryView>();
   const problems: string[] = [];
   for (let round = 1; round <= MAX_QUERY_ROUNDS && answered.size < LANGUAGES.length; round++) {
-    const ids = await Promise.all(LANGUAGES.map((_, i) => submitQuery(stack, `image smoke round ${round} query ${i + 1}: what is Docker Swarm?`)));
-    for (const query of await Promise.all(ids.map((id) => awaitQuery(stack, id)))) {
+    const ids = await Promise.all(LANGUAGES.map((_, i) => submit(stack.httpBase, `image smoke round ${round} query ${i + 1}: what is Docker Swarm?`, undefined, { sessionId: stack.runId })));
+    for (const query of await Promise.all(ids.map((id) => waitForAnswer(stack.httpBase, id, QUERY_TIMEOUT_MS, { sessionId: stack.runId })))) {
       const problem = answerProblem(query);
       if (problem) problems.push(`${query.id}: ${problem}`);
       const language = query.worker?.language as Language | undefined;

@@ -14,9 +14,9 @@
 import { mkdirSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { startMosquitto } from "../tests/support/mosquitto";
-import { masterMissing, REPO_ROOT, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type WorkerLanguage } from "../tests/support/system";
-import { stopAll } from "../tests/support/processes";
+import { startMosquitto } from "../launch/mosquitto";
+import { masterMissing, REPO_ROOT, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type WorkerLanguage } from "../launch/system";
+import { stopAll } from "../launch/processes";
 
 const PASSED_THROUGH = /^(SIMULATED_WORK_MS|LLM_PROVIDER|LLM_TIMEOUT_MS|GEMINI_[A-Z_]+|OPENAI_[A-Z_]+)$/;
 

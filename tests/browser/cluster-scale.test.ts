@@ -10,12 +10,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Browser, Page } from "playwright-core";
-import { startMosquitto } from "../support/mosquitto";
-import { masterMissing, startMaster, type Master } from "../support/system";
-import { listWorkers } from "../support/api";
-import { eventually, sleep } from "../support/ports";
-import { stopAll } from "../support/processes";
-import { CHROMIUM, cspConsoleLines, launchChromium, screenshotIfAsked, watchPage, type PageReports } from "../support/browser";
+import { startMosquitto } from "../../launch/mosquitto";
+import { masterMissing, startMaster, type Master } from "../../launch/system";
+import { listWorkers } from "../../launch/api";
+import { eventually, sleep } from "../../launch/ports";
+import { stopAll } from "../../launch/processes";
+import { CHROMIUM, launchChromium } from "../../launch/browser";
+import { cspConsoleLines, screenshotIfAsked, watchPage, type PageReports } from "../support/browser";
 
 const missing = masterMissing() ?? (CHROMIUM === undefined ? "chromium is not installed (apt-get install -y chromium)" : undefined);
 if (missing !== undefined) console.warn(`[skip] cluster view at scale: ${missing}`);

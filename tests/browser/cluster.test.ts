@@ -8,12 +8,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
-import { startMosquitto } from "../support/mosquitto";
-import { masterMissing, startMaster, startWorker, workerMissing, type Master, type StartedWorker } from "../support/system";
-import { listWorkers, waitForIdleWorkers } from "../support/api";
-import { eventually } from "../support/ports";
-import { stopAll } from "../support/processes";
-import { askThroughPage, CHROMIUM, cspConsoleLines, launchChromium, screenshotIfAsked, tabTo, watchPage, type PageReports } from "../support/browser";
+import { startMosquitto } from "../../launch/mosquitto";
+import { masterMissing, startMaster, startWorker, workerMissing, type Master, type StartedWorker } from "../../launch/system";
+import { listWorkers, waitForIdleWorkers } from "../../launch/api";
+import { eventually } from "../../launch/ports";
+import { stopAll } from "../../launch/processes";
+import { CHROMIUM, launchChromium } from "../../launch/browser";
+import { askThroughPage, cspConsoleLines, screenshotIfAsked, tabTo, watchPage, type PageReports } from "../support/browser";
 
 const missing =
   masterMissing() ?? workerMissing("python") ?? workerMissing("go") ?? (CHROMIUM === undefined ? "chromium is not installed (apt-get install -y chromium)" : undefined);

@@ -10,11 +10,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { startMosquitto } from "../support/mosquitto";
-import { issueWebCertificate, masterMissing, opensslMissing, startMaster, startWorker, workerMissing, type Master } from "../support/system";
-import { waitForIdleWorkers } from "../support/api";
-import { stopAll } from "../support/processes";
-import { askThroughPage, CHROMIUM, cspConsoleLines, launchChromium, signInThroughPage, watchPage, type PageReports } from "../support/browser";
+import { startMosquitto } from "../../launch/mosquitto";
+import { issueWebCertificate, masterMissing, opensslMissing, startMaster, startWorker, workerMissing, type Master } from "../../launch/system";
+import { waitForIdleWorkers } from "../../launch/api";
+import { stopAll } from "../../launch/processes";
+import { CHROMIUM, launchChromium } from "../../launch/browser";
+import { askThroughPage, cspConsoleLines, signInThroughPage, watchPage, type PageReports } from "../support/browser";
 
 const WEB_TOKEN = `browser-web-token-${process.pid}-7c1d`;
 const missing =

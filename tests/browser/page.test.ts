@@ -4,11 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Page } from "playwright-core";
-import { startMosquitto, type Broker } from "../support/mosquitto";
-import { masterMissing, startMaster, startWorker, workerMissing, type Master } from "../support/system";
-import { waitForIdleWorkers } from "../support/api";
-import { stopAll } from "../support/processes";
-import { askThroughPage, CHROMIUM, launchChromium } from "../support/browser";
+import { startMosquitto, type Broker } from "../../launch/mosquitto";
+import { masterMissing, startMaster, startWorker, workerMissing, type Master } from "../../launch/system";
+import { waitForIdleWorkers } from "../../launch/api";
+import { stopAll } from "../../launch/processes";
+import { CHROMIUM, launchChromium } from "../../launch/browser";
+import { askThroughPage } from "../support/browser";
 
 const missing = masterMissing() ?? workerMissing("python") ?? (CHROMIUM === undefined ? "chromium is not installed (apt-get install -y chromium)" : undefined);
 if (missing !== undefined) console.warn(`[skip] browser test: ${missing}`);

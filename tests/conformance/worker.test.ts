@@ -6,10 +6,10 @@
  * WORKER_LANGUAGES=python,go limits the languages (default: all three).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startMosquitto, type Broker } from "../support/mosquitto";
-import { masterMissing, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type Master, type StartedWorker, type WorkerLanguage } from "../support/system";
-import { getQuery, submit, waitForAnswer, waitForIdleWorkers } from "../support/api";
-import { eventually, sleep } from "../support/ports";
+import { startMosquitto, type Broker } from "../../launch/mosquitto";
+import { masterMissing, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type Master, type StartedWorker, type WorkerLanguage } from "../../launch/system";
+import { getQuery, submit, waitForAnswer, waitForIdleWorkers } from "../../launch/api";
+import { eventually, sleep } from "../../launch/ports";
 import { MqttSpy } from "../support/mqtt-spy";
 import { startFakeGemini, startFakeOpenAi, type FakeLlm } from "../support/fake-llm";
 

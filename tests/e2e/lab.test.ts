@@ -42,8 +42,9 @@ import {
   type TaskRow,
 } from "../../lab/stack-plan";
 import type { ParsedConfig } from "../../components/config";
-import { askThroughPage, launchChromium, signInThroughPage } from "../support/browser";
-import { getQuery, listWorkers, postQuery, request as apiRequest, signIn, waitForAnswer, type ApiOptions, type QueryView } from "../support/api";
+import { launchChromium } from "../../launch/browser";
+import { askThroughPage, signInThroughPage } from "../support/browser";
+import { getQuery, listWorkers, postQuery, request as apiRequest, signIn, waitForAnswer, type ApiOptions, type QueryView } from "../../launch/api";
 
 const VM_COUNT = 4;
 const LANGUAGES = ["python", "go", "java"] as const;

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort } from "../support/ports";
+import { freePort } from "../../launch/ports";
 
 export interface TestSshd {
   port: number;

@@ -12,11 +12,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { io, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMosquitto, type Broker } from "../support/mosquitto";
-import { issueWebCertificate, masterMissing, opensslMissing, startMaster, startWorker, workerMissing, type Master, type StartedWorker } from "../support/system";
-import { getQuery, listWorkers, postQuery, request, signIn, submit, waitForAnswer, waitForIdleWorkers, type ApiOptions, type QueryView } from "../support/api";
-import { eventually, sleep } from "../support/ports";
-import { stopAll } from "../support/processes";
+import { startMosquitto, type Broker } from "../../launch/mosquitto";
+import { issueWebCertificate, masterMissing, opensslMissing, startMaster, startWorker, workerMissing, type Master, type StartedWorker } from "../../launch/system";
+import { getQuery, listWorkers, postQuery, request, signIn, submit, waitForAnswer, waitForIdleWorkers, type ApiOptions, type QueryView } from "../../launch/api";
+import { eventually, sleep } from "../../launch/ports";
+import { stopAll } from "../../launch/processes";
 import { MqttSpy } from "../support/mqtt-spy";
 import { startFakeGemini, type FakeLlm } from "../support/fake-llm";
 

@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { io, type Socket } from "socket.io-client";
-import { startMosquitto } from "../support/mosquitto";
-import { masterMissing, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type Master } from "../support/system";
-import { postQuery, waitForAnswer, waitForIdleWorkers, type QueryView } from "../support/api";
-import { eventually, sleep } from "../support/ports";
-import { stopAll } from "../support/processes";
+import { startMosquitto } from "../../launch/mosquitto";
+import { masterMissing, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type Master } from "../../launch/system";
+import { postQuery, waitForAnswer, waitForIdleWorkers, type QueryView } from "../../launch/api";
+import { eventually, sleep } from "../../launch/ports";
+import { stopAll } from "../../launch/processes";
 
 const missing = masterMissing() ?? WORKER_LANGUAGES.map(workerMissing).find((m) => m !== undefined);
 if (missing !== undefined) console.warn(`[skip] mixed fleet: ${missing}`);

@@ -6,11 +6,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { io, type Socket } from "socket.io-client";
 import { status as GrpcStatus } from "@grpc/grpc-js";
-import { startMosquitto, type Broker } from "../support/mosquitto";
-import { masterMissing, startMaster, startWorker, workerMissing, TEST_TOKEN, type Master, type StartedWorker } from "../support/system";
-import { getQuery, listWorkers, postQuery, submit, waitForAnswer, waitForIdleWorkers, type QueryView } from "../support/api";
-import { eventually, sleep } from "../support/ports";
-import { stopAll } from "../support/processes";
+import { startMosquitto, type Broker } from "../../launch/mosquitto";
+import { masterMissing, startMaster, startWorker, workerMissing, LAUNCH_GRPC_TOKEN, type Master, type StartedWorker } from "../../launch/system";
+import { getQuery, listWorkers, postQuery, submit, waitForAnswer, waitForIdleWorkers, type QueryView } from "../../launch/api";
+import { eventually, sleep } from "../../launch/ports";
+import { stopAll } from "../../launch/processes";
 import { MqttSpy } from "../support/mqtt-spy";
 import { CallbackClient } from "../support/grpc-client";
 import { startFakeGemini, type FakeLlm } from "../support/fake-llm";
@@ -159,7 +159,7 @@ describe.skipIf(missing !== undefined)("master with two Python workers", () => {
       expect(wrongToken.code).toBe(GrpcStatus.UNAUTHENTICATED);
       const wrongCredential = await client.call("GetTaskCredential", { task_id: "q_x", worker_id: workers[0]?.id }, "not-the-token");
       expect(wrongCredential.code).toBe(GrpcStatus.UNAUTHENTICATED);
-      const unknownTask = await client.call("SendResult", { task_id: "q_does_not_exist", worker_id: workers[0]?.id, answer: "x" }, TEST_TOKEN);
+      const unknownTask = await client.call("SendResult", { task_id: "q_does_not_exist", worker_id: workers[0]?.id, answer: "x" }, LAUNCH_GRPC_TOKEN);
       expect(unknownTask.code).toBe(GrpcStatus.NOT_FOUND);
 
       const answer = await waitForAnswer(master.url, await submit(master.url, "still alive?"));

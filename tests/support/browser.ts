@@ -1,29 +1,6 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
-
-export const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
-
-/**
- * Debian's chromium, headless, with nothing that phones home (this network is
- * closed). Playwright gives every launch a fresh, empty profile of its own.
- */
-export async function launchChromium(): Promise<Browser> {
-  if (CHROMIUM === undefined) throw new Error("chromium is not installed: apt-get install -y chromium");
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
+import type { Page } from "playwright-core";
 
 export interface RenderedAnswer {
   text: string;

@@ -1,7 +1,7 @@
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { REPO_ROOT } from "./system";
+import { REPO_ROOT } from "../../launch/system";
 
 const PROTO = path.join(REPO_ROOT, "proto/aiswarm/v1/worker_callback.proto");
 

@@ -11,10 +11,10 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMosquitto, type Broker } from "../support/mosquitto";
-import { masterMissing, REPO_ROOT, startMaster, TEST_TOKEN, type Master } from "../support/system";
-import { listWorkers, submit, waitForAnswer } from "../support/api";
-import { eventually, sleep } from "../support/ports";
+import { startMosquitto, type Broker } from "../../launch/mosquitto";
+import { masterMissing, REPO_ROOT, startMaster, LAUNCH_GRPC_TOKEN, type Master } from "../../launch/system";
+import { listWorkers, submit, waitForAnswer } from "../../launch/api";
+import { eventually, sleep } from "../../launch/ports";
 import { MqttSpy } from "../support/mqtt-spy";
 import { Fleet, fleetIdentities, heartbeatWheel, nextBackoffMs, nodeNames, offlineAnswer, parseTask, type ResultOutcome } from "../../bench/fleet";
 import {
@@ -250,7 +250,7 @@ describe.skipIf(missing !== undefined)("the fleet against a real Mosquitto and m
     broker = await startMosquitto();
     master = await startMaster({ mqttPort: broker.port, env: { HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_TIMEOUT_MS), LOG_LEVEL: "warn" } });
     spy = await MqttSpy.connect(broker.port, "ai-system/#");
-    fleet = new Fleet({ count: 10, nodes: 4, brokerUrl: `mqtt://127.0.0.1:${broker.port}`, grpcAddress: master.grpcAddr, grpcToken: TEST_TOKEN, heartbeatMs: 300, workMs: 150, idTag: "t001" });
+    fleet = new Fleet({ count: 10, nodes: 4, brokerUrl: `mqtt://127.0.0.1:${broker.port}`, grpcAddress: master.grpcAddr, grpcToken: LAUNCH_GRPC_TOKEN, heartbeatMs: 300, workMs: 150, idTag: "t001" });
     fleet.on("result", (workerId, taskId, outcome, detail) => results.push({ workerId, taskId, outcome, detail }));
     await fleet.start();
   });
@@ -334,7 +334,7 @@ describe.skipIf(missing !== undefined)("the fleet against a real Mosquitto and m
 
   it("retries SendResult while the master is down and delivers it once the master is back (rule 5)", async () => {
     const before = fleet.counters();
-    const slow = new Fleet({ count: 1, brokerUrl: `mqtt://127.0.0.1:${broker.port}`, grpcAddress: master.grpcAddr, grpcToken: TEST_TOKEN, heartbeatMs: 300, workMs: 1500, idTag: "slow" });
+    const slow = new Fleet({ count: 1, brokerUrl: `mqtt://127.0.0.1:${broker.port}`, grpcAddress: master.grpcAddr, grpcToken: LAUNCH_GRPC_TOKEN, heartbeatMs: 300, workMs: 1500, idTag: "slow" });
     await fleet.stop({ graceMs: 1000 }); // only the slow worker may take the query
     await slow.start();
     try {
@@ -360,7 +360,7 @@ describe.skipIf(missing !== undefined)("the fleet against a real Mosquitto and m
   it("stop() says offline and leaves nothing open: a process that only ran a fleet exits by itself", async () => {
     const script = [
       `const { Fleet } = require(${JSON.stringify(path.join(REPO_ROOT, "bench/fleet.ts"))});`,
-      `const fleet = new Fleet({ count: 5, brokerUrl: "mqtt://127.0.0.1:${broker.port}", grpcAddress: "${master.grpcAddr}", grpcToken: "${TEST_TOKEN}", heartbeatMs: 200, workMs: 100, idTag: "exit" });`,
+      `const fleet = new Fleet({ count: 5, brokerUrl: "mqtt://127.0.0.1:${broker.port}", grpcAddress: "${master.grpcAddr}", grpcToken: "${LAUNCH_GRPC_TOKEN}", heartbeatMs: 200, workMs: 100, idTag: "exit" });`,
       "fleet.start().then(() => fleet.stop({ graceMs: 500 })).then((c) => console.log('stopped ' + c.connected + ' ' + c.registered));",
     ].join("\n");
     const child = spawn(process.execPath, ["--import", "tsx", "-e", script], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });

@@ -1,14 +1,17 @@
+// The master and the workers as real processes on loopback, from their local
+// builds: used by `npm run local`, the tests and the benchmarks.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { webTlsScript } from "../../components/scripts";
+import { webTlsScript } from "../components/scripts";
 import { freePort } from "./ports";
 import { ManagedProcess } from "./processes";
 import { eventually } from "./ports";
 
-export const REPO_ROOT = path.resolve(__dirname, "..", "..");
-export const TEST_TOKEN = "test-grpc-token-0123456789";
+export const REPO_ROOT = path.resolve(__dirname, "..");
+/** The gRPC token every launched master and worker shares (loopback only). */
+export const LAUNCH_GRPC_TOKEN = "launch-grpc-token-0123456789";
 
 export type WorkerLanguage = "python" | "go" | "java";
 export const WORKER_LANGUAGES: readonly WorkerLanguage[] = ["python", "go", "java"];
@@ -81,7 +84,7 @@ export async function startMaster(options: MasterOptions): Promise<Master> {
     BIND_HOST: "127.0.0.1",
     MQTT_HOST: "127.0.0.1",
     MQTT_PORT: String(options.mqttPort),
-    GRPC_TOKEN: TEST_TOKEN,
+    GRPC_TOKEN: LAUNCH_GRPC_TOKEN,
     DB_PATH: dbPath,
     HEARTBEAT_TIMEOUT_MS: "3000",
     LEASE_MS: "10000",
@@ -163,7 +166,7 @@ export function startWorker(language: WorkerLanguage, options: WorkerOptions): S
     MQTT_HOST: "127.0.0.1",
     MQTT_PORT: String(options.mqttPort),
     MASTER_GRPC_ADDR: options.grpcAddr,
-    GRPC_TOKEN: TEST_TOKEN,
+    GRPC_TOKEN: LAUNCH_GRPC_TOKEN,
     SIMULATED_WORK_MS: "0",
     HEARTBEAT_INTERVAL_MS: "500",
     LLM_PROVIDER: "offline",

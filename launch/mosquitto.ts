@@ -1,3 +1,4 @@
+// A real Mosquitto on a free loopback port (tests, benchmarks, `npm run local`).
 import { mkdtempSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";

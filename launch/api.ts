@@ -1,3 +1,6 @@
+// The master's REST API as a client (plain HTTP, or HTTPS trusting a given CA; the
+// optional bearer token and session id): used by the tests, the benchmarks,
+// `npm run evidence` and the image smoke test.
 import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { eventually } from "./ports";
