@@ -1,3 +1,4 @@
+import path from "node:path";
 /**
  * The pure half of npm run bench:cluster (unit-tested in tests/unit/fleet.test.ts):
  * its CLUSTER_* settings, what it makes of each query's record, the
@@ -25,6 +26,8 @@ export interface ClusterSettings {
   heartbeatMs: number;
   /** The git revision built as "before" (CLUSTER_BEFORE_REF, default HEAD). */
   beforeRef: string;
+  /** CLUSTER_CPU_PROF: a folder where each master writes a V8 CPU profile (node --cpu-prof), or undefined. */
+  cpuProfDir?: string;
 }
 
 /** Seconds at the start of each level left out of every steady-state number. */
@@ -76,6 +79,7 @@ export function clusterSettings(env: NodeJS.ProcessEnv): ClusterSettings {
     workMs: intSetting(env, "CLUSTER_WORK_MS", 2000, 0),
     heartbeatMs: intSetting(env, "CLUSTER_HEARTBEAT_MS", 2000, 100),
     beforeRef: beforeRef(env.CLUSTER_BEFORE_REF),
+    ...(env.CLUSTER_CPU_PROF ? { cpuProfDir: path.resolve(env.CLUSTER_CPU_PROF) } : {}),
   };
 }
 

@@ -29,7 +29,8 @@
  *
  * Env: CLUSTER_LEVELS, CLUSTER_SECONDS (30, at least 6), CLUSTER_PAGE (1|0),
  * CLUSTER_MASTER (after|before|before-only), CLUSTER_WORK_MS (2000),
- * CLUSTER_HEARTBEAT_MS (2000), CLUSTER_BEFORE_REF (HEAD: the revision built as "before").
+ * CLUSTER_HEARTBEAT_MS (2000), CLUSTER_BEFORE_REF (HEAD: the revision built as "before"),
+ * CLUSTER_CPU_PROF (a folder: each master writes a V8 CPU profile there).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
@@ -389,6 +390,10 @@ async function runLevel(level: Level, build: MasterBuild, masterMain: string | u
     master = await startMaster({
       mqttPort: broker.port,
       masterMain,
+      // A profile per master, written when it exits (SIGTERM at the end of the level).
+      ...(settings.cpuProfDir !== undefined && {
+        nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${settings.cpuProfDir}`, `--cpu-prof-name=master-${build}-${level.workers}-${level.rate}.cpuprofile`],
+      }),
       env: {
         LOG_LEVEL: "warn",
         RATE_LIMIT_PER_MINUTE: "0",

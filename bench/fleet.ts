@@ -623,10 +623,17 @@ class SimWorker {
     this.event("info", `task ${held.task.task_id} started`, held.task.task_id);
     const startedMs = Date.now();
     const workMs = o.workMs + (o.workJitterMs > 0 ? Math.random() * o.workJitterMs : 0);
-    this.workTimer = setTimeout(() => {
+    // A timer may fire a millisecond before Date.now() says the time is up: wait out the rest.
+    const finish = (): void => {
+      const left = startedMs + workMs - Date.now();
+      if (left > 0) {
+        this.workTimer = setTimeout(finish, left);
+        return;
+      }
       this.workTimer = undefined;
       void this.deliver(held, startedMs);
-    }, workMs);
+    };
+    this.workTimer = setTimeout(finish, workMs);
   }
 
   private async deliver(held: Held, startedMs: number): Promise<void> {

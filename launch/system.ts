@@ -57,6 +57,8 @@ export interface MasterOptions {
   env?: Record<string, string>;
   /** Another build of the master to run (its dist/main.js); default images/master/dist/main.js. */
   masterMain?: string;
+  /** Options for node itself, before the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not take). */
+  nodeArgs?: string[];
 }
 
 export interface Master {
@@ -92,7 +94,7 @@ export async function startMaster(options: MasterOptions): Promise<Master> {
     MAX_QUEUED_PER_SESSION: "1000",
     ...options.env,
   };
-  const proc = new ManagedProcess(`master:${httpPort}`, process.execPath, [options.masterMain ?? MASTER_MAIN], env);
+  const proc = new ManagedProcess(`master:${httpPort}`, process.execPath, [...(options.nodeArgs ?? []), options.masterMain ?? MASTER_MAIN], env);
   // With WEB_TLS_* the port speaks HTTPS; it still answers GET /healthz over plain HTTP.
   const url = `${options.env?.WEB_TLS_CERT_FILE ? "https" : "http"}://127.0.0.1:${httpPort}`;
   await eventually(`master ${url}/healthz`, async () => {
