@@ -38,6 +38,7 @@ import type { Browser, Page } from "playwright-core";
 import { startMosquitto, type Broker } from "../tests/support/mosquitto";
 import { masterMissing, REPO_ROOT, startMaster, TEST_TOKEN, type Master } from "../tests/support/system";
 import { stopAll } from "../tests/support/processes";
+import { defaultsAsEnv } from "../components/workerSettings";
 import { CHROMIUM, launchChromium } from "../tests/support/browser";
 import { ensureBeforeMaster, staleDistWarning } from "./before";
 import {
@@ -394,8 +395,7 @@ async function runLevel(level: Level, build: MasterBuild, masterMain: string | u
         RATE_LIMIT_PER_MINUTE: "0",
         MAX_QUEUED_PER_SESSION: "1000000",
         // The contract's defaults (startMaster's are shortened for tests).
-        HEARTBEAT_TIMEOUT_MS: "7000",
-        LEASE_MS: "30000",
+        ...defaultsAsEnv("HEARTBEAT_TIMEOUT_MS", "LEASE_MS"),
       },
     });
     const nodes = Math.ceil(level.workers / 20);

@@ -124,6 +124,11 @@ export function integerSetting(settingName: string, table: SettingsTable = WORKE
   return found;
 }
 
+/** The table's defaults of these integer settings as environment variables ("7000"), e.g. to undo a test's shortened timings. */
+export function defaultsAsEnv(...variables: string[]): Record<string, string> {
+  return Object.fromEntries(variables.map((variable) => [variable, String(integerSetting(variable).default)]));
+}
+
 /** A rule's right side: "3 × HEARTBEAT_INTERVAL_MS", "SIMULATED_WORK_MS + LLM_TIMEOUT_MS". */
 export function describeAtLeast(rule: TimingRule, label: (settingName: string) => string = (n) => n): string {
   return rule.at_least.map(([factor, other]) => (factor === 1 ? label(other) : `${factor} × ${label(other)}`)).join(" + ");

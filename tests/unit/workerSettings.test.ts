@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import tableJson from "../../proto/worker-settings.json";
-import { parseSettingsTable, timingRuleProblems, WORKER_SETTINGS, integerSetting } from "../../components/workerSettings";
+import { defaultsAsEnv, integerSetting, parseSettingsTable, timingRuleProblems, WORKER_SETTINGS } from "../../components/workerSettings";
 import { DOC_BEGIN, DOC_END, GENERATED_PATHS, generatedFiles, staleFiles, withProtocolTable } from "../../scripts/worker-settings";
 
 const root = path.resolve(__dirname, "../..");
@@ -64,7 +64,16 @@ describe("the settings table is checked before anything is generated from it", (
   it("evaluates the timing rules: the defaults fit, a heartbeat too slow for the timeout does not", () => {
     const defaults = (name: string) => integerSetting(name).default;
     expect(timingRuleProblems(defaults)).toEqual([]);
-    const slow = timingRuleProblems((name) => (name === "HEARTBEAT_INTERVAL_MS" ? 2500 : defaults(name)));
-    expect(slow.map((v) => [v.rule.setting, v.actual, v.least])).toEqual([["HEARTBEAT_TIMEOUT_MS", 7000, 7500]]);
+    const timeout = defaults("HEARTBEAT_TIMEOUT_MS");
+    const interval = Math.floor(timeout / 3) + 1; // the first interval the timeout no longer covers three times
+    const slow = timingRuleProblems((name) => (name === "HEARTBEAT_INTERVAL_MS" ? interval : defaults(name)));
+    expect(slow.map((v) => [v.rule.setting, v.actual, v.least])).toEqual([["HEARTBEAT_TIMEOUT_MS", timeout, 3 * interval]]);
+  });
+
+  it("gives integer defaults as environment values and refuses a name that is not an integer setting", () => {
+    const lease = tableJson.master_timings.find((s) => s.name === "LEASE_MS")?.default;
+    const interval = tableJson.settings.find((s) => s.name === "HEARTBEAT_INTERVAL_MS")?.default;
+    expect(defaultsAsEnv("LEASE_MS", "HEARTBEAT_INTERVAL_MS")).toEqual({ LEASE_MS: String(lease), HEARTBEAT_INTERVAL_MS: String(interval) });
+    expect(() => defaultsAsEnv("LOG_LEVEL")).toThrow(/LOG_LEVEL is not an integer setting/);
   });
 });
