@@ -105,6 +105,11 @@ const master = new Master(
     mqttPassword: broker.passwords.master,
     web: { ...(web.tls && { tls: web.tls }), ...(web.token && { token: web.token }), metricsOpen: config.web.metricsOpen },
     webPort: config.ports.web,
+    timings: {
+      ...(config.heartbeatTimeoutMs !== undefined && { heartbeatTimeoutMs: config.heartbeatTimeoutMs }),
+      ...(config.leaseMs !== undefined && { leaseMs: config.leaseMs }),
+      ...(config.taskTimeoutMs !== undefined && { taskTimeoutMs: config.taskTimeoutMs }),
+    },
   },
   // Every node must trust the registry before any of them pulls.
   { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, broker.service] },
@@ -125,6 +130,7 @@ const workers = new WorkerPool(
     maxReplicasPerNode: config.maxReplicasPerNode,
     simulatedWorkMs: config.simulatedWorkMs,
     shutdownGraceMs: config.shutdownGraceMs,
+    ...(config.heartbeatIntervalMs !== undefined && { heartbeatIntervalMs: config.heartbeatIntervalMs }),
     llm: { provider: config.llm.provider, ...(config.llm.baseUrl && { baseUrl: config.llm.baseUrl }), ...(config.llm.model && { model: config.llm.model }) },
     ...(config.llm.apiKey && { llmApiKey: config.llm.apiKey }),
     manager: onManager,

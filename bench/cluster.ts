@@ -40,6 +40,7 @@ import { startMosquitto, type Broker } from "../launch/mosquitto";
 import { masterMissing, REPO_ROOT, startMaster, LAUNCH_GRPC_TOKEN, type Master } from "../launch/system";
 import { stopAll } from "../launch/processes";
 import { CHROMIUM, launchChromium } from "../launch/browser";
+import { defaultsAsEnv } from "../components/workerSettings";
 import { ensureBeforeMaster, staleDistWarning } from "./before";
 import {
   capacity,
@@ -399,8 +400,7 @@ async function runLevel(level: Level, build: MasterBuild, masterMain: string | u
         RATE_LIMIT_PER_MINUTE: "0",
         MAX_QUEUED_PER_SESSION: "1000000",
         // The contract's defaults (startMaster's are shortened for tests).
-        HEARTBEAT_TIMEOUT_MS: "7000",
-        LEASE_MS: "30000",
+        ...defaultsAsEnv("HEARTBEAT_TIMEOUT_MS", "LEASE_MS"),
       },
     });
     const nodes = Math.ceil(level.workers / 20);

@@ -36,6 +36,7 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import mqtt, { type MqttClient } from "mqtt";
+import { integerSetting } from "../components/workerSettings";
 
 export type FleetLanguage = "python" | "go" | "java";
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -71,13 +72,13 @@ export interface FleetOptions {
   nodes?: number;
   /** Languages, assigned round-robin; default python, go, java. */
   languages?: readonly FleetLanguage[];
-  /** HEARTBEAT_INTERVAL_MS; default 2000. */
+  /** HEARTBEAT_INTERVAL_MS; default the contract's (proto/worker-settings.json). */
   heartbeatMs?: number;
   /** SIMULATED_WORK_MS; default 2000. */
   workMs?: number;
   /** Each task works workMs plus a uniform random 0..workJitterMs; default 0. */
   workJitterMs?: number;
-  /** RESULT_RETRY_DEADLINE_MS; default 120000. */
+  /** RESULT_RETRY_DEADLINE_MS; default the contract's (proto/worker-settings.json). */
   resultRetryDeadlineMs?: number;
   /** LOG_LEVEL: events at or above it are published on P/logs; default warn. */
   logLevel?: LogLevel;
@@ -311,7 +312,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
     super();
     const count = options.count;
     const nodes = options.nodes ?? Math.ceil(count / 20);
-    const heartbeatMs = options.heartbeatMs ?? 2000;
+    const heartbeatMs = options.heartbeatMs ?? integerSetting("HEARTBEAT_INTERVAL_MS").default;
     const workMs = options.workMs ?? 2000;
     const atLeast = (name: string, value: number, min: number): void => {
       if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number >= ${min}, got ${value}`);
@@ -331,7 +332,7 @@ export class Fleet extends EventEmitter<FleetEvents> {
       heartbeatMs,
       workMs,
       workJitterMs: options.workJitterMs ?? 0,
-      resultRetryDeadlineMs: options.resultRetryDeadlineMs ?? 120_000,
+      resultRetryDeadlineMs: options.resultRetryDeadlineMs ?? integerSetting("RESULT_RETRY_DEADLINE_MS").default,
       logLevel,
       connectConcurrency: Math.max(1, options.connectConcurrency ?? 64),
       startTimeoutMs: options.startTimeoutMs ?? 30_000 + 20 * count,

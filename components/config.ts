@@ -16,6 +16,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { describeAtLeast, integerSetting, timingRuleProblems } from "./workerSettings";
 
 export const CONFIG_NAMESPACE = "ai-swarm";
 
@@ -33,6 +34,12 @@ const imageRef = /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/;
 
 const port = z.number().int().min(1).max(65535);
 const ipv4Cidr = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([89]|1\d|2[0-8])$/;
+
+/** An optional stack setting for one integer of proto/worker-settings.json, within its bounds. */
+function timing(variable: string) {
+  const { min, max } = integerSetting(variable);
+  return z.number().int().min(min).max(max).optional();
+}
 
 const nodeSchema = z.strictObject({
   name: z.string().regex(dockerName, "must be 1-30 characters of a-z, 0-9 and -, starting with a letter or digit"),
@@ -78,8 +85,13 @@ const schema = z.strictObject({
     })
     .default({ python: 1, go: 1, java: 1 }),
   maxReplicasPerNode: z.number().int().min(1).max(100).default(1),
-  simulatedWorkMs: z.number().int().min(0).max(3_600_000).default(10_000),
-  shutdownGraceMs: z.number().int().min(0).max(600_000).default(20_000),
+  simulatedWorkMs: z.number().int().min(0).max(3_600_000).default(integerSetting("SIMULATED_WORK_MS").default),
+  shutdownGraceMs: z.number().int().min(0).max(600_000).default(integerSetting("SHUTDOWN_GRACE_MS").default),
+  // Timings of proto/worker-settings.json; unset, each service keeps its own default (the table's).
+  heartbeatIntervalMs: timing("HEARTBEAT_INTERVAL_MS"),
+  heartbeatTimeoutMs: timing("HEARTBEAT_TIMEOUT_MS"),
+  leaseMs: timing("LEASE_MS"),
+  taskTimeoutMs: timing("TASK_TIMEOUT_MS"),
   llm: llmSchema,
   registry: z
     .strictObject({
@@ -146,6 +158,10 @@ const JSON_KEYS = new Map([
   ["maxReplicasPerNode", "a number"],
   ["simulatedWorkMs", "a number"],
   ["shutdownGraceMs", "a number"],
+  ["heartbeatIntervalMs", "a number"],
+  ["heartbeatTimeoutMs", "a number"],
+  ["leaseMs", "a number"],
+  ["taskTimeoutMs", "a number"],
   ["llm", "a map"],
   ["registry", "a map"],
   ["web", "a map"],
@@ -184,7 +200,13 @@ export function parseStackConfig(raw: Record<string, string>, secretKeys: Iterab
   if (config.sshPrivateKey === undefined && config.sshPrivateKeyPath === undefined) {
     problems.push(`${CONFIG_NAMESPACE}:sshPrivateKey: is required (pulumi config set --secret sshPrivateKey < key), unless sshPrivateKeyPath names the key file`);
   }
-  problems.push(...placementProblems(config), ...llmProblems(config), ...webProblems(config), ...secretProblems(config, secretKeys));
+  problems.push(
+    ...placementProblems(config),
+    ...llmProblems(config),
+    ...webProblems(config),
+    ...timingProblems(config, new Set(Object.keys(input))),
+    ...secretProblems(config, secretKeys),
+  );
   return problems.length === 0 ? { ok: true, config } : { ok: false, problems };
 }
 
@@ -328,6 +350,38 @@ function webProblems(config: ParsedConfig): string[] {
   }
   if (auth === "off" && token !== undefined) problems.push(`${key}.token: is set but web.auth is off`);
   return problems;
+}
+
+/** The stack keys of the variables in proto/worker-settings.json's timing rules that the stack deploys. */
+const TIMING_KEYS: Readonly<Record<string, "heartbeatIntervalMs" | "heartbeatTimeoutMs" | "leaseMs" | "taskTimeoutMs" | "simulatedWorkMs">> = {
+  HEARTBEAT_INTERVAL_MS: "heartbeatIntervalMs",
+  HEARTBEAT_TIMEOUT_MS: "heartbeatTimeoutMs",
+  LEASE_MS: "leaseMs",
+  TASK_TIMEOUT_MS: "taskTimeoutMs",
+  SIMULATED_WORK_MS: "simulatedWorkMs",
+};
+
+/**
+ * The timing rules of proto/worker-settings.json (e.g. heartbeatTimeoutMs ≥ 3 × heartbeatIntervalMs)
+ * over what this stack deploys: a set key or, unset, the services' default. A broken rule is
+ * reported by the key that was set (the rule's own key first), with every value it used.
+ */
+function timingProblems(config: ParsedConfig, setKeys: ReadonlySet<string>): string[] {
+  const keyOf = (variable: string) => TIMING_KEYS[variable];
+  const value = (variable: string): number => {
+    const key = keyOf(variable);
+    return (key === undefined ? undefined : config[key]) ?? integerSetting(variable).default;
+  };
+  const label = (variable: string): string => {
+    const key = keyOf(variable);
+    const origin = key === undefined ? ", the workers' default" : setKeys.has(key) ? "" : ", the default";
+    return `${key ?? variable} (${value(variable)}${origin})`;
+  };
+  return timingRuleProblems(value).map(({ rule, least }) => {
+    const keys = [rule.setting, ...rule.at_least.map(([, other]) => other)].map(keyOf).filter((key) => key !== undefined);
+    const blamed = keys.find((key) => setKeys.has(key)) ?? keys[0] ?? rule.setting;
+    return `${CONFIG_NAMESPACE}:${blamed}: ${label(rule.setting)} must be at least ${describeAtLeast(rule, label)} = ${least}: ${rule.why}`;
+  });
 }
 
 function secretProblems(config: ParsedConfig, secretKeys: Iterable<string>): string[] {

@@ -5,7 +5,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { formerlyInApp } from "./aliases";
 import { childOf } from "./options";
-import { masterServiceArgs, type RegistryAuth, type SecretMount, type StackServiceSettings, type WebRefs } from "./specs";
+import { masterServiceArgs, type MasterTimings, type RegistryAuth, type SecretMount, type StackServiceSettings, type WebRefs } from "./specs";
 import { generatedPassword, swarmSecret } from "./swarmObjects";
 import type { WebTls } from "./webAccess";
 
@@ -23,6 +23,8 @@ export interface MasterArgs {
   web: { tls?: WebTls; token?: pulumi.Output<string>; metricsOpen: boolean };
   /** The published port of the page and the REST API. */
   webPort: number;
+  /** Heartbeat timeout, lease and task timeout, as far as the stack config sets them. */
+  timings: MasterTimings;
 }
 
 export class Master extends pulumi.ComponentResource {
@@ -60,6 +62,7 @@ export class Master extends pulumi.ComponentResource {
         mqttPassword: secret("mqtt-password-secret", "mqtt-password-master", "mqtt-password-master", "mqtt_password", args.mqttPassword),
         web,
         webPort: args.webPort,
+        timings: args.timings,
       }),
       // A service has a fixed name: a replacement must remove the old one first.
       { ...child, aliases: [formerlyInApp("master")], deleteBeforeReplace: true },

@@ -307,6 +307,24 @@ export interface MasterRefs extends AppRefs {
   web: WebRefs;
   /** The published port of the page and the REST API. */
   webPort: number;
+  /** The timings the stack config sets; unset ones keep the image's default. */
+  timings: MasterTimings;
+}
+
+/** The master's timings of proto/worker-settings.json, as far as the stack config sets them. */
+export interface MasterTimings {
+  heartbeatTimeoutMs?: number;
+  leaseMs?: number;
+  taskTimeoutMs?: number;
+}
+
+/** HEARTBEAT_TIMEOUT_MS, LEASE_MS and TASK_TIMEOUT_MS for those that are set. */
+function masterTimingEnv(timings: MasterTimings): Record<string, string> {
+  return {
+    ...(timings.heartbeatTimeoutMs !== undefined && { HEARTBEAT_TIMEOUT_MS: String(timings.heartbeatTimeoutMs) }),
+    ...(timings.leaseMs !== undefined && { LEASE_MS: String(timings.leaseMs) }),
+    ...(timings.taskTimeoutMs !== undefined && { TASK_TIMEOUT_MS: String(timings.taskTimeoutMs) }),
+  };
 }
 
 /** The master's front-door variables (images/master/README.md): HTTPS when a certificate is mounted, the token when set. */
@@ -334,6 +352,7 @@ export function masterServiceArgs(settings: StackServiceSettings, refs: MasterRe
           GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
           DB_PATH: "/data/master.db",
           ...webEnv(web),
+          ...masterTimingEnv(refs.timings),
         },
         secrets: [refs.grpcToken, refs.mqttPassword, ...webSecrets],
         // The queue lives in SQLite on this volume, so the master stays on the manager that holds it.
@@ -367,6 +386,8 @@ export interface WorkerSettings {
   maxReplicasPerNode: number;
   simulatedWorkMs: number;
   shutdownGraceMs: number;
+  /** HEARTBEAT_INTERVAL_MS when the stack config sets it; unset, the image's default. */
+  heartbeatIntervalMs?: number;
   llm: LlmSettings;
 }
 
@@ -405,6 +426,7 @@ export function workerServiceArgs(settings: StackServiceSettings, worker: Worker
           ...llmEnv(worker.llm, refs.llmApiKey && secretFile(refs.llmApiKey.fileName)),
           SIMULATED_WORK_MS: String(worker.simulatedWorkMs),
           SHUTDOWN_GRACE_MS: String(worker.shutdownGraceMs),
+          ...(worker.heartbeatIntervalMs !== undefined && { HEARTBEAT_INTERVAL_MS: String(worker.heartbeatIntervalMs) }),
         },
         secrets,
         healthcheck: healthTimings(language === "java" ? 40 : 20),

@@ -29,6 +29,8 @@ export interface WorkerPoolArgs {
   maxReplicasPerNode: number;
   simulatedWorkMs: number;
   shutdownGraceMs: number;
+  /** HEARTBEAT_INTERVAL_MS when the stack config sets it. */
+  heartbeatIntervalMs?: number;
   llm: LlmSettings;
   /** The server's LLM key (a secret), when set. */
   llmApiKey?: pulumi.Output<string>;
@@ -72,6 +74,7 @@ export class WorkerPool extends pulumi.ComponentResource {
               maxReplicasPerNode: args.maxReplicasPerNode,
               simulatedWorkMs: args.simulatedWorkMs,
               shutdownGraceMs: args.shutdownGraceMs,
+              ...(args.heartbeatIntervalMs !== undefined && { heartbeatIntervalMs: args.heartbeatIntervalMs }),
               llm: args.llm,
             },
             {

@@ -17,6 +17,7 @@ import path from "node:path";
 import { startMosquitto } from "../launch/mosquitto";
 import { masterMissing, REPO_ROOT, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type WorkerLanguage } from "../launch/system";
 import { stopAll } from "../launch/processes";
+import { defaultsAsEnv } from "../components/workerSettings";
 
 const PASSED_THROUGH = /^(SIMULATED_WORK_MS|LLM_PROVIDER|LLM_TIMEOUT_MS|GEMINI_[A-Z_]+|OPENAI_[A-Z_]+)$/;
 
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     httpPort,
     grpcPort,
     dbPath,
-    env: { RATE_LIMIT_PER_MINUTE: "120", MAX_QUEUED_PER_SESSION: "10", HEARTBEAT_TIMEOUT_MS: "7000", LEASE_MS: "30000", ...webEnv() },
+    env: { RATE_LIMIT_PER_MINUTE: "120", MAX_QUEUED_PER_SESSION: "10", ...defaultsAsEnv("HEARTBEAT_TIMEOUT_MS", "LEASE_MS"), ...webEnv() },
   });
   const workerEnv = passedThroughEnv();
   languages.forEach((language, index) => {
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
       grpcAddr: master.grpcAddr,
       node: `local-${index + 1}`,
       workerId: `${language}-local-${index + 1}`,
-      env: { ...workerEnv, HEARTBEAT_INTERVAL_MS: "2000" },
+      env: { ...workerEnv, ...defaultsAsEnv("HEARTBEAT_INTERVAL_MS") },
     });
     console.log(`started ${worker.id} (pid ${worker.process.pid})`);
   });

@@ -138,15 +138,6 @@ for (const language of selected) {
       expect(quiet.process.logs).not.toContain(second.id);
     });
 
-    it("refuses an unknown LOG_LEVEL at start-up, naming it", async () => {
-      const bad = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, env: { LOG_LEVEL: "chatty" } });
-      worker = bad;
-      // Exit 2 is every worker's "bad configuration" (a crash or a signal would not do).
-      expect(await bad.process.waitForExit(30_000)).toBe(2);
-      expect(bad.process.logs).toContain("LOG_LEVEL");
-      expect(bad.process.logs).toContain("chatty");
-    });
-
     it("answers through Gemini generateContent with the server key", async () => {
       await start({ LLM_PROVIDER: "gemini", GEMINI_BASE_URL: gemini.baseUrl, GEMINI_API_KEY: "server-gemini-key", GEMINI_MODEL: "gemini-test" });
       const answer = await waitForAnswer(master.url, await submit(master.url, "hello gemini"), 30_000);
@@ -241,3 +232,47 @@ for (const language of selected) {
     });
   });
 }
+
+/**
+ * A bad environment, the same for every language: each worker exits 2 and prints every bad
+ * variable at once, in the order of proto/worker-settings.json, with the same message lines.
+ */
+const runnable = selected.filter((language) => workerMissing(language) === undefined);
+describe.skipIf(runnable.length === 0)(`bad environment (${runnable.join(", ")})`, () => {
+  const secret = "sk-conformance-secret-value";
+  const badEnv = {
+    MQTT_PORT: "70000",
+    MQTT_TLS: "maybe",
+    MASTER_GRPC_ADDR: "master",
+    GRPC_TOKEN: "",
+    LLM_PROVIDER: "openai",
+    OPENAI_API_KEY: secret,
+    GEMINI_API_KEY_FILE: "/nonexistent/ai-swarm/gemini-key",
+    HEARTBEAT_INTERVAL_MS: "1.5",
+    LOG_LEVEL: "chatty",
+  };
+  const expected = [
+    'MQTT_PORT must be an integer from 1 to 65535, got "70000"',
+    'MQTT_TLS must be true or false, got "maybe"',
+    'MASTER_GRPC_ADDR must be host:port, got "master"',
+    "GRPC_TOKEN is required (set GRPC_TOKEN or GRPC_TOKEN_FILE)",
+    'GEMINI_API_KEY_FILE names a file that cannot be read: "/nonexistent/ai-swarm/gemini-key"',
+    "OPENAI_BASE_URL is required when LLM_PROVIDER=openai",
+    'HEARTBEAT_INTERVAL_MS must be an integer from 1 to 2147483647, got "1.5"',
+    'LOG_LEVEL must be one of debug, info, warn, error, got "chatty"',
+  ];
+
+  it("every worker exits 2 listing all of its bad variables, with the same lines in every language", async () => {
+    // No broker or master is needed: the configuration is refused before anything connects.
+    const started = runnable.map((language) => startWorker(language, { mqttPort: 1, grpcAddr: "127.0.0.1:1", env: badEnv }));
+    try {
+      const exits = await Promise.all(started.map((w) => w.process.waitForExit(30_000)));
+      const lines = started.map((w) => w.process.logs.split("\n").filter((line) => line.startsWith("config error: ")).map((line) => line.slice("config error: ".length)));
+      expect(Object.fromEntries(runnable.map((language, i) => [language, exits[i]]))).toEqual(Object.fromEntries(runnable.map((language) => [language, 2])));
+      expect(Object.fromEntries(runnable.map((language, i) => [language, lines[i]]))).toEqual(Object.fromEntries(runnable.map((language) => [language, expected])));
+      for (const w of started) expect(w.process.logs).not.toContain(secret);
+    } finally {
+      await Promise.all(started.map((w) => w.process.stop(5_000)));
+    }
+  });
+});

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { loadStackConfig, parseStackConfig, StackConfigError, withSecrets } from "../../components/config";
+import { integerSetting } from "../../components/workerSettings";
 import { engineConfigFromStackFile, TEST_SSH_KEY, type EngineConfig } from "./helpers";
 
 const CLUSTER_SECRETS = {
@@ -168,6 +169,46 @@ describe("bad configs: every problem, named by its config key", () => {
       "ai-swarm:llm.model: is set but llm.provider is offline",
     );
     expect(problemsOf(dev({ llm: { provider: "gemini", baseUrl: "ftp://example" } }))[0]).toMatch(/^ai-swarm:llm\.baseUrl: /);
+  });
+
+  describe("timings that must fit together (the rules of proto/worker-settings.json)", () => {
+    const byDefault = (variable: string) => integerSetting(variable).default;
+
+    it("refuses a worker heartbeat not comfortably below the master's heartbeat timeout, by the key that was set", () => {
+      const interval = Math.ceil(byDefault("HEARTBEAT_TIMEOUT_MS") / 3) + 1; // timeout < 3 × interval
+      expect(problemsOf(dev({ heartbeatIntervalMs: interval }))).toEqual([
+        `ai-swarm:heartbeatIntervalMs: heartbeatTimeoutMs (${byDefault("HEARTBEAT_TIMEOUT_MS")}, the default) must be at least ` +
+          `3 × heartbeatIntervalMs (${interval}) = ${3 * interval}: a worker is taken for offline only after three missed heartbeats`,
+      ]);
+      const timeout = 3 * byDefault("HEARTBEAT_INTERVAL_MS") - 1;
+      expect(problemsOf(dev({ heartbeatTimeoutMs: timeout }))).toEqual([
+        `ai-swarm:heartbeatTimeoutMs: heartbeatTimeoutMs (${timeout}) must be at least ` +
+          `3 × heartbeatIntervalMs (${byDefault("HEARTBEAT_INTERVAL_MS")}, the default) = ${timeout + 1}: a worker is taken for offline only after three missed heartbeats`,
+      ]);
+    });
+
+    it("refuses a lease longer than the task timeout, and simulated work the task timeout cannot cover", () => {
+      const lease = byDefault("TASK_TIMEOUT_MS") + 1;
+      expect(problemsOf(dev({ leaseMs: lease }))).toEqual([
+        `ai-swarm:leaseMs: taskTimeoutMs (${byDefault("TASK_TIMEOUT_MS")}, the default) must be at least leaseMs (${lease}) = ${lease}: ` +
+          "the first lease ends within the task timeout",
+      ]);
+      const work = byDefault("TASK_TIMEOUT_MS");
+      expect(problemsOf(dev({ simulatedWorkMs: work }))).toEqual([
+        `ai-swarm:simulatedWorkMs: taskTimeoutMs (${byDefault("TASK_TIMEOUT_MS")}, the default) must be at least simulatedWorkMs (${work}) + ` +
+          `LLM_TIMEOUT_MS (${byDefault("LLM_TIMEOUT_MS")}, the workers' default) = ${work + byDefault("LLM_TIMEOUT_MS")}: ` +
+          "a task whose LLM call takes its whole timeout still finishes before the master gives up on it",
+      ]);
+    });
+
+    it("accepts the same values once the other side is set to fit, and refuses values out of the table's bounds", () => {
+      const fitting = dev({ heartbeatIntervalMs: 5000, heartbeatTimeoutMs: 15_000, leaseMs: 15_000, simulatedWorkMs: 600_000, taskTimeoutMs: 630_000 });
+      const result = parseStackConfig(fitting.config, fitting.secretKeys);
+      expect(result.ok && result.config).toMatchObject({ heartbeatIntervalMs: 5000, heartbeatTimeoutMs: 15_000, leaseMs: 15_000, taskTimeoutMs: 630_000 });
+      const problems = problemsOf(dev({ heartbeatIntervalMs: 0, leaseMs: "soon" }));
+      expect(problems.some((p) => p.startsWith("ai-swarm:heartbeatIntervalMs: "))).toBe(true);
+      expect(problems.some((p) => p.startsWith("ai-swarm:leaseMs: "))).toBe(true);
+    });
   });
 
   it("rejects two published services on one port", () => {

@@ -23,6 +23,7 @@ import {
   type RegisteredResource,
 } from "./helpers";
 import { dockerSpecProblems } from "./dockerSpec";
+import { integerSetting, timingRuleProblems } from "../../components/workerSettings";
 
 const WORKERS = ["worker-python", "worker-go", "worker-java"] as const;
 const CLUSTER_SECRETS = {
@@ -340,6 +341,16 @@ describeProgram.each([
     expect(run.outputs["nodes"]?.secret).toBe(false);
   });
 
+  it("deploys timings that fit together: every rule of proto/worker-settings.json holds for master and each worker", () => {
+    const masterEnv = spec(serviceByDockerName(run.resources, "master")).taskSpec.containerSpec.env ?? {};
+    for (const name of WORKERS) {
+      const workerEnv = spec(serviceByDockerName(run.resources, name)).taskSpec.containerSpec.env ?? {};
+      // What the container runs with: the variable the spec sets, else the image's default (the table's).
+      const effective = (variable: string): number => Number(masterEnv[variable] ?? workerEnv[variable] ?? integerSetting(variable).default);
+      expect(timingRuleProblems(effective)).toEqual([]);
+    }
+  });
+
   it("derives each image's build args from config the way images.ts documents", () => {
     expect(buildArgsFor("worker-go", { go: "x/go:1", mosquitto: "m", registry: "r" })).toEqual({ GO_IMAGE: "x/go:1" });
   });
@@ -357,6 +368,28 @@ describeProgram("build.onManager", () => {
     expect(localProvider.inputs["host"]).toBeUndefined();
     for (const image of local.resources.filter((r) => r.type === TYPES.image)) expect(image.provider).toMatch(/::local-docker::/);
     for (const service of local.resources.filter((r) => r.type === TYPES.service)) expect(service.provider).toMatch(/::manager-docker::/);
+  });
+});
+
+describeProgram("timings set in the stack config", () => {
+  it("reach the master (HEARTBEAT_TIMEOUT_MS, LEASE_MS, TASK_TIMEOUT_MS) and every worker (HEARTBEAT_INTERVAL_MS); unset, none is passed", async () => {
+    const timings = { heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 4000, leaseMs: 20_000, taskTimeoutMs: 600_000 };
+    const set = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }, timings));
+    expect(spec(serviceByDockerName(set.resources, "master")).taskSpec.containerSpec.env).toMatchObject({
+      HEARTBEAT_TIMEOUT_MS: "4000",
+      LEASE_MS: "20000",
+      TASK_TIMEOUT_MS: "600000",
+    });
+    for (const name of WORKERS) {
+      const env = spec(serviceByDockerName(set.resources, name)).taskSpec.containerSpec.env ?? {};
+      expect(env["HEARTBEAT_INTERVAL_MS"]).toBe("1000");
+      expect(env["HEARTBEAT_TIMEOUT_MS"]).toBeUndefined();
+    }
+    const unset = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }));
+    for (const name of ["master", ...WORKERS]) {
+      const env = spec(serviceByDockerName(unset.resources, name)).taskSpec.containerSpec.env ?? {};
+      expect(Object.keys(env).filter((key) => ["HEARTBEAT_INTERVAL_MS", "HEARTBEAT_TIMEOUT_MS", "LEASE_MS", "TASK_TIMEOUT_MS"].includes(key))).toEqual([]);
+    }
   });
 });
 

@@ -178,6 +178,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultR
       problems.push(`${issue.path.join(".")}: ${issue.message}`);
     }
   }
+  if (parsed.success && parsed.data.TASK_TIMEOUT_MS < parsed.data.LEASE_MS) {
+    // The rule of proto/worker-settings.json among the master's own timings (its other rules
+    // involve the workers' settings and are checked by the Pulumi stack config).
+    problems.push(
+      `TASK_TIMEOUT_MS: ${parsed.data.TASK_TIMEOUT_MS} must be at least LEASE_MS (${parsed.data.LEASE_MS}): the first lease ends within the task timeout`,
+    );
+  }
   const mqttPassword = readSecret(env, "MQTT_PASSWORD", readFile, problems);
   const grpcToken = readSecret(env, "GRPC_TOKEN", readFile, problems);
   if (grpcToken === undefined && !problems.some((p) => p.startsWith("GRPC_TOKEN"))) {

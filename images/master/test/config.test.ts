@@ -116,6 +116,44 @@ describe("a bad value is refused, naming the variable", () => {
   });
 });
 
+describe("timings shared with the workers (proto/worker-settings.json)", () => {
+  interface Timing { name: string; default: number }
+  interface Rule { setting: string; at_least: [number, string][] }
+  const table = JSON.parse(readFileSync(join(__dirname, "../../../proto/worker-settings.json"), "utf8")) as {
+    master_timings: Timing[];
+    rules: Rule[];
+  };
+  const fieldOf: Record<string, "heartbeatTimeoutMs" | "leaseMs" | "taskTimeoutMs"> = {
+    HEARTBEAT_TIMEOUT_MS: "heartbeatTimeoutMs",
+    LEASE_MS: "leaseMs",
+    TASK_TIMEOUT_MS: "taskTimeoutMs",
+  };
+  const field = (name: string): "heartbeatTimeoutMs" | "leaseMs" | "taskTimeoutMs" => {
+    const found = fieldOf[name];
+    if (found === undefined) throw new Error(`${name} is not one of the master's timings`);
+    return found;
+  };
+  const defaults = Object.fromEntries(table.master_timings.map((t) => [t.name, t.default]));
+  const ownRules = table.rules.filter((r) => [r.setting, ...r.at_least.map(([, other]) => other)].every((n) => n in defaults));
+
+  it("the master's defaults are the table's", () => {
+    const cfg = loadConfig(base, noFiles);
+    expect(table.master_timings.map((t) => [t.name, cfg[field(t.name)]])).toEqual(table.master_timings.map((t) => [t.name, t.default]));
+    expect(Object.keys(fieldOf).sort()).toEqual(Object.keys(defaults).sort());
+  });
+
+  it("refuses, by name, values that break a rule among its own settings, and takes the least value that keeps it", () => {
+    expect(ownRules.length).toBeGreaterThan(0);
+    for (const rule of ownRules) {
+      const least = rule.at_least.reduce((sum, [factor, other]) => sum + factor * (defaults[other] ?? 0), 0);
+      expect(() => loadConfig({ ...base, [rule.setting]: String(least - 1) }, noFiles)).toThrowError(
+        new RegExp(`${rule.setting}: ${least - 1} must be at least`),
+      );
+      expect(loadConfig({ ...base, [rule.setting]: String(least) }, noFiles)[field(rule.setting)]).toBe(least);
+    }
+  });
+});
+
 describe("the web front door", () => {
   const errorOf = (env: NodeJS.ProcessEnv, readFile: (path: string) => string = noFiles): string => {
     try {

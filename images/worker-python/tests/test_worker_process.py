@@ -511,4 +511,4 @@ def test_sigterm_when_grace_runs_out_publishes_offline_and_exits(world: Harness)
 def test_bad_config_exits_2_naming_the_variable(world: Harness, overrides: dict[str, str], variable: str) -> None:
     worker = world.start_worker(**overrides)
     assert worker.wait(10) == 2
-    assert f"config error: {variable}:" in worker.output()
+    assert f"config error: {variable} " in worker.output()

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,7 +42,10 @@ func run() int {
 	hostname, _ := os.Hostname()
 	cfg, err := config.Load(os.LookupEnv, os.ReadFile, hostname)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "worker: bad configuration:\n%v\n", err)
+		// One line per problem, as every worker language prints them (docs/protocol.md).
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(os.Stderr, "config error: %s\n", line)
+		}
 		return exitConfig
 	}
 	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).

@@ -1,22 +1,27 @@
-// Package config reads and validates the worker's environment, exactly as
-// listed in docs/protocol.md ("Worker environment"). It does no network I/O:
-// Load takes the environment and a file reader as arguments, so every rule is
-// unit-tested without touching the real process environment.
+// Package config reads and validates the worker's environment, as proto/worker-settings.json
+// defines it for every worker language (docs/protocol.md, "Worker environment"). The names,
+// defaults, bounds, allowed values and messages come from settings_gen.go, generated from that
+// table; this file only applies them. It does no network I/O: Load takes the environment and a
+// file reader as arguments, so every rule is unit-tested without touching the process.
+//
+// Why not github.com/caarlos0/env: its struct tags hold defaults and types but not the
+// contract's rules (a NAME_FILE that wins over NAME, empty counting as unset, bounds, patterns,
+// a requirement that depends on another variable) nor its messages, which must read the same
+// in Go, Python and Java; the small reader below applies the shared table instead.
 package config
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/ai-swarm/ai-swarm/images/worker-go/internal/provider"
 )
 
 // Language is what this worker reports in register, heartbeat and results.
@@ -70,171 +75,195 @@ type Config struct {
 // Env looks a variable up; ok is false when it is unset.
 type Env func(name string) (value string, ok bool)
 
-// ReadFile reads a file named by a *_FILE variable.
+// ReadFile reads a file named by a *_FILE variable or a file setting.
 type ReadFile func(path string) ([]byte, error)
 
-var workerIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+var (
+	workerIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	// integerText is what every worker language reads as an integer: ASCII digits, maybe a minus.
+	integerText = regexp.MustCompile(`^-?[0-9]+$`)
+)
 
 // ValidWorkerID says whether id is 1 to 64 characters of [A-Za-z0-9_.-].
 func ValidWorkerID(id string) bool { return workerIDPattern.MatchString(id) }
 
 // Load builds the configuration from env. hostname is the machine's host name
 // (the default node and part of the default worker id). Every problem found is
-// reported, each naming its variable.
+// reported, one line each, in the table's order.
 func Load(env Env, readFile ReadFile, hostname string) (Config, error) {
-	r := reader{env: env, readFile: readFile}
+	v := read(env, readFile, map[string]string{"NODE_HOSTNAME": hostname}, nil)
+	ms := func(name string) time.Duration { return time.Duration(v.num[name]) * time.Millisecond }
+	level, _ := ParseLogLevel(v.text["LOG_LEVEL"]) // validated against the table's values
 	c := Config{
-		Node:           r.str("NODE_HOSTNAME", hostname),
-		MQTTHost:       r.str("MQTT_HOST", "mosquitto"),
-		MQTTPort:       r.port("MQTT_PORT", 1883),
-		MQTTUsername:   r.str("MQTT_USERNAME", ""),
-		MQTTPassword:   r.secret("MQTT_PASSWORD"),
-		MQTTTLS:        r.boolean("MQTT_TLS", false),
-		MQTTCAFile:     r.str("MQTT_CA_FILE", ""),
-		TopicPrefix:    r.topicPrefix("MQTT_TOPIC_PREFIX", "ai-system"),
-		MasterGRPCAddr: r.str("MASTER_GRPC_ADDR", "master:50051"),
-		GRPCToken:      r.secret("GRPC_TOKEN"),
-		LLMProvider:    r.oneOf("LLM_PROVIDER", provider.ModeAuto, provider.ModeAuto, provider.ModeGemini, provider.ModeOpenAI, provider.ModeOffline),
-		GeminiAPIKey:   r.secret("GEMINI_API_KEY"),
-		GeminiBaseURL:  r.baseURL("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"),
-		GeminiModel:    r.str("GEMINI_MODEL", "gemini-2.5-flash"),
-		OpenAIBaseURL:  r.baseURL("OPENAI_BASE_URL", ""),
-		OpenAIAPIKey:   r.secret("OPENAI_API_KEY"),
-		OpenAIModel:    r.str("OPENAI_MODEL", "llama3.2"),
-
-		LLMTimeout:          r.millis("LLM_TIMEOUT_MS", 30000, 1),
-		SimulatedWork:       r.millis("SIMULATED_WORK_MS", 10000, 0),
-		HeartbeatInterval:   r.millis("HEARTBEAT_INTERVAL_MS", 2000, 1),
-		ResultRetryDeadline: r.millis("RESULT_RETRY_DEADLINE_MS", 120000, 0),
-		ShutdownGrace:       r.millis("SHUTDOWN_GRACE_MS", 20000, 0),
-		HealthFile:          r.str("HEALTH_FILE", "/tmp/worker.health"),
-		LogLevel:            r.logLevel("LOG_LEVEL", slog.LevelInfo),
+		WorkerID:            v.text["WORKER_ID"],
+		Node:                v.text["NODE_HOSTNAME"],
+		MQTTHost:            v.text["MQTT_HOST"],
+		MQTTPort:            int(v.num["MQTT_PORT"]),
+		MQTTUsername:        v.text["MQTT_USERNAME"],
+		MQTTPassword:        Secret(v.text["MQTT_PASSWORD"]),
+		MQTTTLS:             v.flag["MQTT_TLS"],
+		MQTTCAFile:          v.text["MQTT_CA_FILE"],
+		TopicPrefix:         v.text["MQTT_TOPIC_PREFIX"],
+		MasterGRPCAddr:      v.text["MASTER_GRPC_ADDR"],
+		GRPCToken:           Secret(v.text["GRPC_TOKEN"]),
+		LLMProvider:         v.text["LLM_PROVIDER"],
+		GeminiAPIKey:        Secret(v.text["GEMINI_API_KEY"]),
+		GeminiBaseURL:       v.text["GEMINI_BASE_URL"],
+		GeminiModel:         v.text["GEMINI_MODEL"],
+		OpenAIBaseURL:       v.text["OPENAI_BASE_URL"],
+		OpenAIAPIKey:        Secret(v.text["OPENAI_API_KEY"]),
+		OpenAIModel:         v.text["OPENAI_MODEL"],
+		LLMTimeout:          ms("LLM_TIMEOUT_MS"),
+		SimulatedWork:       ms("SIMULATED_WORK_MS"),
+		HeartbeatInterval:   ms("HEARTBEAT_INTERVAL_MS"),
+		ResultRetryDeadline: ms("RESULT_RETRY_DEADLINE_MS"),
+		ShutdownGrace:       ms("SHUTDOWN_GRACE_MS"),
+		HealthFile:          v.text["HEALTH_FILE"],
+		LogLevel:            level,
 	}
-	c.WorkerID = r.workerID("WORKER_ID", c.Node)
-
-	if c.GRPCToken == "" {
-		r.fail("GRPC_TOKEN", "is required (set GRPC_TOKEN or GRPC_TOKEN_FILE)")
+	if c.WorkerID == "" {
+		c.WorkerID = DefaultWorkerID(c.Node, randomHex4())
 	}
-	if c.Node == "" {
-		r.fail("NODE_HOSTNAME", "is empty and the host name is unknown")
-	}
-	if c.LLMProvider == provider.ModeOpenAI && c.OpenAIBaseURL == "" {
-		r.fail("OPENAI_BASE_URL", "is required when LLM_PROVIDER=openai")
-	}
-	return c, errors.Join(r.errs...)
+	return c, errors.Join(v.problems...)
 }
 
 // HealthSettings reads only what `worker -healthcheck` needs, so the
 // healthcheck does not depend on secrets or other variables being readable.
 func HealthSettings(env Env) (healthFile string, heartbeat time.Duration, err error) {
-	r := reader{env: env}
-	healthFile = r.str("HEALTH_FILE", "/tmp/worker.health")
-	heartbeat = r.millis("HEARTBEAT_INTERVAL_MS", 2000, 1)
-	return healthFile, heartbeat, errors.Join(r.errs...)
+	v := read(env, nil, nil, []string{"HEALTH_FILE", "HEARTBEAT_INTERVAL_MS"})
+	return v.text["HEALTH_FILE"], time.Duration(v.num["HEARTBEAT_INTERVAL_MS"]) * time.Millisecond, errors.Join(v.problems...)
 }
 
-// reader reads variables and collects every problem instead of stopping at
-// the first one. An empty value counts as unset, so `VAR=` in a compose file
-// means "use the default".
-type reader struct {
-	env      Env
-	readFile ReadFile
-	errs     []error
+// values are the settings read: text (strings, choices, files, secrets), integers and booleans,
+// each under its variable name, and one error per problem.
+type values struct {
+	text     map[string]string
+	num      map[string]int64
+	flag     map[string]bool
+	problems []error
 }
 
-func (r *reader) fail(name, format string, args ...any) {
-	r.errs = append(r.errs, fmt.Errorf("%s %s", name, fmt.Sprintf(format, args...)))
-}
-
-func (r *reader) lookup(name string) (string, bool) {
-	v, ok := r.env(name)
-	if !ok || strings.TrimSpace(v) == "" {
-		return "", false
+// read applies the table to env. computed gives defaults the table cannot hold (the host
+// name); only, when not nil, limits reading to those variables.
+func read(env Env, readFile ReadFile, computed map[string]string, only []string) values {
+	v := values{text: map[string]string{}, num: map[string]int64{}, flag: map[string]bool{}}
+	lookup := func(name string) (string, bool) {
+		raw, ok := env(name)
+		raw = strings.TrimSpace(raw)
+		return raw, ok && raw != ""
 	}
-	return strings.TrimSpace(v), true
-}
-
-func (r *reader) str(name, def string) string {
-	if v, ok := r.lookup(name); ok {
-		return v
+	fail := func(s setting, kind, value string) {
+		v.problems = append(v.problems, errors.New(s.name+" "+message(s, kind, value)))
 	}
-	return def
-}
-
-// secret reads NAME_FILE (which wins, as Docker secrets are files) or NAME.
-// Errors name the variable, never the value.
-func (r *reader) secret(name string) Secret {
-	if path, ok := r.lookup(name + "_FILE"); ok {
-		data, err := r.readFile(path)
-		if err != nil {
-			r.fail(name+"_FILE", "names a file that cannot be read: %v", err)
-			return ""
+	for _, s := range settings {
+		if only != nil && !slices.Contains(only, s.name) {
+			continue
 		}
-		v := strings.TrimSpace(string(data))
-		if v == "" {
-			r.fail(name+"_FILE", "names an empty file")
+		raw, given := lookup(s.name)
+		if !given {
+			raw = s.def
+			if c, ok := computed[s.name]; ok {
+				raw = c
+			}
 		}
-		return Secret(v)
-	}
-	v, _ := r.lookup(name)
-	return Secret(v)
-}
-
-func (r *reader) millis(name string, def, min int) time.Duration {
-	v, ok := r.lookup(name)
-	if !ok {
-		return time.Duration(def) * time.Millisecond
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < min {
-		r.fail(name, "must be an integer number of milliseconds >= %d, got %q", min, v)
-		return time.Duration(def) * time.Millisecond
-	}
-	return time.Duration(n) * time.Millisecond
-}
-
-func (r *reader) port(name string, def int) int {
-	v, ok := r.lookup(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 65535 {
-		r.fail(name, "must be a port number from 1 to 65535, got %q", v)
-		return def
-	}
-	return n
-}
-
-func (r *reader) boolean(name string, def bool) bool {
-	v, ok := r.lookup(name)
-	if !ok {
-		return def
-	}
-	switch strings.ToLower(v) {
-	case "true", "1", "yes":
-		return true
-	case "false", "0", "no":
-		return false
-	}
-	r.fail(name, "must be true or false, got %q", v)
-	return def
-}
-
-func (r *reader) oneOf(name, def string, allowed ...string) string {
-	v := strings.ToLower(r.str(name, def))
-	for _, a := range allowed {
-		if v == a {
-			return v
+		switch s.kind {
+		case "integer":
+			n, err := strconv.ParseInt(raw, 10, 64)
+			if err != nil || n < s.min || n > s.max || !integerText.MatchString(raw) {
+				fail(s, "integer", raw)
+				n, _ = strconv.ParseInt(s.def, 10, 64)
+			}
+			v.num[s.name] = n
+		case "boolean":
+			switch lower := strings.ToLower(raw); {
+			case slices.Contains(trueWords, lower):
+				v.flag[s.name] = true
+			case slices.Contains(falseWords, lower):
+				v.flag[s.name] = false
+			default:
+				fail(s, "boolean", raw)
+			}
+		case "choice":
+			value := raw
+			if s.ignoreCase {
+				value = strings.ToLower(raw)
+			}
+			if !slices.Contains(s.values, value) {
+				fail(s, "choice", raw)
+				value = s.def
+			}
+			v.text[s.name] = value
+		case "file":
+			if raw != "" {
+				if _, err := readFile(raw); err != nil {
+					fail(s, "file", raw)
+				}
+			}
+			v.text[s.name] = raw
+		case "secret":
+			v.text[s.name] = v.secret(s, lookup, readFile, fail)
+		default: // string
+			if s.pattern != "" && raw != "" && !regexp.MustCompile(`^(?:`+s.pattern+`)$`).MatchString(raw) {
+				fail(s, "pattern", raw)
+			}
+			if s.trimTrailingSlash {
+				raw = strings.TrimRight(raw, "/")
+			}
+			switch {
+			case raw == "" && s.required:
+				fail(s, "required", "")
+			case raw == "" && s.whenName != "" && v.text[s.whenName] == s.whenValue:
+				fail(s, "required_when", "")
+			}
+			v.text[s.name] = raw
 		}
 	}
-	r.fail(name, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
-	return def
+	return v
 }
 
-// LogLevelNames are the LOG_LEVEL values, lowest first; they are also the
-// "level" values of log events (docs/protocol.md).
-var LogLevelNames = []string{"debug", "info", "warn", "error"}
+// secret reads NAME_FILE (which wins, as Docker secrets are files) or NAME. Problems name the
+// variable and the file, never the value.
+func (v *values) secret(s setting, lookup func(string) (string, bool), readFile ReadFile, fail func(setting, string, string)) string {
+	fileVar := setting{name: s.name + "_FILE"}
+	if path, ok := lookup(fileVar.name); ok {
+		data, err := readFile(path)
+		value := strings.TrimSpace(string(data))
+		switch {
+		case err != nil:
+			fail(fileVar, "file_unreadable", path)
+		case value == "":
+			fail(fileVar, "file_empty", path)
+		}
+		return value
+	}
+	value, ok := lookup(s.name)
+	if !ok && s.required {
+		fail(s, "required_secret", "")
+	}
+	return value
+}
+
+// message fills the table's text for kind: {value} becomes the value as a JSON string.
+func message(s setting, kind, value string) string {
+	return strings.NewReplacer(
+		"{value}", jsonString(value),
+		"{min}", strconv.FormatInt(s.min, 10),
+		"{max}", strconv.FormatInt(s.max, 10),
+		"{values}", strings.Join(s.values, ", "),
+		"{rule}", s.rule,
+		"{name}", s.name,
+		"{when_name}", s.whenName,
+		"{when_value}", s.whenValue,
+	).Replace(messages[kind])
+}
+
+func jsonString(value string) string {
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(value) // a string always encodes
+	return strings.TrimSuffix(out.String(), "\n")
+}
 
 // ParseLogLevel maps a level name of docs/protocol.md to its slog level.
 // Only the exact lower-case names are accepted, as in the master.
@@ -250,55 +279,6 @@ func ParseLogLevel(name string) (slog.Level, bool) {
 		return slog.LevelError, true
 	}
 	return 0, false
-}
-
-func (r *reader) logLevel(name string, def slog.Level) slog.Level {
-	v, ok := r.lookup(name)
-	if !ok {
-		return def
-	}
-	level, ok := ParseLogLevel(v)
-	if !ok {
-		r.fail(name, "must be one of %s, got %q", strings.Join(LogLevelNames, ", "), v)
-		return def
-	}
-	return level
-}
-
-// topicPrefix rejects MQTT wildcards and empty levels, which would make the
-// worker subscribe to or publish on topics that are not its own.
-func (r *reader) topicPrefix(name, def string) string {
-	v := r.str(name, def)
-	if strings.ContainsAny(v, "+#\x00") || strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") {
-		r.fail(name, "must be a topic prefix without wildcards (+, #) or leading/trailing '/', got %q", v)
-		return def
-	}
-	return v
-}
-
-// baseURL accepts an http(s) URL and drops a trailing slash, so paths can be
-// appended as "{base}/v1beta/...".
-func (r *reader) baseURL(name, def string) string {
-	v := r.str(name, def)
-	if v == "" {
-		return ""
-	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		r.fail(name, "must be an http:// or https:// URL")
-		return def
-	}
-	return strings.TrimRight(v, "/")
-}
-
-func (r *reader) workerID(name, node string) string {
-	if v, ok := r.lookup(name); ok {
-		if !ValidWorkerID(v) {
-			r.fail(name, "must be 1 to 64 characters of [A-Za-z0-9_.-], got %q", v)
-		}
-		return v
-	}
-	return DefaultWorkerID(node, randomHex4())
 }
 
 // DefaultWorkerID makes "go-<node>-<suffix>" from the effective node name

@@ -1,13 +1,22 @@
 """Worker configuration from the environment (docs/protocol.md, "Worker environment").
 
-Pure apart from reading `*_FILE` secrets: `load_config` takes the environment
-as a mapping so tests can pass any dict. Every problem is collected, so a bad
-deployment learns about all of its bad variables at once; each message starts
-with the variable's name. Secret values never appear in messages or in repr().
+Names, defaults, bounds, allowed values and messages come from `settings_gen.py`, generated
+from proto/worker-settings.json for every worker language; this module only applies them.
+Pure apart from reading files named by `*_FILE` and file settings: `load_config` takes the
+environment as a mapping so tests can pass any dict. Every problem is collected, in the
+table's order, so a bad deployment learns about all of its bad variables at once; each is
+`NAME <message>` with the same text as the Go and Java workers. Secret values never appear
+in messages or in repr().
+
+Why not pydantic-settings: its models hold types and defaults, but not the contract's rules
+(NAME_FILE winning over NAME, empty counting as unset, a requirement that depends on another
+variable) nor its messages, which must read the same in Python, Go and Java; a small reader
+of the shared table does that without a new dependency in the image.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import socket
@@ -15,15 +24,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .log_levels import DEFAULT_LOG_LEVEL, LOG_LEVELS, LogLevel
+from .log_levels import LOG_LEVELS, LogLevel
+from .settings_gen import FALSE_WORDS, MESSAGES, SETTINGS, TRUE_WORDS, Setting
 
 LANGUAGE = "python"
-WORKER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-PROVIDER_MODES = ("auto", "gemini", "openai", "offline")
+INTEGER_TEXT = re.compile(r"-?[0-9]+")  # what every worker language reads as an integer
 
 
 class ConfigError(Exception):
-    """One or more variables are bad; `problems` holds one line per variable."""
+    """One or more variables are bad; `problems` holds one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
@@ -67,83 +76,114 @@ def default_worker_id(hostname: str, random_hex: str) -> str:
     return prefix + safe_host[: 64 - len(prefix) - len(suffix)] + suffix
 
 
-class _Reader:
-    """Reads typed values from the environment, collecting problems instead of raising."""
+Value = str | int | bool | None
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
 
-    def text(self, name: str) -> str | None:
-        """The value, or None when unset. Empty counts as unset (compose files often pass "")."""
-        value = self.env.get(name, "").strip()
-        return value or None
+def _message(setting: Setting, kind: str, value: str = "") -> str:
+    """`NAME <message>`: the table's text for kind, {value} as a JSON string."""
+    replacements = {
+        "{value}": json.dumps(value, ensure_ascii=False),
+        "{min}": str(setting.minimum),
+        "{max}": str(setting.maximum),
+        "{values}": ", ".join(setting.values),
+        "{rule}": setting.rule or "",
+        "{name}": setting.name,
+        "{when_name}": setting.required_when[0] if setting.required_when else "",
+        "{when_value}": setting.required_when[1] if setting.required_when else "",
+    }
+    return setting.name + " " + re.sub(r"\{[a-z_]+\}", lambda m: replacements[m.group(0)], MESSAGES[kind])
 
-    def text_or(self, name: str, default: str) -> str:
-        return self.text(name) or default
 
-    def secret(self, name: str) -> str | None:
-        """NAME_FILE (a Docker secret) wins over NAME. The value is never put in a message."""
-        file_var = f"{name}_FILE"
-        path = self.text(file_var)
-        if path is None:
-            return self.text(name)
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as error:
-            self.problems.append(f"{file_var}: cannot read {path!r} ({type(error).__name__})")
-            return None
-        if not value:
-            self.problems.append(f"{file_var}: file {path!r} is empty")
-            return None
+def read_settings(
+    env: Mapping[str, str],
+    computed: Mapping[str, str] | None = None,
+    only: tuple[str, ...] | None = None,
+) -> tuple[dict[str, Value], list[str]]:
+    """Applies the table to env: each setting's value by name, and every problem.
+
+    `computed` gives defaults the table cannot hold (the host name); `only` limits reading
+    to those variables. A bad value is reported and replaced by its default.
+    """
+    values: dict[str, Value] = {}
+    problems: list[str] = []
+
+    def lookup(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    for setting in SETTINGS:
+        if only is not None and setting.name not in only:
+            continue
+        given = lookup(setting.name)
+        raw = given if given is not None else (computed or {}).get(setting.name, setting.default)
+        if setting.kind == "integer":
+            values[setting.name] = _integer(setting, raw or "", problems)
+        elif setting.kind == "boolean":
+            lowered = (raw or "").lower()
+            if lowered not in TRUE_WORDS + FALSE_WORDS:
+                problems.append(_message(setting, "boolean", raw or ""))
+            values[setting.name] = lowered in TRUE_WORDS
+        elif setting.kind == "choice":
+            chosen = (raw or "").lower() if setting.ignore_case else (raw or "")
+            if chosen not in setting.values:
+                problems.append(_message(setting, "choice", raw or ""))
+                chosen = setting.default or ""
+            values[setting.name] = chosen
+        elif setting.kind == "file":
+            if raw is not None and not _readable(raw):
+                problems.append(_message(setting, "file", raw))
+            values[setting.name] = raw
+        elif setting.kind == "secret":
+            values[setting.name] = _secret(setting, lookup, problems)
+        else:
+            values[setting.name] = _text(setting, raw, values, problems)
+    return values, problems
+
+
+def _integer(setting: Setting, raw: str, problems: list[str]) -> int:
+    if INTEGER_TEXT.fullmatch(raw) and setting.minimum <= int(raw) <= setting.maximum:
+        return int(raw)
+    problems.append(_message(setting, "integer", raw))
+    return int(setting.default or "0")
+
+
+def _text(setting: Setting, raw: str | None, values: Mapping[str, Value], problems: list[str]) -> str | None:
+    if raw is not None and setting.pattern is not None and not re.fullmatch(setting.pattern, raw, re.ASCII):
+        problems.append(_message(setting, "pattern", raw))
+    if raw is not None and setting.trim_trailing_slash:
+        raw = raw.rstrip("/")
+    if not raw and setting.required:
+        problems.append(_message(setting, "required"))
+    elif not raw and setting.required_when is not None and values.get(setting.required_when[0]) == setting.required_when[1]:
+        problems.append(_message(setting, "required_when"))
+    return raw or None
+
+
+def _secret(setting: Setting, lookup: Callable[[str], str | None], problems: list[str]) -> str | None:
+    """NAME_FILE (a Docker secret) wins over NAME. The value is never put in a message."""
+    file_setting = Setting(name=f"{setting.name}_FILE", kind="file")
+    path = lookup(file_setting.name)
+    if path is None:
+        value = lookup(setting.name)
+        if value is None and setting.required:
+            problems.append(_message(setting, "required_secret"))
         return value
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        problems.append(_message(file_setting, "file_unreadable", path))
+        return None
+    if not value:
+        problems.append(_message(file_setting, "file_empty", path))
+        return None
+    return value
 
-    def integer(self, name: str, default: int, minimum: int, maximum: int = 2**31 - 1) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        if not re.fullmatch(r"[0-9]+", raw):
-            self.problems.append(f"{name}: {raw!r} is not a whole number")
-            return default
-        value = int(raw)
-        if not minimum <= value <= maximum:
-            self.problems.append(f"{name}: {value} is out of range [{minimum}, {maximum}]")
-            return default
-        return value
 
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        lowered = raw.lower()
-        if lowered in ("true", "1", "yes"):
+def _readable(path: str) -> bool:
+    try:
+        with open(path, "rb"):
             return True
-        if lowered in ("false", "0", "no"):
-            return False
-        self.problems.append(f"{name}: {raw!r} is not true or false")
-        return default
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        if raw not in allowed:
-            self.problems.append(f"{name}: {raw!r} is not one of {', '.join(allowed)}")
-            return default
-        return raw
-
-    def log_level(self, name: str) -> LogLevel:
-        raw = self.choice(name, DEFAULT_LOG_LEVEL, LOG_LEVELS)
-        return LOG_LEVELS[LOG_LEVELS.index(raw)]  # the same value, typed as a LogLevel
-
-    def base_url(self, name: str, default: str | None) -> str | None:
-        raw = self.text(name) or default
-        if raw is None:
-            return None
-        if not re.match(r"https?://[^/\s]+", raw):
-            self.problems.append(f"{name}: {raw!r} is not an http:// or https:// URL")
-            return None
-        return raw.rstrip("/")
+    except OSError:
+        return False
 
 
 def load_config(
@@ -152,62 +192,44 @@ def load_config(
     random_hex: Callable[[], str] = lambda: secrets.token_hex(2),
 ) -> Config:
     """Builds the Config or raises ConfigError naming every bad variable."""
-    read = _Reader(env)
-    problems = read.problems
-
-    node = read.text_or("NODE_HOSTNAME", hostname())
-    worker_id = read.text("WORKER_ID") or default_worker_id(node, random_hex())
-    if not WORKER_ID_PATTERN.fullmatch(worker_id):
-        problems.append(f"WORKER_ID: {worker_id!r} must be 1 to 64 characters of [A-Za-z0-9_.-]")
-
-    topic_prefix = read.text_or("MQTT_TOPIC_PREFIX", "ai-system")
-    if re.search(r"[+#\x00]", topic_prefix) or topic_prefix.startswith("/") or topic_prefix.endswith("/"):
-        problems.append(f"MQTT_TOPIC_PREFIX: {topic_prefix!r} must not hold + # or start/end with /")
-
-    master_grpc_addr = read.text_or("MASTER_GRPC_ADDR", "master:50051")
-    if not re.fullmatch(r"\S+:[0-9]{1,5}", master_grpc_addr):
-        problems.append(f"MASTER_GRPC_ADDR: {master_grpc_addr!r} is not host:port")
-
-    grpc_token = read.secret("GRPC_TOKEN")
-    if grpc_token is None and not any(p.startswith("GRPC_TOKEN_FILE") for p in problems):
-        problems.append("GRPC_TOKEN: required (set GRPC_TOKEN or GRPC_TOKEN_FILE)")
-
-    mqtt_ca_file = read.text("MQTT_CA_FILE")
-    if mqtt_ca_file is not None and not Path(mqtt_ca_file).is_file():
-        problems.append(f"MQTT_CA_FILE: {mqtt_ca_file!r} is not a readable file")
-
-    llm_provider = read.choice("LLM_PROVIDER", "auto", PROVIDER_MODES)
-    openai_base_url = read.base_url("OPENAI_BASE_URL", None)
-    if llm_provider == "openai" and openai_base_url is None and read.text("OPENAI_BASE_URL") is None:
-        problems.append("OPENAI_BASE_URL: required when LLM_PROVIDER=openai")
-
-    config = Config(
-        worker_id=worker_id,
-        node=node,
-        mqtt_host=read.text_or("MQTT_HOST", "mosquitto"),
-        mqtt_port=read.integer("MQTT_PORT", 1883, minimum=1, maximum=65535),
-        mqtt_username=read.text("MQTT_USERNAME"),
-        mqtt_password=read.secret("MQTT_PASSWORD"),
-        mqtt_tls=read.boolean("MQTT_TLS", False),
-        mqtt_ca_file=mqtt_ca_file,
-        topic_prefix=topic_prefix,
-        master_grpc_addr=master_grpc_addr,
-        grpc_token=grpc_token or "",
-        llm_provider=llm_provider,
-        gemini_api_key=read.secret("GEMINI_API_KEY"),
-        gemini_base_url=read.base_url("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com") or "",
-        gemini_model=read.text_or("GEMINI_MODEL", "gemini-2.5-flash"),
-        openai_base_url=openai_base_url,
-        openai_api_key=read.secret("OPENAI_API_KEY"),
-        openai_model=read.text_or("OPENAI_MODEL", "llama3.2"),
-        llm_timeout_ms=read.integer("LLM_TIMEOUT_MS", 30000, minimum=1),
-        simulated_work_ms=read.integer("SIMULATED_WORK_MS", 10000, minimum=0),
-        heartbeat_interval_ms=read.integer("HEARTBEAT_INTERVAL_MS", 2000, minimum=1),
-        result_retry_deadline_ms=read.integer("RESULT_RETRY_DEADLINE_MS", 120000, minimum=0),
-        shutdown_grace_ms=read.integer("SHUTDOWN_GRACE_MS", 20000, minimum=0),
-        health_file=read.text_or("HEALTH_FILE", "/tmp/worker.health"),
-        log_level=read.log_level("LOG_LEVEL"),
-    )
+    values, problems = read_settings(env, computed={"NODE_HOSTNAME": hostname()})
     if problems:
         raise ConfigError(problems)
-    return config
+
+    def text(name: str) -> str:
+        return str(values[name])
+
+    def optional(name: str) -> str | None:
+        value = values[name]
+        return None if value is None else str(value)
+
+    def number(name: str) -> int:
+        return int(values[name] or 0)
+
+    return Config(
+        worker_id=optional("WORKER_ID") or default_worker_id(text("NODE_HOSTNAME"), random_hex()),
+        node=text("NODE_HOSTNAME"),
+        mqtt_host=text("MQTT_HOST"),
+        mqtt_port=number("MQTT_PORT"),
+        mqtt_username=optional("MQTT_USERNAME"),
+        mqtt_password=optional("MQTT_PASSWORD"),
+        mqtt_tls=values["MQTT_TLS"] is True,
+        mqtt_ca_file=optional("MQTT_CA_FILE"),
+        topic_prefix=text("MQTT_TOPIC_PREFIX"),
+        master_grpc_addr=text("MASTER_GRPC_ADDR"),
+        grpc_token=text("GRPC_TOKEN"),
+        llm_provider=text("LLM_PROVIDER"),
+        gemini_api_key=optional("GEMINI_API_KEY"),
+        gemini_base_url=text("GEMINI_BASE_URL"),
+        gemini_model=text("GEMINI_MODEL"),
+        openai_base_url=optional("OPENAI_BASE_URL"),
+        openai_api_key=optional("OPENAI_API_KEY"),
+        openai_model=text("OPENAI_MODEL"),
+        llm_timeout_ms=number("LLM_TIMEOUT_MS"),
+        simulated_work_ms=number("SIMULATED_WORK_MS"),
+        heartbeat_interval_ms=number("HEARTBEAT_INTERVAL_MS"),
+        result_retry_deadline_ms=number("RESULT_RETRY_DEADLINE_MS"),
+        shutdown_grace_ms=number("SHUTDOWN_GRACE_MS"),
+        health_file=text("HEALTH_FILE"),
+        log_level=LOG_LEVELS[LOG_LEVELS.index(text("LOG_LEVEL"))],  # validated against the table's values
+    )

@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-DEFAULT_HEALTH_FILE = "/tmp/worker.health"
-DEFAULT_HEARTBEAT_INTERVAL_MS = 2000
+from .config import read_settings
+
 MIN_MAX_AGE_MS = 15000
 
 
@@ -46,14 +46,15 @@ def check_health(path: str, heartbeat_interval_ms: int, now_ms: int) -> str | No
     return None
 
 
-def _interval_from_env(env: Mapping[str, str]) -> int:
-    raw = env.get("HEARTBEAT_INTERVAL_MS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_HEARTBEAT_INTERVAL_MS
+def health_settings(env: Mapping[str, str]) -> tuple[str, int]:
+    """HEALTH_FILE and HEARTBEAT_INTERVAL_MS only; a bad value counts as its default (the worker refuses it)."""
+    values, _ = read_settings(env, only=("HEALTH_FILE", "HEARTBEAT_INTERVAL_MS"))
+    return str(values["HEALTH_FILE"]), int(values["HEARTBEAT_INTERVAL_MS"] or 0)
 
 
 def main() -> int:
-    path = os.environ.get("HEALTH_FILE", "").strip() or DEFAULT_HEALTH_FILE
-    problem = check_health(path, _interval_from_env(os.environ), int(time.time() * 1000))
+    path, interval_ms = health_settings(os.environ)
+    problem = check_health(path, interval_ms, int(time.time() * 1000))
     if problem is not None:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1

@@ -1,24 +1,41 @@
 package io.aiswarm.worker;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.aiswarm.worker.WorkerSettings.Setting;
 import java.io.IOException;
-import java.net.URI;
-import java.net.URISyntaxException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.function.Function;
+import java.util.Set;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Turns the process environment into a {@link Config}, or a {@link ConfigException} naming the
- * first bad variable. Pure apart from reading the files named by *_FILE variables, which goes
- * through {@link SecretFiles} so tests can supply their own.
+ * Turns the process environment into a {@link Config}, or a {@link ConfigException} listing every
+ * bad variable in the table's order. Names, defaults, bounds, allowed values and messages come from
+ * {@link WorkerSettings}, generated from proto/worker-settings.json for every worker language; this
+ * class only applies them, so its messages read the same as the Go and Python workers'. Pure apart
+ * from reading the files named by *_FILE variables and MQTT_CA_FILE, which goes through
+ * {@link SecretFiles} so tests can supply their own.
+ *
+ * <p>Why no configuration library (SmallRye Config, Spring Boot's binder): they bind types and
+ * defaults, but not the contract's rules (NAME_FILE winning over NAME, empty counting as unset, a
+ * requirement that depends on another variable) nor its shared messages, and they would be the
+ * largest dependency of this small image.
  */
 public final class ConfigLoader {
 
     /** docs/protocol.md: a worker id is 1 to 64 characters of [A-Za-z0-9_.-]. */
     static final Pattern WORKER_ID = Pattern.compile("[A-Za-z0-9_.-]{1,64}");
     private static final Pattern NOT_ID_CHAR = Pattern.compile("[^A-Za-z0-9_.-]");
+    /** What every worker language reads as an integer: ASCII digits, maybe a minus. */
+    private static final Pattern INTEGER_TEXT = Pattern.compile("-?[0-9]+");
+    private static final Pattern PLACEHOLDER = Pattern.compile("\\{[a-z_]+\\}");
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Reads a secret file; the loader trims surrounding whitespace (Docker secrets end in a newline). */
     @FunctionalInterface
@@ -28,6 +45,8 @@ public final class ConfigLoader {
 
     private final Map<String, String> env;
     private final SecretFiles files;
+    private final Map<String, Object> values = new HashMap<>();
+    private final List<String> problems = new ArrayList<>();
 
     private ConfigLoader(Map<String, String> env, SecretFiles files) {
         this.env = env;
@@ -40,80 +59,194 @@ public final class ConfigLoader {
      */
     public static Config load(Map<String, String> env, SecretFiles files, String hostname, String randomHex4)
             throws ConfigException {
-        return new ConfigLoader(env, files).build(hostname, randomHex4);
+        ConfigLoader loader = new ConfigLoader(env, files);
+        loader.read(Map.of("NODE_HOSTNAME", hostname == null ? "" : hostname), null);
+        if (!loader.problems.isEmpty()) {
+            throw new ConfigException(loader.problems);
+        }
+        return loader.build(randomHex4);
     }
 
-    private Config build(String hostname, String randomHex4) throws ConfigException {
-        String node = text("NODE_HOSTNAME", hostname);
-        String workerId = workerId(node, randomHex4);
-        String token = secret("GRPC_TOKEN");
-        if (token == null) {
-            throw new ConfigException("GRPC_TOKEN", "is required (set GRPC_TOKEN or GRPC_TOKEN_FILE)");
-        }
-        boolean tls = bool("MQTT_TLS", false);
-        String caFile = text("MQTT_CA_FILE", null);
+    /** HEALTH_FILE and HEARTBEAT_INTERVAL_MS only, for the healthcheck; a bad value counts as its default. */
+    static Map<String, Object> healthSettings(Map<String, String> env) {
+        ConfigLoader loader = new ConfigLoader(env, path -> {
+            throw new IOException("not read");
+        });
+        loader.read(Map.of(), Set.of("HEALTH_FILE", "HEARTBEAT_INTERVAL_MS"));
+        return loader.values;
+    }
+
+    private Config build(String randomHex4) {
+        String node = text("NODE_HOSTNAME");
+        String workerId = text("WORKER_ID");
+        String caFile = text("MQTT_CA_FILE");
         return new Config(
-                workerId,
+                workerId == null ? defaultWorkerId(node, randomHex4) : workerId,
                 node,
-                text("MQTT_HOST", "mosquitto"),
-                port("MQTT_PORT", 1883),
-                text("MQTT_USERNAME", null),
-                secret("MQTT_PASSWORD"),
-                tls,
+                text("MQTT_HOST"),
+                (int) number("MQTT_PORT"),
+                text("MQTT_USERNAME"),
+                text("MQTT_PASSWORD"),
+                Boolean.TRUE.equals(values.get("MQTT_TLS")),
                 caFile == null ? null : Path.of(caFile),
-                topicPrefix(),
-                hostPort("MASTER_GRPC_ADDR", "master:50051"),
-                token,
-                providerMode(),
-                secret("GEMINI_API_KEY"),
-                httpUrl("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"),
-                modelName("GEMINI_MODEL", "gemini-2.5-flash"),
-                httpUrl("OPENAI_BASE_URL", null),
-                secret("OPENAI_API_KEY"),
-                modelName("OPENAI_MODEL", "llama3.2"),
-                millis("LLM_TIMEOUT_MS", 30_000, 1),
-                millis("SIMULATED_WORK_MS", 10_000, 0),
-                millis("HEARTBEAT_INTERVAL_MS", 2_000, 1),
-                millis("RESULT_RETRY_DEADLINE_MS", 120_000, 0),
-                millis("SHUTDOWN_GRACE_MS", 20_000, 0),
-                Path.of(text("HEALTH_FILE", "/tmp/worker.health")),
-                logLevel());
+                text("MQTT_TOPIC_PREFIX"),
+                text("MASTER_GRPC_ADDR"),
+                text("GRPC_TOKEN"),
+                ProviderMode.parse(text("LLM_PROVIDER")), // validated against the table's values
+                text("GEMINI_API_KEY"),
+                text("GEMINI_BASE_URL"),
+                text("GEMINI_MODEL"),
+                text("OPENAI_BASE_URL"),
+                text("OPENAI_API_KEY"),
+                text("OPENAI_MODEL"),
+                number("LLM_TIMEOUT_MS"),
+                number("SIMULATED_WORK_MS"),
+                number("HEARTBEAT_INTERVAL_MS"),
+                number("RESULT_RETRY_DEADLINE_MS"),
+                number("SHUTDOWN_GRACE_MS"),
+                Path.of(text("HEALTH_FILE")),
+                LogLevel.parse(text("LOG_LEVEL")));
+    }
+
+    private String text(String name) {
+        return (String) values.get(name);
+    }
+
+    private long number(String name) {
+        return (Long) values.get(name);
     }
 
     /** An unset or blank variable counts as unset (compose files often pass empty strings). */
-    private String text(String name, String fallback) {
-        String value = env.get(name);
-        return value == null || value.isBlank() ? fallback : value.trim();
-    }
-
-    /** NAME_FILE wins over NAME; the value itself never appears in an error. */
-    private String secret(String name) throws ConfigException {
-        String fileName = name + "_FILE";
-        String path = text(fileName, null);
-        if (path != null) {
-            try {
-                String value = files.read(Path.of(path)).strip();
-                if (value.isEmpty()) {
-                    throw new ConfigException(fileName, "names an empty file: " + path);
-                }
-                return value;
-            } catch (IOException e) {
-                throw new ConfigException(fileName, "names a file that cannot be read: " + path);
-            }
-        }
+    private String lookup(String name) {
         String value = env.get(name);
         return value == null || value.isBlank() ? null : value.strip();
     }
 
-    private String workerId(String node, String randomHex4) throws ConfigException {
-        String given = text("WORKER_ID", null);
-        if (given == null) {
-            return defaultWorkerId(node, randomHex4);
+    /** Applies the table; {@code computed} gives defaults it cannot hold, {@code only} limits the variables. */
+    private void read(Map<String, String> computed, Set<String> only) {
+        for (Setting s : WorkerSettings.ALL) {
+            if (only != null && !only.contains(s.name())) {
+                continue;
+            }
+            String given = lookup(s.name());
+            String raw = given != null ? given : computed.getOrDefault(s.name(), s.defaultValue());
+            values.put(s.name(), switch (s.kind()) {
+                case "integer" -> integer(s, raw == null ? "" : raw);
+                case "boolean" -> bool(s, raw == null ? "" : raw);
+                case "choice" -> choice(s, raw == null ? "" : raw);
+                case "file" -> file(s, raw);
+                case "secret" -> secret(s);
+                default -> string(s, raw);
+            });
         }
-        if (!WORKER_ID.matcher(given).matches()) {
-            throw new ConfigException("WORKER_ID", "must be 1 to 64 characters of [A-Za-z0-9_.-], got \"" + given + "\"");
+    }
+
+    private long integer(Setting s, String raw) {
+        try {
+            if (INTEGER_TEXT.matcher(raw).matches()) {
+                long value = Long.parseLong(raw);
+                if (value >= s.min() && value <= s.max()) {
+                    return value;
+                }
+            }
+        } catch (NumberFormatException e) {
+            // too long for a long: reported below
         }
-        return given;
+        fail(s, "integer", raw);
+        return Long.parseLong(s.defaultValue());
+    }
+
+    private boolean bool(Setting s, String raw) {
+        String lowered = raw.toLowerCase(Locale.ROOT);
+        if (!WorkerSettings.TRUE_WORDS.contains(lowered) && !WorkerSettings.FALSE_WORDS.contains(lowered)) {
+            fail(s, "boolean", raw);
+        }
+        return WorkerSettings.TRUE_WORDS.contains(lowered);
+    }
+
+    private String choice(Setting s, String raw) {
+        String value = s.ignoreCase() ? raw.toLowerCase(Locale.ROOT) : raw;
+        if (s.values().contains(value)) {
+            return value;
+        }
+        fail(s, "choice", raw);
+        return s.defaultValue();
+    }
+
+    private String file(Setting s, String raw) {
+        if (raw != null) {
+            try {
+                files.read(Path.of(raw));
+            } catch (IOException | RuntimeException e) {
+                fail(s, "file", raw);
+            }
+        }
+        return raw;
+    }
+
+    private String string(Setting s, String raw) {
+        String value = raw;
+        if (value != null && s.pattern() != null && !Pattern.compile(s.pattern()).matcher(value).matches()) {
+            fail(s, "pattern", value);
+        }
+        if (value != null && s.trimTrailingSlash()) {
+            value = value.replaceAll("/+$", "");
+        }
+        if ((value == null || value.isEmpty()) && s.required()) {
+            fail(s, "required", "");
+        } else if ((value == null || value.isEmpty()) && s.requiredWhenName() != null
+                && s.requiredWhenValue().equals(values.get(s.requiredWhenName()))) {
+            fail(s, "required_when", "");
+        }
+        return value == null || value.isEmpty() ? null : value;
+    }
+
+    /** NAME_FILE wins over NAME; the value itself never appears in an error. */
+    private String secret(Setting s) {
+        Setting fileVariable = new Setting(s.name() + "_FILE", "file", null, 0, 0, List.of(), false, null, null,
+                false, false, null, null);
+        String path = lookup(fileVariable.name());
+        if (path == null) {
+            String value = lookup(s.name());
+            if (value == null && s.required()) {
+                fail(s, "required_secret", "");
+            }
+            return value;
+        }
+        try {
+            String value = files.read(Path.of(path)).strip();
+            if (value.isEmpty()) {
+                fail(fileVariable, "file_empty", path);
+                return null;
+            }
+            return value;
+        } catch (IOException | RuntimeException e) {
+            fail(fileVariable, "file_unreadable", path);
+            return null;
+        }
+    }
+
+    /** Adds {@code NAME <message>}: the table's text for kind, {value} as a JSON string. */
+    private void fail(Setting s, String kind, String value) {
+        Map<String, String> fill = new HashMap<>();
+        fill.put("{value}", jsonString(value));
+        fill.put("{min}", Long.toString(s.min()));
+        fill.put("{max}", Long.toString(s.max()));
+        fill.put("{values}", String.join(", ", s.values()));
+        fill.put("{rule}", s.rule() == null ? "" : s.rule());
+        fill.put("{name}", s.name());
+        fill.put("{when_name}", s.requiredWhenName() == null ? "" : s.requiredWhenName());
+        fill.put("{when_value}", s.requiredWhenValue() == null ? "" : s.requiredWhenValue());
+        Matcher m = PLACEHOLDER.matcher(WorkerSettings.MESSAGES.get(kind));
+        problems.add(s.name() + " " + m.replaceAll(r -> Matcher.quoteReplacement(fill.getOrDefault(r.group(), r.group()))));
+    }
+
+    private static String jsonString(String value) {
+        try {
+            return JSON.writeValueAsString(value);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a string always serializes", e);
+        }
     }
 
     /** "java-<node>-<4 hex>" (node: NODE_HOSTNAME, else the host name), cleaned and cut so the id stays valid. */
@@ -129,119 +262,5 @@ public final class ConfigLoader {
             host = host.substring(0, room);
         }
         return prefix + host + suffix;
-    }
-
-    private String topicPrefix() throws ConfigException {
-        String prefix = text("MQTT_TOPIC_PREFIX", "ai-system");
-        if (prefix.contains("+") || prefix.contains("#") || prefix.startsWith("/") || prefix.endsWith("/")) {
-            throw new ConfigException("MQTT_TOPIC_PREFIX",
-                    "must not contain MQTT wildcards (+, #) nor start or end with '/', got \"" + prefix + "\"");
-        }
-        return prefix;
-    }
-
-    private ProviderMode providerMode() throws ConfigException {
-        return oneOf("LLM_PROVIDER", "auto", ProviderMode::parse, "auto, gemini, openai or offline");
-    }
-
-    private LogLevel logLevel() throws ConfigException {
-        return oneOf("LOG_LEVEL", "info", LogLevel::parse, "debug, info, warn or error");
-    }
-
-    /** A variable naming one of a few values; {@code parse} returns null for anything else. */
-    private <T> T oneOf(String name, String fallback, Function<String, T> parse, String allowed)
-            throws ConfigException {
-        String value = text(name, fallback);
-        T parsed = parse.apply(value);
-        if (parsed == null) {
-            throw new ConfigException(name, "must be " + allowed + ", got \"" + value + "\"");
-        }
-        return parsed;
-    }
-
-    private boolean bool(String name, boolean fallback) throws ConfigException {
-        String value = text(name, null);
-        if (value == null) {
-            return fallback;
-        }
-        switch (value.toLowerCase(Locale.ROOT)) {
-            case "true", "1", "yes":
-                return true;
-            case "false", "0", "no":
-                return false;
-            default:
-                throw new ConfigException(name, "must be true or false, got \"" + value + "\"");
-        }
-    }
-
-    private long millis(String name, long fallback, long minimum) throws ConfigException {
-        String value = text(name, null);
-        if (value == null) {
-            return fallback;
-        }
-        long parsed;
-        try {
-            parsed = Long.parseLong(value);
-        } catch (NumberFormatException e) {
-            throw new ConfigException(name, "must be a whole number of milliseconds, got \"" + value + "\"");
-        }
-        if (parsed < minimum) {
-            throw new ConfigException(name, "must be at least " + minimum + ", got " + parsed);
-        }
-        return parsed;
-    }
-
-    private int port(String name, int fallback) throws ConfigException {
-        String value = text(name, null);
-        return value == null ? fallback : parsePort(name, value);
-    }
-
-    private static int parsePort(String name, String value) throws ConfigException {
-        try {
-            int port = Integer.parseInt(value);
-            if (port >= 1 && port <= 65535) {
-                return port;
-            }
-        } catch (NumberFormatException e) {
-            // reported below
-        }
-        throw new ConfigException(name, "must be a port number from 1 to 65535, got \"" + value + "\"");
-    }
-
-    /** host:port, as grpc expects it (an IPv6 host in brackets). */
-    private String hostPort(String name, String fallback) throws ConfigException {
-        String value = text(name, fallback);
-        int colon = value.lastIndexOf(':');
-        if (colon <= 0 || colon == value.length() - 1) {
-            throw new ConfigException(name, "must be host:port, got \"" + value + "\"");
-        }
-        parsePort(name, value.substring(colon + 1));
-        return value;
-    }
-
-    /** An http(s) URL without its trailing slash, so paths can be appended. */
-    private String httpUrl(String name, String fallback) throws ConfigException {
-        String value = text(name, fallback);
-        if (value == null) {
-            return null;
-        }
-        try {
-            URI uri = new URI(value);
-            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
-            if ((scheme.equals("http") || scheme.equals("https")) && uri.getHost() != null) {
-                return value.replaceAll("/+$", "");
-            }
-        } catch (URISyntaxException e) {
-            // reported below
-        }
-        throw new ConfigException(name, "must be an http:// or https:// URL, got \"" + value + "\"");
-    }
-
-    private String modelName(String name, String fallback) throws ConfigException {
-        String value = text(name, fallback);
-        if (value.chars().anyMatch(c -> Character.isWhitespace(c) || c == '?' || c == '#')) {
-            throw new ConfigException(name, "must be a model name without spaces, '?' or '#', got \"" + value + "\"");
-        }
-        return value;
     }
 }

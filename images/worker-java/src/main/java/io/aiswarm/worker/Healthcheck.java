@@ -19,8 +19,9 @@ public final class Healthcheck {
     }
 
     static int run(java.util.Map<String, String> env) {
-        Path file = Path.of(orDefault(env.get("HEALTH_FILE"), "/tmp/worker.health"));
-        long maxAge = maxAgeMs(env.get("HEARTBEAT_INTERVAL_MS"));
+        java.util.Map<String, Object> settings = ConfigLoader.healthSettings(env);
+        Path file = Path.of((String) settings.get("HEALTH_FILE"));
+        long maxAge = maxAgeMs((Long) settings.get("HEARTBEAT_INTERVAL_MS"));
         try {
             long age = new HealthFile(file).ageMs(System.currentTimeMillis());
             if (age <= maxAge) {
@@ -34,19 +35,7 @@ public final class Healthcheck {
     }
 
     /** Three heartbeats may be missed, with a floor of 15 s so a slow start is not killed. */
-    static long maxAgeMs(String heartbeatIntervalMs) {
-        long interval = 2_000;
-        try {
-            if (heartbeatIntervalMs != null && !heartbeatIntervalMs.isBlank()) {
-                interval = Math.max(1, Long.parseLong(heartbeatIntervalMs.trim()));
-            }
-        } catch (NumberFormatException e) {
-            // the worker itself refuses a bad value; here keep the default
-        }
-        return Math.max(MIN_MAX_AGE_MS, 3 * interval);
-    }
-
-    private static String orDefault(String value, String fallback) {
-        return value == null || value.isBlank() ? fallback : value;
+    static long maxAgeMs(long heartbeatIntervalMs) {
+        return Math.max(MIN_MAX_AGE_MS, 3 * heartbeatIntervalMs);
     }
 }

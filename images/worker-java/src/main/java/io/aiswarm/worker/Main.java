@@ -54,8 +54,7 @@ public final class Main {
             return ConfigLoader.load(System.getenv(), path -> Files.readString(path, StandardCharsets.UTF_8),
                     hostname(), String.format(Locale.ROOT, "%04x", ThreadLocalRandom.current().nextInt(0x10000)));
         } catch (ConfigException e) {
-            System.err.println("configuration error: " + e.getMessage());
-            System.exit(EXIT_BAD_CONFIG);
+            exitBadConfig(e);
             throw new IllegalStateException("unreachable");
         }
     }
@@ -65,13 +64,20 @@ public final class Main {
             SocketFactory tls = config.mqttTls() ? MqttTls.socketFactory(config.mqttCaFile()) : null;
             return new MqttLink(config, worker.topics(), worker.payloads(), log, tls, worker);
         } catch (ConfigException e) {
-            System.err.println("configuration error: " + e.getMessage());
-            System.exit(EXIT_BAD_CONFIG);
+            exitBadConfig(e);
         } catch (MqttException e) {
             log.error("cannot create the MQTT client: " + MqttLink.describe(e));
             System.exit(1);
         }
         throw new IllegalStateException("unreachable");
+    }
+
+    /** One line per problem, as every worker language prints them (docs/protocol.md), then exit 2. */
+    private static void exitBadConfig(ConfigException e) {
+        for (String problem : e.problems()) {
+            System.err.println("config error: " + problem);
+        }
+        System.exit(EXIT_BAD_CONFIG);
     }
 
     /** SIGTERM (docker stop) and SIGINT (Ctrl-C) run the graceful sequence, then exit 0. */

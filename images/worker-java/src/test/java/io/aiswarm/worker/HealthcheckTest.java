@@ -14,10 +14,18 @@ class HealthcheckTest {
 
     @Test
     void maxAgeIsThreeHeartbeatsWithA15sFloor() {
-        assertEquals(15_000, Healthcheck.maxAgeMs(null));
-        assertEquals(15_000, Healthcheck.maxAgeMs("2000"));
-        assertEquals(30_000, Healthcheck.maxAgeMs("10000"));
-        assertEquals(15_000, Healthcheck.maxAgeMs("garbage"));
+        assertEquals(15_000, Healthcheck.maxAgeMs(2000));
+        assertEquals(30_000, Healthcheck.maxAgeMs(10000));
+    }
+
+    @Test
+    void aMissingOrBadIntervalCountsAsTheTablesDefault() {
+        long tableDefault = WorkerSettings.ALL.stream().filter(s -> s.name().equals("HEARTBEAT_INTERVAL_MS"))
+                .map(s -> Long.parseLong(s.defaultValue())).findFirst().orElseThrow();
+        assertEquals(tableDefault, ConfigLoader.healthSettings(Map.of()).get("HEARTBEAT_INTERVAL_MS"));
+        assertEquals(tableDefault, ConfigLoader.healthSettings(Map.of("HEARTBEAT_INTERVAL_MS", "garbage")).get("HEARTBEAT_INTERVAL_MS"));
+        assertEquals(500L, ConfigLoader.healthSettings(Map.of("HEARTBEAT_INTERVAL_MS", "500", "GRPC_TOKEN_FILE", "/nope"))
+                .get("HEARTBEAT_INTERVAL_MS"));
     }
 
     @Test

@@ -457,7 +457,7 @@ class WorkerProcessTest {
         }
         try (WorkerProcess bad = WorkerProcess.start(env("LOG_LEVEL", "loud"))) {
             assertEquals(2, bad.awaitExit(WAIT_MS));
-            assertTrue(bad.output().contains("LOG_LEVEL must be debug, info, warn or error"), bad.output());
+            assertTrue(bad.output().contains("config error: LOG_LEVEL must be one of debug, info, warn, error, got \"loud\""), bad.output());
         }
     }
 
