@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { QueryService, ResultDecision } from "./queryService";
+import { boundedClose, SHUTDOWN_STEP_MS, type StepEnd } from "./shutdown";
 
 export const PROTO_FILE = "aiswarm/v1/worker_callback.proto";
 
@@ -96,17 +97,10 @@ export class GrpcServer {
     });
   }
 
-  stop(): Promise<void> {
-    return new Promise((done) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        done();
-      }, 3000);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        done();
-      });
-    });
+  /** Lets calls in progress finish for at most `graceMs`, then cancels them. */
+  stop(graceMs = SHUTDOWN_STEP_MS): Promise<StepEnd> {
+    const graceful = new Promise<void>((done) => this.server.tryShutdown(() => done()));
+    return boundedClose(graceful, graceMs, () => this.server.forceShutdown());
   }
 
   private authorized(call: grpc.ServerUnaryCall<unknown, unknown>, method: string): grpc.ServiceError | null {

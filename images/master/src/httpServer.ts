@@ -17,6 +17,7 @@ import type { Metrics } from "./metrics";
 import type { QueryService, QueryView } from "./queryService";
 import type { RateLimiter } from "./rateLimit";
 import { sameOrigin, securityHeaders, setSecurityHeaders } from "./securityHeaders";
+import { boundedClose, SHUTDOWN_STEP_MS, type StepEnd } from "./shutdown";
 import { SignInBackoff } from "./signInBackoff";
 import { cleanSessionId, validateQueryInput } from "./validation";
 import { WebServer, type TlsFiles } from "./webServer";
@@ -168,11 +169,20 @@ export class HttpApi {
     return this.web.listen(port, host);
   }
 
-  async close(): Promise<void> {
+  /**
+   * Closes the web port within `graceMs`: stops accepting, answers the
+   * long-polls and `Prefer: wait` requests with what they have, disconnects the
+   * Socket.IO clients and closes keep-alive connections as they go idle. What
+   * is still open after `graceMs` (a client that does not answer the WebSocket
+   * close, a request that never finishes arriving) is dropped.
+   */
+  async close(graceMs = SHUTDOWN_STEP_MS): Promise<StepEnd> {
     clearInterval(this.clusterTimer);
     clearTimeout(this.positionsTimer);
-    this.web.close();
-    await this.io.close();
+    this.deps.service.stopWaiting();
+    const closed = this.web.close();
+    const graceful = this.io.close().then(() => closed);
+    return boundedClose(graceful, graceMs, () => this.web.destroyConnections());
   }
 
   /** One path for REST and Socket.IO: rate limit, validation, session cap. */

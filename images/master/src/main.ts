@@ -9,6 +9,7 @@ import { MqttBridge } from "./mqttBridge";
 import { QueryService } from "./queryService";
 import { RateLimiter } from "./rateLimit";
 import { Scheduler } from "./scheduler";
+import { SHUTDOWN_STEP_MS, type StepEnd } from "./shutdown";
 import { SignInBackoff } from "./signInBackoff";
 import { QueryStore } from "./store";
 
@@ -119,14 +120,25 @@ async function run(cfg: Config, log: Logger): Promise<void> {
   });
 
   let stopping = false;
+  // Each step is bounded (SHUTDOWN_STEP_MS, then forced) and they run side by
+  // side; the store is committed last, so nothing accepted is lost.
+  const step = async (name: string, stop: () => Promise<StepEnd>): Promise<void> => {
+    const end = await stop().catch((): StepEnd => "failed");
+    if (end === "timed_out") log.warn("shutdown step timed out; forced it", { step: name, limit_ms: SHUTDOWN_STEP_MS });
+    else if (end === "failed") log.warn("shutdown step failed; forced it", { step: name });
+  };
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info("shutting down", { signal });
+    log.info("shutting down", { signal, step_limit_ms: SHUTDOWN_STEP_MS });
     timers.forEach(clearInterval);
     service.flush(); // what is pending is committed and its effects (acks, tasks) go out
-    await Promise.allSettled([http.close(), grpcServer.stop(), mqtt.stop()]);
-    service.flush();
+    await Promise.all([
+      step("web", () => http.close(SHUTDOWN_STEP_MS)),
+      step("grpc", () => grpcServer.stop(SHUTDOWN_STEP_MS)),
+      step("mqtt", () => mqtt.stop(SHUTDOWN_STEP_MS)),
+    ]);
+    service.flush(); // what arrived meanwhile (a result, a query) is kept too
     store.close();
     log.info("stopped");
     process.exit(0);

@@ -8,6 +8,7 @@ import type { Config } from "./config";
 import { errorMessage, type Logger } from "./log";
 import { encodeLog, parseIncoming, topics, type IncomingMsg, type Topics } from "./protocol";
 import type { TaskPublisher } from "./queryService";
+import { boundedClose, SHUTDOWN_STEP_MS, type StepEnd } from "./shutdown";
 
 const MIN_RECONNECT_MS = 500;
 const MAX_RECONNECT_MS = 30_000;
@@ -76,10 +77,18 @@ export class MqttBridge implements TaskPublisher {
     this.publish(this.topics.logs, encodeLog({ source: "master", level, message, task_id: taskId, ts: Date.now() }));
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Connected: waits (at most `graceMs`) for the broker to acknowledge the
+   * tasks in flight, then disconnects. Not connected: nobody to tell, the
+   * client just stops. A broker that stops answering without closing the
+   * connection would hold the first forever (mqtt.js waits for every
+   * acknowledgement): after `graceMs` the connection is dropped.
+   */
+  async stop(graceMs = SHUTDOWN_STEP_MS): Promise<StepEnd> {
     const client = this.client;
-    if (!client) return;
-    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    if (!client) return "closed";
+    const graceful = new Promise<void>((resolve) => client.end(!client.connected, {}, () => resolve()));
+    return boundedClose(graceful, graceMs, () => client.stream?.destroy());
   }
 
   private onConnect(client: MqttClient): void {

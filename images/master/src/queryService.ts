@@ -1,12 +1,20 @@
 // The master's core: ties the pure scheduler to the store, the in-memory API
 // keys and the task publisher. HTTP, Socket.IO, MQTT and gRPC are thin adapters
 // around this class, which itself does no network I/O (the publisher is injected).
+//
+// Who owns what of a query (one owner per fact):
+// - unfinished, its dispatch state (queued or leased, worker, assigned time,
+//   attempts, the dispatches that ended without an answer) is the scheduler's
+//   (Scheduler.task()); this class keeps only the query text, the creation time
+//   and the API key (`submissions`), and the numbers of finished queries;
+// - finished, everything is its row in the store.
+// A QueryView is built in one place, queryView(), from either (see QueryFacts).
 import { newQueryId } from "./ids";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import { encodeTask, type IncomingMsg } from "./protocol";
-import type { NodeCounts, Requeue, RequeueReason, Scheduler, WorkerView } from "./scheduler";
-import { parseHistory, type AttemptRecord, type QueryRow, type QueryStatus, type QueryStore } from "./store";
+import type { AttemptRecord, NodeCounts, Requeue, RequeueReason, Scheduler, TaskState, WorkerView } from "./scheduler";
+import { parseHistory, type QueryRow, type QueryStatus, type QueryStore } from "./store";
 import type { QueryInput } from "./validation";
 
 export interface WorkerRef {
@@ -96,18 +104,41 @@ export interface ServiceListeners {
   queryFinished?(view: QueryView): void;
 }
 
-/** What the master keeps in memory for a query that is not finished. */
-interface ActiveQuery {
-  id: string;
-  session: string;
+/**
+ * What the service keeps of an unfinished query: only what the scheduler has
+ * no use for. Everything else about it is the scheduler's (Scheduler.task()).
+ */
+interface Submission {
   query: string;
-  status: "queued" | "assigned";
+  createdMs: number;
+  /** The user's API key: memory only, gone with the submission when the query ends. */
+  apiKey: string | undefined;
+}
+
+/**
+ * Everything a QueryView shows, from an unfinished query (scheduler +
+ * submission) or a stored row: the one input of queryView().
+ */
+interface QueryFacts {
+  id: string;
+  status: QueryStatus;
+  query: string;
+  /** 1-based place in the queue; 0 unless queued. */
+  position: number;
   createdMs: number;
   assignedMs: number | null;
-  workerId: string | null;
+  /** Who holds it (unfinished), or who answered or reported the error (finished). */
+  worker: WorkerRef | null;
   attempts: number;
-  /** Dispatches that ended without an answer (stored with the query). */
-  history: AttemptRecord[];
+  /** Dispatches that ended without an answer, oldest first. */
+  history: readonly AttemptRecord[];
+  answer: string | null;
+  error: string | null;
+  provider: string | null;
+  receivedMs: number | null;
+  startedMs: number | null;
+  finishedMs: number | null;
+  completedMs: number | null;
 }
 
 export interface ServiceOptions {
@@ -134,11 +165,13 @@ const noListeners: ServiceListeners = {
 };
 
 export class QueryService {
-  private readonly active = new Map<string, ActiveQuery>();
-  /** Per-query user API keys: memory only, deleted when the query ends. */
-  private readonly apiKeys = new Map<string, string>();
+  /** Unfinished queries: what the scheduler does not keep (same ids as its tasks). */
+  private readonly submissions = new Map<string, Submission>();
   private readonly waiters = new Map<string, Set<(view: QueryView) => void>>();
-  private readonly counts: Record<QueryStatus, number>;
+  /** False once the master stops: long-polls then answer at once. */
+  private waiting = true;
+  /** Finished queries by outcome (unfinished ones are the scheduler's queue and leases). */
+  private readonly finished: { done: number; failed: number };
   private readonly now: () => number;
   private listeners: ServiceListeners = noListeners;
   private seenWorkersVersion = -1;
@@ -157,7 +190,8 @@ export class QueryService {
     private metrics?: Metrics,
   ) {
     this.now = opts.now ?? Date.now;
-    this.counts = store.countByStatus();
+    const counts = store.countByStatus();
+    this.finished = { done: counts.done, failed: counts.failed };
     this.groupCommit = opts.groupCommit ?? false;
     this.defer = opts.defer ?? ((fn) => void setImmediate(fn));
   }
@@ -173,33 +207,22 @@ export class QueryService {
   /** Rebuilds the queue and the leases from the database after a (re)start. */
   restore(): { queued: number; assigned: number } {
     const rows = this.store.active();
-    const now = this.now();
     this.scheduler.restore(
       rows.map((r) => ({
         id: r.id,
         session: r.session,
         attempts: r.attempts,
         queueKey: r.queue_key ?? 0,
+        history: parseHistory(r.history),
         lease:
           r.status === "assigned" && r.worker_id
-            ? { workerId: r.worker_id }
+            ? { workerId: r.worker_id, assignedMs: r.assigned_ms ?? undefined }
             : undefined,
       })),
-      now,
+      this.now(),
     );
-    for (const r of rows) {
-      this.active.set(r.id, {
-        id: r.id,
-        session: r.session,
-        query: r.query,
-        status: r.status === "assigned" && r.worker_id ? "assigned" : "queued",
-        createdMs: r.created_ms,
-        assignedMs: r.assigned_ms,
-        workerId: r.worker_id,
-        attempts: r.attempts,
-        history: parseHistory(r.history),
-      });
-    }
+    // The API key is never stored: after a restart the query runs without one.
+    for (const r of rows) this.submissions.set(r.id, { query: r.query, createdMs: r.created_ms, apiKey: undefined });
     return { queued: this.scheduler.queueDepth, assigned: this.scheduler.leaseCount };
   }
 
@@ -210,7 +233,6 @@ export class QueryService {
     const id = newQueryId(now);
     const queued = this.scheduler.enqueue(id, session);
     if (!queued.ok) return queued;
-    const hasKey = input.apiKey !== undefined;
     try {
       this.write(() =>
         this.store.insert({
@@ -218,7 +240,7 @@ export class QueryService {
           session,
           query: input.query,
           queueKey: queued.queueKey,
-          hasCredential: hasKey,
+          hasCredential: input.apiKey !== undefined,
           createdMs: now,
         }),
       );
@@ -228,19 +250,7 @@ export class QueryService {
       this.scheduler.forget(id);
       throw error;
     }
-    if (input.apiKey !== undefined) this.apiKeys.set(id, input.apiKey);
-    this.active.set(id, {
-      id,
-      session,
-      query: input.query,
-      status: "queued",
-      createdMs: now,
-      assignedMs: null,
-      workerId: null,
-      attempts: 0,
-      history: [],
-    });
-    this.counts.queued += 1;
+    this.submissions.set(id, { query: input.query, createdMs: now, apiKey: input.apiKey });
     this.pump();
     const view = this.get(id) as QueryView;
     if (view.status === "queued") this.effect(() => this.listeners.queryUpdated(view, session));
@@ -249,21 +259,21 @@ export class QueryService {
   }
 
   get(id: string): QueryView | undefined {
-    const active = this.active.get(id);
-    if (active) return this.activeView(active);
+    const task = this.scheduler.task(id);
+    if (task) return queryView(this.activeFacts(task));
     const row = this.store.get(id);
-    return row ? rowView(row) : undefined;
+    return row ? queryView(rowFacts(row)) : undefined;
   }
 
   /** The session a query belongs to; undefined for an unknown id. */
   sessionOf(id: string): string | undefined {
-    return this.active.get(id)?.session ?? this.store.get(id)?.session;
+    return this.scheduler.sessionOf(id) ?? this.store.get(id)?.session;
   }
 
   /** Resolves when the query is done or failed, or when `ms` have passed. */
   waitFor(id: string, ms: number): Promise<QueryView | undefined> {
     const view = this.get(id);
-    if (!view || view.status === "done" || view.status === "failed" || ms <= 0) {
+    if (!view || view.status === "done" || view.status === "failed" || ms <= 0 || !this.waiting) {
       // What is read may be in the open batch: show it once it is on disk.
       return this.committed().then(() => view);
     }
@@ -281,20 +291,31 @@ export class QueryService {
     });
   }
 
+  /**
+   * The master is stopping: every long-poll answers now (once what it shows is
+   * on disk) with the query as it stands, and later ones do not wait.
+   */
+  stopWaiting(): void {
+    this.waiting = false;
+    this.afterCommit(() => {
+      for (const [id, set] of this.waiters) {
+        const view = this.get(id) as QueryView;
+        for (const finish of [...set]) finish(view);
+      }
+    });
+  }
+
   /** The session's latest queries, newest first (for a page that reconnects). */
   recent(session: string, limit = 100): QueryView[] {
     return this.store.recentBySession(session, limit).map((row) => {
-      const active = this.active.get(row.id);
-      return active ? this.activeView(active) : rowView(row);
+      const task = this.scheduler.task(row.id);
+      return queryView(task ? this.activeFacts(task) : rowFacts(row));
     });
   }
 
   /** Waiting queries with their sessions, head first (to push new positions). */
   queued(): { view: QueryView; session: string }[] {
-    return this.scheduler.queuedIds().map((id, index) => {
-      const active = this.active.get(id) as ActiveQuery;
-      return { view: this.activeView(active, index + 1), session: active.session };
-    });
+    return this.queuedFor(() => true);
   }
 
   /**
@@ -304,8 +325,8 @@ export class QueryService {
   queuedFor(wanted: (session: string) => boolean): { view: QueryView; session: string }[] {
     const out: { view: QueryView; session: string }[] = [];
     this.scheduler.queuedIds().forEach((id, index) => {
-      const active = this.active.get(id) as ActiveQuery;
-      if (wanted(active.session)) out.push({ view: this.activeView(active, index + 1), session: active.session });
+      const session = this.scheduler.sessionOf(id) as string;
+      if (wanted(session)) out.push({ view: queryView(this.activeFacts(this.scheduler.task(id) as TaskState, index + 1)), session });
     });
     return out;
   }
@@ -374,7 +395,7 @@ export class QueryService {
   }
 
   queriesByState(): Record<QueryStatus, number> {
-    return { ...this.counts };
+    return { queued: this.scheduler.queueDepth, assigned: this.scheduler.leaseCount, ...this.finished };
   }
 
   workers(): WorkerView[] {
@@ -414,18 +435,17 @@ export class QueryService {
   }
 
   handleResult(r: ResultInput): ResultDecision {
-    const active = this.active.get(r.taskId);
-    if (!active) {
+    const holder = this.scheduler.checkHolder(r.taskId, r.workerId);
+    if (holder === "not_active") {
       const decision = this.store.get(r.taskId) ? "duplicate" : "not_found";
       if (decision === "not_found") this.metrics?.resultRejected("not_found");
       return decision;
     }
-    if (this.scheduler.checkHolder(r.taskId, r.workerId) !== "held") {
+    if (holder === "not_held") {
       this.metrics?.resultRejected("not_held");
       return "permission_denied";
     }
-    this.scheduler.complete(r.taskId);
-    this.finish(active, {
+    this.finish(this.scheduler.complete(r.taskId) as TaskState, {
       status: r.error !== "" ? "failed" : "done",
       answer: r.error !== "" ? null : r.answer,
       error: r.error !== "" ? r.error : null,
@@ -442,7 +462,7 @@ export class QueryService {
   getCredential(taskId: string, workerId: string): CredentialDecision {
     const holder = this.scheduler.checkHolder(taskId, workerId);
     if (holder === "held") {
-      const apiKey = this.apiKeys.get(taskId);
+      const apiKey = this.submissions.get(taskId)?.apiKey;
       return { kind: "ok", present: apiKey !== undefined, apiKey: apiKey ?? "" };
     }
     const known = holder === "not_held" || this.store.get(taskId) !== undefined;
@@ -475,34 +495,28 @@ export class QueryService {
   // ---- internals -----------------------------------------------------------
 
   private publishDispatches(dispatches: ReturnType<Scheduler["dispatch"]>): void {
-    const now = this.now();
     // Persist before publishing: a crash in between leaves a lease that
     // expires and re-dispatches, never a task that is out but not recorded.
     this.write(() =>
       this.store.assignMany(
-        dispatches.map((d) => ({ id: d.taskId, workerId: d.workerId, assignedMs: now, attempts: d.attempt })),
+        dispatches.map((d) => ({ id: d.taskId, workerId: d.workerId, assignedMs: d.assignedMs, attempts: d.attempt })),
       ),
     );
     for (const d of dispatches) {
-      const active = this.active.get(d.taskId) as ActiveQuery;
-      active.status = "assigned";
-      active.workerId = d.workerId;
-      active.assignedMs = now;
-      active.attempts = d.attempt;
-      this.counts.queued -= 1;
-      this.counts.assigned += 1;
+      const task = this.scheduler.task(d.taskId) as TaskState;
+      const submission = this.submissionOf(task);
       const payload = encodeTask({
         task_id: d.taskId,
-        query: active.query,
+        query: submission.query,
         lease_ms: d.leaseMs,
-        has_credential: this.apiKeys.has(d.taskId),
-        ts: now,
+        has_credential: submission.apiKey !== undefined,
+        ts: d.assignedMs,
       });
       const topic = this.opts.taskTopic(d.workerId);
-      const view = this.activeView(active, 0);
+      const view = queryView(this.activeFacts(task));
       this.effect(() => {
         this.publisher.publish(topic, payload);
-        this.listeners.queryUpdated(view, active.session);
+        this.listeners.queryUpdated(view, task.session);
       });
       this.log.debug("task dispatched", { task_id: d.taskId, worker_id: d.workerId, attempt: d.attempt });
     }
@@ -510,30 +524,19 @@ export class QueryService {
   }
 
   private applyRequeues(requeues: Requeue[]): void {
-    const now = this.now();
     for (const r of requeues) {
-      const active = this.active.get(r.taskId);
-      if (!active) continue;
+      const task = r.task;
       this.log.warn(r.failed ? "task failed: out of attempts" : "task requeued at head", {
         task_id: r.taskId,
         worker_id: r.workerId,
         reason: r.reason,
-        attempts: active.attempts,
-      });
-      // The story keeps who had it and why it came back (the scheduler knows why, we know when).
-      active.history.push({
-        worker: r.workerId,
-        node: this.scheduler.workerIdentity(r.workerId)?.node ?? "unknown",
-        attempt: active.attempts,
-        leased_ms: active.assignedMs ?? now,
-        ended_ms: now,
-        reason: r.reason,
+        attempts: task.history.at(-1)?.attempt,
       });
       if (r.failed) {
-        this.finish(active, {
+        this.finish(task, {
           status: "failed",
           answer: null,
-          error: `no worker finished this query after ${active.attempts} attempts (last: ${r.reason})`,
+          error: `no worker finished this query after ${task.attempts} attempts (last: ${r.reason})`,
           provider: null,
           worker: null,
           receivedMs: null,
@@ -542,21 +545,17 @@ export class QueryService {
         });
         continue;
       }
-      if (r.reason === "rejected") active.attempts = Math.max(0, active.attempts - 1);
-      this.write(() => this.store.requeue(r.taskId, r.queueKey as number, active.attempts, active.history));
-      active.status = "queued";
-      active.workerId = null;
-      active.assignedMs = null;
-      this.counts.assigned -= 1;
-      this.counts.queued += 1;
-      const view = this.activeView(active);
-      this.effect(() => this.listeners.queryUpdated(view, active.session));
+      // The story's new step (the scheduler added it to the history) is stored with the requeue.
+      this.write(() => this.store.requeue(r.taskId, r.queueKey as number, task.attempts, task.history));
+      const view = queryView(this.activeFacts(task));
+      this.effect(() => this.listeners.queryUpdated(view, task.session));
     }
     if (requeues.length > 0) this.listeners.queueChanged();
   }
 
+  /** Ends a query: `ended` is its last dispatch state (Scheduler.complete() or a failed Requeue). */
   private finish(
-    active: ActiveQuery,
+    ended: TaskState,
     outcome: {
       status: "done" | "failed";
       answer: string | null;
@@ -568,42 +567,29 @@ export class QueryService {
       finishedMs: number | null;
     },
   ): void {
+    const submission = this.submissionOf(ended);
     const completedMs = this.now();
-    this.write(() => this.store.finish({ id: active.id, completedMs, ...outcome, history: active.history }));
-    this.apiKeys.delete(active.id);
-    this.active.delete(active.id);
-    this.counts[active.status] -= 1;
-    this.counts[outcome.status] += 1;
-    this.metrics?.observeLatency(completedMs - active.createdMs);
-    const view: QueryView = {
-      id: active.id,
-      status: outcome.status,
-      query: active.query,
+    // The facts the row will hold: the view shown now is the view read back later.
+    const facts: QueryFacts = {
+      id: ended.id,
+      query: submission.query,
       position: 0,
-      answer: outcome.answer,
-      error: outcome.error,
-      provider: outcome.provider,
-      worker: outcome.worker,
-      timings: {
-        created_ms: active.createdMs,
-        assigned_ms: active.assignedMs,
-        received_ms: outcome.receivedMs,
-        started_ms: outcome.startedMs,
-        finished_ms: outcome.finishedMs,
-        completed_ms: completedMs,
-      },
-      attempts: active.attempts,
-      events: storyOf(active.createdMs, active.history, { atMs: active.assignedMs, holder: outcome.worker ?? this.holderRef(active), attempt: active.attempts }, {
-        status: outcome.status,
-        atMs: completedMs,
-        attempts: active.attempts,
-        workerError: outcome.worker !== null,
-      }),
+      createdMs: submission.createdMs,
+      assignedMs: ended.holder?.assignedMs ?? null,
+      attempts: ended.attempts,
+      history: ended.history,
+      ...outcome,
+      completedMs,
     };
+    this.write(() => this.store.finish({ id: ended.id, completedMs, ...outcome, history: ended.history }));
+    this.submissions.delete(ended.id);
+    this.finished[outcome.status] += 1;
+    this.metrics?.observeLatency(completedMs - submission.createdMs);
+    const view = queryView(facts);
     this.effect(() => {
-      this.listeners.queryUpdated(view, active.session);
+      this.listeners.queryUpdated(view, ended.session);
       this.listeners.queryFinished?.(view);
-      for (const resolve of [...(this.waiters.get(active.id) ?? [])]) resolve(view);
+      for (const resolve of [...(this.waiters.get(ended.id) ?? [])]) resolve(view);
     });
   }
 
@@ -625,31 +611,31 @@ export class QueryService {
     fn();
   }
 
-  private holderRef(a: ActiveQuery): WorkerRef | null {
-    return a.workerId ? (this.scheduler.workerIdentity(a.workerId) ?? unknownWorker(a.workerId)) : null;
+  private submissionOf(task: TaskState): Submission {
+    return this.submissions.get(task.id) as Submission;
   }
 
-  private activeView(a: ActiveQuery, position?: number): QueryView {
-    const worker = this.holderRef(a);
+  /** The facts of an unfinished query: the scheduler's dispatch state and the submission. */
+  private activeFacts(task: TaskState, position?: number): QueryFacts {
+    const submission = this.submissionOf(task);
+    const holder = task.holder;
     return {
-      id: a.id,
-      status: a.status,
-      query: a.query,
-      position: a.status === "queued" ? (position ?? this.scheduler.positionOf(a.id)) : 0,
+      id: task.id,
+      status: holder ? "assigned" : "queued",
+      query: submission.query,
+      position: holder ? 0 : (position ?? this.scheduler.positionOf(task.id)),
+      createdMs: submission.createdMs,
+      assignedMs: holder?.assignedMs ?? null,
+      worker: holder ? (this.scheduler.workerIdentity(holder.workerId) ?? unknownWorker(holder.workerId)) : null,
+      attempts: task.attempts,
+      history: task.history,
       answer: null,
       error: null,
       provider: null,
-      worker,
-      timings: {
-        created_ms: a.createdMs,
-        assigned_ms: a.assignedMs,
-        received_ms: null,
-        started_ms: null,
-        finished_ms: null,
-        completed_ms: null,
-      },
-      attempts: a.attempts,
-      events: storyOf(a.createdMs, a.history, a.status === "assigned" ? { atMs: a.assignedMs, holder: worker, attempt: a.attempts } : null, null),
+      receivedMs: null,
+      startedMs: null,
+      finishedMs: null,
+      completedMs: null,
     };
   }
 
@@ -664,45 +650,54 @@ function unknownWorker(id: string): WorkerRef {
   return { id, language: "unknown", node: "unknown" };
 }
 
-function rowView(row: QueryRow): QueryView {
+/** The facts of a stored query (finished ones are read from here only). */
+function rowFacts(row: QueryRow): QueryFacts {
   return {
     id: row.id,
     status: row.status,
     query: row.query,
     position: 0,
+    createdMs: row.created_ms,
+    assignedMs: row.assigned_ms,
+    worker: row.worker_id
+      ? { id: row.worker_id, language: row.worker_language ?? "unknown", node: row.worker_node ?? "unknown" }
+      : null,
+    attempts: row.attempts,
+    history: parseHistory(row.history),
     answer: row.answer,
     error: row.error,
     provider: row.provider,
-    worker: row.worker_id
-      ? {
-          id: row.worker_id,
-          language: row.worker_language ?? "unknown",
-          node: row.worker_node ?? "unknown",
-        }
-      : null,
+    receivedMs: row.received_ms,
+    startedMs: row.started_ms,
+    finishedMs: row.finished_ms,
+    completedMs: row.completed_ms,
+  };
+}
+
+/**
+ * The one place a QueryView (GET /api/queries/:id, Socket.IO `query:update`,
+ * the long-poll and `Prefer: wait` answers) is built.
+ */
+function queryView(f: QueryFacts): QueryView {
+  return {
+    id: f.id,
+    status: f.status,
+    query: f.query,
+    position: f.position,
+    answer: f.answer,
+    error: f.error,
+    provider: f.provider,
+    worker: f.worker,
     timings: {
-      created_ms: row.created_ms,
-      assigned_ms: row.assigned_ms,
-      received_ms: row.received_ms,
-      started_ms: row.started_ms,
-      finished_ms: row.finished_ms,
-      completed_ms: row.completed_ms,
+      created_ms: f.createdMs,
+      assigned_ms: f.assignedMs,
+      received_ms: f.receivedMs,
+      started_ms: f.startedMs,
+      finished_ms: f.finishedMs,
+      completed_ms: f.completedMs,
     },
-    attempts: row.attempts,
-    events: storyOf(
-      row.created_ms,
-      parseHistory(row.history),
-      row.status === "queued"
-        ? null
-        : {
-            atMs: row.assigned_ms,
-            holder: row.worker_id ? { id: row.worker_id, language: row.worker_language ?? "unknown", node: row.worker_node ?? "unknown" } : null,
-            attempt: row.attempts,
-          },
-      row.status === "done" || row.status === "failed"
-        ? { status: row.status, atMs: row.completed_ms ?? row.created_ms, attempts: row.attempts, workerError: row.worker_id !== null }
-        : null,
-    ),
+    attempts: f.attempts,
+    events: storyOf(f),
   };
 }
 
@@ -722,34 +717,30 @@ export function requeueWords(reason: RequeueReason | string): { reason: QueryEve
  * A query's story from what is kept anyway: created, the dispatches that ended
  * without an answer, the current (or last) lease, and the end.
  */
-function storyOf(
-  createdMs: number,
-  history: readonly AttemptRecord[],
-  lease: { atMs: number | null; holder: WorkerRef | null; attempt: number } | null,
-  end: { status: "done" | "failed"; atMs: number; attempts: number; workerError: boolean } | null,
-): QueryEvent[] {
-  const events: QueryEvent[] = [{ at_ms: createdMs, kind: "queued" }];
-  for (const h of history) {
+function storyOf(f: QueryFacts): QueryEvent[] {
+  const events: QueryEvent[] = [{ at_ms: f.createdMs, kind: "queued" }];
+  for (const h of f.history) {
     events.push({ at_ms: h.leased_ms, kind: "leased", worker: h.worker, node: h.node, attempt: h.attempt });
     events.push({ at_ms: h.ended_ms, kind: "requeued", worker: h.worker, node: h.node, ...requeueWords(h.reason) });
   }
-  // A query failed for want of attempts has no current lease: its last one is in the history.
-  const exhausted = end?.status === "failed" && !end.workerError;
-  const holder = lease?.holder ?? null;
-  if (lease && lease.atMs !== null && holder !== null && !exhausted) {
-    events.push({ at_ms: lease.atMs, kind: "leased", worker: holder.id, node: holder.node, attempt: lease.attempt });
+  // A query failed for want of attempts has no worker: its last lease is in the history.
+  const exhausted = f.status === "failed" && f.worker === null;
+  const holder = f.worker;
+  if (f.status !== "queued" && f.assignedMs !== null && holder !== null && !exhausted) {
+    events.push({ at_ms: f.assignedMs, kind: "leased", worker: holder.id, node: holder.node, attempt: f.attempts });
   }
-  if (end?.status === "done") {
-    events.push({ at_ms: end.atMs, kind: "answered", worker: holder?.id, node: holder?.node });
-  } else if (end && exhausted) {
+  const endMs = f.completedMs ?? f.createdMs;
+  if (f.status === "done") {
+    events.push({ at_ms: endMs, kind: "answered", worker: holder?.id, node: holder?.node });
+  } else if (exhausted) {
     events.push({
-      at_ms: end.atMs,
+      at_ms: endMs,
       kind: "failed",
       reason: "attempts_exhausted",
-      detail: `attempts exhausted: no worker finished it in ${end.attempts} attempts`,
+      detail: `attempts exhausted: no worker finished it in ${f.attempts} attempts`,
     });
-  } else if (end) {
-    events.push({ at_ms: end.atMs, kind: "failed", worker: holder?.id, node: holder?.node, reason: "worker_error", detail: "the worker reported an error" });
+  } else if (f.status === "failed") {
+    events.push({ at_ms: endMs, kind: "failed", worker: holder?.id, node: holder?.node, reason: "worker_error", detail: "the worker reported an error" });
   }
   return events;
 }

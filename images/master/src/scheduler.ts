@@ -4,6 +4,14 @@
 // It owns the FIFO queue of waiting tasks, the worker registry and the leases.
 // Callers feed it events (a query, an MQTT message, a result, the clock) and
 // act on what it returns (publish dispatches, persist requeues).
+//
+// It is also the one owner of an unfinished task's dispatch state: whether it
+// waits or is leased, to which worker, since when, how many attempts it has
+// used (the count changes only in countAttempt) and the dispatches that ended
+// without an answer (its story). It decides all of them, so it keeps them; the
+// query service keeps only what the scheduler has no use for (the query text,
+// the creation time, the API key) and reads the rest through task(). See
+// README.md, "Layout".
 import type { HeartbeatMsg, RegisterMsg, StatusMsg } from "./protocol";
 
 export interface SchedulerOptions {
@@ -43,9 +51,40 @@ export interface Dispatch {
   workerId: string;
   leaseMs: number;
   attempt: number;
+  /** When it was leased (the caller persists it as assigned_ms). */
+  assignedMs: number;
 }
 
 export type RequeueReason = "lease_expired" | "worker_offline" | "heartbeat_timeout" | "rejected";
+
+/**
+ * One dispatch that ended without an answer: who had it (on which node), the
+ * attempt it counted as, from when to when, and why it ended (a RequeueReason;
+ * a string because stored ones are read back from the database).
+ */
+export interface AttemptRecord {
+  worker: string;
+  node: string;
+  attempt: number;
+  leased_ms: number;
+  ended_ms: number;
+  reason: string;
+}
+
+/** An unfinished task's dispatch state, as the scheduler keeps it (a snapshot). */
+export interface TaskState {
+  id: string;
+  session: string;
+  /** Dispatches that count (a rejected one does not). */
+  attempts: number;
+  /** Dispatches that ended without an answer, oldest first. */
+  history: readonly AttemptRecord[];
+  /**
+   * The lease: who holds the task and since when; null while it waits. A task
+   * that has just ended (complete(), or a Requeue with failed) keeps its last one.
+   */
+  holder: { workerId: string; assignedMs: number } | null;
+}
 
 /** A task taken back from a worker: queued again at the head, or failed for good. */
 export interface Requeue {
@@ -56,6 +95,8 @@ export interface Requeue {
   queueKey?: number;
   /** True when the task ran out of attempts and must be failed. */
   failed: boolean;
+  /** The task after it was taken back (its history ends with this dispatch). */
+  task: TaskState;
 }
 
 export type EnqueueResult = { ok: true; queueKey: number } | { ok: false; reason: "session_cap" };
@@ -69,7 +110,9 @@ export interface RestoredTask {
   session: string;
   attempts: number;
   queueKey: number;
-  lease?: { workerId: string };
+  history?: readonly AttemptRecord[];
+  /** assignedMs: when it was leased before the restart (default: now). */
+  lease?: { workerId: string; assignedMs?: number };
 }
 
 interface Task {
@@ -77,11 +120,16 @@ interface Task {
   session: string;
   attempts: number;
   queueKey: number;
+  /** Replaced, never changed in place: snapshots handed out stay as they were. */
+  history: readonly AttemptRecord[];
 }
 
 interface Lease {
   taskId: string;
   workerId: string;
+  /** When the task was leased to this worker (kept across a restart). */
+  assignedMs: number;
+  /** Start of the task timeout: the dispatch, or the restart that restored the lease. */
   dispatchedMs: number;
   /** When the lease was granted or restored: the holder must be heard of since. */
   grantedMs: number;
@@ -126,7 +174,7 @@ export class Scheduler {
     if ((this.queuedBySession.get(session) ?? 0) >= this.opts.maxQueuedPerSession) {
       return { ok: false, reason: "session_cap" };
     }
-    const task: Task = { id, session, attempts: 0, queueKey: ++this.maxKey };
+    const task: Task = { id, session, attempts: 0, queueKey: ++this.maxKey, history: [] };
     this.tasks.set(id, task);
     this.pushTail(task);
     return { ok: true, queueKey: task.queueKey };
@@ -146,17 +194,28 @@ export class Scheduler {
   restore(tasks: RestoredTask[], now: number): void {
     const sorted = [...tasks].sort((a, b) => a.queueKey - b.queueKey);
     for (const t of sorted) {
-      const task: Task = { id: t.id, session: t.session, attempts: t.attempts, queueKey: t.queueKey };
+      const task: Task = { id: t.id, session: t.session, attempts: t.attempts, queueKey: t.queueKey, history: t.history ?? [] };
       this.tasks.set(t.id, task);
       this.minKey = Math.min(this.minKey, t.queueKey);
       this.maxKey = Math.max(this.maxKey, t.queueKey);
       if (t.lease) {
         // The task timeout restarts too: the master's downtime is not the worker's fault.
-        this.grantLease(t.id, t.lease.workerId, now, now);
+        this.grantLease(t.id, t.lease.workerId, t.lease.assignedMs ?? now, now);
       } else {
         this.pushTail(task);
       }
     }
+  }
+
+  /** An unfinished task's dispatch state, or undefined once it ended (or was never here). */
+  task(id: string): TaskState | undefined {
+    const task = this.tasks.get(id);
+    return task ? this.stateOf(task, this.leases.get(id)) : undefined;
+  }
+
+  /** The session of an unfinished task (cheaper than task() when that is all one needs). */
+  sessionOf(id: string): string | undefined {
+    return this.tasks.get(id)?.session;
   }
 
   /** 1-based place in the queue, 0 when not waiting. */
@@ -198,14 +257,14 @@ export class Scheduler {
       const taskId = this.queue.shift() as string;
       const task = this.tasks.get(taskId) as Task;
       this.adjustSessionCount(task.session, -1);
-      task.attempts += 1;
+      this.countAttempt(task, +1);
       this.grantLease(taskId, workerId, now, now);
       const worker = this.workers.get(workerId) as Worker;
       // Until it says otherwise, a worker that was just given a task is busy.
       worker.reported = "busy";
       this.refreshIdle(worker);
       this.changed(worker);
-      out.push({ taskId, workerId, leaseMs: this.opts.leaseMs, attempt: task.attempts });
+      out.push({ taskId, workerId, leaseMs: this.opts.leaseMs, attempt: task.attempts, assignedMs: now });
     }
     return out;
   }
@@ -220,10 +279,13 @@ export class Scheduler {
   /**
    * Ends a task on its holder's accepted result, which frees the holder at once
    * (docs/protocol.md rule 2: it takes a task that arrives while it is still
-   * reading our ack). The caller checked the holder first.
+   * reading our ack). The caller checked the holder first. Returns the task as
+   * it ended (with the lease it ended under), undefined for an unknown one.
    */
-  complete(taskId: string): void {
+  complete(taskId: string): TaskState | undefined {
+    const task = this.tasks.get(taskId);
     const lease = this.leases.get(taskId);
+    const ended = task ? this.stateOf(task, lease) : undefined;
     if (lease) {
       const worker = this.workers.get(lease.workerId);
       if (worker) worker.reported = "idle";
@@ -231,6 +293,7 @@ export class Scheduler {
       this.changed(worker);
     }
     this.tasks.delete(taskId);
+    return ended;
   }
 
   // ---- workers -------------------------------------------------------------
@@ -257,19 +320,19 @@ export class Scheduler {
     const requeued: Requeue[] = [];
     const rejected = msg.rejected_task_id ? this.leases.get(msg.rejected_task_id) : undefined;
     if (rejected && rejected.workerId === msg.worker_id) {
-      requeued.push(this.takeBack(rejected, "rejected"));
+      requeued.push(this.takeBack(rejected, "rejected", now));
     }
     // Status carries no identity: workers we never heard of wait for their
     // register or heartbeat (a restarted master hears one within seconds).
     const worker = this.workers.get(msg.worker_id);
     if (!worker) {
       const lease = this.leaseOf(msg.worker_id);
-      if (msg.status === "offline" && lease) requeued.push(this.takeBack(lease, "worker_offline"));
+      if (msg.status === "offline" && lease) requeued.push(this.takeBack(lease, "worker_offline", now));
       return requeued;
     }
     worker.lastSeenMs = now;
     if (msg.status === "offline") {
-      requeued.push(...this.markOffline(worker, "worker_offline"));
+      requeued.push(...this.markOffline(worker, "worker_offline", now));
     } else {
       worker.online = true;
       this.setReported(worker, msg.status, msg.task_id);
@@ -287,13 +350,13 @@ export class Scheduler {
       const holder = this.workers.get(lease.workerId);
       const holderGone =
         (!holder || !holder.online) && now - lease.grantedMs > this.opts.heartbeatTimeoutMs;
-      if (now >= lease.deadlineMs) requeued.push(this.takeBack(lease, "lease_expired"));
-      else if (holderGone) requeued.push(this.takeBack(lease, "worker_offline"));
+      if (now >= lease.deadlineMs) requeued.push(this.takeBack(lease, "lease_expired", now));
+      else if (holderGone) requeued.push(this.takeBack(lease, "worker_offline", now));
     }
     for (const worker of this.workers.values()) {
       const silentFor = now - worker.lastSeenMs;
       if (worker.online && silentFor > this.opts.heartbeatTimeoutMs) {
-        requeued.push(...this.markOffline(worker, "heartbeat_timeout"));
+        requeued.push(...this.markOffline(worker, "heartbeat_timeout", now));
       } else if (!worker.online && silentFor > this.opts.offlineRetentionMs) {
         this.workers.delete(worker.id);
         this.unindex(worker);
@@ -437,12 +500,12 @@ export class Scheduler {
     return worker;
   }
 
-  private markOffline(worker: Worker, reason: RequeueReason): Requeue[] {
+  private markOffline(worker: Worker, reason: RequeueReason, now: number): Requeue[] {
     worker.online = false;
     this.idle.delete(worker.id);
     this.changed(worker);
     const lease = this.leaseOf(worker.id);
-    return lease ? [this.takeBack(lease, reason)] : [];
+    return lease ? [this.takeBack(lease, reason, now)] : [];
   }
 
   private leaseOf(workerId: string): Lease | undefined {
@@ -459,11 +522,12 @@ export class Scheduler {
     this.changed(worker);
   }
 
-  private grantLease(taskId: string, workerId: string, dispatchedMs: number, now: number): void {
+  private grantLease(taskId: string, workerId: string, assignedMs: number, now: number): void {
     const lease: Lease = {
       taskId,
       workerId,
-      dispatchedMs,
+      assignedMs,
+      dispatchedMs: now,
       grantedMs: now,
       deadlineMs: now + this.opts.leaseMs,
     };
@@ -486,21 +550,49 @@ export class Scheduler {
     if (worker) this.refreshIdle(worker);
   }
 
-  /** Takes a leased task back to the head of the queue (or fails it). */
-  private takeBack(lease: Lease, reason: RequeueReason): Requeue {
+  /**
+   * Takes a leased task back to the head of the queue (or fails it), adding
+   * the dispatch that ended to its history.
+   */
+  private takeBack(lease: Lease, reason: RequeueReason, now: number): Requeue {
     this.releaseLease(lease);
-    this.changed(this.workers.get(lease.workerId));
+    const worker = this.workers.get(lease.workerId);
+    this.changed(worker);
     const task = this.tasks.get(lease.taskId) as Task;
+    const ended: AttemptRecord = {
+      worker: lease.workerId,
+      node: worker?.node ?? "unknown",
+      attempt: task.attempts,
+      leased_ms: lease.assignedMs,
+      ended_ms: now,
+      reason,
+    };
+    task.history = [...task.history, ended];
     // A worker that was busy never worked on it: that dispatch does not count.
-    if (reason === "rejected") task.attempts = Math.max(0, task.attempts - 1);
-    if (reason !== "rejected" && task.attempts >= this.opts.maxAttempts) {
+    if (reason === "rejected") this.countAttempt(task, -1);
+    else if (task.attempts >= this.opts.maxAttempts) {
       this.tasks.delete(task.id);
-      return { taskId: task.id, workerId: lease.workerId, reason, failed: true };
+      return { taskId: task.id, workerId: lease.workerId, reason, failed: true, task: this.stateOf(task, lease) };
     }
     task.queueKey = --this.minKey;
     this.queue.unshift(task.id);
     this.adjustSessionCount(task.session, +1);
-    return { taskId: task.id, workerId: lease.workerId, reason, queueKey: task.queueKey, failed: false };
+    return { taskId: task.id, workerId: lease.workerId, reason, queueKey: task.queueKey, failed: false, task: this.stateOf(task, undefined) };
+  }
+
+  /** The only place a task's attempt count changes: +1 per dispatch, -1 for a dispatch a busy worker rejected. */
+  private countAttempt(task: Task, delta: 1 | -1): void {
+    task.attempts = Math.max(0, task.attempts + delta);
+  }
+
+  private stateOf(task: Task, lease: Lease | undefined): TaskState {
+    return {
+      id: task.id,
+      session: task.session,
+      attempts: task.attempts,
+      history: task.history,
+      holder: lease ? { workerId: lease.workerId, assignedMs: lease.assignedMs } : null,
+    };
   }
 
   private pushTail(task: Task): void {

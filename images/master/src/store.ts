@@ -5,6 +5,9 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import type { AttemptRecord } from "./scheduler";
+
+export type { AttemptRecord };
 
 export type QueryStatus = "queued" | "assigned" | "done" | "failed";
 
@@ -30,17 +33,6 @@ export interface QueryRow {
   completed_ms: number | null;
   /** JSON: the attempts that ended without an answer (see AttemptRecord), or null. */
   history: string | null;
-}
-
-/** One dispatch that ended without an answer: who had it, from when to when, and why it ended. */
-export interface AttemptRecord {
-  worker: string;
-  node: string;
-  attempt: number;
-  leased_ms: number;
-  ended_ms: number;
-  /** lease_expired | worker_offline | heartbeat_timeout | rejected */
-  reason: string;
 }
 
 export interface NewQuery {
@@ -71,7 +63,7 @@ export interface Outcome {
   finishedMs: number | null;
   completedMs: number;
   /** The attempts that ended without an answer, when they changed (else the stored list stays). */
-  history?: AttemptRecord[];
+  history?: readonly AttemptRecord[];
 }
 
 const SCHEMA = `
@@ -219,7 +211,7 @@ export class QueryStore {
     else if (list.length > 1) this.assignAll(list);
   }
 
-  requeue(id: string, queueKey: number, attempts: number, history: AttemptRecord[] = []): void {
+  requeue(id: string, queueKey: number, attempts: number, history: readonly AttemptRecord[] = []): void {
     this.stmts.requeue.run({ id, queueKey, attempts, history: history.length > 0 ? JSON.stringify(history) : null });
   }
 

@@ -14,6 +14,8 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 const TLS_HANDSHAKE = 0x16;
 /** A connection that sends nothing for this long is closed before it is handed on. */
 const FIRST_BYTE_TIMEOUT_MS = 10_000;
+/** While closing: how often keep-alive connections that went idle (their last answer sent) are closed. */
+const IDLE_SWEEP_MS = 50;
 /**
  * Pending connections the kernel may hold for us (Node's default is 511; the
  * kernel caps it at net.core.somaxconn). A burst of new clients beyond the
@@ -33,16 +35,21 @@ export class WebServer {
   /** With TLS only: where plain-HTTP connections to the same port go. */
   readonly plain?: HttpServer;
   private readonly front?: NetServer;
+  /** Every open connection of the port (upgraded WebSockets included), to force them shut. */
   private readonly connections = new Set<Socket>();
 
   constructor(handler: RequestListener, tls?: TlsFiles) {
     if (!tls) {
       this.main = createHttpServer(handler);
-      return;
+    } else {
+      this.main = createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" }, handler);
+      this.plain = createHttpServer((req, res) => (isHealthCheck(req) ? handler(req, res) : redirectToHttps(req, res)));
+      this.front = createNetServer((socket) => this.dispatch(socket));
     }
-    this.main = createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" }, handler);
-    this.plain = createHttpServer((req, res) => (isHealthCheck(req) ? handler(req, res) : redirectToHttps(req, res)));
-    this.front = createNetServer((socket) => this.dispatch(socket));
+    (this.front ?? this.main).on("connection", (socket: Socket) => {
+      this.connections.add(socket);
+      socket.once("close", () => this.connections.delete(socket));
+    });
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -58,20 +65,36 @@ export class WebServer {
     });
   }
 
-  /** Stops accepting and drops every open connection. */
-  close(): void {
-    if (!this.front) {
-      this.main.closeAllConnections();
-      return;
-    }
-    this.front.close();
-    this.plain?.close();
+  /**
+   * Stops accepting new connections and closes the idle ones, then each one
+   * that goes idle (its answer sent); resolves once every connection has
+   * ended. Requests in progress finish first: whoever holds them (long-polls,
+   * Socket.IO) must end them, or destroyConnections() must.
+   */
+  close(): Promise<void> {
+    const listener = this.front ?? this.main;
+    return new Promise((resolve) => {
+      const sweep = (): void => {
+        this.main.closeIdleConnections();
+        this.plain?.closeIdleConnections();
+      };
+      const sweeper = setInterval(sweep, IDLE_SWEEP_MS);
+      listener.close(() => {
+        clearInterval(sweeper);
+        resolve();
+      });
+      // The inner servers never listened; closing them stops their bookkeeping.
+      if (this.front) for (const server of [this.main, this.plain]) server?.close();
+      sweep();
+    });
+  }
+
+  /** Drops every open connection at once (what close() waits for, when that takes too long). */
+  destroyConnections(): void {
     for (const socket of this.connections) socket.destroy();
   }
 
   private dispatch(socket: Socket): void {
-    this.connections.add(socket);
-    socket.once("close", () => this.connections.delete(socket));
     // Stays for the socket's life: an error on the raw socket must never go unhandled.
     socket.on("error", () => socket.destroy());
     const silent = (): void => {

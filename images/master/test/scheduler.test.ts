@@ -240,6 +240,42 @@ describe("scheduler: workers going away", () => {
   });
 });
 
+describe("scheduler: a task's dispatch state (it is the one owner of it)", () => {
+  it("holder, assigned time, attempts and the dispatches that ended, as task() shows them", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    expect(s.task("a")).toEqual({ id: "a", session: "s1", attempts: 0, history: [], holder: null });
+    expect(s.dispatch(10)).toEqual([{ taskId: "a", workerId: "w1", leaseMs: 1000, attempt: 1, assignedMs: 10 }]);
+    expect(s.task("a")).toMatchObject({ attempts: 1, holder: { workerId: "w1", assignedMs: 10 } });
+    const [requeue] = s.onStatus(status("w1", "busy", { rejected_task_id: "a" }), 20);
+    const rejected = { worker: "w1", node: "vm1", attempt: 1, leased_ms: 10, ended_ms: 20, reason: "rejected" };
+    expect(s.task("a")).toEqual({ id: "a", session: "s1", attempts: 0, history: [rejected], holder: null });
+    expect(requeue?.task).toEqual(s.task("a"));
+    s.onStatus(status("w1", "idle"), 30);
+    s.dispatch(30);
+    // complete() hands back the state the task ended in, then forgets it.
+    expect(s.complete("a")).toEqual({ id: "a", session: "s1", attempts: 1, history: [rejected], holder: { workerId: "w1", assignedMs: 30 } });
+    expect(s.task("a")).toBeUndefined();
+  });
+
+  it("a task out of attempts ends with its last lease and every lost dispatch", () => {
+    const s = withWorkers(["w1"], { maxAttempts: 1 });
+    s.enqueue("a", "s1");
+    s.dispatch(5);
+    const [failed] = s.onStatus(status("w1", "offline"), 9);
+    expect(failed).toMatchObject({ failed: true, task: { attempts: 1, holder: { workerId: "w1", assignedMs: 5 } } });
+    expect(failed?.task.history).toEqual([{ worker: "w1", node: "vm1", attempt: 1, leased_ms: 5, ended_ms: 9, reason: "worker_offline" }]);
+    expect(s.task("a")).toBeUndefined();
+  });
+
+  it("a restored lease keeps its assigned time and history (its task timeout starts again)", () => {
+    const s = new Scheduler(OPTS);
+    const lost = { worker: "w0", node: "vm0", attempt: 1, leased_ms: 1, ended_ms: 2, reason: "lease_expired" };
+    s.restore([{ id: "a", session: "s", attempts: 2, queueKey: 0, history: [lost], lease: { workerId: "w9", assignedMs: 50 } }], 100_000);
+    expect(s.task("a")).toEqual({ id: "a", session: "s", attempts: 2, history: [lost], holder: { workerId: "w9", assignedMs: 50 } });
+  });
+});
+
 describe("scheduler: results", () => {
   it("tells the holder, another worker and an unknown task apart", () => {
     const s = withWorkers(["w1", "w2"]);

@@ -130,6 +130,48 @@ describe("the query's story", () => {
     s.store.close();
   });
 
+  it("rejections never use up attempts: rejected 4 times by a busy worker, the query still gets all of its attempts", () => {
+    const s = open(2);
+    const r = s.service.submit({ query: "q" }, "s1");
+    if (!r.ok) throw new Error("refused");
+    const busy = (): void =>
+      s.service.onWorkerMessage({ v: 1, type: "status", worker_id: "w1", status: "busy", task_id: "other", rejected_task_id: r.id, ts: 0 });
+    s.service.onWorkerMessage(register("w1", "vm-a"));
+    for (let i = 1; i <= 4; i++) {
+      expect(s.service.get(r.id)).toMatchObject({ status: "assigned", attempts: 1 });
+      clock += 10;
+      busy(); // busy with something else: back to the head, that dispatch not counted
+      expect(s.service.get(r.id)).toMatchObject({ status: "queued", attempts: 0 });
+      expect(s.store.get(r.id)?.attempts).toBe(0);
+      s.service.onWorkerMessage({ v: 1, type: "status", worker_id: "w1", status: "idle", task_id: null, ts: 0 });
+    }
+    // Held for the fifth time, as attempt 1: the first loss is one attempt, not the fifth.
+    expect(s.service.get(r.id)?.events.filter((e) => e.kind === "leased").map((e) => e.attempt)).toEqual([1, 1, 1, 1, 1]);
+    s.service.onWorkerMessage(offline("w1"));
+    expect(s.service.get(r.id)).toMatchObject({ status: "queued", attempts: 1 });
+    // Kept across a restart, like the rest of the story.
+    s.store.close();
+    const again = open(2);
+    expect(again.service.get(r.id)).toMatchObject({ status: "queued", attempts: 1 });
+    again.service.onWorkerMessage(register("w2", "vm-b"));
+    expect(again.service.get(r.id)).toMatchObject({ status: "assigned", attempts: 2 });
+    // A rejection after a counted attempt takes back exactly that dispatch: 2 -> 1.
+    again.service.onWorkerMessage({ v: 1, type: "status", worker_id: "w2", status: "busy", task_id: "other", rejected_task_id: r.id, ts: 0 });
+    expect(again.service.get(r.id)).toMatchObject({ status: "queued", attempts: 1 });
+    again.service.onWorkerMessage({ v: 1, type: "status", worker_id: "w2", status: "idle", task_id: null, ts: 0 });
+    expect(again.service.get(r.id)).toMatchObject({ status: "assigned", attempts: 2 });
+    again.service.onWorkerMessage(offline("w2"));
+    const failed = again.service.get(r.id);
+    expect(failed).toMatchObject({ status: "failed", attempts: 2, error: "no worker finished this query after 2 attempts (last: worker_offline)" });
+    expect(plot(failed).filter(([kind]) => kind === "requeued").map(([, worker, , reason]) => [worker, reason])).toEqual([
+      ...Array.from({ length: 4 }, () => ["w1", "rejected"]),
+      ["w1", "worker_lost"],
+      ["w2", "rejected"],
+      ["w2", "worker_lost"],
+    ]);
+    again.store.close();
+  });
+
   it("attempts exhausted: failed, with every worker that lost it", () => {
     const s = open(2);
     s.service.onWorkerMessage(register("w1", "vm-a"));
