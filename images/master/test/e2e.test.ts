@@ -3,16 +3,16 @@
 // Then SIGKILL the master with one query queued and one in flight, restart it
 // on the same database, and check both are answered exactly once.
 import mqtt from "mqtt";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QueryView } from "../src/queryService";
 import { call, callbackClient, FakeWorker } from "./helpers/fakeWorker";
-import { builtMasterExists, MAIN_JS, startMaster, type MasterProcess } from "./helpers/master";
+import { builtMasterExists, loopbackMasterEnv, MAIN_JS, startMaster, type MasterProcess } from "./helpers/master";
 import { mosquittoPath, startMosquitto, type Broker } from "./helpers/mosquitto";
-import { freePort, waitUntil } from "./helpers/net";
+import { waitUntil } from "./helpers/net";
 
 const TOKEN = "e2e-token-3b9d0c";
 const USER_KEY = "e2e-user-key-a41f";
@@ -37,23 +37,7 @@ describe.skipIf(missing !== undefined)("master process end to end", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "master-e2e-"));
     broker = await startMosquitto();
-    const tokenFile = join(dir, "grpc_token");
-    writeFileSync(tokenFile, `${TOKEN}\n`);
-    const [httpPort, grpcPort] = [await freePort(), await freePort()];
-    base = `http://127.0.0.1:${httpPort}`;
-    grpcAddress = `127.0.0.1:${grpcPort}`;
-    env = {
-      HTTP_PORT: String(httpPort),
-      GRPC_PORT: String(grpcPort),
-      BIND_HOST: "127.0.0.1",
-      MQTT_HOST: "127.0.0.1",
-      MQTT_PORT: String(broker.port),
-      GRPC_TOKEN_FILE: tokenFile,
-      DB_PATH: join(dir, "data", "master.db"),
-      LEASE_MS: "5000",
-      HEARTBEAT_TIMEOUT_MS: "2000",
-      LOG_LEVEL: "debug",
-    };
+    ({ env, base, grpcAddress } = await loopbackMasterEnv(dir, broker.port, TOKEN, { LEASE_MS: "5000", HEARTBEAT_TIMEOUT_MS: "2000", LOG_LEVEL: "debug" }));
     master = await startMaster(env);
   });
 

@@ -4,16 +4,16 @@
 // a restart, and a step that had to be forced is named in the log. The
 // failure condition is the test timeout, not a measured time.
 import { connect, type Socket } from "node:net";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { io as connectSocket } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { QueryView } from "../src/queryService";
 import { FakeWorker } from "./helpers/fakeWorker";
-import { builtMasterExists, MAIN_JS, startMaster, type MasterProcess } from "./helpers/master";
+import { builtMasterExists, loopbackMasterEnv, MAIN_JS, startMaster, type MasterProcess } from "./helpers/master";
 import { mosquittoPath, startMosquitto, type Broker } from "./helpers/mosquitto";
-import { freePort, waitUntil } from "./helpers/net";
+import { waitUntil } from "./helpers/net";
 
 const TOKEN = "shutdown-token-5c1e";
 
@@ -50,24 +50,7 @@ describe.skipIf(missing !== undefined)("shutdown of the master process", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "master-shutdown-"));
     broker = await startMosquitto();
-    const tokenFile = join(dir, "grpc_token");
-    writeFileSync(tokenFile, `${TOKEN}\n`);
-    const grpcPort = await freePort();
-    httpPort = await freePort();
-    base = `http://127.0.0.1:${httpPort}`;
-    grpcAddress = `127.0.0.1:${grpcPort}`;
-    env = {
-      HTTP_PORT: String(httpPort),
-      GRPC_PORT: String(grpcPort),
-      BIND_HOST: "127.0.0.1",
-      MQTT_HOST: "127.0.0.1",
-      MQTT_PORT: String(broker.port),
-      GRPC_TOKEN_FILE: tokenFile,
-      DB_PATH: join(dir, "data", "master.db"),
-      LEASE_MS: "3000",
-      HEARTBEAT_TIMEOUT_MS: "2000",
-      RATE_LIMIT_PER_MINUTE: "0",
-    };
+    ({ env, base, httpPort, grpcAddress } = await loopbackMasterEnv(dir, broker.port, TOKEN, { LEASE_MS: "3000", HEARTBEAT_TIMEOUT_MS: "2000", RATE_LIMIT_PER_MINUTE: "0" }));
   });
 
   afterEach(async () => {

@@ -1,8 +1,8 @@
 // Runs the built master (dist/main.js) as a real process and reads its JSON logs.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
-import { waitUntil } from "./net";
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { freePort, waitUntil } from "./net";
 
 export const MAIN_JS = resolve(__dirname, "..", "..", "dist", "main.js");
 
@@ -73,4 +73,33 @@ export async function startMaster(env: Record<string, string>): Promise<MasterPr
     20_000,
   );
   return master;
+}
+
+/** Ports, addresses and the environment of a master on loopback against `brokerPort`, with its gRPC token in a file under `dir`. */
+export interface LoopbackMaster {
+  env: Record<string, string>;
+  base: string;
+  httpPort: number;
+  grpcAddress: string;
+}
+
+export async function loopbackMasterEnv(dir: string, brokerPort: number, token: string, extra: Record<string, string> = {}): Promise<LoopbackMaster> {
+  const tokenFile = join(dir, "grpc_token");
+  writeFileSync(tokenFile, `${token}\n`);
+  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  return {
+    base: `http://127.0.0.1:${httpPort}`,
+    httpPort,
+    grpcAddress: `127.0.0.1:${grpcPort}`,
+    env: {
+      HTTP_PORT: String(httpPort),
+      GRPC_PORT: String(grpcPort),
+      BIND_HOST: "127.0.0.1",
+      MQTT_HOST: "127.0.0.1",
+      MQTT_PORT: String(brokerPort),
+      GRPC_TOKEN_FILE: tokenFile,
+      DB_PATH: join(dir, "data", "master.db"),
+      ...extra,
+    },
+  };
 }
