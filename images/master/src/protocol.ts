@@ -14,59 +14,14 @@ const MAX_BYTES_KEYWORD = "x-max-payload-bytes";
 export const PROTOCOL_VERSION = 1;
 
 type Language = "python" | "go" | "java" | "typescript";
-type LogLevel = "debug" | "info" | "warn" | "error";
+/** A payload of type T: the envelope every message has, and its own fields. */
+type Message<T extends string, Fields> = { v: typeof PROTOCOL_VERSION; type: T; ts: number } & Fields;
 
-export interface RegisterMsg {
-  v: 1;
-  type: "register";
-  worker_id: string;
-  language: Language;
-  node: string;
-  provider: string;
-  ts: number;
-}
-
-export interface HeartbeatMsg {
-  v: 1;
-  type: "heartbeat";
-  worker_id: string;
-  language: Language;
-  node: string;
-  status: "idle" | "busy";
-  task_id: string | null;
-  ts: number;
-}
-
-export interface StatusMsg {
-  v: 1;
-  type: "status";
-  worker_id: string;
-  status: "idle" | "busy" | "offline";
-  task_id: string | null;
-  rejected_task_id?: string | undefined;
-  ts: number;
-}
-
-export interface TaskMsg {
-  v: 1;
-  type: "task";
-  task_id: string;
-  query: string;
-  lease_ms: number;
-  has_credential: boolean;
-  ts: number;
-}
-
-export interface LogMsg {
-  v: 1;
-  type: "log";
-  source: string;
-  level: LogLevel;
-  message: string;
-  task_id?: string | undefined;
-  ts: number;
-}
-
+export type RegisterMsg = Message<"register", { worker_id: string; language: Language; node: string; provider: string }>;
+export type HeartbeatMsg = Message<"heartbeat", { worker_id: string; language: Language; node: string; status: "idle" | "busy"; task_id: string | null }>;
+export type StatusMsg = Message<"status", { worker_id: string; status: "idle" | "busy" | "offline"; task_id: string | null; rejected_task_id?: string | undefined }>;
+export type TaskMsg = Message<"task", { task_id: string; query: string; lease_ms: number; has_credential: boolean }>;
+export type LogMsg = Message<"log", { source: string; level: "debug" | "info" | "warn" | "error"; message: string; task_id?: string | undefined }>;
 export type WorkerMsg = RegisterMsg | HeartbeatMsg | StatusMsg;
 export type IncomingMsg = WorkerMsg | LogMsg;
 
@@ -90,119 +45,67 @@ export interface FieldProblem {
   field: string;
   keyword: string;
 }
-export type Verdict<T> =
-  | { ok: true; msg: T }
-  | { ok: false; rule: PayloadRule; problems: FieldProblem[]; reason: string };
+export type Verdict<T> = { ok: true; msg: T } | { ok: false; rule: PayloadRule; problems: FieldProblem[]; reason: string };
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** JSON Pointer segment → property name (RFC 6901). */
-const unescapePointer = (segment: string): string => segment.replace(/~1/g, "/").replace(/~0/g, "~");
-
-/** The field each ajv error is about: the missing one for `required`, else the first segment of its path. */
-function fieldProblems(errors: readonly ErrorObject[]): FieldProblem[] | "not-object" {
+/** The field each ajv error is about (the missing one for `required`); undefined when the payload is not an object. */
+function fieldProblems(errors: readonly ErrorObject[]): FieldProblem[] | undefined {
   const problems: FieldProblem[] = [];
-  for (const error of errors) {
-    const [, first] = error.instancePath.split("/");
-    if (first !== undefined) {
-      problems.push({ field: unescapePointer(first), keyword: error.keyword });
-    } else if (error.keyword === "required") {
-      problems.push({ field: String((error.params as { missingProperty: unknown }).missingProperty), keyword: "required" });
-    } else if (error.keyword === "type") {
-      return "not-object";
-    }
+  for (const { instancePath, keyword, params } of errors) {
+    // The first segment of a JSON Pointer (RFC 6901): every field is top-level.
+    const field = instancePath.split("/")[1]?.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (field !== undefined) problems.push({ field, keyword });
+    else if (keyword === "required") problems.push({ field: String(params["missingProperty"]), keyword });
+    else if (keyword === "type") return undefined;
   }
   return problems;
 }
 
-/** The "reason" of a refusal: the rule, field names and schema keywords only, never a value. */
-function reasonOf(rule: PayloadRule, problems: readonly FieldProblem[], maxBytes: number): string {
-  switch (rule) {
-    case "too-large":
-      return `payload over ${maxBytes / 1024} KiB`;
-    case "not-json":
-      return "not UTF-8 JSON";
-    case "not-object":
-      return "not a JSON object";
-    case "field": {
-      const byField = new Map<string, Set<string>>();
-      for (const { field, keyword } of problems) byField.set(field, (byField.get(field) ?? new Set()).add(keyword));
-      return `invalid field(s): ${[...byField].map(([field, keywords]) => `${field} (${[...keywords].join(", ")})`).join(", ")}`;
-    }
-  }
-}
-
-/** proto/mqtt/payloads.schema.json, compiled: one validator per message type. */
+/** proto/mqtt/payloads.schema.json, compiled with ajv. */
 export class PayloadSchema {
   /** The largest payload a receiver parses, in bytes (the schema's x-max-payload-bytes). */
   readonly maxBytes: number;
-  private readonly validators: { [K in PayloadType]: ValidateFunction<MessageOf[K]> };
+  private readonly validators = new Map<PayloadType, ValidateFunction>();
 
-  /** Reads and compiles the schema under protoDir; the error names the file. */
+  /** Reads and compiles the schema under protoDir (the proto directory); an error names the file. */
   static load(protoDir: string): PayloadSchema {
     const file = join(protoDir, PAYLOAD_SCHEMA_FILE);
-    let text: string;
     try {
-      text = readFileSync(file, "utf8");
+      return new PayloadSchema(JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>);
     } catch (err) {
-      throw new Error(`payload schema not readable: ${file} (set PROTO_DIR): ${(err as Error).message}`);
-    }
-    try {
-      return new PayloadSchema(JSON.parse(text));
-    } catch (err) {
-      throw new Error(`payload schema ${file} is not a valid schema: ${(err as Error).message}`);
+      throw new Error(`payload schema ${file} (set PROTO_DIR): ${(err as Error).message}`);
     }
   }
 
-  constructor(schema: unknown) {
-    if (typeof schema !== "object" || schema === null || Array.isArray(schema)) throw new Error("the schema is not a JSON object");
-    const root = schema as Record<string, unknown>;
-    const maxBytes = root[MAX_BYTES_KEYWORD];
-    if (typeof maxBytes !== "number" || !Number.isInteger(maxBytes) || maxBytes < 1) {
-      throw new Error(`${MAX_BYTES_KEYWORD} must be a positive integer`);
-    }
-    this.maxBytes = maxBytes;
+  constructor(schema: Record<string, unknown>) {
+    this.maxBytes = Number(schema[MAX_BYTES_KEYWORD]);
+    if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1) throw new Error(`${MAX_BYTES_KEYWORD} must be a positive integer`);
     // strictRequired is off: $defs/rejection requires a field that $defs/status (its $ref) defines.
-    const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
-    ajv.addVocabulary([MAX_BYTES_KEYWORD]);
-    ajv.addSchema(root);
-    const id = root["$id"];
-    if (typeof id !== "string") throw new Error("the schema has no $id");
-    const compile = <K extends PayloadType>(type: K): ValidateFunction<MessageOf[K]> => {
-      const validate = ajv.getSchema<MessageOf[K]>(`${id}#/$defs/${type}`);
-      if (!validate) throw new Error(`the schema has no $defs/${type}`);
-      return validate;
-    };
-    this.validators = {
-      register: compile("register"),
-      heartbeat: compile("heartbeat"),
-      status: compile("status"),
-      rejection: compile("rejection"),
-      lastWill: compile("lastWill"),
-      task: compile("task"),
-      log: compile("log"),
-    };
+    const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false }).addVocabulary([MAX_BYTES_KEYWORD]);
+    ajv.addSchema(schema);
+    for (const type of PAYLOAD_TYPES) {
+      const validate = ajv.getSchema(`${String(schema["$id"])}#/$defs/${type}`);
+      if (!validate) throw new Error(`no $defs/${type}`);
+      this.validators.set(type, validate);
+    }
   }
 
   /** Validates received bytes as a `type` message. A refusal's reason holds no payload content. */
   validate<K extends PayloadType>(type: K, payload: Uint8Array): Verdict<MessageOf[K]> {
-    const refuse = (rule: PayloadRule, problems: FieldProblem[] = []): Verdict<MessageOf[K]> => ({
-      ok: false,
-      rule,
-      problems,
-      reason: reasonOf(rule, problems, this.maxBytes),
-    });
-    if (payload.byteLength > this.maxBytes) return refuse("too-large");
+    const refuse = (rule: PayloadRule, reason: string, problems: FieldProblem[] = []) => ({ ok: false as const, rule, problems, reason });
+    if (payload.byteLength > this.maxBytes) return refuse("too-large", `payload over ${this.maxBytes / 1024} KiB`);
     let json: unknown;
     try {
       json = JSON.parse(strictUtf8.decode(payload));
     } catch {
-      return refuse("not-json");
+      return refuse("not-json", "not UTF-8 JSON");
     }
-    const validate: ValidateFunction<MessageOf[K]> = this.validators[type];
+    const validate = this.validators.get(type) as ValidateFunction<MessageOf[K]>;
     if (validate(json)) return { ok: true, msg: json };
     const problems = fieldProblems(validate.errors ?? []);
-    return problems === "not-object" ? refuse("not-object") : refuse("field", problems);
+    if (!problems) return refuse("not-object", "not a JSON object");
+    return refuse("field", `invalid field(s): ${problems.map((p) => `${p.field} (${p.keyword})`).join(", ")}`, problems);
   }
 }
 

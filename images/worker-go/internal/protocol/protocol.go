@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -177,56 +178,40 @@ func (e *PayloadError) Unwrap() error { return ErrInvalid }
 //go:embed payloads.schema.json
 var embeddedSchema []byte
 
-// Payloads is proto/mqtt/payloads.schema.json, compiled: one validator per $defs entry.
+// Payloads is proto/mqtt/payloads.schema.json, compiled: one validator per message ($defs
+// entry of type object).
 type Payloads struct {
 	// MaxBytes is the largest payload a receiver parses (the schema's x-max-payload-bytes).
 	MaxBytes int
 	defs     map[string]*jsonschema.Schema
 }
 
-// Schema is the embedded schema. It is checked by the tests, so failing to compile it is a
-// build defect, not an input error: the program stops at start.
-var Schema = mustCompile(embeddedSchema)
+// Schema is the embedded schema, compiled at start. The tests check it, so a schema that does
+// not compile is a build defect, not an input error: it stops the program.
+var Schema = compile(embeddedSchema)
 
-func mustCompile(data []byte) *Payloads {
-	p, err := Compile(data)
-	if err != nil {
-		panic("protocol: the embedded payload schema: " + err.Error())
-	}
-	return p
-}
-
-// Compile reads a payload schema: a JSON Schema (2020-12) with $id, x-max-payload-bytes and $defs.
-func Compile(data []byte) (*Payloads, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("not JSON: %w", err)
-	}
-	root, ok := doc.(map[string]any)
-	if !ok {
-		return nil, errors.New("not a JSON object")
-	}
-	number, _ := root[maxBytesKeyword].(json.Number)
-	maxBytes, err := number.Int64()
-	if err != nil || maxBytes < 1 {
-		return nil, fmt.Errorf("%s must be a positive integer", maxBytesKeyword)
-	}
-	id, _ := root["$id"].(string)
-	defs, _ := root["$defs"].(map[string]any)
-	if id == "" || len(defs) == 0 {
-		return nil, errors.New("the schema needs an $id and $defs")
-	}
-	compiler := jsonschema.NewCompiler()
-	if err := compiler.AddResource(id, doc); err != nil {
-		return nil, err
-	}
-	p := &Payloads{MaxBytes: int(maxBytes), defs: map[string]*jsonschema.Schema{}}
-	for name := range defs {
-		if p.defs[name], err = compiler.Compile(id + "#/$defs/" + name); err != nil {
-			return nil, err
+func compile(data []byte) *Payloads {
+	must := func(err error) {
+		if err != nil {
+			panic("protocol: the embedded payload schema: " + err.Error())
 		}
 	}
-	return p, nil
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	must(err)
+	root := doc.(map[string]any)
+	maxBytes, err := root[maxBytesKeyword].(json.Number).Int64()
+	must(err)
+	id := root["$id"].(string) // the compiler knows the document by it, so nothing is fetched
+	compiler := jsonschema.NewCompiler()
+	must(compiler.AddResource(id, doc))
+	p := &Payloads{MaxBytes: int(maxBytes), defs: map[string]*jsonschema.Schema{}}
+	for name, def := range root["$defs"].(map[string]any) {
+		if def.(map[string]any)["type"] == "object" {
+			p.defs[name], err = compiler.Compile(id + "#/$defs/" + name)
+			must(err)
+		}
+	}
+	return p
 }
 
 // Validate checks a received payload as a messageType message ("task", "status", …: a $defs
@@ -239,12 +224,8 @@ func (p *Payloads) Validate(messageType string, payload []byte) (map[string]any,
 	if !ok {
 		return nil, fmt.Errorf("protocol: no message type %q in the schema", messageType)
 	}
-	// Go's JSON decoder would read invalid UTF-8 as U+FFFD; the contract says UTF-8.
-	if !utf8.Valid(payload) {
-		return nil, &PayloadError{Rule: RuleNotJSON, reason: "not UTF-8 JSON"}
-	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
-	if err != nil {
+	if err != nil || !utf8.Valid(payload) { // Go's decoder would read invalid UTF-8 as U+FFFD
 		return nil, &PayloadError{Rule: RuleNotJSON, reason: "not UTF-8 JSON"}
 	}
 	var verr *jsonschema.ValidationError
@@ -253,17 +234,18 @@ func (p *Payloads) Validate(messageType string, payload []byte) (map[string]any,
 	} else if err != nil {
 		return nil, err
 	}
-	object, ok := doc.(map[string]any)
-	if !ok { // only a $defs entry that is not a message (e.g. "millis") accepts one
-		return nil, &PayloadError{Rule: RuleNotObject, reason: "not a JSON object"}
-	}
-	return object, nil
+	return doc.(map[string]any), nil
 }
 
 // refusal maps the leaves of a validation error to fields: the missing ones for `required`,
 // else the first segment of the instance location. A root-level `type` error: not an object.
 func refusal(verr *jsonschema.ValidationError) *PayloadError {
 	var problems []Problem
+	add := func(p Problem) {
+		if !slices.Contains(problems, p) {
+			problems = append(problems, p)
+		}
+	}
 	notObject := false
 	var walk func(*jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
@@ -277,10 +259,10 @@ func refusal(verr *jsonschema.ValidationError) *PayloadError {
 		required, isRequired := e.ErrorKind.(*kind.Required)
 		switch {
 		case len(e.InstanceLocation) > 0:
-			problems = appendNew(problems, Problem{e.InstanceLocation[0], keyword})
+			add(Problem{e.InstanceLocation[0], keyword})
 		case isRequired:
 			for _, name := range required.Missing {
-				problems = appendNew(problems, Problem{name, keyword})
+				add(Problem{name, keyword})
 			}
 		case keyword == "type":
 			notObject = true
@@ -307,15 +289,6 @@ func keywordOf(k jsonschema.ErrorKind) string {
 		return ""
 	}
 	return path[len(path)-1]
-}
-
-func appendNew(problems []Problem, p Problem) []Problem {
-	for _, have := range problems {
-		if have == p {
-			return problems
-		}
-	}
-	return append(problems, p)
 }
 
 // ParseTask validates a task payload against the schema and reads its fields.

@@ -1,12 +1,9 @@
 """MQTT topics and JSON payloads (docs/protocol.md, "MQTT topics" and "Payloads").
 
-Builds the payloads the worker publishes, and validates received ones against
-the one schema of every payload, proto/mqtt/payloads.schema.json (package data
-pb/payloads.schema.json, copied by scripts/gen_proto.py), with jsonschema. What
-the schema cannot say is here: the byte limit is checked before parsing, and
-UTF-8 and JSON (without NaN or Infinity) before the schema. Errors name the
-rule, the fields and the schema keywords, never the content, because a payload
-is never logged.
+Builds the payloads the worker publishes; validates received ones against
+proto/mqtt/payloads.schema.json (package data, copied into pb/ by
+scripts/gen_proto.py) with jsonschema, after what the schema cannot say: the
+byte limit, UTF-8 and JSON. Errors never quote the payload (it is never logged).
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
@@ -30,8 +27,7 @@ Rule = Literal["too-large", "not-json", "not-object", "field"]
 JsonObject = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class FieldProblem:
+class FieldProblem(NamedTuple):
     """A top-level field the schema refuses, and the schema keyword that refuses it."""
 
     field: str
@@ -173,36 +169,30 @@ def _problems(errors: list[ValidationError]) -> tuple[FieldProblem, ...] | None:
 
 
 class PayloadSchema:
-    """proto/mqtt/payloads.schema.json, compiled: one validator per $defs entry."""
+    """proto/mqtt/payloads.schema.json, compiled: one validator per message ($defs entry of type object)."""
 
     def __init__(self, schema: JsonObject) -> None:
-        Draft202012Validator.check_schema(schema)
-        max_bytes = schema.get(MAX_BYTES_KEYWORD)
-        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
-            raise ValueError(f"{MAX_BYTES_KEYWORD} must be a positive integer")
-        self.max_bytes: int = max_bytes
-        schema_id = str(schema["$id"])
+        self.max_bytes = int(schema[MAX_BYTES_KEYWORD])
+        schema_id = str(schema["$id"])  # the registry knows the schema by it, so nothing is fetched
         registry: Registry[Any] = Registry().with_resource(schema_id, Resource.from_contents(schema))
         self._validators = {
             name: Draft202012Validator({"$ref": f"{schema_id}#/$defs/{name}"}, registry=registry)
-            for name in schema["$defs"]
+            for name, definition in schema["$defs"].items()
+            if definition.get("type") == "object"
         }
 
     def validate(self, message_type: str, raw: bytes) -> JsonObject:
         """The payload as a `message_type` message; raises PayloadError saying why not."""
         if len(raw) > self.max_bytes:
-            raise PayloadError(
-                "too-large", f"payload is {len(raw)} bytes, over the {self.max_bytes}-byte limit"
-            )
+            raise PayloadError("too-large", f"payload is {len(raw)} bytes, over the {self.max_bytes}-byte limit")
         try:
             payload = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise PayloadError("not-json", "payload is not UTF-8 JSON") from None
         errors = list(self._validators[message_type].iter_errors(payload))
-        if not errors and isinstance(payload, dict):
-            return payload
-        # (Only a $defs entry that is no message, such as "millis", passes a non-object.)
-        problems = _problems(errors) if errors else None
+        if not errors:
+            return dict(payload)
+        problems = _problems(errors)
         if problems is None:
             raise PayloadError("not-object", "payload is not a JSON object")
         fields = ", ".join(f"{p.field} ({p.keyword})" for p in problems)

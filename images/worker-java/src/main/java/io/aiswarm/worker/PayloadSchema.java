@@ -7,6 +7,7 @@ import com.networknt.schema.SchemaRegistry;
 import com.networknt.schema.SpecificationVersion;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -21,11 +22,10 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
 /**
- * The one schema of every MQTT payload, proto/mqtt/payloads.schema.json (on the class path as
- * /mqtt/payloads.schema.json, copied there by Maven), compiled with networknt's
- * json-schema-validator: one validator per $defs entry. What the schema cannot say is here: the
- * byte limit is checked before parsing, and JSON (UTF-8) before the schema. Errors name the rule,
- * the fields and the schema keywords, never the content.
+ * proto/mqtt/payloads.schema.json (on the class path, copied there by Maven), compiled with
+ * networknt's json-schema-validator: one validator per message ($defs entry of type object),
+ * after what the schema cannot say: the byte limit and JSON (UTF-8). Errors name the rule, the
+ * fields and the schema keywords, never the content.
  */
 public final class PayloadSchema {
     static final String RESOURCE = "/mqtt/payloads.schema.json";
@@ -36,37 +36,26 @@ public final class PayloadSchema {
     private final int maxBytes;
     private final Map<String, Schema> defs = new LinkedHashMap<>();
 
-    /** Compiles a schema: a JSON Schema (2020-12) with $id, x-max-payload-bytes and $defs. */
-    PayloadSchema(String schemaText) {
+    private PayloadSchema(String schemaText) {
         JsonNode root = JSON.readTree(schemaText);
-        JsonNode max = root.path(MAX_BYTES_KEYWORD);
-        if (!max.isIntegralNumber() || !max.canConvertToInt() || max.intValue() < 1) {
-            throw new IllegalArgumentException(MAX_BYTES_KEYWORD + " must be a positive integer");
-        }
-        maxBytes = max.intValue();
-        String id = root.path("$id").asString("");
-        if (id.isEmpty() || !root.path("$defs").isObject()) {
-            throw new IllegalArgumentException("the schema needs an $id and $defs");
-        }
+        maxBytes = root.get(MAX_BYTES_KEYWORD).intValue();
+        String id = root.get("$id").stringValue();
         // The registry knows the schema by its $id, so nothing is ever fetched.
         SchemaRegistry registry = SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12,
                 builder -> builder.schemas(Map.of(id, schemaText)));
-        for (String name : root.path("$defs").propertyNames()) {
-            defs.put(name, registry.getSchema(SchemaLocation.of(id + "#/$defs/" + name)));
-        }
+        root.get("$defs").properties().stream().filter(def -> def.getValue().path("type").asString("").equals("object"))
+                .forEach(def -> defs.put(def.getKey(), registry.getSchema(SchemaLocation.of(id + "#/$defs/" + def.getKey()))));
     }
 
+    /** The schema in the jar, read once; it is checked by the tests, so a failure here is a build defect. */
     private static final class Bundled {
-        static final PayloadSchema SCHEMA = load();
+        static final PayloadSchema SCHEMA;
 
-        private static PayloadSchema load() {
+        static {
             try (InputStream in = PayloadSchema.class.getResourceAsStream(RESOURCE)) {
-                if (in == null) {
-                    throw new IllegalStateException(RESOURCE + " is not on the class path");
-                }
-                return new PayloadSchema(new String(in.readAllBytes(), StandardCharsets.UTF_8));
+                SCHEMA = new PayloadSchema(new String(in.readAllBytes(), StandardCharsets.UTF_8));
             } catch (IOException e) {
-                throw new IllegalStateException("cannot read " + RESOURCE, e);
+                throw new UncheckedIOException("cannot read " + RESOURCE, e);
             }
         }
     }
@@ -100,11 +89,11 @@ public final class PayloadSchema {
             throw new InvalidPayloadException(InvalidPayloadException.Rule.NOT_JSON, "payload is not valid JSON", List.of());
         }
         List<Error> errors = schema.validate(root);
-        if (errors.isEmpty() && root.isObject()) {
+        if (errors.isEmpty()) {
             return root;
         }
         List<InvalidPayloadException.Problem> problems = problems(errors);
-        if (problems == null) { // (only a $defs entry that is no message, such as "millis", passes a non-object)
+        if (problems == null) {
             throw new InvalidPayloadException(InvalidPayloadException.Rule.NOT_OBJECT, "payload is not a JSON object", List.of());
         }
         String fields = problems.stream().map(p -> p.field() + " (" + p.keyword() + ")").collect(Collectors.joining(", "));
@@ -123,6 +112,6 @@ public final class PayloadSchema {
                 return null;
             }
         }
-        return errors.isEmpty() ? null : new ArrayList<>(problems);
+        return new ArrayList<>(problems);
     }
 }

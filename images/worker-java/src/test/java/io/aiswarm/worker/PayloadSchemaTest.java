@@ -11,7 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Map;
+import java.util.Locale;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
@@ -44,7 +44,7 @@ class PayloadSchemaTest {
         }
         InvalidPayloadException e = assertThrows(InvalidPayloadException.class,
                 () -> PayloadSchema.bundled().validate(type, payload));
-        assertEquals(c.get("rule").stringValue(), e.rule().wireName(), e.getMessage());
+        assertEquals(c.get("rule").stringValue(), e.rule().name().toLowerCase(Locale.ROOT).replace('_', '-'), e.getMessage());
         if (e.rule() != InvalidPayloadException.Rule.FIELD) {
             return;
         }
@@ -102,12 +102,5 @@ class PayloadSchemaTest {
                 () -> TaskParser.parse(secretish.getBytes(StandardCharsets.UTF_8)));
         assertTrue(e.getMessage().startsWith("invalid field(s): "), e.getMessage());
         assertFalse(e.getMessage().contains("SECRET"), e.getMessage());
-    }
-
-    @Test
-    void aSchemaWithoutItsByteLimitIsRefused() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new PayloadSchema(JSON.writeValueAsString(Map.of("$id", "https://x.invalid/s", "$defs", Map.of()))));
-        assertEquals("x-max-payload-bytes must be a positive integer", e.getMessage());
     }
 }
