@@ -37,6 +37,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import mqtt, { type MqttClient } from "mqtt";
 import { integerSetting } from "../components/workerSettings";
+import { PayloadSchema } from "../images/master/src/protocol";
 
 export type FleetLanguage = "python" | "go" | "java";
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -44,9 +45,7 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 export const FLEET_LANGUAGES: readonly FleetLanguage[] = ["python", "go", "java"];
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
-/** The contract's limits and defaults (docs/protocol.md). */
-export const MAX_PAYLOAD_BYTES = 64 * 1024;
-export const MAX_QUERY_CHARS = 16_000;
+/** The contract's defaults (docs/protocol.md); its payloads are proto/mqtt/payloads.schema.json. */
 const WORKER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const CALL_DEADLINE_MS = 5_000;
 const BACKOFF_FIRST_MS = 200;
@@ -88,7 +87,7 @@ export interface FleetOptions {
   connectConcurrency?: number;
   /** start() gives up after this long; default 30 s + 20 ms per worker. */
   startTimeoutMs?: number;
-  /** Where worker_callback.proto's root is; default the repository's proto/. */
+  /** Where worker_callback.proto and mqtt/payloads.schema.json are; default the repository's proto/. */
   protoDir?: string;
 }
 
@@ -183,23 +182,12 @@ export function fleetIdentities(count: number, nodes: number, languages: readonl
   });
 }
 
-/** Validates a task payload as the contract says; undefined when it must be dropped. */
-export function parseTask(payload: Uint8Array): TaskMessage | undefined {
-  if (payload.byteLength > MAX_PAYLOAD_BYTES) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8"));
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const m = value as Record<string, unknown>;
-  const nonNegativeInt = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x >= 0;
-  if (m.v !== 1 || m.type !== "task") return undefined;
-  if (typeof m.task_id !== "string" || m.task_id === "") return undefined;
-  if (typeof m.query !== "string" || m.query.length < 1 || m.query.length > MAX_QUERY_CHARS) return undefined;
-  if (!nonNegativeInt(m.lease_ms) || !nonNegativeInt(m.ts) || typeof m.has_credential !== "boolean") return undefined;
-  return { task_id: m.task_id, query: m.query, lease_ms: m.lease_ms, has_credential: m.has_credential, ts: m.ts };
+/** Validates a task payload against the payload schema (the master's validation); undefined when it must be dropped. */
+export function parseTask(schema: PayloadSchema, payload: Uint8Array): TaskMessage | undefined {
+  const verdict = schema.validate("task", payload);
+  if (!verdict.ok) return undefined;
+  const { task_id, query, lease_ms, has_credential, ts } = verdict.msg;
+  return { task_id, query, lease_ms, has_credential, ts };
 }
 
 /** The offline provider's answer, word for word as in every language. */
@@ -278,6 +266,7 @@ class FleetContext {
   constructor(
     readonly options: Resolved,
     readonly callback: CallbackClient,
+    readonly payloadSchema: PayloadSchema,
     readonly events: EventEmitter<FleetEvents>,
   ) {}
 
@@ -339,8 +328,9 @@ export class Fleet extends EventEmitter<FleetEvents> {
     };
     const tag = options.idTag ?? Math.floor(Math.random() * 0x10000).toString(16).padStart(4, "0");
     this.identities = fleetIdentities(count, nodes, options.languages ?? FLEET_LANGUAGES, tag);
-    const callback = makeCallbackClient(options.protoDir ?? path.resolve(__dirname, "..", "proto"), options.grpcAddress);
-    this.context = new FleetContext(resolved, callback, this);
+    const protoDir = options.protoDir ?? path.resolve(__dirname, "..", "proto");
+    const callback = makeCallbackClient(protoDir, options.grpcAddress);
+    this.context = new FleetContext(resolved, callback, PayloadSchema.load(protoDir), this);
     this.workers = this.identities.map((identity) => new SimWorker(this.context, identity));
   }
 
@@ -578,7 +568,7 @@ class SimWorker {
 
   private onTask(payload: Buffer): void {
     if (this.fleet.closed) return;
-    const task = parseTask(payload);
+    const task = parseTask(this.fleet.payloadSchema, payload);
     if (!task) {
       this.fleet.count("malformedTasks");
       this.event("error", "dropped a malformed task message");

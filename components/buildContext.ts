@@ -16,9 +16,9 @@
 // semantics (last matching pattern wins, `!` re-includes, a pattern matching a directory
 // covers everything under it, `*` does not cross `/`).
 //
-// Every image's context is the repository root (each Dockerfile copies proto/), so each has
-// its own images/<name>/Dockerfile.dockerignore narrowing the context to proto/ plus its
-// own folder. This module reproduces the provider's walk with @balena/dockerignore (a port
+// Every image's context is the repository root (each image builds in the .proto and the MQTT
+// payload schema from proto/), so each has its own images/<name>/Dockerfile.dockerignore
+// narrowing the context to proto/ (less the payload test vectors) plus its own folder. This module reproduces the provider's walk with @balena/dockerignore (a port
 // of Docker's matcher) so that
 //   - the content tag of an image changes exactly when the provider's digest does (the tag
 //     in imageName is itself an input of the image: a tag that changed for an unrelated edit would

@@ -1,8 +1,9 @@
 // Build contexts, context digests and content tags (components/buildContext.ts), on a copy of
 // the repository's real proto/ and images/ trees with their Dockerfile.dockerignore files:
 // the digest is what pulumi-docker hashes into build.contextDigest, so an edit under one
-// image's folder must change exactly that image's digest (and tag), a proto edit all four,
-// and build output none.
+// image's folder must change exactly that image's digest (and tag), an edit of the .proto or
+// of the MQTT payload schema (which every image embeds) all four, and build output and the
+// payload test vectors none.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -81,17 +82,19 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
 describe("the context of each image", () => {
-  it("holds its Dockerfile, the proto, and only paths under proto/ and images/<name>/", () => {
+  it("holds its Dockerfile, the proto, the payload schema, and only paths under proto/ and images/<name>/", () => {
     for (const name of IMAGE_NAMES) {
       const paths = contextFiles(root, name).map((f) => f.path);
       expect(paths).toContain(dockerfileOf(name));
       expect(paths).toContain("proto/aiswarm/v1/worker_callback.proto");
+      expect(paths).toContain("proto/mqtt/payloads.schema.json");
+      expect(paths.filter((p) => p.startsWith("proto/mqtt/vectors/")), name).toEqual([]);
       expect(paths.filter((p) => !p.startsWith("proto/") && !p.startsWith(`images/${name}/`))).toEqual([]);
     }
   });
 
   it("of the real checkout leaves out its build output, dependencies and generated code", () => {
-    const output = /(^|\/)(node_modules|dist|\.venv|__pycache__|\.pytest_cache|\.mypy_cache|target|bin|build)\/|aiswarm_worker\/pb\/|\.pb\.go$|\.egg-info\/|\.db$/;
+    const output = /(^|\/)(node_modules|dist|\.venv|__pycache__|\.pytest_cache|\.mypy_cache|target|bin|build)\/|aiswarm_worker\/pb\/|\.pb\.go$|internal\/protocol\/payloads\.schema\.json$|\.egg-info\/|\.db$/;
     for (const name of IMAGE_NAMES) {
       const paths = contextFiles(REPO_ROOT, name).map((f) => f.path);
       expect(paths.filter((p) => output.test(p)), name).toEqual([]);
@@ -176,7 +179,14 @@ describe("context digests and content tags", () => {
     expect(changed(before, snapshot())).toEqual({ digests: [...IMAGE_NAMES], tags: [...IMAGE_NAMES] });
   });
 
-  it("build output, dependencies, caches, generated code and files outside the context change none", () => {
+  it("a payload schema edit changes all four: each image embeds proto/mqtt/payloads.schema.json", () => {
+    const schema = path.join(root, "proto", "mqtt", "payloads.schema.json");
+    const before = snapshot();
+    fs.writeFileSync(schema, fs.readFileSync(schema, "utf8").replace('"maxLength": 16000', '"maxLength": 16001'));
+    expect(changed(before, snapshot())).toEqual({ digests: [...IMAGE_NAMES], tags: [...IMAGE_NAMES] });
+  });
+
+  it("build output, dependencies, caches, generated code, test vectors and files outside the context change none", () => {
     const before = snapshot();
     for (const file of [
       "images/master/node_modules/better-sqlite3/index.js",
@@ -190,8 +200,12 @@ describe("context digests and content tags", () => {
       "images/worker-python/.mypy_cache/3.11/x.json",
       "images/worker-python/src/aiswarm_worker.egg-info/PKG-INFO",
       "images/worker-python/src/aiswarm_worker/pb/worker_callback_pb2.py",
+      "images/worker-python/src/aiswarm_worker/pb/payloads.schema.json",
       "images/worker-go/bin/worker",
       "images/worker-go/internal/pb/worker_callback.pb.go",
+      "images/worker-go/internal/protocol/payloads.schema.json",
+      "proto/mqtt/vectors/payloads.json",
+      "proto/mqtt/vectors/new.json",
       "images/worker-java/target/classes/io/aiswarm/worker/Main.class",
       "components/new.ts",
       "lab/harness/x.ts",

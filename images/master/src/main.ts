@@ -6,6 +6,7 @@ import { HttpApi } from "./httpServer";
 import { createLogger, errorMessage, type Logger } from "./log";
 import { Metrics } from "./metrics";
 import { MqttBridge } from "./mqttBridge";
+import { PayloadSchema } from "./protocol";
 import { QueryService } from "./queryService";
 import { RateLimiter } from "./rateLimit";
 import { Scheduler } from "./scheduler";
@@ -33,6 +34,10 @@ async function main(): Promise<void> {
 }
 
 async function run(cfg: Config, log: Logger): Promise<void> {
+  // The .proto and the MQTT payload schema (proto/mqtt/payloads.schema.json) are read here,
+  // before anything starts, so a missing file stops start-up with its path.
+  const protoDir = resolveProtoDir();
+  const payloadSchema = PayloadSchema.load(protoDir);
   const store = new QueryStore(cfg.dbPath);
   const scheduler = new Scheduler({
     leaseMs: cfg.leaseMs,
@@ -42,7 +47,7 @@ async function run(cfg: Config, log: Logger): Promise<void> {
     maxAttempts: MAX_ATTEMPTS,
     offlineRetentionMs: OFFLINE_RETENTION_MS,
   });
-  const mqtt = new MqttBridge(cfg.mqtt, log, cfg.logLevel === "debug");
+  const mqtt = new MqttBridge(cfg.mqtt, log, payloadSchema, cfg.logLevel === "debug");
   const service = new QueryService(store, scheduler, mqtt, log, {
     taskTopic: (workerId) => mqtt.topics.tasks(workerId),
     // One SQLite transaction per event-loop turn; tasks, updates and acks after its commit.
@@ -90,7 +95,6 @@ async function run(cfg: Config, log: Logger): Promise<void> {
     log.warn("WEB_AUTH_TOKEN is set without WEB_TLS_CERT_FILE/WEB_TLS_KEY_FILE: the token and the session cookie cross the network in clear text");
   }
 
-  const protoDir = resolveProtoDir();
   const grpcPort = await grpcServer.start(protoDir, cfg.bindHost, cfg.grpcPort);
   const httpPort = await http.listen(cfg.httpPort, cfg.bindHost);
   log.info("servers listening", { http_port: httpPort, grpc_port: grpcPort, proto_dir: protoDir });

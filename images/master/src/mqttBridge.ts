@@ -1,12 +1,13 @@
 // The master's MQTT side: subscribes to the worker topics, validates every
-// payload (protocol.ts) and hands good ones to the service; publishes tasks at
-// QoS 1. Reconnects forever with exponential backoff while the broker is down.
+// payload (protocol.ts, against proto/mqtt/payloads.schema.json) and hands good
+// ones to the service; publishes tasks at QoS 1. Reconnects forever with
+// exponential backoff while the broker is down.
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Config } from "./config";
 import { errorMessage, type Logger } from "./log";
-import { encodeLog, parseIncoming, topics, type IncomingMsg, type Topics } from "./protocol";
+import { encodeLog, parseIncoming, topics, type IncomingMsg, type PayloadSchema, type Topics } from "./protocol";
 import type { TaskPublisher } from "./queryService";
 import { boundedClose, SHUTDOWN_STEP_MS, type StepEnd } from "./shutdown";
 
@@ -27,6 +28,7 @@ export class MqttBridge implements TaskPublisher {
   constructor(
     private readonly cfg: Config["mqtt"],
     private readonly log: Logger,
+    private readonly payloadSchema: PayloadSchema,
     /** Subscribe to P/logs too (only useful when debug lines are printed). */
     private readonly readWorkerLogs = false,
   ) {
@@ -112,7 +114,7 @@ export class MqttBridge implements TaskPublisher {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
-    const parsed = parseIncoming(this.topics.prefix, topic, payload);
+    const parsed = parseIncoming(this.payloadSchema, this.topics.prefix, topic, payload);
     if (!parsed.ok) {
       // Never the content: it may be anything, including secrets pasted by mistake.
       this.log.warn("mqtt message dropped", { topic, bytes: payload.byteLength, reason: parsed.reason });

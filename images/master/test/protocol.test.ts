@@ -1,101 +1,110 @@
-import { describe, expect, it } from "vitest";
-import { encodeTask, parseIncoming, taskSchema, topics } from "../src/protocol";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Ajv2020 from "ajv/dist/2020";
+import { afterEach, describe, expect, it } from "vitest";
+import { encodeLog, encodeTask, parseIncoming, PAYLOAD_SCHEMA_FILE, PAYLOAD_TYPES, PayloadSchema, topics } from "../src/protocol";
+import { PROTO_DIR } from "./helpers/fakeWorker";
+import { readVectorFile, vectorBytes, vectorGroups } from "./helpers/vectors";
 
+const schema = PayloadSchema.load(PROTO_DIR);
 const P = "ai-system";
 const enc = (v: unknown): Buffer => Buffer.from(typeof v === "string" ? v : JSON.stringify(v));
-
-const register = { v: 1, type: "register", worker_id: "python-vm2-1a2b", language: "python", node: "vm2", provider: "offline", ts: 1764355200000 };
-const heartbeat = { v: 1, type: "heartbeat", worker_id: "python-vm2-1a2b", language: "python", node: "vm2", status: "busy", task_id: "q_1", ts: 1 };
 const status = { v: 1, type: "status", worker_id: "python-vm2-1a2b", status: "idle", task_id: null, ts: 1 };
-const log = { v: 1, type: "log", source: "python-vm2-1a2b", level: "info", message: "hello", ts: 1 };
-
+const register = { v: 1, type: "register", worker_id: "python-vm2-1a2b", language: "python", node: "vm2", provider: "offline", ts: 1 };
 const topicOf = (kind: string): string => `${P}/workers/python-vm2-1a2b/${kind}`;
 
-describe("valid payloads from docs/protocol.md", () => {
+describe("the shared test vectors (proto/mqtt/vectors)", () => {
+  it("are written in their documented format and cover every message type of the schema", () => {
+    const ajv = new Ajv2020({ strict: true, strictRequired: false });
+    const validate = ajv.compile(readVectorFile("format.schema.json") as object);
+    expect(validate(readVectorFile("payloads.json")), JSON.stringify(validate.errors)).toBe(true);
+    expect(new Set(vectorGroups().map((g) => g.type))).toEqual(new Set(PAYLOAD_TYPES));
+  });
+
+  for (const group of vectorGroups()) {
+    describe(group.type, () => {
+      it.each(group.cases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
+        const verdict = schema.validate(group.type, vectorBytes(group, c));
+        if (c.valid) {
+          expect(verdict).toMatchObject({ ok: true });
+          return;
+        }
+        expect(verdict).toMatchObject({ ok: false, rule: c.rule });
+        if (verdict.ok || c.rule !== "field") return;
+        expect([...new Set(verdict.problems.map((p) => p.field))]).toEqual([c.field]);
+        expect(verdict.problems.map((p) => p.keyword)).toContain(c.keyword);
+      });
+    });
+  }
+});
+
+describe("received messages (parseIncoming)", () => {
+  it("reads the type its topic carries, under any prefix", () => {
+    expect(parseIncoming(schema, P, topicOf("status"), enc(status))).toEqual({ ok: true, msg: status });
+    expect(parseIncoming(schema, P, topicOf("register"), enc(register))).toEqual({ ok: true, msg: register });
+    expect(parseIncoming(schema, "lab/x", "lab/x/workers/python-vm2-1a2b/status", enc(status)).ok).toBe(true);
+    expect(parseIncoming(schema, "lab/x", topicOf("status"), enc(status))).toEqual({ ok: false, reason: "unexpected topic" });
+  });
+
   it.each([
-    ["register", register],
-    ["heartbeat", heartbeat],
-    ["status", status],
-    ["status", { ...status, status: "busy", task_id: "q_1", rejected_task_id: "q_2" }],
-    ["status", { ...status, status: "offline" }],
-  ])("accepts a %s", (kind, payload) => {
-    const result = parseIncoming(P, topicOf(kind), enc(payload));
-    expect(result).toEqual({ ok: true, msg: payload });
-  });
-
-  it("accepts a log, with or without task_id, and ignores unknown fields", () => {
-    expect(parseIncoming(P, `${P}/logs`, enc(log)).ok).toBe(true);
-    expect(parseIncoming(P, `${P}/logs`, enc({ ...log, task_id: "q_1", extra: [1] })).ok).toBe(true);
-  });
-
-  it("honours a custom prefix", () => {
-    expect(parseIncoming("lab/x", "lab/x/workers/python-vm2-1a2b/status", enc(status)).ok).toBe(true);
-    expect(parseIncoming("lab/x", topicOf("status"), enc(status))).toEqual({ ok: false, reason: "unexpected topic" });
+    ["a type for another topic", topicOf("status"), enc(register), /type/],
+    ["a worker_id that differs from the topic", topicOf("status"), enc({ ...status, worker_id: "someone-else" }), /differs/],
+    ["a topic the master does not read", `${P}/workers/w1/tasks`, enc(status), /unexpected topic/],
+    ["a deeper topic", `${P}/workers/w1/status/x`, enc(status), /unexpected topic/],
+    ["an unknown status", topicOf("status"), enc({ ...status, status: "sleeping" }), /^invalid field\(s\): status \(enum\)$/],
+    ["over 64 KiB", topicOf("status"), enc({ ...status, pad: "x".repeat(70_000) }), /^payload over 64 KiB$/],
+    ["not JSON", topicOf("status"), enc("{not json"), /^not UTF-8 JSON$/],
+  ])("refuses %s with a reason that holds no content", (_name, topic, payload, reason) => {
+    const result = parseIncoming(schema, P, topic, payload);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.reason).toMatch(reason);
+    expect(result.reason).not.toMatch(/someone-else|sleeping|xxxx/);
   });
 });
 
-describe("malformed payloads are refused with a reason that holds no content", () => {
-  const cases: [string, string, Buffer, RegExp][] = [
-    ["not JSON", topicOf("status"), enc("{not json"), /not JSON/],
-    ["JSON but not an object", topicOf("status"), enc("[1,2]"), /not a JSON object/],
-    ["JSON null", topicOf("status"), enc("null"), /not a JSON object/],
-    ["a JSON string", topicOf("status"), enc('"status"'), /not a JSON object/],
-    ["missing v", topicOf("status"), enc({ ...status, v: undefined }), /v/],
-    ["wrong v", topicOf("status"), enc({ ...status, v: 2 }), /v/],
-    ["v as a string", topicOf("status"), enc({ ...status, v: "1" }), /v/],
-    ["unknown type", topicOf("status"), enc({ ...status, type: "hello" }), /type/],
-    ["type for another topic", topicOf("status"), enc(register), /type/],
-    ["missing worker_id", topicOf("status"), enc({ ...status, worker_id: undefined }), /worker_id/],
-    ["worker_id differs from topic", topicOf("status"), enc({ ...status, worker_id: "someone-else" }), /differs/],
-    ["bad worker_id characters", `${P}/workers/bad id/status`, enc({ ...status, worker_id: "bad id" }), /worker_id/],
-    ["worker_id too long", `${P}/workers/${"a".repeat(65)}/status`, enc({ ...status, worker_id: "a".repeat(65) }), /worker_id/],
-    ["unknown status", topicOf("status"), enc({ ...status, status: "sleeping" }), /status/],
-    ["task_id a number", topicOf("status"), enc({ ...status, task_id: 7 }), /task_id/],
-    ["task_id missing", topicOf("status"), enc({ ...status, task_id: undefined }), /task_id/],
-    ["rejected_task_id not a string", topicOf("status"), enc({ ...status, rejected_task_id: 1 }), /rejected_task_id/],
-    ["ts negative", topicOf("status"), enc({ ...status, ts: -1 }), /ts/],
-    ["ts a float", topicOf("status"), enc({ ...status, ts: 1.5 }), /ts/],
-    ["ts a string", topicOf("status"), enc({ ...status, ts: "1" }), /ts/],
-    ["unknown language", topicOf("register"), enc({ ...register, language: "cobol" }), /language/],
-    ["node not a string", topicOf("register"), enc({ ...register, node: 3 }), /node/],
-    ["provider missing", topicOf("register"), enc({ ...register, provider: undefined }), /provider/],
-    ["heartbeat without identity", topicOf("heartbeat"), enc({ ...heartbeat, language: undefined }), /language/],
-    ["heartbeat with bad status", topicOf("heartbeat"), enc({ ...heartbeat, status: 1 }), /status/],
-    ["log with bad level", `${P}/logs`, enc({ ...log, level: "fatal" }), /level/],
-    ["log without message", `${P}/logs`, enc({ ...log, message: undefined }), /message/],
-    ["over 64 KiB", topicOf("status"), enc({ ...status, pad: "x".repeat(70_000) }), /64 KiB/],
-    ["a topic the master does not read", `${P}/workers/w1/tasks`, enc(status), /unexpected topic/],
-    ["a deeper topic", `${P}/workers/w1/status/x`, enc(status), /unexpected topic/],
-  ];
-
-  it.each(cases)("%s", (_name, topic, payload, reason) => {
-    const result = parseIncoming(P, topic, payload);
-    expect(result.ok).toBe(false);
-    if (!result.ok) {
-      expect(result.reason).toMatch(reason);
-      // no payload values in the reason
-      expect(result.reason).not.toMatch(/someone-else|sleeping|cobol|fatal|xxxx/);
+describe("messages the master sends", () => {
+  it("a task and a log validate against the schema and carry no key", () => {
+    const task = encodeTask({ task_id: "q_1", query: "What is Docker Swarm?", lease_ms: 30000, has_credential: true, ts: 5 });
+    expect(schema.validate("task", enc(task))).toEqual({
+      ok: true,
+      msg: { v: 1, type: "task", task_id: "q_1", query: "What is Docker Swarm?", lease_ms: 30000, has_credential: true, ts: 5 },
+    });
+    expect(task).not.toMatch(/api_?key/i);
+    for (const taskId of ["q_1", undefined]) {
+      const log = encodeLog({ source: "master", level: "warn", message: "m", task_id: taskId, ts: 6 });
+      expect(schema.validate("log", enc(log))).toMatchObject({ ok: true });
     }
   });
 
-  it("invalid UTF-8 / binary garbage", () => {
-    expect(parseIncoming(P, topicOf("status"), Buffer.from([0xff, 0xfe, 0x00, 0x01])).ok).toBe(false);
-  });
-});
-
-describe("task payloads the master publishes", () => {
-  it("encodes a task that validates against the documented schema", () => {
-    const text = encodeTask({ task_id: "q_1", query: "What is Docker Swarm?", lease_ms: 30000, has_credential: false, ts: 5 });
-    const parsed = taskSchema.parse(JSON.parse(text));
-    expect(parsed).toEqual({ v: 1, type: "task", task_id: "q_1", query: "What is Docker Swarm?", lease_ms: 30000, has_credential: false, ts: 5 });
-    expect(text).not.toMatch(/api_?key/i);
-  });
-
-  it("builds the documented topics", () => {
+  it("on the documented topics", () => {
     const t = topics("ai-system");
     const workerTopics = ["ai-system/workers/+/register", "ai-system/workers/+/heartbeat", "ai-system/workers/+/status"];
     expect(t.subscriptions(true)).toEqual([...workerTopics, "ai-system/logs"]);
     expect(t.subscriptions(false)).toEqual(workerTopics);
     expect(t.tasks("w-1")).toBe("ai-system/workers/w-1/tasks");
+  });
+});
+
+describe("loading the schema", () => {
+  let dir: string | undefined;
+  afterEach(() => dir && rmSync(dir, { recursive: true, force: true }));
+  const protoDirWith = (text: string): string => {
+    dir = mkdtempSync(join(tmpdir(), "payload-schema-"));
+    mkdirSync(join(dir, "mqtt"));
+    writeFileSync(join(dir, PAYLOAD_SCHEMA_FILE), text);
+    return dir;
+  };
+
+  it("takes the byte limit from the schema", () => {
+    expect(schema.maxBytes).toBe(64 * 1024);
+  });
+
+  it("names the file when it is missing, not JSON, or not a schema of the payloads", () => {
+    expect(() => PayloadSchema.load("/nonexistent/proto")).toThrow(/^payload schema \/nonexistent\/proto\/mqtt\/payloads\.schema\.json \(set PROTO_DIR\): ENOENT/);
+    expect(() => PayloadSchema.load(protoDirWith("{"))).toThrow(/payloads\.schema\.json \(set PROTO_DIR\): .*JSON/);
+    expect(() => PayloadSchema.load(protoDirWith('{"$id":"x:y","$defs":{}}'))).toThrow(/x-max-payload-bytes must be a positive integer/);
+    expect(() => PayloadSchema.load(protoDirWith('{"$id":"x:y","x-max-payload-bytes":10,"$defs":{}}'))).toThrow(/no \$defs\/register/);
   });
 });

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Generate the gRPC code of the worker from the repository's one .proto file.
+"""Generate the gRPC code of the worker from the repository's one .proto file, and copy in
+the MQTT payload schema (proto/mqtt/payloads.schema.json) the worker validates with.
 
     python scripts/gen_proto.py            # (re)write src/aiswarm_worker/pb/
     python scripts/gen_proto.py --check    # exit 1 if pb/ is missing or stale
 
 The output (gitignored) is `src/aiswarm_worker/pb/`: the message module, the
-gRPC stub module and their type stubs (.pyi) for mypy. grpcio-tools writes
-absolute imports (`from aiswarm.v1 import ...`) that only work with the proto
-root on sys.path, so the files are flattened into one package and that import
-is rewritten to a relative one. Files are only rewritten when their content
-changes, so running this before every test run is cheap.
+gRPC stub module, their type stubs (.pyi) for mypy, and payloads.schema.json
+(package data). grpcio-tools writes absolute imports (`from aiswarm.v1 import
+...`) that only work with the proto root on sys.path, so the files are
+flattened into one package and that import is rewritten to a relative one.
+Files are only rewritten when their content changes, so running this before
+every test run is cheap.
 
 Needs grpcio-tools and mypy-protobuf (requirements-proto.txt).
 """
@@ -27,8 +29,12 @@ WORKER_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_PROTO_ROOT = WORKER_DIR.parent.parent / "proto"
 OUTPUT_DIR = WORKER_DIR / "src" / "aiswarm_worker" / "pb"
 PROTO_FILE = Path("aiswarm") / "v1" / "worker_callback.proto"
+PAYLOAD_SCHEMA = Path("mqtt") / "payloads.schema.json"
 
-INIT_TEXT = '"""Generated from proto/aiswarm/v1/worker_callback.proto by scripts/gen_proto.py. Do not edit."""\n'
+INIT_TEXT = (
+    '"""Generated from proto/aiswarm/v1/worker_callback.proto, and proto/mqtt/payloads.schema.json copied,'
+    ' by scripts/gen_proto.py. Do not edit."""\n'
+)
 ABSOLUTE_IMPORT = re.compile(r"^from aiswarm\.v1 import (\w+)", re.MULTILINE)
 
 
@@ -71,7 +77,8 @@ def generated_files(proto_root: Path) -> dict[str, str]:
         files = {"__init__.py": INIT_TEXT}
         for path in sorted(generated_dir.iterdir()):
             files[path.name] = ABSOLUTE_IMPORT.sub(r"from . import \1", path.read_text())
-        return files
+    files[PAYLOAD_SCHEMA.name] = (proto_root / PAYLOAD_SCHEMA).read_text()
+    return files
 
 
 def stale_files(wanted: dict[str, str], out_dir: Path) -> list[str]:
@@ -90,9 +97,10 @@ def main() -> int:
     options = parser.parse_args()
 
     proto_root: Path = options.proto_root.resolve()
-    if not (proto_root / PROTO_FILE).is_file():
-        print(f"gen_proto: {proto_root / PROTO_FILE} not found (--proto-root)", file=sys.stderr)
-        return 2
+    for needed in (PROTO_FILE, PAYLOAD_SCHEMA):
+        if not (proto_root / needed).is_file():
+            print(f"gen_proto: {proto_root / needed} not found (--proto-root)", file=sys.stderr)
+            return 2
 
     wanted = generated_files(proto_root)
     stale = stale_files(wanted, OUTPUT_DIR)

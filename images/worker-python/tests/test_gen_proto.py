@@ -1,4 +1,4 @@
-"""scripts/gen_proto.py: the generated code matches proto/, and --check notices drift."""
+"""scripts/gen_proto.py: the generated code and the copied payload schema match proto/, and --check notices drift."""
 
 from __future__ import annotations
 
@@ -36,3 +36,13 @@ def test_check_reports_a_changed_proto_without_writing(tmp_path: Path) -> None:
 def test_missing_proto_root_is_a_clear_error(tmp_path: Path) -> None:
     result = check(tmp_path)
     assert result.returncode == 2 and "--proto-root" in result.stderr
+
+
+def test_check_reports_a_changed_payload_schema(tmp_path: Path) -> None:
+    changed_root = tmp_path / "proto"
+    shutil.copytree(PROTO_ROOT, changed_root)
+    schema = changed_root / "mqtt" / "payloads.schema.json"
+    schema.write_text(schema.read_text().replace('"maxLength": 16000', '"maxLength": 16001'))
+    result = check(changed_root)
+    assert result.returncode == 1
+    assert "stale or missing" in result.stderr and "payloads.schema.json" in result.stderr

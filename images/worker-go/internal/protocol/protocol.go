@@ -1,25 +1,30 @@
 // Package protocol holds the MQTT side of docs/protocol.md: topic names, the
-// JSON payloads a worker publishes, and strict validation of the task payload
-// it receives. Pure code, no I/O.
+// JSON payloads a worker publishes, and the validation of received payloads
+// against the one schema of every payload, proto/mqtt/payloads.schema.json
+// (embedded; see generate.go), with santhosh-tekuri/jsonschema. What the schema
+// cannot say is here: the byte limit is checked before parsing, and UTF-8 and
+// JSON before the schema. Pure code, no I/O.
 package protocol
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"slices"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
 
 // Version is the "v" of every payload.
 const Version = 1
 
-// MaxPayloadBytes is the largest payload any component accepts (64 KiB).
-const MaxPayloadBytes = 64 * 1024
-
-// MaxQueryChars is the longest query a task may carry.
-const MaxQueryChars = 16000
+// maxBytesKeyword is the annotation of the schema's root that gives the largest payload in bytes.
+const maxBytesKeyword = "x-max-payload-bytes"
 
 // Worker statuses.
 const (
@@ -146,118 +151,164 @@ type Task struct {
 // message from other errors. Messages name the field, never its content.
 var ErrInvalid = errors.New("invalid payload")
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+// Rules: why a payload is refused (the shared test vectors name the same).
+const (
+	RuleTooLarge  = "too-large"
+	RuleNotJSON   = "not-json"
+	RuleNotObject = "not-object"
+	RuleField     = "field"
+)
+
+// Problem is a top-level field the schema refuses, and the schema keyword that refuses it.
+type Problem struct {
+	Field   string
+	Keyword string
 }
 
-// ParseTask validates a task payload field by field, as docs/protocol.md
-// requires: size, JSON object, v, type, then each field's presence and type.
+// PayloadError is a refused payload: its rule, and for RuleField the fields. It wraps ErrInvalid.
+type PayloadError struct {
+	Rule     string
+	Problems []Problem
+	reason   string
+}
+
+func (e *PayloadError) Error() string { return ErrInvalid.Error() + ": " + e.reason }
+func (e *PayloadError) Unwrap() error { return ErrInvalid }
+
+//go:embed payloads.schema.json
+var embeddedSchema []byte
+
+// Payloads is proto/mqtt/payloads.schema.json, compiled: one validator per message ($defs
+// entry of type object).
+type Payloads struct {
+	// MaxBytes is the largest payload a receiver parses (the schema's x-max-payload-bytes).
+	MaxBytes int
+	defs     map[string]*jsonschema.Schema
+}
+
+// Schema is the embedded schema, compiled at start. The tests check it, so a schema that does
+// not compile is a build defect, not an input error: it stops the program.
+var Schema = compile(embeddedSchema)
+
+func compile(data []byte) *Payloads {
+	must := func(err error) {
+		if err != nil {
+			panic("protocol: the embedded payload schema: " + err.Error())
+		}
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	must(err)
+	root := doc.(map[string]any)
+	maxBytes, err := root[maxBytesKeyword].(json.Number).Int64()
+	must(err)
+	id := root["$id"].(string) // the compiler knows the document by it, so nothing is fetched
+	compiler := jsonschema.NewCompiler()
+	must(compiler.AddResource(id, doc))
+	p := &Payloads{MaxBytes: int(maxBytes), defs: map[string]*jsonschema.Schema{}}
+	for name, def := range root["$defs"].(map[string]any) {
+		if def.(map[string]any)["type"] == "object" {
+			p.defs[name], err = compiler.Compile(id + "#/$defs/" + name)
+			must(err)
+		}
+	}
+	return p
+}
+
+// Validate checks a received payload as a messageType message ("task", "status", …: a $defs
+// entry) and returns it decoded, numbers as json.Number. Errors are *PayloadError.
+func (p *Payloads) Validate(messageType string, payload []byte) (map[string]any, error) {
+	if len(payload) > p.MaxBytes {
+		return nil, &PayloadError{Rule: RuleTooLarge, reason: fmt.Sprintf("payload is %d bytes, more than %d", len(payload), p.MaxBytes)}
+	}
+	def, ok := p.defs[messageType]
+	if !ok {
+		return nil, fmt.Errorf("protocol: no message type %q in the schema", messageType)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
+	if err != nil || !utf8.Valid(payload) { // Go's decoder would read invalid UTF-8 as U+FFFD
+		return nil, &PayloadError{Rule: RuleNotJSON, reason: "not UTF-8 JSON"}
+	}
+	var verr *jsonschema.ValidationError
+	if err := def.Validate(doc); errors.As(err, &verr) {
+		return nil, refusal(verr)
+	} else if err != nil {
+		return nil, err
+	}
+	return doc.(map[string]any), nil
+}
+
+// refusal maps the leaves of a validation error to fields: the missing ones for `required`,
+// else the first segment of the instance location. A root-level `type` error: not an object.
+func refusal(verr *jsonschema.ValidationError) *PayloadError {
+	var problems []Problem
+	add := func(p Problem) {
+		if !slices.Contains(problems, p) {
+			problems = append(problems, p)
+		}
+	}
+	notObject := false
+	var walk func(*jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		for _, cause := range e.Causes {
+			walk(cause)
+		}
+		if len(e.Causes) > 0 {
+			return
+		}
+		keyword := keywordOf(e.ErrorKind)
+		required, isRequired := e.ErrorKind.(*kind.Required)
+		switch {
+		case len(e.InstanceLocation) > 0:
+			add(Problem{e.InstanceLocation[0], keyword})
+		case isRequired:
+			for _, name := range required.Missing {
+				add(Problem{name, keyword})
+			}
+		case keyword == "type":
+			notObject = true
+		}
+	}
+	walk(verr)
+	if notObject {
+		return &PayloadError{Rule: RuleNotObject, reason: "not a JSON object"}
+	}
+	parts := make([]string, len(problems))
+	for i, pr := range problems {
+		parts[i] = pr.Field + " (" + pr.Keyword + ")"
+	}
+	return &PayloadError{Rule: RuleField, Problems: problems, reason: "invalid field(s): " + strings.Join(parts, ", ")}
+}
+
+// keywordOf names the schema keyword of a leaf error (the library gives `not` no keyword path).
+func keywordOf(k jsonschema.ErrorKind) string {
+	if _, ok := k.(*kind.Not); ok {
+		return "not"
+	}
+	path := k.KeywordPath()
+	if len(path) == 0 {
+		return ""
+	}
+	return path[len(path)-1]
+}
+
+// ParseTask validates a task payload against the schema and reads its fields.
 func ParseTask(payload []byte) (Task, error) {
-	if len(payload) > MaxPayloadBytes {
-		return Task{}, invalid("payload is %d bytes, more than %d", len(payload), MaxPayloadBytes)
-	}
-	fields, err := decodeObject(payload)
+	doc, err := Schema.Validate("task", payload)
 	if err != nil {
 		return Task{}, err
 	}
-	if err := expectHeader(fields, "task"); err != nil {
-		return Task{}, err
-	}
-	var t Task
-	if t.TaskID, err = stringField(fields, "task_id"); err != nil {
-		return Task{}, err
-	}
-	if t.TaskID == "" {
-		return Task{}, invalid("task_id is empty")
-	}
-	if t.Query, err = stringField(fields, "query"); err != nil {
-		return Task{}, err
-	}
-	if n := utf8.RuneCountInString(t.Query); n < 1 || n > MaxQueryChars {
-		return Task{}, invalid("query has %d characters, want 1 to %d", n, MaxQueryChars)
-	}
-	if t.LeaseMS, err = nonNegativeIntField(fields, "lease_ms"); err != nil {
-		return Task{}, err
-	}
-	if t.HasCredential, err = boolField(fields, "has_credential"); err != nil {
-		return Task{}, err
-	}
-	if t.TS, err = nonNegativeIntField(fields, "ts"); err != nil {
-		return Task{}, err
-	}
-	return t, nil
+	return Task{
+		TaskID:        doc["task_id"].(string),
+		Query:         doc["query"].(string),
+		LeaseMS:       integer(doc["lease_ms"]),
+		HasCredential: doc["has_credential"].(bool),
+		TS:            integer(doc["ts"]),
+	}, nil
 }
 
-// decodeObject parses a JSON object into raw fields, keeping numbers exact.
-func decodeObject(payload []byte) (map[string]json.RawMessage, error) {
-	if !json.Valid(payload) {
-		return nil, invalid("not JSON")
-	}
-	trimmed := bytes.TrimSpace(payload)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, invalid("not a JSON object")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &fields); err != nil {
-		return nil, invalid("not a JSON object")
-	}
-	return fields, nil
-}
-
-func expectHeader(fields map[string]json.RawMessage, wantType string) error {
-	v, err := nonNegativeIntField(fields, "v")
-	if err != nil {
-		return err
-	}
-	if v != Version {
-		return invalid("v is %d, want %d", v, Version)
-	}
-	typ, err := stringField(fields, "type")
-	if err != nil {
-		return err
-	}
-	if typ != wantType {
-		return invalid("type is not %q", wantType)
-	}
-	return nil
-}
-
-func stringField(fields map[string]json.RawMessage, name string) (string, error) {
-	raw, ok := fields[name]
-	if !ok {
-		return "", invalid("%s is missing", name)
-	}
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return "", invalid("%s must be a string", name)
-	}
-	return s, nil
-}
-
-func boolField(fields map[string]json.RawMessage, name string) (bool, error) {
-	raw, ok := fields[name]
-	if !ok {
-		return false, invalid("%s is missing", name)
-	}
-	switch string(raw) {
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	}
-	return false, invalid("%s must be a boolean", name)
-}
-
-// nonNegativeIntField accepts a JSON number that is a whole number >= 0
-// ("12", not "12.5", "-1", "1e3" or "\"12\"").
-func nonNegativeIntField(fields map[string]json.RawMessage, name string) (int64, error) {
-	raw, ok := fields[name]
-	if !ok {
-		return 0, invalid("%s is missing", name)
-	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil || n < 0 {
-		return 0, invalid("%s must be a non-negative integer", name)
-	}
-	return n, nil
+// integer reads a number the schema has checked to be an integer in [0, 2^53-1]. JSON has one
+// number type (3e4 is 30000); float64 holds every integer of that range exactly.
+func integer(v any) int64 {
+	f, _ := v.(json.Number).Float64()
+	return int64(f)
 }

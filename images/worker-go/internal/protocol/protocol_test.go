@@ -1,100 +1,167 @@
 package protocol
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
 
-const validTask = `{"v":1,"type":"task","task_id":"q_01","query":"What is Docker Swarm?","lease_ms":30000,"has_credential":true,"ts":1764355200100,"extra":"ignored"}`
+// protoMQTT is proto/mqtt at the repository root, four levels up.
+var protoMQTT = filepath.Join("..", "..", "..", "..", "proto", "mqtt")
 
-func TestParseTaskAcceptsAValidTask(t *testing.T) {
-	got, err := ParseTask([]byte(validTask))
+func TestTheEmbeddedSchemaIsTheRepositorys(t *testing.T) {
+	original, err := os.ReadFile(filepath.Join(protoMQTT, "payloads.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(original, embeddedSchema) {
+		t.Fatal("internal/protocol/payloads.schema.json differs from proto/mqtt/payloads.schema.json: run go generate ./...")
+	}
+}
+
+// vectorCase is one case of proto/mqtt/vectors/payloads.json (format.schema.json there says how it is written).
+type vectorCase struct {
+	Name  string         `json:"name"`
+	Set   map[string]any `json:"set"`
+	Unset []string       `json:"unset"`
+	Fill  *struct {
+		Field string `json:"field"`
+		Unit  string `json:"unit"`
+		Times int    `json:"times"`
+	} `json:"fill"`
+	PadToBytes int     `json:"pad_to_bytes"`
+	Text       *string `json:"text"`
+	Repeat     int     `json:"repeat"`
+	Hex        *string `json:"hex"`
+	Valid      bool    `json:"valid"`
+	Rule       string  `json:"rule"`
+	Field      string  `json:"field"`
+	Keyword    string  `json:"keyword"`
+}
+
+type vectorGroup struct {
+	Type  string         `json:"type"`
+	Base  map[string]any `json:"base"`
+	Cases []vectorCase   `json:"cases"`
+}
+
+func vectorGroups(t *testing.T) []vectorGroup {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(protoMQTT, "vectors", "payloads.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.UseNumber() // numbers stay as written (2^53 does not survive a float64 round trip as text)
+	var file struct {
+		Groups []vectorGroup `json:"groups"`
+	}
+	if err := decoder.Decode(&file); err != nil {
+		t.Fatal(err)
+	}
+	return file.Groups
+}
+
+// vectorBytes makes the bytes a case stands for.
+func vectorBytes(t *testing.T, group vectorGroup, c vectorCase) []byte {
+	t.Helper()
+	switch {
+	case c.Text != nil:
+		return []byte(strings.Repeat(*c.Text, max(c.Repeat, 1)))
+	case c.Hex != nil:
+		raw, err := hex.DecodeString(*c.Hex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	payload := map[string]any{}
+	for k, v := range group.Base {
+		payload[k] = v
+	}
+	for k, v := range c.Set {
+		payload[k] = v
+	}
+	for _, k := range c.Unset {
+		delete(payload, k)
+	}
+	if c.Fill != nil {
+		payload[c.Fill.Field] = strings.Repeat(c.Fill.Unit, c.Fill.Times)
+	}
+	raw := Encode(payload)
+	if c.PadToBytes > 0 {
+		if len(raw) > c.PadToBytes {
+			t.Fatalf("vector %q: payload is already %d bytes", c.Name, len(raw))
+		}
+		raw = append(raw, bytes.Repeat([]byte(" "), c.PadToBytes-len(raw))...)
+	}
+	return raw
+}
+
+func TestSharedVectors(t *testing.T) {
+	for _, group := range vectorGroups(t) {
+		for _, c := range group.Cases {
+			t.Run(group.Type+": "+c.Name, func(t *testing.T) {
+				_, err := Schema.Validate(group.Type, vectorBytes(t, group, c))
+				if c.Valid {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					return
+				}
+				var refused *PayloadError
+				if !errors.As(err, &refused) || !errors.Is(err, ErrInvalid) {
+					t.Fatalf("error %v, want a *PayloadError wrapping ErrInvalid", err)
+				}
+				if refused.Rule != c.Rule {
+					t.Fatalf("rule %q (%v), want %q", refused.Rule, err, c.Rule)
+				}
+				if c.Rule != RuleField {
+					return
+				}
+				var fields, keywords []string
+				for _, p := range refused.Problems {
+					if !slices.Contains(fields, p.Field) {
+						fields = append(fields, p.Field)
+					}
+					keywords = append(keywords, p.Keyword)
+				}
+				if !reflect.DeepEqual(fields, []string{c.Field}) || !slices.Contains(keywords, c.Keyword) {
+					t.Errorf("problems %+v, want field %q with keyword %q", refused.Problems, c.Field, c.Keyword)
+				}
+			})
+		}
+	}
+}
+
+func TestParseTaskReadsTypedFields(t *testing.T) {
+	got, err := ParseTask([]byte(`{"v":1,"type":"task","task_id":"q_01","query":"Why?","lease_ms":3e4,"has_credential":true,"ts":1764355200100}`))
 	if err != nil {
 		t.Fatalf("ParseTask: %v", err)
 	}
-	want := Task{TaskID: "q_01", Query: "What is Docker Swarm?", LeaseMS: 30000, HasCredential: true, TS: 1764355200100}
+	want := Task{TaskID: "q_01", Query: "Why?", LeaseMS: 30000, HasCredential: true, TS: 1764355200100}
 	if got != want {
 		t.Errorf("ParseTask = %+v, want %+v", got, want)
 	}
 }
 
-// withField returns validTask with one field replaced (raw JSON) or removed ("").
-func withField(t *testing.T, name, raw string) []byte {
-	t.Helper()
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(validTask), &fields); err != nil {
-		t.Fatal(err)
-	}
-	if raw == "" {
-		delete(fields, name)
-	} else {
-		fields[name] = json.RawMessage(raw)
-	}
-	data, err := json.Marshal(fields)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
-func TestParseTaskRejectsMalformedPayloads(t *testing.T) {
-	cases := []struct {
-		name    string
-		payload []byte
-		want    string // part of the error
-	}{
-		{"not JSON", []byte("{nope"), "not JSON"},
-		{"empty", []byte(""), "not JSON"},
-		{"array", []byte(`[1,2]`), "not a JSON object"},
-		{"string", []byte(`"task"`), "not a JSON object"},
-		{"null", []byte(`null`), "not a JSON object"},
-		{"too big", []byte(`{"pad":"` + strings.Repeat("x", MaxPayloadBytes) + `"}`), "more than"},
-		{"v missing", withField(t, "v", ""), "v is missing"},
-		{"v wrong", withField(t, "v", "2"), "v is 2"},
-		{"v string", withField(t, "v", `"1"`), "v must be"},
-		{"type wrong", withField(t, "type", `"register"`), "type is not"},
-		{"type missing", withField(t, "type", ""), "type is missing"},
-		{"task_id missing", withField(t, "task_id", ""), "task_id is missing"},
-		{"task_id number", withField(t, "task_id", "12"), "task_id must be a string"},
-		{"task_id empty", withField(t, "task_id", `""`), "task_id is empty"},
-		{"query missing", withField(t, "query", ""), "query is missing"},
-		{"query null", withField(t, "query", "null"), "query must be a string"},
-		{"query empty", withField(t, "query", `""`), "query has 0 characters"},
-		{"query too long", withField(t, "query", `"`+strings.Repeat("é", MaxQueryChars+1)+`"`), "query has 16001"},
-		{"lease_ms negative", withField(t, "lease_ms", "-1"), "lease_ms must be"},
-		{"lease_ms fraction", withField(t, "lease_ms", "1.5"), "lease_ms must be"},
-		{"lease_ms string", withField(t, "lease_ms", `"30000"`), "lease_ms must be"},
-		{"has_credential string", withField(t, "has_credential", `"true"`), "has_credential must be a boolean"},
-		{"has_credential missing", withField(t, "has_credential", ""), "has_credential is missing"},
-		{"ts missing", withField(t, "ts", ""), "ts is missing"},
-		{"ts float", withField(t, "ts", "1e3"), "ts must be"},
-	}
-	for _, tc := range cases {
-		_, err := ParseTask(tc.payload)
-		if err == nil {
-			t.Errorf("%s: accepted, want an error", tc.name)
-			continue
-		}
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: error %q, want ErrInvalid containing %q", tc.name, err, tc.want)
-		}
-	}
-}
-
-func TestParseTaskCountsCharactersNotBytes(t *testing.T) {
-	query := strings.Repeat("é", MaxQueryChars) // 32000 bytes, 16000 characters
-	if _, err := ParseTask(withField(t, "query", `"`+query+`"`)); err != nil {
-		t.Errorf("16000 two-byte characters rejected: %v", err)
-	}
-}
-
 func TestErrorsDoNotEchoContent(t *testing.T) {
-	_, err := ParseTask(withField(t, "type", `"secret-looking-type"`))
-	if err == nil || strings.Contains(err.Error(), "secret-looking-type") {
-		t.Errorf("error %v echoes the payload", err)
+	_, err := ParseTask([]byte(`{"v":1,"type":"secret-looking-type","task_id":"q","query":"secret query","lease_ms":"x"}`))
+	if err == nil || !strings.HasPrefix(err.Error(), "invalid payload: invalid field(s): ") || strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %v: want the fields named and no content", err)
+	}
+}
+
+func TestTheByteLimitComesFromTheSchema(t *testing.T) {
+	if Schema.MaxBytes != 64*1024 {
+		t.Errorf("MaxBytes = %d, want 64 KiB", Schema.MaxBytes)
 	}
 }
 
@@ -110,44 +177,38 @@ func TestTopics(t *testing.T) {
 	}
 }
 
-// decode turns an encoded payload back into a generic map for comparison.
-func decode(t *testing.T, payload any) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(Encode(payload), &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func TestOutgoingPayloadsMatchTheContract(t *testing.T) {
+func TestPublishedPayloadsAreTheDocumentedOnes(t *testing.T) {
+	rejection := NewStatus("w1", StatusBusy, "q1", 9)
+	rejection.RejectedTaskID = "q2"
 	cases := []struct {
-		name string
-		got  map[string]any
-		want map[string]any
+		def     string
+		payload any
+		want    string
 	}{
-		{"register", decode(t, NewRegister("w1", "go", "vm2", "offline", 5)),
-			map[string]any{"v": 1.0, "type": "register", "worker_id": "w1", "language": "go", "node": "vm2", "provider": "offline", "ts": 5.0}},
-		{"heartbeat idle", decode(t, NewHeartbeat("w1", "go", "vm2", StatusIdle, "", 6)),
-			map[string]any{"v": 1.0, "type": "heartbeat", "worker_id": "w1", "language": "go", "node": "vm2", "status": "idle", "task_id": nil, "ts": 6.0}},
-		{"heartbeat busy", decode(t, NewHeartbeat("w1", "go", "vm2", StatusBusy, "q1", 7)),
-			map[string]any{"v": 1.0, "type": "heartbeat", "worker_id": "w1", "language": "go", "node": "vm2", "status": "busy", "task_id": "q1", "ts": 7.0}},
-		{"status idle", decode(t, NewStatus("w1", StatusIdle, "", 8)),
-			map[string]any{"v": 1.0, "type": "status", "worker_id": "w1", "status": "idle", "task_id": nil, "ts": 8.0}},
-		{"status rejected", decode(t, func() Status {
-			s := NewStatus("w1", StatusBusy, "q1", 9)
-			s.RejectedTaskID = "q2"
-			return s
-		}()),
-			map[string]any{"v": 1.0, "type": "status", "worker_id": "w1", "status": "busy", "task_id": "q1", "rejected_task_id": "q2", "ts": 9.0}},
-		{"log", decode(t, NewLog("w1", LevelInfo, "task q1 started", "q1", 10)),
-			map[string]any{"v": 1.0, "type": "log", "source": "w1", "level": "info", "message": "task q1 started", "task_id": "q1", "ts": 10.0}},
-		{"log without task", decode(t, NewLog("w1", LevelError, "boom", "", 11)),
-			map[string]any{"v": 1.0, "type": "log", "source": "w1", "level": "error", "message": "boom", "ts": 11.0}},
+		{"register", NewRegister("w1", "go", "vm2", "offline", 5),
+			`{"v":1,"type":"register","worker_id":"w1","language":"go","node":"vm2","provider":"offline","ts":5}`},
+		{"heartbeat", NewHeartbeat("w1", "go", "vm2", StatusIdle, "", 6),
+			`{"v":1,"type":"heartbeat","worker_id":"w1","language":"go","node":"vm2","status":"idle","task_id":null,"ts":6}`},
+		{"heartbeat", NewHeartbeat("w1", "go", "vm2", StatusBusy, "q1", 7),
+			`{"v":1,"type":"heartbeat","worker_id":"w1","language":"go","node":"vm2","status":"busy","task_id":"q1","ts":7}`},
+		{"status", NewStatus("w1", StatusIdle, "", 8),
+			`{"v":1,"type":"status","worker_id":"w1","status":"idle","task_id":null,"ts":8}`},
+		{"rejection", rejection,
+			`{"v":1,"type":"status","worker_id":"w1","status":"busy","task_id":"q1","rejected_task_id":"q2","ts":9}`},
+		{"lastWill", NewStatus("w1", StatusOffline, "", 10),
+			`{"v":1,"type":"status","worker_id":"w1","status":"offline","task_id":null,"ts":10}`},
+		{"log", NewLog("w1", LevelInfo, "task q1 started", "q1", 10),
+			`{"v":1,"type":"log","source":"w1","level":"info","message":"task q1 started","task_id":"q1","ts":10}`},
+		{"log", NewLog("w1", LevelError, "boom", "", 11),
+			`{"v":1,"type":"log","source":"w1","level":"error","message":"boom","ts":11}`},
 	}
 	for _, tc := range cases {
-		if !reflect.DeepEqual(tc.got, tc.want) {
-			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		got := Encode(tc.payload)
+		if string(got) != tc.want {
+			t.Errorf("%s = %s, want %s", tc.def, got, tc.want)
+		}
+		if _, err := Schema.Validate(tc.def, got); err != nil {
+			t.Errorf("%s %s: %v", tc.def, got, err)
 		}
 	}
 }

@@ -1,29 +1,46 @@
 """MQTT topics and JSON payloads (docs/protocol.md, "MQTT topics" and "Payloads").
 
-Pure: builds the payloads the worker publishes and validates the one it
-receives (`task`). Validation errors say what is wrong without quoting the
-payload, because a payload is never logged.
+Builds the payloads the worker publishes; validates received ones against
+proto/mqtt/payloads.schema.json (package data, copied into pb/ by
+scripts/gen_proto.py) with jsonschema, after what the schema cannot say: the
+byte limit, UTF-8 and JSON. Errors never quote the payload (it is never logged).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from collections.abc import Callable
-from typing import Any, Literal
+from functools import cache
+from importlib import resources
+from typing import Any, Literal, NamedTuple, NoReturn
+
+from jsonschema import Draft202012Validator, ValidationError
+from referencing import Registry, Resource
 
 from .log_levels import LogLevel
 
 PROTOCOL_VERSION = 1
-MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_QUERY_CHARS = 16000
+MAX_BYTES_KEYWORD = "x-max-payload-bytes"
 
 Status = Literal["idle", "busy", "offline"]
+Rule = Literal["too-large", "not-json", "not-object", "field"]
 JsonObject = dict[str, Any]
+
+
+class FieldProblem(NamedTuple):
+    """A top-level field the schema refuses, and the schema keyword that refuses it."""
+
+    field: str
+    keyword: str
 
 
 class PayloadError(ValueError):
     """A received payload is malformed; the message says why (never its content)."""
+
+    def __init__(self, rule: Rule, reason: str, problems: tuple[FieldProblem, ...] = ()) -> None:
+        super().__init__(reason)
+        self.rule: Rule = rule
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -132,43 +149,71 @@ def log_payload(source: str, level: LogLevel, message: str, now_ms: int, task_id
     return payload
 
 
-def _is_int(value: object) -> bool:
-    # bool is a subclass of int in Python, but `true` is not a number in the contract.
-    return isinstance(value, int) and not isinstance(value, bool)
+def _refuse_constant(name: str) -> NoReturn:
+    # Python's json reads NaN and Infinity; JSON (and every other component) does not.
+    raise ValueError(f"{name} is not JSON")
 
 
-def _field(payload: dict[str, Any], name: str, kind: str, is_valid: Callable[[Any], bool]) -> Any:
-    if name not in payload:
-        raise PayloadError(f"missing field {name!r}")
-    value = payload[name]
-    if not is_valid(value):
-        raise PayloadError(f"field {name!r} must be {kind}")
-    return value
+def _problems(errors: list[ValidationError]) -> tuple[FieldProblem, ...] | None:
+    """The field of each error (the missing one for `required`); None when the payload is not an object."""
+    problems: list[FieldProblem] = []
+    for error in errors:
+        keyword = str(error.validator)
+        if error.absolute_path:
+            problems.append(FieldProblem(str(error.absolute_path[0]), keyword))
+        elif keyword == "required" and isinstance(error.validator_value, list) and isinstance(error.instance, dict):
+            problems += [FieldProblem(str(name), keyword) for name in error.validator_value if name not in error.instance]
+        elif keyword == "type":
+            return None
+    return tuple(dict.fromkeys(problems))
+
+
+class PayloadSchema:
+    """proto/mqtt/payloads.schema.json, compiled: one validator per message ($defs entry of type object)."""
+
+    def __init__(self, schema: JsonObject) -> None:
+        self.max_bytes = int(schema[MAX_BYTES_KEYWORD])
+        schema_id = str(schema["$id"])  # the registry knows the schema by it, so nothing is fetched
+        registry: Registry[Any] = Registry().with_resource(schema_id, Resource.from_contents(schema))
+        self._validators = {
+            name: Draft202012Validator({"$ref": f"{schema_id}#/$defs/{name}"}, registry=registry)
+            for name, definition in schema["$defs"].items()
+            if definition.get("type") == "object"
+        }
+
+    def validate(self, message_type: str, raw: bytes) -> JsonObject:
+        """The payload as a `message_type` message; raises PayloadError saying why not."""
+        if len(raw) > self.max_bytes:
+            raise PayloadError("too-large", f"payload is {len(raw)} bytes, over the {self.max_bytes}-byte limit")
+        try:
+            payload = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise PayloadError("not-json", "payload is not UTF-8 JSON") from None
+        errors = list(self._validators[message_type].iter_errors(payload))
+        if not errors:
+            return dict(payload)
+        problems = _problems(errors)
+        if problems is None:
+            raise PayloadError("not-object", "payload is not a JSON object")
+        fields = ", ".join(f"{p.field} ({p.keyword})" for p in problems)
+        raise PayloadError("field", f"invalid field(s): {fields}", problems)
+
+
+@cache
+def payload_schema() -> PayloadSchema:
+    """The schema shipped in this package (read once)."""
+    text = resources.files("aiswarm_worker.pb").joinpath("payloads.schema.json").read_text("utf-8")
+    return PayloadSchema(json.loads(text))
 
 
 def parse_task(raw: bytes) -> Task:
     """Validates a `task` payload; raises PayloadError saying what is wrong."""
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"payload is {len(raw)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit")
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise PayloadError("payload is not UTF-8 JSON") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("payload is not a JSON object")
-    if payload.get("v") != PROTOCOL_VERSION or not _is_int(payload.get("v")):
-        raise PayloadError(f"field 'v' must be {PROTOCOL_VERSION}")
-    if payload.get("type") != "task":
-        raise PayloadError("field 'type' must be 'task'")
-
-    task_id: str = _field(payload, "task_id", "a non-empty string", lambda v: isinstance(v, str) and v != "")
-    query: str = _field(
-        payload,
-        "query",
-        f"a string of 1 to {MAX_QUERY_CHARS} characters",
-        lambda v: isinstance(v, str) and 1 <= len(v) <= MAX_QUERY_CHARS,
+    payload = payload_schema().validate("task", raw)
+    # JSON has one number type: 1e3 is the integer 1000, and the schema says these are integers.
+    return Task(
+        task_id=payload["task_id"],
+        query=payload["query"],
+        lease_ms=int(payload["lease_ms"]),
+        has_credential=payload["has_credential"],
+        ts=int(payload["ts"]),
     )
-    lease_ms: int = _field(payload, "lease_ms", "a non-negative integer", lambda v: _is_int(v) and v >= 0)
-    has_credential: bool = _field(payload, "has_credential", "a boolean", lambda v: isinstance(v, bool))
-    ts: int = _field(payload, "ts", "a non-negative integer", lambda v: _is_int(v) and v >= 0)
-    return Task(task_id=task_id, query=query, lease_ms=lease_ms, has_credential=has_credential, ts=ts)

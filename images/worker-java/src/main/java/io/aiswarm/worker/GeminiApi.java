@@ -1,9 +1,9 @@
 package io.aiswarm.worker;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.ObjectMapper;
+import tools.jackson.databind.node.ObjectNode;
 
 /** Gemini generateContent: request body and answer extraction. Pure. */
 final class GeminiApi {
@@ -30,8 +30,8 @@ final class GeminiApi {
         StringBuilder answer = new StringBuilder();
         for (JsonNode part : parts) {
             JsonNode text = part.get("text");
-            if (text != null && text.isTextual()) {
-                answer.append(text.textValue());
+            if (text != null && text.isString()) {
+                answer.append(text.stringValue());
             }
         }
         if (answer.length() == 0) {
@@ -43,7 +43,7 @@ final class GeminiApi {
     private static JsonNode readTree(String body) throws LlmException {
         try {
             return JSON.readTree(body);
-        } catch (IOException e) {
+        } catch (JacksonException e) {
             throw new LlmException(Provider.GEMINI, "response is not JSON");
         }
     }

@@ -1,9 +1,9 @@
 package io.aiswarm.worker;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.ObjectMapper;
+import tools.jackson.databind.node.ObjectNode;
 
 /** OpenAI-compatible chat/completions: request body and answer extraction. Pure. */
 final class OpenAiApi {
@@ -28,13 +28,13 @@ final class OpenAiApi {
         JsonNode root;
         try {
             root = JSON.readTree(responseBody);
-        } catch (IOException e) {
+        } catch (JacksonException e) {
             throw new LlmException(Provider.OPENAI, "response is not JSON");
         }
         JsonNode content = root.path("choices").path(0).path("message").path("content");
-        if (!content.isTextual() || content.textValue().isEmpty()) {
+        if (!content.isString() || content.stringValue().isEmpty()) {
             throw new LlmException(Provider.OPENAI, "no answer in response");
         }
-        return content.textValue();
+        return content.stringValue();
     }
 }

@@ -1,7 +1,7 @@
 package io.aiswarm.worker;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import tools.jackson.databind.ObjectMapper;
+import tools.jackson.databind.node.ObjectNode;
 
 /**
  * Builds the JSON payloads a worker publishes (docs/protocol.md "Payloads"). Pure: the caller

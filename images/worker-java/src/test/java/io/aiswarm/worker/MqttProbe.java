@@ -1,7 +1,5 @@
 package io.aiswarm.worker;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -11,6 +9,8 @@ import org.eclipse.paho.client.mqttv3.MqttClient;
 import org.eclipse.paho.client.mqttv3.MqttConnectOptions;
 import org.eclipse.paho.client.mqttv3.MqttMessage;
 import org.eclipse.paho.client.mqttv3.persist.MemoryPersistence;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.ObjectMapper;
 
 /** A test MQTT client that records every message under a topic filter and can publish. */
 final class MqttProbe implements AutoCloseable {
@@ -128,7 +128,7 @@ final class MqttProbe implements AutoCloseable {
     }
 
     static Predicate<Received> typed(String topic, String field, String value) {
-        return r -> r.topic().equals(topic) && r.json() != null && value.equals(r.json().path(field).asText(null));
+        return r -> r.topic().equals(topic) && r.json() != null && value.equals(r.json().path(field).asString(null));
     }
 
     @Override

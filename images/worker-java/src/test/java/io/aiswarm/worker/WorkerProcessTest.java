@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import io.aiswarm.v1.TaskResult;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -23,6 +22,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import tools.jackson.databind.JsonNode;
 
 /**
  * The whole worker as a process against a real Mosquitto on a free loopback port and a fake
@@ -110,7 +110,7 @@ class WorkerProcessTest {
 
     private Predicate<MqttProbe.Received> busyHeartbeat(String taskId) {
         return r -> r.topic().equals(topics.heartbeat())
-                && "busy".equals(r.json().path("status").asText()) && taskId.equals(r.json().path("task_id").asText());
+                && "busy".equals(r.json().path("status").asString()) && taskId.equals(r.json().path("task_id").asString());
     }
 
     /** An idle heartbeat: the worker holds no task (an accepted result frees it without a status). */
@@ -128,7 +128,7 @@ class WorkerProcessTest {
 
     private Predicate<MqttProbe.Received> startedEvent(String taskId) {
         return r -> r.topic().equals(topics.logs())
-                && taskId.equals(r.json().path("task_id").asText()) && r.payload().contains("started");
+                && taskId.equals(r.json().path("task_id").asString()) && r.payload().contains("started");
     }
 
     private static boolean isNonNegativeInteger(JsonNode node) {
@@ -141,18 +141,18 @@ class WorkerProcessTest {
 
         JsonNode register = probe.await("register", WAIT_MS, onTopic(topics.register())).json();
         assertEquals(1, register.get("v").asInt());
-        assertEquals("register", register.get("type").asText());
-        assertEquals(workerId, register.get("worker_id").asText());
-        assertEquals("java", register.get("language").asText());
-        assertEquals("vm-test", register.get("node").asText());
-        assertEquals("offline", register.get("provider").asText());
+        assertEquals("register", register.get("type").asString());
+        assertEquals(workerId, register.get("worker_id").asString());
+        assertEquals("java", register.get("language").asString());
+        assertEquals("vm-test", register.get("node").asString());
+        assertEquals("offline", register.get("provider").asString());
         assertTrue(isNonNegativeInteger(register.get("ts")));
 
         JsonNode heartbeat = probe.await("heartbeat", WAIT_MS, onTopic(topics.heartbeat())).json();
-        assertEquals(workerId, heartbeat.get("worker_id").asText());
-        assertEquals("java", heartbeat.get("language").asText());
-        assertEquals("vm-test", heartbeat.get("node").asText());
-        assertEquals("idle", heartbeat.get("status").asText());
+        assertEquals(workerId, heartbeat.get("worker_id").asString());
+        assertEquals("java", heartbeat.get("language").asString());
+        assertEquals("vm-test", heartbeat.get("node").asString());
+        assertEquals("idle", heartbeat.get("status").asString());
         assertTrue(heartbeat.get("task_id").isNull());
         assertEquals(0, Healthcheck.run(Map.of("HEALTH_FILE", dir.resolve("worker.health").toString())),
                 "HEALTH_FILE is fresh");
@@ -174,8 +174,8 @@ class WorkerProcessTest {
         probe.publish(topics.tasks(), task("q-2", false));
         JsonNode rejection = probe.await("rejection of q-2", WAIT_MS,
                 typed(topics.status(), "rejected_task_id", "q-2")).json();
-        assertEquals("busy", rejection.get("status").asText());
-        assertEquals("q-1", rejection.get("task_id").asText());
+        assertEquals("busy", rejection.get("status").asString());
+        assertEquals("q-1", rejection.get("task_id").asString());
         probe.await("busy heartbeat naming q-1", WAIT_MS, busyHeartbeat("q-1"));
 
         TaskResult result = master.awaitResult(WAIT_MS);
@@ -195,11 +195,11 @@ class WorkerProcessTest {
         probe.awaitFrom(before, "idle heartbeat after the task", WAIT_MS, idleHeartbeat());
         // At the default LOG_LEVEL (info) the task's info events reach P/logs.
         JsonNode startedEvent = probe.await("task started log", WAIT_MS, startedEvent("q-1")).json();
-        assertEquals("info", startedEvent.get("level").asText());
-        assertEquals(workerId, startedEvent.get("source").asText());
+        assertEquals("info", startedEvent.get("level").asString());
+        assertEquals(workerId, startedEvent.get("source").asString());
         JsonNode done = probe.await("task done log", WAIT_MS, r -> r.topic().equals(topics.logs())
-                && "q-1".equals(r.json().path("task_id").asText()) && r.payload().contains("done")).json();
-        assertEquals("info", done.get("level").asText());
+                && "q-1".equals(r.json().path("task_id").asString()) && r.payload().contains("done")).json();
+        assertEquals("info", done.get("level").asString());
         assertNull(master.results.poll(500, TimeUnit.MILLISECONDS), "exactly one result");
         assertFalse(probe.all().stream().anyMatch(r -> r.payload().contains("\"rejected_task_id\":\"q-1\"")),
                 "the duplicate of the task in hand is ignored, not rejected");
@@ -259,8 +259,8 @@ class WorkerProcessTest {
 
             JsonNode rejection = statuses.await("q-third rejected: one task already waits", WAIT_MS,
                     rejecting(topics.status(), "q-third")).json();
-            assertEquals("busy", rejection.get("status").asText());
-            assertEquals("q-first", rejection.get("task_id").asText());
+            assertEquals("busy", rejection.get("status").asString());
+            assertEquals("q-first", rejection.get("task_id").asString());
             assertEquals("q-second", master.awaitResult(WAIT_MS).getTaskId(), "q-second ran after q-first");
             int afterSecond = probe.count();
             probe.awaitFrom(afterSecond, "idle heartbeat after q-second", WAIT_MS, idleHeartbeat());
@@ -285,8 +285,8 @@ class WorkerProcessTest {
         worker.terminate();
         JsonNode rejection = probe.await("q-waiting handed back at SIGTERM", WAIT_MS,
                 rejecting(topics.status(), "q-waiting")).json();
-        assertEquals("busy", rejection.get("status").asText());
-        assertEquals("q-sending", rejection.get("task_id").asText());
+        assertEquals("busy", rejection.get("status").asString());
+        assertEquals("q-sending", rejection.get("task_id").asString());
         assertEquals(0, worker.awaitExit(WAIT_MS));
         probe.await("offline", WAIT_MS, typed(topics.status(), "status", "offline"));
         assertNull(master.results.poll(), "q-waiting never ran");
@@ -318,7 +318,7 @@ class WorkerProcessTest {
         probe.publish(topics.tasks(), task("q-auth", false));
         worker.awaitLine(WAIT_MS, "UNAUTHENTICATED", "q-auth");
         probe.await("error event on logs", WAIT_MS, r -> r.topic().equals(topics.logs())
-                && "error".equals(r.json().path("level").asText()) && r.payload().contains("UNAUTHENTICATED"));
+                && "error".equals(r.json().path("level").asString()) && r.payload().contains("UNAUTHENTICATED"));
         probe.awaitFrom(before + 1, "idle again", WAIT_MS, typed(topics.status(), "status", "idle"));
         assertEquals(1, master.rejectedAuthorizations.size(), "one call, refused, not retried");
         assertEquals(0, master.sendResultCalls.get(), "the refused call never reached the service");
@@ -356,7 +356,7 @@ class WorkerProcessTest {
             startWorker("LLM_PROVIDER", "openai", "OPENAI_BASE_URL", openai.baseUrl() + "/v1",
                     "OPENAI_API_KEY", "server-openai-key", "SIMULATED_WORK_MS", "0");
             JsonNode register = probe.await("register", WAIT_MS, onTopic(topics.register())).json();
-            assertEquals("openai", register.get("provider").asText());
+            assertEquals("openai", register.get("provider").asString());
 
             probe.publish(topics.tasks(), task("q-500", false));
             TaskResult failed = master.awaitResult(WAIT_MS);
@@ -382,7 +382,7 @@ class WorkerProcessTest {
         int before = probe.count();
         worker.kill();
         JsonNode will = probe.awaitFrom(before, "last will", WAIT_MS, typed(topics.status(), "status", "offline")).json();
-        assertEquals(workerId, will.get("worker_id").asText());
+        assertEquals(workerId, will.get("worker_id").asString());
         assertTrue(will.get("task_id").isNull());
         assertTrue(isNonNegativeInteger(will.get("ts")));
     }
@@ -402,7 +402,7 @@ class WorkerProcessTest {
         assertEquals(0, worker.awaitExit(WAIT_MS));
         probe.awaitFrom(atSigterm, "offline", WAIT_MS, typed(topics.status(), "status", "offline"));
         assertFalse(probe.all().subList(atSigterm, probe.count()).stream()
-                        .anyMatch(r -> r.topic().equals(topics.status()) && "idle".equals(r.json().path("status").asText())),
+                        .anyMatch(r -> r.topic().equals(topics.status()) && "idle".equals(r.json().path("status").asString())),
                 "no idle after SIGTERM: the worker takes no more tasks");
     }
 
