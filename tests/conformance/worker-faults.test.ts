@@ -4,7 +4,8 @@
  * and a scriptable fake master (tests/support/fake-master.ts) that delays,
  * duplicates, fails or refuses SendResult on demand, which the real master
  * cannot be made to do. Every test has its own fake master and worker, so the
- * tests run side by side (vitest's maxConcurrency bounds how many).
+ * tests, and the languages, run side by side (vitest's maxConcurrency bounds
+ * how many at each level).
  *
  * WORKER_LANGUAGES=python,go limits the languages (default: all three).
  */
@@ -232,9 +233,7 @@ for (const language of selected) {
         expect(call?.request).toMatchObject({ task_id: "q_offline", provider: "offline" });
         expect(master.credentialCalls).toEqual([]);
       }));
-  });
 
-  describe.skipIf(missing !== undefined)(`${language} worker and a broker outage`, () => {
     it("sends its result while the broker is down, then reconnects, heartbeats and takes tasks again", async () => {
       const first = await startMosquitto();
       const spy = await MqttSpy.connect(first.port);

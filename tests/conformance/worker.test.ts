@@ -27,7 +27,8 @@ for (const language of selected) {
   const missing = masterMissing() ?? workerMissing(language);
   if (missing !== undefined) console.warn(`[skip] ${language} conformance: ${missing}`);
 
-  describe.skipIf(missing !== undefined)(`${language} worker conformance`, () => {
+  // The languages run side by side (each has its own broker and master); the tests of one language run in turn.
+  describe.skipIf(missing !== undefined).concurrent(`${language} worker conformance`, () => {
     let broker: Broker;
     let master: Master;
     let spy: MqttSpy;
@@ -69,7 +70,7 @@ for (const language of selected) {
       await openai?.close();
     });
 
-    it("registers with its id, language and node, then heartbeats with its identity", async () => {
+    it.sequential("registers with its id, language and node, then heartbeats with its identity", async () => {
       const healthFile = path.join(mkdtempSync(path.join(tmpdir(), "ai-swarm-health-")), "health");
       const w = await start({ HEALTH_FILE: healthFile }, "vm-conformance");
       const registration = published("register", w.id).at(-1);
@@ -89,14 +90,14 @@ for (const language of selected) {
       expect(logs).not.toContain(LAUNCH_GRPC_TOKEN);
     });
 
-    it("publishes its last will (offline) when SIGKILLed", async () => {
+    it.sequential("publishes its last will (offline) when SIGKILLed", async () => {
       const w = await start();
       w.process.signal("SIGKILL");
       const offline = await eventually("the last will", () => published("status", w.id).find((s) => s.status === "offline"), 10_000);
       expect(offline).toMatchObject({ v: 1, type: "status", worker_id: w.id, task_id: null });
     });
 
-    it("turns a task into a result for the same task id, with the offline answer", async () => {
+    it.sequential("turns a task into a result for the same task id, with the offline answer", async () => {
       const w = await start({ LLM_PROVIDER: "auto" });
       const id = await submit(master.url, "What is a Docker Swarm overlay network?");
       const answer = await waitForAnswer(master.url, id, 30_000);
@@ -111,7 +112,7 @@ for (const language of selected) {
       expect(published("status", w.id)).toEqual([expect.objectContaining({ status: "idle", task_id: null })]);
     });
 
-    it("is freed by each accepted result: a burst is served back to back, with no status and no rejection", async () => {
+    it.sequential("is freed by each accepted result: a burst is served back to back, with no status and no rejection", async () => {
       const w = await start();
       const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => submit(master.url, `burst ${i}`)));
       const answers = await Promise.all(ids.map((id) => waitForAnswer(master.url, id, 30_000)));
@@ -121,7 +122,7 @@ for (const language of selected) {
       expect(published("status", w.id)).toHaveLength(1); // the idle after connecting
     });
 
-    it("honours SIMULATED_WORK_MS, and its heartbeats say busy with the task meanwhile", async () => {
+    it.sequential("honours SIMULATED_WORK_MS, and its heartbeats say busy with the task meanwhile", async () => {
       const w = await start({ SIMULATED_WORK_MS: "1500" });
       const before = Date.now();
       const answer = await waitForAnswer(master.url, await submit(master.url, "take your time"), 30_000);
@@ -131,7 +132,7 @@ for (const language of selected) {
       expect((answer.timings.finished_ms ?? 0) - (answer.timings.received_ms ?? 0)).toBeGreaterThanOrEqual(1500);
     });
 
-    it("publishes its task events on P/logs at LOG_LEVEL=info and none at LOG_LEVEL=warn", async () => {
+    it.sequential("publishes its task events on P/logs at LOG_LEVEL=info and none at LOG_LEVEL=warn", async () => {
       const events = (id: string): Record<string, unknown>[] => spy.json(/^ai-system\/logs$/).filter((e) => e.source === id);
       const chatty = await start({ LOG_LEVEL: "info" });
       const first = await waitForAnswer(master.url, await submit(master.url, "log this task"), 30_000);
@@ -155,7 +156,7 @@ for (const language of selected) {
       expect(error).toMatchObject({ level: "error", source: quiet.id });
     });
 
-    it("answers through Gemini generateContent with the server key", async () => {
+    it.sequential("answers through Gemini generateContent with the server key", async () => {
       const w = await start({ LLM_PROVIDER: "gemini", GEMINI_BASE_URL: gemini.baseUrl, GEMINI_API_KEY: "server-gemini-key", GEMINI_MODEL: "gemini-test" });
       const answer = await waitForAnswer(master.url, await submit(master.url, "hello gemini"), 30_000);
       expect(answer).toMatchObject({ status: "done", provider: "gemini" });
@@ -166,7 +167,7 @@ for (const language of selected) {
       expect(w.process.logs).not.toContain("server-gemini-key");
     });
 
-    it("answers through an OpenAI-compatible endpoint", async () => {
+    it.sequential("answers through an OpenAI-compatible endpoint", async () => {
       await start({ LLM_PROVIDER: "openai", OPENAI_BASE_URL: openai.baseUrl, OPENAI_MODEL: "tiny-test", OPENAI_API_KEY: "server-openai-key" });
       const answer = await waitForAnswer(master.url, await submit(master.url, "hello openai"), 30_000);
       expect(answer).toMatchObject({ status: "done", provider: "openai" });
@@ -176,7 +177,7 @@ for (const language of selected) {
       expect(call?.body).toMatchObject({ model: "tiny-test", messages: [{ role: "user", content: "hello openai" }] });
     });
 
-    it("turns provider HTTP 500 and 429 and a timeout into error results and keeps serving", async () => {
+    it.sequential("turns provider HTTP 500 and 429 and a timeout into error results and keeps serving", async () => {
       await start({ LLM_PROVIDER: "gemini", GEMINI_BASE_URL: gemini.baseUrl, GEMINI_API_KEY: "k", LLM_TIMEOUT_MS: "1000" });
       gemini.behaviour = 500;
       const failed500 = await waitForAnswer(master.url, await submit(master.url, "provoke 500"), 30_000);
@@ -199,7 +200,7 @@ for (const language of selected) {
       expect(worker?.process.isRunning).toBe(true);
     });
 
-    it("logs each malformed task as an error on P/logs without echoing it, drops it, and keeps serving", async () => {
+    it.sequential("logs each malformed task as an error on P/logs without echoing it, drops it, and keeps serving", async () => {
       const w = await start();
       const topic = `ai-system/workers/${w.id}/tasks`;
       const task = { v: 1, type: "task", task_id: "x", query: "q", lease_ms: 1, has_credential: false, ts: 1 };
@@ -224,7 +225,7 @@ for (const language of selected) {
       expect(answer).toMatchObject({ status: "done", worker: { id: w.id } });
     });
 
-    it("fetches the user's key by RPC and never puts it on the broker", async () => {
+    it.sequential("fetches the user's key by RPC and never puts it on the broker", async () => {
       const userKey = `user-secret-${language}-${Date.now()}`;
       const w = await start({ LLM_PROVIDER: "auto", GEMINI_BASE_URL: gemini.baseUrl });
       const mark = spy.messages.length;
@@ -239,7 +240,7 @@ for (const language of selected) {
       expect(JSON.stringify(answer)).not.toContain(userKey);
     });
 
-    it("on SIGTERM finishes the task in hand, reports it, goes offline and exits 0", async () => {
+    it.sequential("on SIGTERM finishes the task in hand, reports it, goes offline and exits 0", async () => {
       const w = await start({ SIMULATED_WORK_MS: "2000", SHUTDOWN_GRACE_MS: "10000" });
       const id = await submit(master.url, "finish me before you go");
       await eventually("the task to be assigned", async () => ((await getQuery(master.url, id)).status === "assigned" ? true : undefined));
