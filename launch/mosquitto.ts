@@ -13,8 +13,12 @@ export interface Broker {
   stop(): Promise<void>;
 }
 
-/** A real Mosquitto (Debian's package) on a free loopback port, anonymous access. */
-export async function startMosquitto(port?: number): Promise<Broker> {
+/**
+ * A real Mosquitto (Debian's package) on a free loopback port (or `port`). `settings` are the
+ * listener's config lines after the port: by default anonymous access; tests of TLS and
+ * passwords pass their own (`allow_anonymous false`, `password_file …`, `certfile …`).
+ */
+export async function startMosquitto(port?: number, settings: readonly string[] = ["allow_anonymous true"]): Promise<Broker> {
   if (MOSQUITTO === undefined) {
     throw new Error("mosquitto is not installed: apt-get install -y mosquitto (the .ci/run script does this)");
   }
@@ -23,7 +27,7 @@ export async function startMosquitto(port?: number): Promise<Broker> {
   const config = path.join(dir, "mosquitto.conf");
   writeFileSync(
     config,
-    [`listener ${brokerPort} 127.0.0.1`, "allow_anonymous true", "persistence false", "log_dest stdout", "set_tcp_nodelay true", ""].join("\n"),
+    [`listener ${brokerPort} 127.0.0.1`, ...settings, "persistence false", "log_dest stdout", "set_tcp_nodelay true", ""].join("\n"),
   );
   const proc = new ManagedProcess(`mosquitto:${brokerPort}`, MOSQUITTO, ["-c", config], process.env);
   await waitForPort(brokerPort);

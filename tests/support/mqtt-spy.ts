@@ -1,5 +1,18 @@
 import mqtt, { type MqttClient } from "mqtt";
 
+/** How a test client reaches a broker that wants TLS (trusting `ca`) and/or a user name and password. */
+export interface MqttAccess {
+  ca?: string;
+  username?: string;
+  password?: string;
+}
+
+/** A test's MQTT client on the loopback broker at `port` (mqtts when access.ca is given). */
+export function connectMqtt(port: number, clientId: string, access: MqttAccess = {}): Promise<MqttClient> {
+  const scheme = access.ca === undefined ? "mqtt" : "mqtts";
+  return mqtt.connectAsync(`${scheme}://127.0.0.1:${port}`, { clientId, reconnectPeriod: 500, ca: access.ca, username: access.username, password: access.password });
+}
+
 export interface SeenMessage {
   topic: string;
   payload: string;
@@ -16,8 +29,8 @@ export class MqttSpy {
     });
   }
 
-  static async connect(port: number, filter = "#"): Promise<MqttSpy> {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `spy-${process.pid}-${Date.now()}`, reconnectPeriod: 500 });
+  static async connect(port: number, filter = "#", access: MqttAccess = {}): Promise<MqttSpy> {
+    const client = await connectMqtt(port, `spy-${process.pid}-${Date.now()}`, access);
     const spy = new MqttSpy(client);
     await client.subscribeAsync(filter, { qos: 1 });
     return spy;

@@ -197,12 +197,13 @@ func (w *Worker) finish(accepted bool) *pending {
 	return nil
 }
 
-// fetchCredential gets the user's key when the task has one. ok is false
+// fetchCredential gets the user's key when the task has one and it can be
+// used (not with LLM_PROVIDER=offline, docs/protocol.md). ok is false
 // when the master refused the call (the task is then dropped: the result
 // would be refused too). A master that stays unreachable, or no longer holds
 // the key, means the worker's own provider settings are used.
 func (w *Worker) fetchCredential(ctx context.Context, task protocol.Task) (key string, ok bool) {
-	if !task.HasCredential {
+	if !task.HasCredential || w.cfg.LLMProvider == provider.ModeOffline {
 		return "", true
 	}
 	id := task.TaskID

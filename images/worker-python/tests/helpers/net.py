@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 LOOPBACK = "127.0.0.1"
 
@@ -15,13 +14,3 @@ def free_port() -> int:
         port: int = sock.getsockname()[1]
         return port
 
-
-def wait_for_port(port: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False

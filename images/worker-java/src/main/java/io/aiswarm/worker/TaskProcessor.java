@@ -36,7 +36,9 @@ final class TaskProcessor {
     }
 
     TaskResult process(TaskMessage task, long receivedMs) throws InterruptedException {
-        String userKey = task.hasCredential() ? fetchUserKey(task.taskId()) : null;
+        // The user's key is only fetched when it can be used: not with LLM_PROVIDER=offline (docs/protocol.md).
+        boolean wantsKey = task.hasCredential() && config.llmProvider() != ProviderMode.OFFLINE;
+        String userKey = wantsKey ? fetchUserKey(task.taskId()) : null;
         ProviderChoice choice = selector.choose(userKey);
         TaskResult.Builder result = TaskResult.newBuilder()
                 .setTaskId(task.taskId())

@@ -24,13 +24,12 @@ import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A small but real WorkerCallback server on 127.0.0.1 standing in for the TypeScript master:
- * it checks the bearer token like the master does, records every call, and can be told to
- * fail the first SendResult calls with a given status, to answer late, or to answer "duplicate".
- * A result is recorded when it arrives, before any delayed answer.
+ * A small but real WorkerCallback server on 127.0.0.1 standing in for the TypeScript master in
+ * the gRPC client's tests: it checks the bearer token like the master does, records every call,
+ * and can be told to fail the first SendResult calls with a given status. (The worker process
+ * against a scriptable master is tested by tests/conformance/worker-faults.test.ts.)
  */
 final class FakeMaster implements AutoCloseable {
     static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
@@ -39,14 +38,11 @@ final class FakeMaster implements AutoCloseable {
     final BlockingQueue<TaskResult> results = new LinkedBlockingQueue<>();
     final BlockingQueue<CredentialRequest> credentialRequests = new LinkedBlockingQueue<>();
     final List<String> rejectedAuthorizations = new ArrayList<>();
-    final AtomicInteger sendResultCalls = new AtomicInteger();
     private final Map<String, String> userKeys = new HashMap<>();
     private final String token;
     private final Server server;
     private volatile int failuresLeft;
     private volatile Status failWith = Status.UNAVAILABLE;
-    private volatile long answerDelayMs;
-    private volatile boolean answerDuplicate;
 
     FakeMaster(String token) throws Exception {
         this.token = token;
@@ -64,16 +60,6 @@ final class FakeMaster implements AutoCloseable {
     void failNextResults(int count, Status status) {
         this.failWith = status;
         this.failuresLeft = count;
-    }
-
-    /** Every later SendResult is answered only after {@code ms}, as a busy master would. */
-    void delayAnswers(long ms) {
-        this.answerDelayMs = ms;
-    }
-
-    /** Every later SendResult is answered "already had a result" (accepted=false, duplicate=true). */
-    void answerDuplicate() {
-        this.answerDuplicate = true;
     }
 
     synchronized void giveUserKey(String taskId, String key) {
@@ -115,24 +101,13 @@ final class FakeMaster implements AutoCloseable {
     private final class Service extends WorkerCallbackGrpc.WorkerCallbackImplBase {
         @Override
         public void sendResult(TaskResult request, StreamObserver<ResultAck> reply) {
-            sendResultCalls.incrementAndGet();
             if (failuresLeft > 0) {
                 failuresLeft--;
                 reply.onError(failWith.asRuntimeException());
                 return;
             }
             results.add(request);
-            if (answerDelayMs > 0) {
-                try {
-                    Thread.sleep(answerDelayMs);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    reply.onError(Status.CANCELLED.asRuntimeException());
-                    return;
-                }
-            }
-            boolean duplicate = answerDuplicate;
-            reply.onNext(ResultAck.newBuilder().setAccepted(!duplicate).setDuplicate(duplicate).build());
+            reply.onNext(ResultAck.newBuilder().setAccepted(true).build());
             reply.onCompleted();
         }
 

@@ -96,7 +96,10 @@ class LlmClientTest {
 
     @Test
     void unreachableServerIsAnErrorWithoutDetails() throws Exception {
-        int closedPort = MosquittoBroker.freePort();
+        int closedPort;
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            closedPort = socket.getLocalPort(); // free a moment ago, closed now
+        }
         LlmClient unreachable = new LlmClient("http://127.0.0.1:" + closedPort, "m", null, "m", TIMEOUT_MS, "w");
         LlmException e = assertThrows(LlmException.class,
                 () -> unreachable.ask(new ProviderChoice(Provider.GEMINI, KEY), "q"));
