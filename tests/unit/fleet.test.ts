@@ -82,7 +82,8 @@ describe("bench:cluster's settings", () => {
     expect(parseLevels("10:2.5")).toEqual([{ workers: 10, rate: 2.5 }]);
     expect(clusterSettings({})).toEqual({
       levels: [{ workers: 50, rate: 100 }, { workers: 200, rate: 100 }, { workers: 1000, rate: 350 }, { workers: 2000, rate: 700 }],
-      seconds: 30,
+      seconds: 45,
+      warmupS: 15,
       page: true,
       masters: ["after"],
       workMs: 2000,
@@ -90,7 +91,7 @@ describe("bench:cluster's settings", () => {
       beforeRef: "HEAD",
     });
     expect(clusterSettings({ CLUSTER_BEFORE_REF: "HEAD~1" }).beforeRef).toBe("HEAD~1");
-    expect(clusterSettings({ CLUSTER_PAGE: "0", CLUSTER_MASTER: "before", CLUSTER_SECONDS: "10" })).toMatchObject({ page: false, masters: ["before", "after"], seconds: 10 });
+    expect(clusterSettings({ CLUSTER_PAGE: "0", CLUSTER_MASTER: "before", CLUSTER_SECONDS: "10", CLUSTER_WARMUP_S: "5" })).toMatchObject({ page: false, masters: ["before", "after"], seconds: 10, warmupS: 5 });
     expect(clusterSettings({ CLUSTER_MASTER: "before-only" }).masters).toEqual(["before"]);
   });
 
@@ -100,7 +101,9 @@ describe("bench:cluster's settings", () => {
       [{ CLUSTER_LEVELS: "0:10" }, /CLUSTER_LEVELS/],
       [{ CLUSTER_LEVELS: "10:0" }, /CLUSTER_LEVELS/],
       [{ CLUSTER_LEVELS: "10:5,x" }, /CLUSTER_LEVELS/],
-      [{ CLUSTER_SECONDS: "5" }, /^CLUSTER_SECONDS must be an integer >= 6, got "5"$/],
+      [{ CLUSTER_SECONDS: "15" }, /^CLUSTER_SECONDS must be an integer >= 16, got "15"$/],
+      [{ CLUSTER_WARMUP_S: "5", CLUSTER_SECONDS: "5" }, /^CLUSTER_SECONDS must be an integer >= 6, got "5"$/],
+      [{ CLUSTER_WARMUP_S: "-1" }, /CLUSTER_WARMUP_S/],
       [{ CLUSTER_SECONDS: "ten" }, /CLUSTER_SECONDS/],
       [{ CLUSTER_PAGE: "yes" }, /^CLUSTER_PAGE must be 1 .* or 0, got "yes"$/],
       [{ CLUSTER_MASTER: "head" }, /^CLUSTER_MASTER must be .*got "head"$/],
@@ -161,6 +164,7 @@ describe("bench:cluster's numbers", () => {
     expect(s.overhead).toEqual({ p50: 51, p99: 100, max: 33_000 });
     expect(s.queueWait?.p99).toBe(98);
     expect(s.sendLagP99Ms).toBe(0); // one query of 109 sent 50 ms late
+    expect(s.startup).toEqual({ p50: 7000, p99: 7000, max: 7000 }); // the warm-up's one answer, on its own
     expect(summarizeQueries([record(0, { scheduledMs: 0, sentMs: 7 })], 2000, 0).sendLagP99Ms).toBe(7);
     expect(summarizeQueries([], 2000, 5000)).toMatchObject({ sent: 0, overhead: undefined, sendLagP99Ms: undefined });
   });
