@@ -1,7 +1,5 @@
 package io.aiswarm.worker;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.aiswarm.worker.WorkerSettings.Setting;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -13,6 +11,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import tools.jackson.databind.ObjectMapper;
 
 /**
  * Turns the process environment into a {@link Config}, or a {@link ConfigException} listing every
@@ -242,11 +241,7 @@ public final class ConfigLoader {
     }
 
     private static String jsonString(String value) {
-        try {
-            return JSON.writeValueAsString(value);
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("a string always serializes", e);
-        }
+        return JSON.writeValueAsString(value); // Jackson 3: unchecked, and a string always serializes
     }
 
     /** "java-<node>-<4 hex>" (node: NODE_HOSTNAME, else the host name), cleaned and cut so the id stays valid. */
