@@ -526,6 +526,8 @@ class SimWorker {
       node: this.identity.node,
       status,
       task_id: taskId,
+      // Every task held (in hand, then waiting to run next): the master renews each lease.
+      held_task_ids: [this.inHand, this.waiting].flatMap((h) => (h ? [h.task.task_id] : [])),
       ts: Date.now(),
     });
   }

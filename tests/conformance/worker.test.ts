@@ -12,6 +12,7 @@ import { getQuery, submit, waitForAnswer, waitForIdleWorkers } from "../../launc
 import { eventually, sleep } from "../../launch/ports";
 import { MqttSpy } from "../support/mqtt-spy";
 import { startFakeGemini, startFakeOpenAi, type FakeLlm } from "../support/fake-llm";
+import { TcpProxy } from "../support/tcp-proxy";
 
 const selected = (process.env.WORKER_LANGUAGES ?? WORKER_LANGUAGES.join(","))
   .split(",")
@@ -275,4 +276,69 @@ describe.skipIf(runnable.length === 0)(`bad environment (${runnable.join(", ")})
       await Promise.all(started.map((w) => w.process.stop(5_000)));
     }
   });
+});
+
+/**
+ * The contract's gaps found by the simulated fleet (issue 12, point 7), each
+ * checked with every worker language against a real Mosquitto and the real master.
+ */
+describe.skipIf(masterMissing() !== undefined || runnable.length === 0)(`fleet-found gaps (${runnable.join(", ")})`, () => {
+  const LEASE_MS = 3000;
+  let broker: Broker;
+  let master: Master;
+  let spy: MqttSpy;
+  let proxy: TcpProxy;
+  let worker: StartedWorker | undefined;
+
+  beforeAll(async () => {
+    broker = await startMosquitto();
+    master = await startMaster({ mqttPort: broker.port, env: { LEASE_MS: String(LEASE_MS), HEARTBEAT_TIMEOUT_MS: "3000" } });
+    spy = await MqttSpy.connect(broker.port);
+    proxy = await TcpProxy.start(master.grpcPort);
+  });
+
+  afterEach(async () => {
+    proxy.releaseReplies();
+    await worker?.process.stop(8_000);
+    worker = undefined;
+  });
+
+  afterAll(async () => {
+    await spy?.close();
+    await proxy?.close();
+    await master?.process.stop();
+    await broker?.stop();
+  });
+
+  function tasksTo(id: string, taskId: string): Record<string, unknown>[] {
+    return spy.json(new RegExp(`^ai-system/workers/${id.replace(/[.]/g, "\\.")}/tasks$`)).filter((t) => t.task_id === taskId);
+  }
+
+  for (const language of runnable) {
+    it(`${language}: heartbeats renew the waiting task's lease while SendResult for the first is retried, so it runs once`, async () => {
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: proxy.address, env: { SIMULATED_WORK_MS: "1000", RESULT_RETRY_DEADLINE_MS: "60000" } });
+      worker = w;
+      await waitForIdleWorkers(master.url, [w.id], 60_000);
+      // One task through the proxy first: the worker's gRPC connection is up before replies are held.
+      expect((await waitForAnswer(master.url, await submit(master.url, "warm-up"), 30_000)).status).toBe("done");
+      const first = await submit(master.url, "first: its acknowledgement is lost");
+      const second = await submit(master.url, "second: waits while the first is retried");
+      await eventually("the first task in the worker's hands", async () => ((await getQuery(master.url, first)).status === "assigned" ? true : undefined), 15_000);
+      proxy.holdReplies(); // the master accepts the first result, the worker never hears so and retries
+      await eventually("the first accepted and the second leased to the same worker", async () => {
+        const [a, b] = await Promise.all([getQuery(master.url, first), getQuery(master.url, second)]);
+        return a.status === "done" && b.status === "assigned" && b.worker?.id === w.id ? true : undefined;
+      }, 15_000);
+      await sleep(3 * LEASE_MS); // SendResult keeps failing for three leases while the second task waits
+      expect(await getQuery(master.url, second)).toMatchObject({ status: "assigned", attempts: 1, worker: { id: w.id } });
+      const heldHeartbeat = spy
+        .json(new RegExp(`^ai-system/workers/${w.id}/heartbeat$`))
+        .find((h) => Array.isArray(h.held_task_ids) && h.held_task_ids.includes(second));
+      expect(heldHeartbeat).toMatchObject({ task_id: first, held_task_ids: [first, second] });
+      proxy.releaseReplies();
+      const answer = await waitForAnswer(master.url, second, 60_000);
+      expect(answer).toMatchObject({ status: "done", attempts: 1, worker: { id: w.id } });
+      expect(tasksTo(w.id, second)).toHaveLength(1);
+    });
+  }
 });

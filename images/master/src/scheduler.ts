@@ -311,8 +311,12 @@ export class Scheduler {
     const worker = this.touchWorker(msg.worker_id, msg.language, msg.node, now);
     worker.online = true;
     this.setReported(worker, msg.status, msg.task_id);
-    const lease = msg.task_id ? this.leases.get(msg.task_id) : undefined;
-    if (lease && lease.workerId === worker.id) this.renewLease(lease, now);
+    // Every task the worker holds (the one in hand and the one waiting to run
+    // next, rule 2); a worker that predates held_task_ids names only task_id.
+    for (const taskId of msg.held_task_ids ?? (msg.task_id ? [msg.task_id] : [])) {
+      const lease = this.leases.get(taskId);
+      if (lease && lease.workerId === worker.id) this.renewLease(lease, now);
+    }
     this.refreshIdle(worker);
   }
 

@@ -153,6 +153,31 @@ describe("scheduler: leases", () => {
     expect(s.tick(5000).map((r) => r.reason)).toEqual(["lease_expired"]);
   });
 
+  it("heartbeats renew every task the worker holds: the waiting one too, while the result of the first is retried", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0);
+    s.complete("a"); // accepted, but the worker did not hear it and retries SendResult for a
+    expect(s.dispatch(100).map((d) => d.taskId)).toEqual(["b"]);
+    for (let t = 500; t <= 3000; t += 500) {
+      s.onHeartbeat({ ...heartbeat("w1", "a"), held_task_ids: ["a", "b"] }, t);
+      expect(s.tick(t)).toEqual([]);
+    }
+    expect(s.task("b")?.holder?.workerId).toBe("w1");
+  });
+
+  it("without held_task_ids (an older worker) only task_id's lease is renewed", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0);
+    s.complete("a");
+    s.dispatch(100);
+    s.onHeartbeat(heartbeat("w1", "a"), 600);
+    expect(s.tick(1100).map((r) => [r.taskId, r.reason])).toEqual([["b", "lease_expired"]]);
+  });
+
   it("a heartbeat from another worker naming the task does not renew it", () => {
     const s = withWorkers(["w1", "w2"]);
     s.enqueue("a", "s1");

@@ -93,7 +93,7 @@ func (w *Worker) onConnect(client mqtt.Client) {
 	}
 	w.publish(w.topics.Register(),
 		protocol.NewRegister(w.cfg.WorkerID, config.Language, w.cfg.Node, w.DefaultProvider(), nowMS()))
-	status, taskID := w.state()
+	status, taskID, _ := w.state()
 	w.publishStatus(status, taskID, "")
 }
 

@@ -181,8 +181,8 @@ func (w *Worker) heartbeatLoop() {
 		if err := WriteHealth(w.cfg.HealthFile, time.Now()); err != nil {
 			w.log.Warn("cannot write HEALTH_FILE", "path", w.cfg.HealthFile, "error", err)
 		}
-		status, taskID := w.state()
-		hb := protocol.NewHeartbeat(w.cfg.WorkerID, config.Language, w.cfg.Node, status, taskID, nowMS())
+		status, taskID, held := w.state()
+		hb := protocol.NewHeartbeat(w.cfg.WorkerID, config.Language, w.cfg.Node, status, taskID, held, nowMS())
 		w.announce(w.topics.Heartbeat(), hb, false)
 		select {
 		case <-ticker.C:
@@ -192,14 +192,19 @@ func (w *Worker) heartbeatLoop() {
 	}
 }
 
-// state is the status to report and the task in hand.
-func (w *Worker) state() (status, taskID string) {
+// state is the status to report, the task in hand, and every task held: the
+// one in hand, then the one waiting to run next.
+func (w *Worker) state() (status, taskID string, held []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.current != "" {
-		return protocol.StatusBusy, w.current
+	if w.current == "" {
+		return protocol.StatusIdle, "", nil
 	}
-	return protocol.StatusIdle, ""
+	held = []string{w.current}
+	if w.next != nil {
+		held = append(held, w.next.task.TaskID)
+	}
+	return protocol.StatusBusy, w.current, held
 }
 
 func nowMS() int64 { return time.Now().UnixMilli() }

@@ -2,6 +2,8 @@ package io.aiswarm.worker;
 
 import io.aiswarm.v1.TaskResult;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -222,11 +224,14 @@ public final class Worker implements MqttLink.Listener {
         }
         try {
             TaskMessage task;
+            List<String> held = new ArrayList<>(2);
             synchronized (this) {
                 task = current;
+                if (current != null) held.add(current.taskId());
+                if (next != null) held.add(next.task().taskId());
             }
             mqtt.publish(topics.heartbeat(), payloads.heartbeat(task == null ? WorkerStatus.IDLE : WorkerStatus.BUSY,
-                    task == null ? null : task.taskId(), now));
+                    task == null ? null : task.taskId(), held, now));
         } catch (RuntimeException e) {
             // an exception would cancel every later heartbeat
             log.error("heartbeat failed: " + e);
