@@ -13,7 +13,11 @@ export interface Broker {
   stop(): Promise<void>;
 }
 
-/** A real Mosquitto (Debian's package) on a free loopback port, anonymous access. */
+/**
+ * A real Mosquitto (Debian's package) on a free loopback port, anonymous access. It logs to
+ * stderr, which it does not buffer (its stdout is block-buffered into a pipe), so
+ * `process.logs` shows each connection as it happens (client id, protocol, clean session, keepalive).
+ */
 export async function startMosquitto(port?: number): Promise<Broker> {
   if (MOSQUITTO === undefined) {
     throw new Error("mosquitto is not installed: apt-get install -y mosquitto (the .ci/run script does this)");
@@ -23,7 +27,7 @@ export async function startMosquitto(port?: number): Promise<Broker> {
   const config = path.join(dir, "mosquitto.conf");
   writeFileSync(
     config,
-    [`listener ${brokerPort} 127.0.0.1`, "allow_anonymous true", "persistence false", "log_dest stdout", "set_tcp_nodelay true", ""].join("\n"),
+    [`listener ${brokerPort} 127.0.0.1`, "allow_anonymous true", "persistence false", "log_dest stderr", "set_tcp_nodelay true", ""].join("\n"),
   );
   const proc = new ManagedProcess(`mosquitto:${brokerPort}`, MOSQUITTO, ["-c", config], process.env);
   await waitForPort(brokerPort);

@@ -340,5 +340,43 @@ describe.skipIf(masterMissing() !== undefined || runnable.length === 0)(`fleet-f
       expect(answer).toMatchObject({ status: "done", attempts: 1, worker: { id: w.id } });
       expect(tasksTo(w.id, second)).toHaveLength(1);
     });
+
+    it(`${language}: connects with MQTT 3.1.1, a clean session and a 10 s keepalive (docs/protocol.md, "MQTT session")`, async () => {
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr });
+      worker = w;
+      await waitForIdleWorkers(master.url, [w.id], 60_000);
+      // Mosquitto logs each CONNECT: p2 = MQTT 3.1.1, c1 = clean session, k10 = keepalive 10 s.
+      const connect = new RegExp(`as ${w.id.replace(/[.]/g, "\\.")} \\((p\\d+), (c\\d+), (k\\d+)`).exec(broker.process.logs);
+      expect(connect?.slice(1)).toEqual(["p2", "c1", "k10"]);
+    });
+
+    it(`${language}: a task published while the worker reconnects comes back at once, not after its lease`, async () => {
+      // A lease far longer than the test: an answer that ends no dispatch with
+      // lease_expired came back because of the reconnect.
+      const longLease = await startMaster({ mqttPort: broker.port, env: { LEASE_MS: "60000", HEARTBEAT_TIMEOUT_MS: "10000" } });
+      const mqttProxy = await TcpProxy.start(broker.port);
+      try {
+        const w = startWorker(language, { mqttPort: mqttProxy.port, grpcAddr: longLease.grpcAddr });
+        worker = w;
+        await waitForIdleWorkers(longLease.url, [w.id], 60_000);
+        // The worker's session ends and the master does not hear of it (as when the master
+        // was itself reconnecting while the will went out): an MQTT DISCONNECT in the worker's
+        // name ends the session without a will, and the worker cannot reconnect for a moment.
+        mqttProxy.sever(Buffer.from([0xe0, 0x00]));
+        const id = await submit(longLease.url, "published while the worker was away");
+        await eventually("the task leased to the absent worker", async () => ((await getQuery(longLease.url, id)).worker?.id === w.id ? true : undefined), 10_000);
+        await sleep(300); // the publish reaches the broker, which has no subscriber for it
+        mqttProxy.mend(); // the worker reconnects (a new clean session), registers and says it is idle
+        const answer = await waitForAnswer(longLease.url, id, 30_000);
+        expect(answer).toMatchObject({ status: "done", worker: { id: w.id } });
+        const ends = (answer as unknown as { events: { reason?: string; detail?: string }[] }).events.filter((e) => e.reason !== undefined);
+        expect(ends.map((e) => e.detail)).toEqual(["worker lost it: it reconnected without it"]);
+      } finally {
+        await worker?.process.stop(8_000);
+        worker = undefined;
+        await mqttProxy.close();
+        await longLease.process.stop();
+      }
+    });
   }
 });

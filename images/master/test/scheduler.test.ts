@@ -233,6 +233,38 @@ describe("scheduler: workers going away", () => {
     expect(s.listWorkers().find((w) => w.id === "w1")?.status).toBe("offline");
   });
 
+  it("a worker that re-registers and then says it holds nothing gets its lost task back at the head at once", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0); // a to w1, published while w1 was reconnecting: lost with its clean session
+    s.onRegister(register("w1"), 100);
+    const back = s.onStatus(status("w1", "idle"), 101);
+    expect(back.map((r) => [r.taskId, r.reason, r.failed])).toEqual([["a", "lost_on_reconnect", false]]);
+    expect(s.queuedIds()).toEqual(["a", "b"]);
+    expect(s.dispatch(102).map((d) => [d.taskId, d.workerId])).toEqual([["a", "w1"]]);
+  });
+
+  it("after a re-register, a heartbeat listing the task keeps it, and one without held_task_ids says nothing", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    s.onRegister(register("w1"), 100);
+    expect(s.onHeartbeat(heartbeat("w1", null, "idle"), 101)).toEqual([]); // an older worker: no word on what it holds
+    expect(s.onHeartbeat({ ...heartbeat("w1", "a"), held_task_ids: ["a"] }, 102)).toEqual([]);
+    expect(s.task("a")?.holder?.workerId).toBe("w1");
+    // Confirmed once: a later idle status (a result not accepted) is not a reconnect check.
+    expect(s.onHeartbeat({ ...heartbeat("w1", null, "idle"), held_task_ids: [] }, 103)).toEqual([]);
+  });
+
+  it("a lease granted after the register is not checked (the worker was listening when it was published)", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.onRegister(register("w1"), 100);
+    s.dispatch(101);
+    expect(s.onHeartbeat({ ...heartbeat("w1", null, "idle"), held_task_ids: [] }, 102)).toEqual([]);
+  });
+
   it("keeps offline workers for display, then forgets them", () => {
     const s = withWorkers(["w1"]);
     s.onStatus(status("w1", "offline"), 0);

@@ -34,7 +34,7 @@ func (w *Worker) mqttOptions() (*mqtt.ClientOptions, error) {
 		AddBroker(scheme+"://"+net.JoinHostPort(cfg.MQTTHost, strconv.Itoa(cfg.MQTTPort))).
 		SetClientID(cfg.WorkerID).
 		SetCleanSession(true).
-		SetKeepAlive(15*time.Second).
+		SetKeepAlive(10*time.Second). // docs/protocol.md, "MQTT session"
 		SetConnectTimeout(5*time.Second).
 		SetProtocolVersion(4). // MQTT 3.1.1, no silent fallback to 3.1
 		SetAutoReconnect(true).

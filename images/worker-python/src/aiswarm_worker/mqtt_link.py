@@ -27,7 +27,7 @@ from .config import Config
 from .payloads import JsonObject, Topics, encode, status_payload
 
 QOS = 1
-KEEPALIVE_S = 10
+KEEPALIVE_S = 10  # docs/protocol.md, "MQTT session"
 RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 10
 

@@ -56,7 +56,7 @@ public final class MqttLink {
         o.setCleanSession(true);
         o.setAutomaticReconnect(true);
         o.setMaxReconnectDelay((int) MAX_CONNECT_RETRY_MS);
-        o.setKeepAliveInterval(15);
+        o.setKeepAliveInterval(10); // docs/protocol.md, "MQTT session"
         o.setConnectionTimeout(5);
         o.setMaxInflight(100);
         if (config.mqttUsername() != null) {
