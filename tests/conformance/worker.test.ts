@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startMosquitto, type Broker } from "../../launch/mosquitto";
 import { masterMissing, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type Master, type StartedWorker, type WorkerLanguage } from "../../launch/system";
-import { getQuery, submit, waitForAnswer, waitForIdleWorkers } from "../../launch/api";
+import { getQuery, listWorkers, submit, waitForAnswer, waitForIdleWorkers } from "../../launch/api";
 import { eventually, sleep } from "../../launch/ports";
 import { MqttSpy } from "../support/mqtt-spy";
 import { startFakeGemini, startFakeOpenAi, type FakeLlm } from "../support/fake-llm";
@@ -348,6 +348,19 @@ describe.skipIf(masterMissing() !== undefined || runnable.length === 0)(`fleet-f
       // Mosquitto logs each CONNECT: p2 = MQTT 3.1.1, c1 = clean session, k10 = keepalive 10 s.
       const connect = new RegExp(`as ${w.id.replace(/[.]/g, "\\.")} \\((p\\d+), (c\\d+), (k\\d+)`).exec(broker.process.logs);
       expect(connect?.slice(1)).toEqual(["p2", "c1", "k10"]);
+    });
+
+    it(`${language}: its last will carries its connect time, and the master takes it offline by the will's arrival`, async () => {
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr });
+      worker = w;
+      await waitForIdleWorkers(master.url, [w.id], 60_000);
+      await sleep(1500); // the worker lives a while after connecting
+      const killedMs = Date.now();
+      w.process.signal("SIGKILL");
+      const will = await eventually("the last will", () => spy.json(new RegExp(`^ai-system/workers/${w.id}/status$`)).find((m) => m.status === "offline"), 10_000);
+      expect(will.ts).toBeLessThan(killedMs - 1000); // fixed at connect time: not a time of death
+      const seen = await eventually("the master's view of it", async () => (await listWorkers(master.url)).find((v) => v.id === w.id && v.status === "offline"), 10_000);
+      expect(seen.last_seen_ms).toBeGreaterThanOrEqual(killedMs); // the will's arrival, on the master's clock
     });
 
     it(`${language}: a task published while the worker reconnects comes back at once, not after its lease`, async () => {

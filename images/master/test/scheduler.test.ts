@@ -265,6 +265,18 @@ describe("scheduler: workers going away", () => {
     expect(s.onHeartbeat({ ...heartbeat("w1", null, "idle"), held_task_ids: [] }, 102)).toEqual([]);
   });
 
+  it("judges liveness by the receive time it is given, never by a message's ts (a last will's ts is its connect time)", () => {
+    const s = withWorkers([]);
+    s.onRegister({ ...register("w1"), ts: 9_000_000 }, 1000); // a clock far ahead
+    s.onHeartbeat({ ...heartbeat("w1", null, "idle"), ts: 1 }, 1500); // a clock far behind
+    expect(s.listWorkers()).toEqual([expect.objectContaining({ id: "w1", status: "idle", last_seen_ms: 1500 })]);
+    expect(s.tick(1500 + OPTS.heartbeatTimeoutMs)).toEqual([]);
+    expect(s.listWorkers()[0]?.status).toBe("idle");
+    // A will with an old ts still takes the worker offline when it arrives.
+    s.onStatus({ ...status("w1", "offline"), ts: 0 }, 2000);
+    expect(s.listWorkers()[0]).toMatchObject({ status: "offline", last_seen_ms: 2000 });
+  });
+
   it("keeps offline workers for display, then forgets them", () => {
     const s = withWorkers(["w1"]);
     s.onStatus(status("w1", "offline"), 0);
