@@ -350,6 +350,25 @@ describe.skipIf(masterMissing() !== undefined || runnable.length === 0)(`fleet-f
       expect(connect?.slice(1)).toEqual(["p2", "c1", "k10"]);
     });
 
+    it(`${language}: its default id has its node, its task slot and 8 random hex digits`, async () => {
+      const node = `vm-slot-${language}`;
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, node, env: { WORKER_ID: "", TASK_SLOT: "7" } });
+      worker = w;
+      const registration = await eventually("its register", () => spy.json(/^ai-system\/workers\/[^/]+\/register$/).find((r) => r.node === node), 60_000);
+      expect(registration.worker_id).toMatch(new RegExp(`^${language}-${node}-7-[0-9a-f]{8}$`));
+    });
+
+    it(`${language}: two workers with one WORKER_ID say in their logs that they share a client id`, async () => {
+      const id = `${language}-twin-${process.pid}`;
+      const twins = [0, 1].map(() => startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, workerId: id }));
+      try {
+        const hint = new RegExp(`another client is probably connected with the same client id ${id} \\(WORKER_ID\\)`);
+        await Promise.all(twins.map((t) => t.process.waitForOutput(hint, 40_000)));
+      } finally {
+        await Promise.all(twins.map((t) => t.process.stop(8_000)));
+      }
+    });
+
     it(`${language}: its last will carries its connect time, and the master takes it offline by the will's arrival`, async () => {
       const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr });
       worker = w;

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -26,13 +27,15 @@ var ErrConfig = errors.New("configuration")
 
 // Worker is one running worker. Create it with New and start it with Run.
 type Worker struct {
-	cfg    config.Config
-	log    *slog.Logger
-	topics protocol.Topics
-	llm    *provider.Client
-	mqtt   mqtt.Client
-	grpc   *grpc.ClientConn
-	master pb.WorkerCallbackClient
+	connectedAt atomic.Int64 // UnixNano of the last accepted MQTT connect
+	quickDrops  atomic.Int32 // MQTT connections in a row the broker closed within a keepalive
+	cfg         config.Config
+	log         *slog.Logger
+	topics      protocol.Topics
+	llm         *provider.Client
+	mqtt        mqtt.Client
+	grpc        *grpc.ClientConn
+	master      pb.WorkerCallbackClient
 
 	// hardStop ends everything, including the task in hand; it is cancelled
 	// when Run returns (after the grace period, if any).
