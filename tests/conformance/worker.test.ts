@@ -341,6 +341,20 @@ describe.skipIf(masterMissing() !== undefined || runnable.length === 0)(`fleet-f
       expect(tasksTo(w.id, second)).toHaveLength(1);
     });
 
+    it(`${language}: a rejection carries its own state: busy with the task in hand, and nothing else`, async () => {
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, env: { SIMULATED_WORK_MS: "2000" } });
+      worker = w;
+      await waitForIdleWorkers(master.url, [w.id], 60_000);
+      const inHand = await submit(master.url, "keeps the worker busy");
+      await eventually("the task in the worker's hands", async () => ((await getQuery(master.url, inHand)).status === "assigned" ? true : undefined), 15_000);
+      await sleep(300); // delivered and started
+      const intruder = `q_intruder_${language}`;
+      await spy.publish(`ai-system/workers/${w.id}/tasks`, JSON.stringify({ v: 1, type: "task", task_id: intruder, query: "one too many", lease_ms: 30000, has_credential: false, ts: Date.now() }));
+      const rejection = await eventually("the rejection", () => spy.json(new RegExp(`^ai-system/workers/${w.id}/status$`)).find((m) => m.rejected_task_id === intruder), 10_000);
+      expect(rejection).toEqual({ v: 1, type: "status", worker_id: w.id, status: "busy", task_id: inHand, rejected_task_id: intruder, ts: expect.any(Number) });
+      expect((await waitForAnswer(master.url, inHand, 30_000)).status).toBe("done");
+    });
+
     it(`${language}: connects with MQTT 3.1.1, a clean session and a 10 s keepalive (docs/protocol.md, "MQTT session")`, async () => {
       const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr });
       worker = w;
