@@ -50,7 +50,7 @@ const WORKER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const CALL_DEADLINE_MS = 5_000;
 const BACKOFF_FIRST_MS = 200;
 const BACKOFF_MAX_MS = 5_000;
-/** Same as the Python worker: the master hears from us every heartbeat anyway. */
+/** docs/protocol.md, "MQTT session", as every worker. */
 const MQTT_KEEPALIVE_S = 10;
 const OFFLINE_PUBLISH_TIMEOUT_MS = 2_000;
 const RETRYABLE = new Set<number>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED]);
@@ -526,6 +526,8 @@ class SimWorker {
       node: this.identity.node,
       status,
       task_id: taskId,
+      // Every task held (in hand, then waiting to run next): the master renews each lease.
+      held_task_ids: [this.inHand, this.waiting].flatMap((h) => (h ? [h.task.task_id] : [])),
       ts: Date.now(),
     });
   }

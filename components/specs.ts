@@ -418,8 +418,10 @@ export function workerServiceArgs(settings: StackServiceSettings, worker: Worker
       containerSpec: {
         image: refs.image,
         env: {
-          // Swarm expands the template per task: every worker reports the VM it runs on.
+          // Swarm expands the templates per task: every worker reports the VM it runs on, and
+          // its slot keeps the default worker ids of one service's replicas on a VM apart.
           NODE_HOSTNAME: "{{.Node.Hostname}}",
+          TASK_SLOT: "{{.Task.Slot}}",
           ...brokerEnv(settings, workerMqttUser(language), secretFile(refs.mqttPassword.fileName)),
           MASTER_GRPC_ADDR: `${MASTER_ALIAS}:${MASTER_GRPC_PORT}`,
           GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),

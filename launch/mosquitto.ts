@@ -16,7 +16,9 @@ export interface Broker {
 /**
  * A real Mosquitto (Debian's package) on a free loopback port (or `port`). `settings` are the
  * listener's config lines after the port: by default anonymous access; tests of TLS and
- * passwords pass their own (`allow_anonymous false`, `password_file …`, `certfile …`).
+ * passwords pass their own (`allow_anonymous false`, `password_file …`, `certfile …`). It logs
+ * to stderr, which it does not buffer (its stdout is block-buffered into a pipe), so
+ * `process.logs` shows each connection as it happens (client id, protocol, clean session, keepalive).
  */
 export async function startMosquitto(port?: number, settings: readonly string[] = ["allow_anonymous true"]): Promise<Broker> {
   if (MOSQUITTO === undefined) {
@@ -27,7 +29,7 @@ export async function startMosquitto(port?: number, settings: readonly string[] 
   const config = path.join(dir, "mosquitto.conf");
   writeFileSync(
     config,
-    [`listener ${brokerPort} 127.0.0.1`, ...settings, "persistence false", "log_dest stdout", "set_tcp_nodelay true", ""].join("\n"),
+    [`listener ${brokerPort} 127.0.0.1`, ...settings, "persistence false", "log_dest stderr", "set_tcp_nodelay true", ""].join("\n"),
   );
   const proc = new ManagedProcess(`mosquitto:${brokerPort}`, MOSQUITTO, ["-c", config], process.env);
   await waitForPort(brokerPort);

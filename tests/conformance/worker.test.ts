@@ -13,10 +13,11 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { LAUNCH_GRPC_TOKEN, masterMissing, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type Master, type StartedWorker, type WorkerLanguage } from "../../launch/system";
-import { getQuery, submit, waitForAnswer, waitForIdleWorkers } from "../../launch/api";
+import { getQuery, listWorkers, submit, waitForAnswer, waitForIdleWorkers } from "../../launch/api";
 import { eventually, sleep } from "../../launch/ports";
 import { MqttSpy } from "../support/mqtt-spy";
 import { startFakeGemini, startFakeOpenAi, type FakeLlm } from "../support/fake-llm";
+import { TcpProxy } from "../support/tcp-proxy";
 
 const selected = (process.env.WORKER_LANGUAGES ?? WORKER_LANGUAGES.join(","))
   .split(",")
@@ -297,4 +298,153 @@ describe.skipIf(runnable.length === 0)(`bad environment (${runnable.join(", ")})
       await Promise.all(started.map((w) => w.process.stop(5_000)));
     }
   });
+});
+
+/**
+ * The contract's gaps found by the simulated fleet (issue 12, point 7), each
+ * checked with every worker language against a real Mosquitto and the real master.
+ */
+describe.skipIf(masterMissing() !== undefined || runnable.length === 0)(`fleet-found gaps (${runnable.join(", ")})`, () => {
+  const LEASE_MS = 3000;
+  let broker: Broker;
+  let master: Master;
+  let spy: MqttSpy;
+  let proxy: TcpProxy;
+  let worker: StartedWorker | undefined;
+
+  beforeAll(async () => {
+    broker = await startMosquitto();
+    master = await startMaster({ mqttPort: broker.port, env: { LEASE_MS: String(LEASE_MS), HEARTBEAT_TIMEOUT_MS: "3000" } });
+    spy = await MqttSpy.connect(broker.port);
+    proxy = await TcpProxy.start(master.grpcPort);
+  });
+
+  afterEach(async () => {
+    proxy.releaseReplies();
+    await worker?.process.stop(8_000);
+    worker = undefined;
+  });
+
+  afterAll(async () => {
+    await spy?.close();
+    await proxy?.close();
+    await master?.process.stop();
+    await broker?.stop();
+  });
+
+  function tasksTo(id: string, taskId: string): Record<string, unknown>[] {
+    return spy.json(new RegExp(`^ai-system/workers/${id.replace(/[.]/g, "\\.")}/tasks$`)).filter((t) => t.task_id === taskId);
+  }
+
+  for (const language of runnable) {
+    it(`${language}: heartbeats renew the waiting task's lease while SendResult for the first is retried, so it runs once`, async () => {
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: proxy.address, env: { SIMULATED_WORK_MS: "1000", RESULT_RETRY_DEADLINE_MS: "60000" } });
+      worker = w;
+      await waitForIdleWorkers(master.url, [w.id], 60_000);
+      // One task through the proxy first: the worker's gRPC connection is up before replies are held.
+      expect((await waitForAnswer(master.url, await submit(master.url, "warm-up"), 30_000)).status).toBe("done");
+      const first = await submit(master.url, "first: its acknowledgement is lost");
+      const second = await submit(master.url, "second: waits while the first is retried");
+      await eventually("the first task in the worker's hands", async () => ((await getQuery(master.url, first)).status === "assigned" ? true : undefined), 15_000);
+      proxy.holdReplies(); // the master accepts the first result, the worker never hears so and retries
+      await eventually("the first accepted and the second leased to the same worker", async () => {
+        const [a, b] = await Promise.all([getQuery(master.url, first), getQuery(master.url, second)]);
+        return a.status === "done" && b.status === "assigned" && b.worker?.id === w.id ? true : undefined;
+      }, 15_000);
+      await sleep(3 * LEASE_MS); // SendResult keeps failing for three leases while the second task waits
+      expect(await getQuery(master.url, second)).toMatchObject({ status: "assigned", attempts: 1, worker: { id: w.id } });
+      const heldHeartbeat = spy
+        .json(new RegExp(`^ai-system/workers/${w.id}/heartbeat$`))
+        .find((h) => Array.isArray(h.held_task_ids) && h.held_task_ids.includes(second));
+      expect(heldHeartbeat).toMatchObject({ task_id: first, held_task_ids: [first, second] });
+      proxy.releaseReplies();
+      const answer = await waitForAnswer(master.url, second, 60_000);
+      expect(answer).toMatchObject({ status: "done", attempts: 1, worker: { id: w.id } });
+      expect(tasksTo(w.id, second)).toHaveLength(1);
+    });
+
+    it(`${language}: a rejection carries its own state: busy with the task in hand, and nothing else`, async () => {
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, env: { SIMULATED_WORK_MS: "2000" } });
+      worker = w;
+      await waitForIdleWorkers(master.url, [w.id], 60_000);
+      const inHand = await submit(master.url, "keeps the worker busy");
+      await eventually("the task in the worker's hands", async () => ((await getQuery(master.url, inHand)).status === "assigned" ? true : undefined), 15_000);
+      await sleep(300); // delivered and started
+      const intruder = `q_intruder_${language}`;
+      await spy.publish(`ai-system/workers/${w.id}/tasks`, JSON.stringify({ v: 1, type: "task", task_id: intruder, query: "one too many", lease_ms: 30000, has_credential: false, ts: Date.now() }));
+      const rejection = await eventually("the rejection", () => spy.json(new RegExp(`^ai-system/workers/${w.id}/status$`)).find((m) => m.rejected_task_id === intruder), 10_000);
+      expect(rejection).toEqual({ v: 1, type: "status", worker_id: w.id, status: "busy", task_id: inHand, rejected_task_id: intruder, ts: expect.any(Number) });
+      expect((await waitForAnswer(master.url, inHand, 30_000)).status).toBe("done");
+    });
+
+    it(`${language}: connects with MQTT 3.1.1, a clean session and a 10 s keepalive (docs/protocol.md, "MQTT session")`, async () => {
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr });
+      worker = w;
+      await waitForIdleWorkers(master.url, [w.id], 60_000);
+      // Mosquitto logs each CONNECT: p2 = MQTT 3.1.1, c1 = clean session, k10 = keepalive 10 s.
+      const connect = new RegExp(`as ${w.id.replace(/[.]/g, "\\.")} \\((p\\d+), (c\\d+), (k\\d+)`).exec(broker.process.logs);
+      expect(connect?.slice(1)).toEqual(["p2", "c1", "k10"]);
+    });
+
+    it(`${language}: its default id has its node, its task slot and 8 random hex digits`, async () => {
+      const node = `vm-slot-${language}`;
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, node, env: { WORKER_ID: "", TASK_SLOT: "7" } });
+      worker = w;
+      const registration = await eventually("its register", () => spy.json(/^ai-system\/workers\/[^/]+\/register$/).find((r) => r.node === node), 60_000);
+      expect(registration.worker_id).toMatch(new RegExp(`^${language}-${node}-7-[0-9a-f]{8}$`));
+    });
+
+    it(`${language}: two workers with one WORKER_ID say in their logs that they share a client id`, async () => {
+      const id = `${language}-twin-${process.pid}`;
+      const twins = [0, 1].map(() => startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, workerId: id }));
+      try {
+        const hint = new RegExp(`another client is probably connected with the same client id ${id} \\(WORKER_ID\\)`);
+        await Promise.all(twins.map((t) => t.process.waitForOutput(hint, 40_000)));
+      } finally {
+        await Promise.all(twins.map((t) => t.process.stop(8_000)));
+      }
+    });
+
+    it(`${language}: its last will carries its connect time, and the master takes it offline by the will's arrival`, async () => {
+      const w = startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr });
+      worker = w;
+      await waitForIdleWorkers(master.url, [w.id], 60_000);
+      await sleep(1500); // the worker lives a while after connecting
+      const killedMs = Date.now();
+      w.process.signal("SIGKILL");
+      const will = await eventually("the last will", () => spy.json(new RegExp(`^ai-system/workers/${w.id}/status$`)).find((m) => m.status === "offline"), 10_000);
+      expect(will.ts).toBeLessThan(killedMs - 1000); // fixed at connect time: not a time of death
+      const seen = await eventually("the master's view of it", async () => (await listWorkers(master.url)).find((v) => v.id === w.id && v.status === "offline"), 10_000);
+      expect(seen.last_seen_ms).toBeGreaterThanOrEqual(killedMs); // the will's arrival, on the master's clock
+    });
+
+    it(`${language}: a task published while the worker reconnects comes back at once, not after its lease`, async () => {
+      // A lease far longer than the test: an answer that ends no dispatch with
+      // lease_expired came back because of the reconnect.
+      const longLease = await startMaster({ mqttPort: broker.port, env: { LEASE_MS: "60000", HEARTBEAT_TIMEOUT_MS: "10000" } });
+      const mqttProxy = await TcpProxy.start(broker.port);
+      try {
+        const w = startWorker(language, { mqttPort: mqttProxy.port, grpcAddr: longLease.grpcAddr });
+        worker = w;
+        await waitForIdleWorkers(longLease.url, [w.id], 60_000);
+        // The worker's session ends and the master does not hear of it (as when the master
+        // was itself reconnecting while the will went out): an MQTT DISCONNECT in the worker's
+        // name ends the session without a will, and the worker cannot reconnect for a moment.
+        mqttProxy.sever(Buffer.from([0xe0, 0x00]));
+        const id = await submit(longLease.url, "published while the worker was away");
+        await eventually("the task leased to the absent worker", async () => ((await getQuery(longLease.url, id)).worker?.id === w.id ? true : undefined), 10_000);
+        await sleep(300); // the publish reaches the broker, which has no subscriber for it
+        mqttProxy.mend(); // the worker reconnects (a new clean session), registers and says it is idle
+        const answer = await waitForAnswer(longLease.url, id, 30_000);
+        expect(answer).toMatchObject({ status: "done", worker: { id: w.id } });
+        const ends = (answer as unknown as { events: { reason?: string; detail?: string }[] }).events.filter((e) => e.reason !== undefined);
+        expect(ends.map((e) => e.detail)).toEqual(["worker lost it: it reconnected without it"]);
+      } finally {
+        await worker?.process.stop(8_000);
+        worker = undefined;
+        await mqttProxy.close();
+        await longLease.process.stop();
+      }
+    });
+  }
 });

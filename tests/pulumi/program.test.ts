@@ -269,6 +269,7 @@ describeProgram.each([
       const env = worker.taskSpec.containerSpec.env ?? {};
       expect(env).toMatchObject({
         NODE_HOSTNAME: "{{.Node.Hostname}}",
+        TASK_SLOT: "{{.Task.Slot}}",
         // Network aliases: service names have an underscore, which Java's URI and grpc-java refuse as a host.
         MQTT_HOST: "mosquitto",
         MQTT_PORT: "1883",

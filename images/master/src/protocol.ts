@@ -18,7 +18,7 @@ type Language = "python" | "go" | "java" | "typescript";
 type Message<T extends string, Fields> = { v: typeof PROTOCOL_VERSION; type: T; ts: number } & Fields;
 
 export type RegisterMsg = Message<"register", { worker_id: string; language: Language; node: string; provider: string }>;
-export type HeartbeatMsg = Message<"heartbeat", { worker_id: string; language: Language; node: string; status: "idle" | "busy"; task_id: string | null }>;
+export type HeartbeatMsg = Message<"heartbeat", { worker_id: string; language: Language; node: string; status: "idle" | "busy"; task_id: string | null; held_task_ids?: string[] | undefined }>;
 export type StatusMsg = Message<"status", { worker_id: string; status: "idle" | "busy" | "offline"; task_id: string | null; rejected_task_id?: string | undefined }>;
 export type TaskMsg = Message<"task", { task_id: string; query: string; lease_ms: number; has_credential: boolean }>;
 export type LogMsg = Message<"log", { source: string; level: "debug" | "info" | "warn" | "error"; message: string; task_id?: string | undefined }>;

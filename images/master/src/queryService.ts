@@ -417,7 +417,7 @@ export class QueryService {
         });
         break;
       case "heartbeat":
-        this.scheduler.onHeartbeat(msg, now);
+        this.applyRequeues(this.scheduler.onHeartbeat(msg, now));
         break;
       case "status":
         this.applyRequeues(this.scheduler.onStatus(msg, now));
@@ -706,6 +706,7 @@ const END_WORDS: Record<string, { reason: QueryEventReason; detail: string }> = 
   heartbeat_timeout: { reason: "worker_lost", detail: "worker lost: it stopped sending heartbeats" },
   lease_expired: { reason: "lease_expired", detail: "lease expired: no answer in time" },
   rejected: { reason: "rejected", detail: "rejected: the worker was busy" },
+  lost_on_reconnect: { reason: "worker_lost", detail: "worker lost it: it reconnected without it" },
 };
 
 /** Plain words for why a dispatch ended without an answer. */

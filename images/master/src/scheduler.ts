@@ -55,7 +55,7 @@ export interface Dispatch {
   assignedMs: number;
 }
 
-export type RequeueReason = "lease_expired" | "worker_offline" | "heartbeat_timeout" | "rejected";
+export type RequeueReason = "lease_expired" | "worker_offline" | "heartbeat_timeout" | "rejected" | "lost_on_reconnect";
 
 /**
  * One dispatch that ended without an answer: who had it (on which node), the
@@ -134,6 +134,12 @@ interface Lease {
   /** When the lease was granted or restored: the holder must be heard of since. */
   grantedMs: number;
   deadlineMs: number;
+  /**
+   * The holder (re-)registered after this lease was granted: a task published
+   * while it was reconnecting is lost with its clean session, so the next
+   * status or heartbeat that says what it holds must name this task.
+   */
+  unconfirmed?: boolean;
 }
 
 interface Worker {
@@ -304,16 +310,37 @@ export class Scheduler {
     // A fresh (re)connect: ready for work unless it tells us otherwise next.
     if (!known || !known.online) worker.reported = "idle";
     worker.online = true;
+    const lease = this.leaseOf(worker.id);
+    if (lease) lease.unconfirmed = true;
     this.refreshIdle(worker);
   }
 
-  onHeartbeat(msg: HeartbeatMsg, now: number): void {
+  /**
+   * Returns the task a worker lost while reconnecting (docs/protocol.md rule 3):
+   * it holds a lease granted before its last register, and its first word on
+   * what it holds since then (a heartbeat's held_task_ids, or a status idle:
+   * nothing in hand means nothing waiting either) does not name the task.
+   */
+  private checkHeld(worker: Worker, held: readonly string[] | undefined, now: number): Requeue[] {
+    const lease = this.leaseOf(worker.id);
+    if (!lease?.unconfirmed || held === undefined) return [];
+    lease.unconfirmed = false;
+    return held.includes(lease.taskId) ? [] : [this.takeBack(lease, "lost_on_reconnect", now)];
+  }
+
+  onHeartbeat(msg: HeartbeatMsg, now: number): Requeue[] {
     const worker = this.touchWorker(msg.worker_id, msg.language, msg.node, now);
     worker.online = true;
+    const requeued = this.checkHeld(worker, msg.held_task_ids, now);
     this.setReported(worker, msg.status, msg.task_id);
-    const lease = msg.task_id ? this.leases.get(msg.task_id) : undefined;
-    if (lease && lease.workerId === worker.id) this.renewLease(lease, now);
+    // Every task the worker holds (the one in hand and the one waiting to run
+    // next, rule 2); a worker that predates held_task_ids names only task_id.
+    for (const taskId of msg.held_task_ids ?? (msg.task_id ? [msg.task_id] : [])) {
+      const lease = this.leases.get(taskId);
+      if (lease && lease.workerId === worker.id) this.renewLease(lease, now);
+    }
     this.refreshIdle(worker);
+    return requeued;
   }
 
   onStatus(msg: StatusMsg, now: number): Requeue[] {
@@ -335,6 +362,7 @@ export class Scheduler {
       requeued.push(...this.markOffline(worker, "worker_offline", now));
     } else {
       worker.online = true;
+      requeued.push(...this.checkHeld(worker, msg.status === "idle" ? [] : undefined, now));
       this.setReported(worker, msg.status, msg.task_id);
       this.refreshIdle(worker);
     }

@@ -153,6 +153,31 @@ describe("scheduler: leases", () => {
     expect(s.tick(5000).map((r) => r.reason)).toEqual(["lease_expired"]);
   });
 
+  it("heartbeats renew every task the worker holds: the waiting one too, while the result of the first is retried", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0);
+    s.complete("a"); // accepted, but the worker did not hear it and retries SendResult for a
+    expect(s.dispatch(100).map((d) => d.taskId)).toEqual(["b"]);
+    for (let t = 500; t <= 3000; t += 500) {
+      s.onHeartbeat({ ...heartbeat("w1", "a"), held_task_ids: ["a", "b"] }, t);
+      expect(s.tick(t)).toEqual([]);
+    }
+    expect(s.task("b")?.holder?.workerId).toBe("w1");
+  });
+
+  it("without held_task_ids (an older worker) only task_id's lease is renewed", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0);
+    s.complete("a");
+    s.dispatch(100);
+    s.onHeartbeat(heartbeat("w1", "a"), 600);
+    expect(s.tick(1100).map((r) => [r.taskId, r.reason])).toEqual([["b", "lease_expired"]]);
+  });
+
   it("a heartbeat from another worker naming the task does not renew it", () => {
     const s = withWorkers(["w1", "w2"]);
     s.enqueue("a", "s1");
@@ -206,6 +231,50 @@ describe("scheduler: workers going away", () => {
     expect(requeued).toEqual([expect.objectContaining({ taskId: "a", workerId: "w1", reason: "heartbeat_timeout" })]);
     expect(s.queuedIds()).toEqual(["a", "c"]);
     expect(s.listWorkers().find((w) => w.id === "w1")?.status).toBe("offline");
+  });
+
+  it("a worker that re-registers and then says it holds nothing gets its lost task back at the head at once", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.enqueue("b", "s1");
+    s.dispatch(0); // a to w1, published while w1 was reconnecting: lost with its clean session
+    s.onRegister(register("w1"), 100);
+    const back = s.onStatus(status("w1", "idle"), 101);
+    expect(back.map((r) => [r.taskId, r.reason, r.failed])).toEqual([["a", "lost_on_reconnect", false]]);
+    expect(s.queuedIds()).toEqual(["a", "b"]);
+    expect(s.dispatch(102).map((d) => [d.taskId, d.workerId])).toEqual([["a", "w1"]]);
+  });
+
+  it("after a re-register, a heartbeat listing the task keeps it, and one without held_task_ids says nothing", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.dispatch(0);
+    s.onRegister(register("w1"), 100);
+    expect(s.onHeartbeat(heartbeat("w1", null, "idle"), 101)).toEqual([]); // an older worker: no word on what it holds
+    expect(s.onHeartbeat({ ...heartbeat("w1", "a"), held_task_ids: ["a"] }, 102)).toEqual([]);
+    expect(s.task("a")?.holder?.workerId).toBe("w1");
+    // Confirmed once: a later idle status (a result not accepted) is not a reconnect check.
+    expect(s.onHeartbeat({ ...heartbeat("w1", null, "idle"), held_task_ids: [] }, 103)).toEqual([]);
+  });
+
+  it("a lease granted after the register is not checked (the worker was listening when it was published)", () => {
+    const s = withWorkers(["w1"]);
+    s.enqueue("a", "s1");
+    s.onRegister(register("w1"), 100);
+    s.dispatch(101);
+    expect(s.onHeartbeat({ ...heartbeat("w1", null, "idle"), held_task_ids: [] }, 102)).toEqual([]);
+  });
+
+  it("judges liveness by the receive time it is given, never by a message's ts (a last will's ts is its connect time)", () => {
+    const s = withWorkers([]);
+    s.onRegister({ ...register("w1"), ts: 9_000_000 }, 1000); // a clock far ahead
+    s.onHeartbeat({ ...heartbeat("w1", null, "idle"), ts: 1 }, 1500); // a clock far behind
+    expect(s.listWorkers()).toEqual([expect.objectContaining({ id: "w1", status: "idle", last_seen_ms: 1500 })]);
+    expect(s.tick(1500 + OPTS.heartbeatTimeoutMs)).toEqual([]);
+    expect(s.listWorkers()[0]?.status).toBe("idle");
+    // A will with an old ts still takes the worker offline when it arrives.
+    s.onStatus({ ...status("w1", "offline"), ts: 0 }, 2000);
+    expect(s.listWorkers()[0]).toMatchObject({ status: "offline", last_seen_ms: 2000 });
   });
 
   it("keeps offline workers for display, then forgets them", () => {

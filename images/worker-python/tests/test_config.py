@@ -70,6 +70,15 @@ def test_node_hostname_overrides_host_name_and_names_the_default_id() -> None:
     assert (config.node, config.worker_id) == ("vm7", "python-vm7-abcd")
 
 
+def test_the_default_id_has_the_task_slot_and_32_random_bits() -> None:
+    config = load_config({**BASE_ENV, "NODE_HOSTNAME": "vm7", "TASK_SLOT": "12"}, random_hex=lambda: "0badcafe")
+    assert config.worker_id == "python-vm7-12-0badcafe"
+    assert len(load_config({**BASE_ENV, "NODE_HOSTNAME": "vm7"}).worker_id) == len("python-vm7-") + 8
+    with pytest.raises(ConfigError) as caught:
+        load_config({**BASE_ENV, "TASK_SLOT": "3 "+"x"})
+    assert caught.value.problems == ['TASK_SLOT must be 1 to 10 digits, got "3 x"']
+
+
 def test_default_worker_id_is_valid_for_odd_or_long_host_names() -> None:
     assert default_worker_id("my host!", "00ff") == "python-my-host--00ff"
     assert default_worker_id("h" * 100, "00ff") == "python-" + "h" * (64 - len("python-") - len("-00ff")) + "-00ff"

@@ -72,7 +72,13 @@ def test_shared_vector(message_type: str, raw: bytes, case: dict[str, Any]) -> N
             "node": "vm2", "provider": "offline", "ts": 5}),
         ("heartbeat", heartbeat_payload(IDENTITY, "busy", "q_1", 6), {
             "v": 1, "type": "heartbeat", "worker_id": "python-vm2-1a2b", "language": "python",
-            "node": "vm2", "status": "busy", "task_id": "q_1", "ts": 6}),
+            "node": "vm2", "status": "busy", "task_id": "q_1", "held_task_ids": ["q_1"], "ts": 6}),
+        ("heartbeat", heartbeat_payload(IDENTITY, "busy", "q_1", 6, ["q_1", "q_2"]), {
+            "v": 1, "type": "heartbeat", "worker_id": "python-vm2-1a2b", "language": "python",
+            "node": "vm2", "status": "busy", "task_id": "q_1", "held_task_ids": ["q_1", "q_2"], "ts": 6}),
+        ("heartbeat", heartbeat_payload(IDENTITY, "idle", None, 6), {
+            "v": 1, "type": "heartbeat", "worker_id": "python-vm2-1a2b", "language": "python",
+            "node": "vm2", "status": "idle", "task_id": None, "held_task_ids": [], "ts": 6}),
         ("status", status_payload("w1", "idle", None, 7), {
             "v": 1, "type": "status", "worker_id": "w1", "status": "idle", "task_id": None, "ts": 7}),
         ("rejection", status_payload("w1", "busy", "q_1", 8, rejected_task_id="q_2"), {

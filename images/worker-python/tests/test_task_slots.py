@@ -72,3 +72,11 @@ def test_shutting_down_with_nothing_waiting_gives_up_nothing() -> None:
     slots = TaskSlots()
     assert slots.stop_accepting() is None
     assert slots.offer(taken("a")) is Decision.REJECT
+
+
+def test_held_task_ids_are_the_task_in_hand_then_the_waiting_one() -> None:
+    assert TaskSlots().held_task_ids() == []
+    slots = sending_a_with_b_waiting()
+    assert slots.held_task_ids() == ["a", "b"]
+    slots.finish_in_hand()
+    assert slots.held_task_ids() == ["b"]

@@ -40,6 +40,7 @@ func (s Secret) IsSet() bool    { return s != "" }
 type Config struct {
 	WorkerID string
 	Node     string
+	TaskSlot string // the replica's Swarm slot, part of the default WorkerID; "" if unset
 
 	MQTTHost     string
 	MQTTPort     int
@@ -97,6 +98,7 @@ func Load(env Env, readFile ReadFile, hostname string) (Config, error) {
 	c := Config{
 		WorkerID:            v.text["WORKER_ID"],
 		Node:                v.text["NODE_HOSTNAME"],
+		TaskSlot:            v.text["TASK_SLOT"],
 		MQTTHost:            v.text["MQTT_HOST"],
 		MQTTPort:            int(v.num["MQTT_PORT"]),
 		MQTTUsername:        v.text["MQTT_USERNAME"],
@@ -122,7 +124,11 @@ func Load(env Env, readFile ReadFile, hostname string) (Config, error) {
 		LogLevel:            level,
 	}
 	if c.WorkerID == "" {
-		c.WorkerID = DefaultWorkerID(c.Node, randomHex4())
+		suffix := randomHex8()
+		if c.TaskSlot != "" {
+			suffix = c.TaskSlot + "-" + suffix // the replica's slot keeps one service's replicas on a VM apart
+		}
+		c.WorkerID = DefaultWorkerID(c.Node, suffix)
 	}
 	return c, errors.Join(v.problems...)
 }
@@ -281,7 +287,7 @@ func ParseLogLevel(name string) (slog.Level, bool) {
 	return 0, false
 }
 
-// DefaultWorkerID makes "go-<node>-<suffix>" from the effective node name
+// DefaultWorkerID makes "go-<node>-<suffix>" (suffix: "[<task slot>-]<8 hex>") from the effective node name
 // (NODE_HOSTNAME, else the host name), reduced to allowed characters and
 // shortened so the whole id fits in 64 characters.
 func DefaultWorkerID(node, suffix string) string {
@@ -301,8 +307,10 @@ func DefaultWorkerID(node, suffix string) string {
 	return Language + "-" + clean + "-" + suffix
 }
 
-func randomHex4() string {
-	b := make([]byte, 2)
+// randomHex8 is 32 random bits: ids of workers with one node name and slot
+// (the old and new task of a rolling update) collide with odds of 2^-32.
+func randomHex8() string {
+	b := make([]byte, 4)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b)
 }

@@ -29,7 +29,7 @@ func load(t *testing.T, vars map[string]string, files map[string]string) (Config
 func fields(c Config) map[string]string {
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	return map[string]string{
-		"WORKER_ID": c.WorkerID, "NODE_HOSTNAME": c.Node, "MQTT_HOST": c.MQTTHost, "MQTT_PORT": strconv.Itoa(c.MQTTPort),
+		"WORKER_ID": c.WorkerID, "NODE_HOSTNAME": c.Node, "TASK_SLOT": c.TaskSlot, "MQTT_HOST": c.MQTTHost, "MQTT_PORT": strconv.Itoa(c.MQTTPort),
 		"MQTT_USERNAME": c.MQTTUsername, "MQTT_PASSWORD": c.MQTTPassword.Value(), "MQTT_TLS": strconv.FormatBool(c.MQTTTLS),
 		"MQTT_CA_FILE": c.MQTTCAFile, "MQTT_TOPIC_PREFIX": c.TopicPrefix, "MASTER_GRPC_ADDR": c.MasterGRPCAddr,
 		"GRPC_TOKEN": c.GRPCToken.Value(), "LLM_PROVIDER": c.LLMProvider, "GEMINI_API_KEY": c.GeminiAPIKey.Value(),
@@ -64,8 +64,8 @@ func TestDefaultsAreTheTables(t *testing.T) {
 			t.Errorf("%s = %q, the table's default is %q", s.name, got[s.name], s.def)
 		}
 	}
-	if c.Node != "vm2" || !regexp.MustCompile(`^go-vm2-[0-9a-f]{4}$`).MatchString(c.WorkerID) {
-		t.Errorf("computed defaults: node %q, worker id %q (want vm2, go-vm2-<4 hex>)", c.Node, c.WorkerID)
+	if c.Node != "vm2" || !regexp.MustCompile(`^go-vm2-[0-9a-f]{8}$`).MatchString(c.WorkerID) {
+		t.Errorf("computed defaults: node %q, worker id %q (want vm2, go-vm2-<8 hex>)", c.Node, c.WorkerID)
 	}
 	if c.OpenAIBaseURL != "" || c.MQTTUsername != "" || c.MQTTCAFile != "" || c.GeminiAPIKey.IsSet() {
 		t.Errorf("settings without a default are not empty: %+v", c)
@@ -197,10 +197,24 @@ func TestDefaultWorkerIDUsesTheNodeName(t *testing.T) {
 	if err != nil {
 		t.Fatalf("unexpected error: %v", err)
 	}
-	prefix := ("go-vm-7--" + strings.Repeat("n", 80))[:64-5]
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-[0-9a-f]{4}$`)
+	prefix := ("go-vm-7--" + strings.Repeat("n", 80))[:64-9]
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-[0-9a-f]{8}$`)
 	if !re.MatchString(c.WorkerID) || len(c.WorkerID) != 64 || !ValidWorkerID(c.WorkerID) {
-		t.Errorf("default WorkerID = %q, want %s-<4 hex> (64 chars)", c.WorkerID, prefix)
+		t.Errorf("default WorkerID = %q, want %s-<8 hex> (64 chars)", c.WorkerID, prefix)
+	}
+}
+
+func TestDefaultWorkerIDHasTheTaskSlot(t *testing.T) {
+	c, err := load(t, map[string]string{"GRPC_TOKEN": "tok", "NODE_HOSTNAME": "vm7", "TASK_SLOT": "12"}, nil)
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	if !regexp.MustCompile(`^go-vm7-12-[0-9a-f]{8}$`).MatchString(c.WorkerID) {
+		t.Errorf("default WorkerID = %q, want go-vm7-12-<8 hex>", c.WorkerID)
+	}
+	_, err = load(t, map[string]string{"GRPC_TOKEN": "tok", "TASK_SLOT": "3 x"}, nil)
+	if err == nil || err.Error() != `TASK_SLOT must be 1 to 10 digits, got "3 x"` {
+		t.Errorf("bad TASK_SLOT: error %v", err)
 	}
 }
 

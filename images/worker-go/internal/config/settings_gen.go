@@ -18,6 +18,7 @@ type setting struct {
 var settings = []setting{
 	{name: "WORKER_ID", kind: "string", pattern: "[A-Za-z0-9_.-]{1,64}", rule: "1 to 64 characters of [A-Za-z0-9_.-]"},
 	{name: "NODE_HOSTNAME", kind: "string", required: true},
+	{name: "TASK_SLOT", kind: "string", pattern: "[0-9]{1,10}", rule: "1 to 10 digits"},
 	{name: "MQTT_HOST", kind: "string", def: "mosquitto"},
 	{name: "MQTT_PORT", kind: "integer", def: "1883", min: 1, max: 65535},
 	{name: "MQTT_USERNAME", kind: "string"},

@@ -69,16 +69,19 @@ type Register struct {
 }
 
 // Heartbeat carries the whole identity so a restarted master can rebuild its
-// worker list from heartbeats alone. TaskID is null when idle.
+// worker list from heartbeats alone. TaskID is null when idle; HeldTaskIDs
+// is every task the worker holds (the one in hand, then the one waiting to
+// run next), so the master renews each one's lease.
 type Heartbeat struct {
-	V        int     `json:"v"`
-	Type     string  `json:"type"`
-	WorkerID string  `json:"worker_id"`
-	Language string  `json:"language"`
-	Node     string  `json:"node"`
-	Status   string  `json:"status"`
-	TaskID   *string `json:"task_id"`
-	TS       int64   `json:"ts"`
+	V           int      `json:"v"`
+	Type        string   `json:"type"`
+	WorkerID    string   `json:"worker_id"`
+	Language    string   `json:"language"`
+	Node        string   `json:"node"`
+	Status      string   `json:"status"`
+	TaskID      *string  `json:"task_id"`
+	HeldTaskIDs []string `json:"held_task_ids"`
+	TS          int64    `json:"ts"`
 }
 
 // Status reports a change of state; it is also the last will (offline).
@@ -109,8 +112,11 @@ func NewRegister(workerID, language, node, provider string, ts int64) Register {
 	return Register{Version, "register", workerID, language, node, provider, ts}
 }
 
-func NewHeartbeat(workerID, language, node, status, taskID string, ts int64) Heartbeat {
-	return Heartbeat{Version, "heartbeat", workerID, language, node, status, nullable(taskID), ts}
+func NewHeartbeat(workerID, language, node, status, taskID string, held []string, ts int64) Heartbeat {
+	if held == nil {
+		held = []string{} // [] on the wire, never null
+	}
+	return Heartbeat{Version, "heartbeat", workerID, language, node, status, nullable(taskID), held, ts}
 }
 
 func NewStatus(workerID, status, taskID string, ts int64) Status {

@@ -22,6 +22,17 @@ import (
 // broker never blocks task processing.
 const publishTimeout = 5 * time.Second
 
+// keepAlive is the MQTT keepalive (docs/protocol.md, "MQTT session").
+const keepAlive = 10 * time.Second
+
+// DuplicateIDHint is the log line of a connection the broker closed within a
+// keepalive of accepting it: another client is taking the session over.
+func DuplicateIDHint(workerID string, lived time.Duration) string {
+	return fmt.Sprintf("MQTT: the broker closed the connection %d ms after accepting it; another client is probably "+
+		"connected with the same client id %s (WORKER_ID): the broker drops the older connection each "+
+		"time one connects. Give every worker its own WORKER_ID (the default is unique)", lived.Milliseconds(), workerID)
+}
+
 // mqttOptions sets up the session: client id = worker id (for broker ACLs),
 // the offline last will, and automatic reconnection with a short cap.
 func (w *Worker) mqttOptions() (*mqtt.ClientOptions, error) {
@@ -34,7 +45,7 @@ func (w *Worker) mqttOptions() (*mqtt.ClientOptions, error) {
 		AddBroker(scheme+"://"+net.JoinHostPort(cfg.MQTTHost, strconv.Itoa(cfg.MQTTPort))).
 		SetClientID(cfg.WorkerID).
 		SetCleanSession(true).
-		SetKeepAlive(15*time.Second).
+		SetKeepAlive(keepAlive). // docs/protocol.md, "MQTT session"
 		SetConnectTimeout(5*time.Second).
 		SetProtocolVersion(4). // MQTT 3.1.1, no silent fallback to 3.1
 		SetAutoReconnect(true).
@@ -42,6 +53,14 @@ func (w *Worker) mqttOptions() (*mqtt.ClientOptions, error) {
 		SetOrderMatters(false). // handlers may publish; they must not block the router
 		SetOnConnectHandler(w.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			lived := time.Since(time.Unix(0, w.connectedAt.Load()))
+			quickDrops := w.quickDrops.Add(1)
+			if lived >= keepAlive {
+				w.quickDrops.Store(0)
+			} else if quickDrops >= 2 {
+				w.log.Error(DuplicateIDHint(cfg.WorkerID, lived))
+				return
+			}
 			w.log.Warn("MQTT connection lost; reconnecting", "error", err)
 		}).
 		SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
@@ -86,6 +105,7 @@ func tlsConfigFor(caFile string) (*tls.Config, error) {
 // onConnect runs after every (re)connect: subscribe to our task topic, then
 // announce ourselves with register and the current status.
 func (w *Worker) onConnect(client mqtt.Client) {
+	w.connectedAt.Store(time.Now().UnixNano())
 	w.log.Info("MQTT connected", "tasks_topic", w.topics.Tasks())
 	token := client.Subscribe(w.topics.Tasks(), 1, w.onTaskMessage)
 	if !token.WaitTimeout(publishTimeout) || token.Error() != nil {
@@ -93,7 +113,7 @@ func (w *Worker) onConnect(client mqtt.Client) {
 	}
 	w.publish(w.topics.Register(),
 		protocol.NewRegister(w.cfg.WorkerID, config.Language, w.cfg.Node, w.DefaultProvider(), nowMS()))
-	status, taskID := w.state()
+	status, taskID, _ := w.state()
 	w.publishStatus(status, taskID, "")
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -26,13 +27,15 @@ var ErrConfig = errors.New("configuration")
 
 // Worker is one running worker. Create it with New and start it with Run.
 type Worker struct {
-	cfg    config.Config
-	log    *slog.Logger
-	topics protocol.Topics
-	llm    *provider.Client
-	mqtt   mqtt.Client
-	grpc   *grpc.ClientConn
-	master pb.WorkerCallbackClient
+	connectedAt atomic.Int64 // UnixNano of the last accepted MQTT connect
+	quickDrops  atomic.Int32 // MQTT connections in a row the broker closed within a keepalive
+	cfg         config.Config
+	log         *slog.Logger
+	topics      protocol.Topics
+	llm         *provider.Client
+	mqtt        mqtt.Client
+	grpc        *grpc.ClientConn
+	master      pb.WorkerCallbackClient
 
 	// hardStop ends everything, including the task in hand; it is cancelled
 	// when Run returns (after the grace period, if any).
@@ -181,8 +184,8 @@ func (w *Worker) heartbeatLoop() {
 		if err := WriteHealth(w.cfg.HealthFile, time.Now()); err != nil {
 			w.log.Warn("cannot write HEALTH_FILE", "path", w.cfg.HealthFile, "error", err)
 		}
-		status, taskID := w.state()
-		hb := protocol.NewHeartbeat(w.cfg.WorkerID, config.Language, w.cfg.Node, status, taskID, nowMS())
+		status, taskID, held := w.state()
+		hb := protocol.NewHeartbeat(w.cfg.WorkerID, config.Language, w.cfg.Node, status, taskID, held, nowMS())
 		w.announce(w.topics.Heartbeat(), hb, false)
 		select {
 		case <-ticker.C:
@@ -192,14 +195,19 @@ func (w *Worker) heartbeatLoop() {
 	}
 }
 
-// state is the status to report and the task in hand.
-func (w *Worker) state() (status, taskID string) {
+// state is the status to report, the task in hand, and every task held: the
+// one in hand, then the one waiting to run next.
+func (w *Worker) state() (status, taskID string, held []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.current != "" {
-		return protocol.StatusBusy, w.current
+	if w.current == "" {
+		return protocol.StatusIdle, "", nil
 	}
-	return protocol.StatusIdle, ""
+	held = []string{w.current}
+	if w.next != nil {
+		held = append(held, w.next.task.TaskID)
+	}
+	return protocol.StatusBusy, w.current, held
 }
 
 func nowMS() int64 { return time.Now().UnixMilli() }

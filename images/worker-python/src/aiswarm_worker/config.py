@@ -43,6 +43,7 @@ class ConfigError(Exception):
 class Config:
     worker_id: str
     node: str
+    task_slot: str | None
     mqtt_host: str
     mqtt_port: int
     mqtt_username: str | None
@@ -69,10 +70,10 @@ class Config:
     language: str = LANGUAGE
 
 
-def default_worker_id(hostname: str, random_hex: str) -> str:
-    """`python-<hostname>-<4 hex>`, squeezed into the worker id alphabet and length."""
+def default_worker_id(hostname: str, random_hex: str, task_slot: str | None = None) -> str:
+    """`python-<hostname>-<task slot>-<8 hex>` (no slot part without one), squeezed into the worker id alphabet and length."""
     safe_host = re.sub(r"[^A-Za-z0-9_.-]", "-", hostname) or "host"
-    prefix, suffix = f"{LANGUAGE}-", f"-{random_hex}"
+    prefix, suffix = f"{LANGUAGE}-", (f"-{task_slot}" if task_slot else "") + f"-{random_hex}"
     return prefix + safe_host[: 64 - len(prefix) - len(suffix)] + suffix
 
 
@@ -189,7 +190,7 @@ def _readable(path: str) -> bool:
 def load_config(
     env: Mapping[str, str],
     hostname: Callable[[], str] = socket.gethostname,
-    random_hex: Callable[[], str] = lambda: secrets.token_hex(2),
+    random_hex: Callable[[], str] = lambda: secrets.token_hex(4),
 ) -> Config:
     """Builds the Config or raises ConfigError naming every bad variable."""
     values, problems = read_settings(env, computed={"NODE_HOSTNAME": hostname()})
@@ -207,8 +208,9 @@ def load_config(
         return int(values[name] or 0)
 
     return Config(
-        worker_id=optional("WORKER_ID") or default_worker_id(text("NODE_HOSTNAME"), random_hex()),
+        worker_id=optional("WORKER_ID") or default_worker_id(text("NODE_HOSTNAME"), random_hex(), optional("TASK_SLOT")),
         node=text("NODE_HOSTNAME"),
+        task_slot=optional("TASK_SLOT"),
         mqtt_host=text("MQTT_HOST"),
         mqtt_port=number("MQTT_PORT"),
         mqtt_username=optional("MQTT_USERNAME"),

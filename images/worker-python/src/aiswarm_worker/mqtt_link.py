@@ -27,7 +27,7 @@ from .config import Config
 from .payloads import JsonObject, Topics, encode, status_payload
 
 QOS = 1
-KEEPALIVE_S = 10
+KEEPALIVE_S = 10  # docs/protocol.md, "MQTT session"
 RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 10
 
@@ -51,6 +51,8 @@ class MqttLink:
         self._on_connected = on_connected
         self._on_task_message = on_task_message
         self._take_tasks = True
+        self._connected_at: float | None = None  # time.monotonic() of the last accepted connect
+        self._quick_drops = 0  # connections in a row the broker closed within a keepalive
         self._lock = threading.Lock()
         self._client = self._make_client()
 
@@ -123,6 +125,7 @@ class MqttLink:
             log.error("MQTT connect refused: %s", reason)
             return
         log.info("MQTT connected to %s:%d", self._config.mqtt_host, self._config.mqtt_port)
+        self._connected_at = time.monotonic()
         _disable_nagle(client)
         with self._lock:
             take_tasks = self._take_tasks
@@ -140,7 +143,14 @@ class MqttLink:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
         if reason.is_failure:
-            log.warning("MQTT connection lost (%s); reconnecting", reason)
+            lived_s = None if self._connected_at is None else time.monotonic() - self._connected_at
+            quick = lived_s is not None and lived_s < KEEPALIVE_S
+            self._quick_drops = self._quick_drops + 1 if quick else 0
+            if lived_s is not None and self._quick_drops >= 2:
+                log.error(duplicate_id_hint(self._config.worker_id, round(lived_s * 1000)))
+            else:
+                log.warning("MQTT connection lost (%s); reconnecting", reason)
+        self._connected_at = None
         self._set_will(client)
 
     def _handle_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -152,6 +162,15 @@ class MqttLink:
             self._on_task_message(bytes(message.payload), received_ms)
         except Exception:  # an exception here would end paho's network thread
             log.exception("handling a task message failed")
+
+
+def duplicate_id_hint(worker_id: str, lived_ms: int) -> str:
+    """The log line of a connection the broker closed within a keepalive (docs/protocol.md, "MQTT session")."""
+    return (
+        f"MQTT: the broker closed the connection {lived_ms} ms after accepting it; another client is probably "
+        f"connected with the same client id {worker_id} (WORKER_ID): the broker drops the older connection each "
+        "time one connects. Give every worker its own WORKER_ID (the default is unique)"
+    )
 
 
 def _disable_nagle(client: mqtt.Client) -> None:

@@ -106,7 +106,10 @@ def register_payload(identity: Identity, provider: str, now_ms: int) -> JsonObje
     }
 
 
-def heartbeat_payload(identity: Identity, status: Status, task_id: str | None, now_ms: int) -> JsonObject:
+def heartbeat_payload(
+    identity: Identity, status: Status, task_id: str | None, now_ms: int, held_task_ids: list[str] | None = None
+) -> JsonObject:
+    """held_task_ids: the task in hand and the one waiting to run next; the master renews each one's lease."""
     return {
         "v": PROTOCOL_VERSION,
         "type": "heartbeat",
@@ -115,6 +118,7 @@ def heartbeat_payload(identity: Identity, status: Status, task_id: str | None, n
         "node": identity.node,
         "status": status,
         "task_id": task_id,
+        "held_task_ids": held_task_ids if held_task_ids is not None else ([task_id] if task_id else []),
         "ts": now_ms,
     }
 

@@ -27,6 +27,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("WORKER_ID", "string", pattern="[A-Za-z0-9_.-]{1,64}", rule="1 to 64 characters of [A-Za-z0-9_.-]"),
     Setting("NODE_HOSTNAME", "string", required=True),
+    Setting("TASK_SLOT", "string", pattern="[0-9]{1,10}", rule="1 to 10 digits"),
     Setting("MQTT_HOST", "string", default="mosquitto"),
     Setting("MQTT_PORT", "integer", default="1883", minimum=1, maximum=65535),
     Setting("MQTT_USERNAME", "string"),

@@ -66,5 +66,9 @@ class TaskSlots:
         waiting, self.waiting = self.waiting, None
         return waiting
 
+    def held_task_ids(self) -> list[str]:
+        """The task in hand and the one waiting to run next, in that order (the heartbeat's held_task_ids)."""
+        return [slot.task.task_id for slot in (self.in_hand, self.waiting) if slot is not None]
+
     def _holds(self, task_id: str) -> bool:
         return any(slot is not None and slot.task.task_id == task_id for slot in (self.in_hand, self.waiting))

@@ -239,7 +239,9 @@ class Worker:
         timestamp = now_ms()
         self._write_health_file(timestamp)
         status, task_id = self._status_now()
-        self.mqtt.publish(self.topics.heartbeat, heartbeat_payload(self.identity, status, task_id, timestamp))
+        with self._lock:
+            held = self._slots.held_task_ids()
+        self.mqtt.publish(self.topics.heartbeat, heartbeat_payload(self.identity, status, task_id, timestamp, held))
 
     def _write_health_file(self, timestamp: int) -> None:
         try:

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 public record Config(
         String workerId,
         String nodeHostname,
+        String taskSlot,
         String mqttHost,
         int mqttPort,
         String mqttUsername,
@@ -40,6 +41,7 @@ public record Config(
     public String toString() {
         return "Config[worker_id=" + workerId
                 + ", node=" + nodeHostname
+                + ", task_slot=" + taskSlot
                 + ", mqtt=" + (mqttTls ? "ssl://" : "tcp://") + mqttHost + ":" + mqttPort
                 + ", mqtt_username=" + presence(mqttUsername)
                 + ", mqtt_password=" + presence(mqttPassword)

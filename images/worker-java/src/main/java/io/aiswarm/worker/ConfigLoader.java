@@ -1,6 +1,5 @@
 package io.aiswarm.worker;
 
-import tools.jackson.databind.ObjectMapper;
 import io.aiswarm.worker.WorkerSettings.Setting;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -12,6 +11,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import tools.jackson.databind.ObjectMapper;
 
 /**
  * Turns the process environment into a {@link Config}, or a {@link ConfigException} listing every
@@ -54,16 +54,16 @@ public final class ConfigLoader {
 
     /**
      * @param hostname   the machine's host name (default for NODE_HOSTNAME and part of the default id)
-     * @param randomHex4 four random hex digits for the default worker id
+     * @param randomHex  eight random hex digits (32 bits) for the default worker id
      */
-    public static Config load(Map<String, String> env, SecretFiles files, String hostname, String randomHex4)
+    public static Config load(Map<String, String> env, SecretFiles files, String hostname, String randomHex)
             throws ConfigException {
         ConfigLoader loader = new ConfigLoader(env, files);
         loader.read(Map.of("NODE_HOSTNAME", hostname == null ? "" : hostname), null);
         if (!loader.problems.isEmpty()) {
             throw new ConfigException(loader.problems);
         }
-        return loader.build(randomHex4);
+        return loader.build(randomHex);
     }
 
     /** HEALTH_FILE and HEARTBEAT_INTERVAL_MS only, for the healthcheck; a bad value counts as its default. */
@@ -75,13 +75,15 @@ public final class ConfigLoader {
         return loader.values;
     }
 
-    private Config build(String randomHex4) {
+    private Config build(String randomHex) {
         String node = text("NODE_HOSTNAME");
         String workerId = text("WORKER_ID");
+        String slot = text("TASK_SLOT"); // keeps the default ids of one service's replicas on a VM apart
         String caFile = text("MQTT_CA_FILE");
         return new Config(
-                workerId == null ? defaultWorkerId(node, randomHex4) : workerId,
+                workerId == null ? defaultWorkerId(node, slot == null ? randomHex : slot + "-" + randomHex) : workerId,
                 node,
+                slot,
                 text("MQTT_HOST"),
                 (int) number("MQTT_PORT"),
                 text("MQTT_USERNAME"),
@@ -244,10 +246,13 @@ public final class ConfigLoader {
         return JSON.writeValueAsString(value); // Jackson 3: unchecked, and a string always serializes
     }
 
-    /** "java-<node>-<4 hex>" (node: NODE_HOSTNAME, else the host name), cleaned and cut so the id stays valid. */
-    static String defaultWorkerId(String hostname, String randomHex4) {
+    /**
+     * "java-<node>-<suffix>" (node: NODE_HOSTNAME, else the host name; suffix: "[<task slot>-]<8 hex>"),
+     * cleaned and cut so the id stays valid.
+     */
+    static String defaultWorkerId(String hostname, String idSuffix) {
         String prefix = Config.LANGUAGE + "-";
-        String suffix = "-" + randomHex4;
+        String suffix = "-" + idSuffix;
         String host = NOT_ID_CHAR.matcher(hostname == null ? "" : hostname).replaceAll("-");
         if (host.isEmpty()) {
             host = "host";

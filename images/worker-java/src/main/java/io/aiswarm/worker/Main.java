@@ -4,9 +4,9 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.util.Locale;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicBoolean;
 import javax.net.SocketFactory;
 import org.eclipse.paho.client.mqttv3.MqttException;
@@ -52,7 +52,7 @@ public final class Main {
     private static Config loadConfigOrExit() {
         try {
             return ConfigLoader.load(System.getenv(), path -> Files.readString(path, StandardCharsets.UTF_8),
-                    hostname(), String.format(Locale.ROOT, "%04x", ThreadLocalRandom.current().nextInt(0x10000)));
+                    hostname(), String.format(Locale.ROOT, "%08x", new SecureRandom().nextInt()));
         } catch (ConfigException e) {
             exitBadConfig(e);
             throw new IllegalStateException("unreachable");

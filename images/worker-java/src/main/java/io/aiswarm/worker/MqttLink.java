@@ -19,6 +19,8 @@ import org.eclipse.paho.client.mqttv3.persist.MemoryPersistence;
 public final class MqttLink {
     static final long FIRST_CONNECT_RETRY_MS = 500;
     static final long MAX_CONNECT_RETRY_MS = 5_000;
+    /** The MQTT keepalive (docs/protocol.md, "MQTT session"). */
+    static final int KEEPALIVE_S = 10;
     private static final int QOS = 1;
 
     /** What the worker hears from the connection. Called on Paho's callback thread. */
@@ -56,7 +58,7 @@ public final class MqttLink {
         o.setCleanSession(true);
         o.setAutomaticReconnect(true);
         o.setMaxReconnectDelay((int) MAX_CONNECT_RETRY_MS);
-        o.setKeepAliveInterval(15);
+        o.setKeepAliveInterval(KEEPALIVE_S);
         o.setConnectionTimeout(5);
         o.setMaxInflight(100);
         if (config.mqttUsername() != null) {
@@ -168,6 +170,13 @@ public final class MqttLink {
         Throwable cause = e.getCause();
         String reason = "reason " + e.getReasonCode();
         return cause == null ? reason + ": " + e.getMessage() : reason + ": " + cause.getClass().getSimpleName();
+    }
+
+    /** The log line of a connection the broker closed within a keepalive of accepting it: another client takes the session over. */
+    static String duplicateIdHint(String workerId, long livedMs) {
+        return "MQTT: the broker closed the connection " + livedMs + " ms after accepting it; another client is probably "
+                + "connected with the same client id " + workerId + " (WORKER_ID): the broker drops the older connection each "
+                + "time one connects. Give every worker its own WORKER_ID (the default is unique)";
     }
 
     private final class Callback implements MqttCallbackExtended {

@@ -1,5 +1,6 @@
 package io.aiswarm.worker;
 
+import java.util.List;
 import tools.jackson.databind.ObjectMapper;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -28,14 +29,18 @@ public final class Payloads {
         return o.toString();
     }
 
-    /** Carries the whole identity so a restarted master can rebuild its worker list from heartbeats. */
-    public String heartbeat(WorkerStatus status, String taskId, long ts) {
+    /**
+     * Carries the whole identity so a restarted master can rebuild its worker list from heartbeats, and
+     * every task held (the one in hand, then the one waiting to run next) so the master renews each lease.
+     */
+    public String heartbeat(WorkerStatus status, String taskId, List<String> heldTaskIds, long ts) {
         ObjectNode o = base("heartbeat");
         o.put("worker_id", workerId);
         o.put("language", Config.LANGUAGE);
         o.put("node", node);
         o.put("status", status.wireName());
         o.put("task_id", taskId);
+        heldTaskIds.forEach(o.putArray("held_task_ids")::add);
         o.put("ts", ts);
         return o.toString();
     }

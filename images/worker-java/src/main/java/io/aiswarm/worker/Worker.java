@@ -2,6 +2,8 @@ package io.aiswarm.worker;
 
 import io.aiswarm.v1.TaskResult;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -38,6 +40,10 @@ public final class Worker implements MqttLink.Listener {
     // Guarded by "this": the task in hand (null when idle), whether its result is being sent,
     // the task waiting to run next (null if none), and whether SIGTERM has arrived.
     private TaskMessage current;
+    /** System.nanoTime() of the last accepted MQTT connect (docs/protocol.md, "MQTT session": a quick drop is a duplicate id). */
+    private volatile long connectedAtNanos = System.nanoTime();
+    /** Connections in a row the broker closed within a keepalive (only paho's callback thread touches it). */
+    private int quickDrops;
     private boolean sending;
     private Waiting next;
     private boolean stopping;
@@ -78,6 +84,7 @@ public final class Worker implements MqttLink.Listener {
 
     @Override
     public void onConnected(boolean reconnect) {
+        connectedAtNanos = System.nanoTime();
         log.info((reconnect ? "MQTT reconnected to " : "MQTT connected to ") + mqtt.brokerUri());
         mqtt.subscribeToTasks();
         synchronized (this) {
@@ -91,6 +98,12 @@ public final class Worker implements MqttLink.Listener {
 
     @Override
     public void onConnectionLost(Throwable cause) {
+        long livedMs = (System.nanoTime() - connectedAtNanos) / 1_000_000;
+        quickDrops = livedMs < MqttLink.KEEPALIVE_S * 1000L ? quickDrops + 1 : 0;
+        if (quickDrops >= 2) {
+            log.error(MqttLink.duplicateIdHint(config.workerId(), livedMs));
+            return;
+        }
         log.warn("MQTT connection lost (" + (cause == null ? "unknown" : cause.getClass().getSimpleName())
                 + "), reconnecting");
     }
@@ -222,11 +235,14 @@ public final class Worker implements MqttLink.Listener {
         }
         try {
             TaskMessage task;
+            List<String> held = new ArrayList<>(2);
             synchronized (this) {
                 task = current;
+                if (current != null) held.add(current.taskId());
+                if (next != null) held.add(next.task().taskId());
             }
             mqtt.publish(topics.heartbeat(), payloads.heartbeat(task == null ? WorkerStatus.IDLE : WorkerStatus.BUSY,
-                    task == null ? null : task.taskId(), now));
+                    task == null ? null : task.taskId(), held, now));
         } catch (RuntimeException e) {
             // an exception would cancel every later heartbeat
             log.error("heartbeat failed: " + e);

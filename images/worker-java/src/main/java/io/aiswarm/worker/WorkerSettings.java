@@ -16,6 +16,7 @@ final class WorkerSettings {
     static final List<Setting> ALL = List.of(
             new Setting("WORKER_ID", "string", null, 0L, 0L, List.of(), false, "[A-Za-z0-9_.-]{1,64}", "1 to 64 characters of [A-Za-z0-9_.-]", false, false, null, null),
             new Setting("NODE_HOSTNAME", "string", null, 0L, 0L, List.of(), false, null, null, false, true, null, null),
+            new Setting("TASK_SLOT", "string", null, 0L, 0L, List.of(), false, "[0-9]{1,10}", "1 to 10 digits", false, false, null, null),
             new Setting("MQTT_HOST", "string", "mosquitto", 0L, 0L, List.of(), false, null, null, false, false, null, null),
             new Setting("MQTT_PORT", "integer", "1883", 1L, 65535L, List.of(), false, null, null, false, false, null, null),
             new Setting("MQTT_USERNAME", "string", null, 0L, 0L, List.of(), false, null, null, false, false, null, null),

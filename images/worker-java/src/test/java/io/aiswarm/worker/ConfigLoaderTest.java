@@ -57,6 +57,7 @@ class ConfigLoaderTest {
         Map<String, String> f = new HashMap<>();
         f.put("WORKER_ID", c.workerId());
         f.put("NODE_HOSTNAME", c.nodeHostname());
+        f.put("TASK_SLOT", c.taskSlot());
         f.put("MQTT_HOST", c.mqttHost());
         f.put("MQTT_PORT", Integer.toString(c.mqttPort()));
         f.put("MQTT_USERNAME", c.mqttUsername());
@@ -107,7 +108,7 @@ class ConfigLoaderTest {
 
     @Test
     void everyVariableIsRead() throws ConfigException {
-        Config c = load(env("WORKER_ID", "w.1_A-b", "NODE_HOSTNAME", "vm7", "MQTT_HOST", "broker",
+        Config c = load(env("WORKER_ID", "w.1_A-b", "NODE_HOSTNAME", "vm7", "TASK_SLOT", " 4 ", "MQTT_HOST", "broker",
                 "MQTT_PORT", " 8883 ", "MQTT_USERNAME", "u", "MQTT_PASSWORD", "p", "MQTT_TLS", "YES",
                 "MQTT_CA_FILE", "/ca.pem", "MQTT_TOPIC_PREFIX", "lab/x", "MASTER_GRPC_ADDR", "[::1]:9",
                 "LLM_PROVIDER", "OpenAI", "GEMINI_API_KEY", "g", "GEMINI_BASE_URL", "http://127.0.0.1:1/",
@@ -116,7 +117,8 @@ class ConfigLoaderTest {
                 "HEARTBEAT_INTERVAL_MS", "100", "RESULT_RETRY_DEADLINE_MS", "0", "SHUTDOWN_GRACE_MS", "7",
                 "HEALTH_FILE", "/tmp/h", "LOG_LEVEL", "warn"));
         Map<String, String> expected = new HashMap<>(Map.ofEntries(
-                Map.entry("WORKER_ID", "w.1_A-b"), Map.entry("NODE_HOSTNAME", "vm7"), Map.entry("MQTT_HOST", "broker"),
+                Map.entry("WORKER_ID", "w.1_A-b"), Map.entry("NODE_HOSTNAME", "vm7"), Map.entry("TASK_SLOT", "4"),
+                Map.entry("MQTT_HOST", "broker"),
                 Map.entry("MQTT_PORT", "8883"), Map.entry("MQTT_USERNAME", "u"), Map.entry("MQTT_PASSWORD", "p"),
                 Map.entry("MQTT_TLS", "true"), Map.entry("MQTT_CA_FILE", "/ca.pem"), Map.entry("MQTT_TOPIC_PREFIX", "lab/x"),
                 Map.entry("MASTER_GRPC_ADDR", "[::1]:9"), Map.entry("GRPC_TOKEN", "tok"), Map.entry("LLM_PROVIDER", "openai"),
@@ -206,6 +208,13 @@ class ConfigLoaderTest {
         assertEquals(("java-vm-7--" + "n".repeat(80)).substring(0, 64 - "-1a2b".length()) + "-1a2b", c.workerId());
         assertEquals(64, c.workerId().length());
         assertEquals("java-vm7-1a2b", load(env("NODE_HOSTNAME", "vm7")).workerId());
+    }
+
+    @Test
+    void defaultWorkerIdHasTheTaskSlot() throws ConfigException {
+        assertEquals("java-vm7-12-1a2b", load(env("NODE_HOSTNAME", "vm7", "TASK_SLOT", "12")).workerId());
+        ConfigException e = assertThrows(ConfigException.class, () -> load(env("TASK_SLOT", "3 x")));
+        assertEquals(List.of("TASK_SLOT must be 1 to 10 digits, got \"3 x\""), e.problems());
     }
 
     @Test

@@ -3,6 +3,7 @@ package io.aiswarm.worker;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.ObjectMapper;
@@ -23,9 +24,11 @@ class PayloadsTest {
         assertPayload("register", "{\"v\":1,\"type\":\"register\",\"worker_id\":\"java-vm2-1a2b\",\"language\":\"java\","
                 + "\"node\":\"vm2\",\"provider\":\"offline\",\"ts\":1764355200000}", payloads.register(Provider.OFFLINE, 1764355200000L));
         assertPayload("heartbeat", "{\"v\":1,\"type\":\"heartbeat\",\"worker_id\":\"java-vm2-1a2b\",\"language\":\"java\","
-                + "\"node\":\"vm2\",\"status\":\"busy\",\"task_id\":\"q_1\",\"ts\":5}", payloads.heartbeat(WorkerStatus.BUSY, "q_1", 5));
+                + "\"node\":\"vm2\",\"status\":\"busy\",\"task_id\":\"q_1\",\"held_task_ids\":[\"q_1\",\"q_2\"],\"ts\":5}",
+                payloads.heartbeat(WorkerStatus.BUSY, "q_1", List.of("q_1", "q_2"), 5));
         assertPayload("heartbeat", "{\"v\":1,\"type\":\"heartbeat\",\"worker_id\":\"java-vm2-1a2b\",\"language\":\"java\","
-                + "\"node\":\"vm2\",\"status\":\"idle\",\"task_id\":null,\"ts\":6}", payloads.heartbeat(WorkerStatus.IDLE, null, 6));
+                + "\"node\":\"vm2\",\"status\":\"idle\",\"task_id\":null,\"held_task_ids\":[],\"ts\":6}",
+                payloads.heartbeat(WorkerStatus.IDLE, null, List.of(), 6));
     }
 
     @Test
