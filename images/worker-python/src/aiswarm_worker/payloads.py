@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal, NamedTuple, NoReturn
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
@@ -179,10 +180,19 @@ class PayloadSchema:
         self.max_bytes = int(schema[MAX_BYTES_KEYWORD])
         schema_id = str(schema["$id"])  # the registry knows the schema by it, so nothing is fetched
         registry: Registry[Any] = Registry().with_resource(schema_id, Resource.from_contents(schema))
-        self._validators = {
-            name: Draft202012Validator({"$ref": f"{schema_id}#/$defs/{name}"}, registry=registry)
-            for name, definition in schema["$defs"].items()
-            if definition.get("type") == "object"
+        names = [name for name, definition in schema["$defs"].items() if definition.get("type") == "object"]
+        self._validators = {name: Draft202012Validator({"$ref": f"{schema_id}#/$defs/{name}"}, registry=registry) for name in names}
+        # The hot path: fastjsonschema compiles a message to Python code (about 10 times faster
+        # than jsonschema's interpreter per task). It speaks draft 7, whose keywords this schema
+        # shares with 2020-12 except one: draft 7 ignores the siblings of a `$ref`, so a message
+        # with such an object gets no fast path. A payload the fast path refuses goes to
+        # jsonschema, which has the last word and names every problem (the shared vectors hold
+        # both to the same verdicts).
+        defs = schema["$defs"]
+        self._fast = {
+            name: fastjsonschema.compile({"$schema": "http://json-schema.org/draft-07/schema#", "$defs": defs, "$ref": f"#/$defs/{name}"})
+            for name in names
+            if not _ref_with_siblings(defs[name], defs)
         }
 
     def validate(self, message_type: str, raw: bytes) -> JsonObject:
@@ -193,6 +203,13 @@ class PayloadSchema:
             payload = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise PayloadError("not-json", "payload is not UTF-8 JSON") from None
+        fast = self._fast.get(message_type)
+        if fast is not None:
+            try:
+                fast(payload)
+                return dict(payload)
+            except fastjsonschema.JsonSchemaException:
+                pass
         errors = list(self._validators[message_type].iter_errors(payload))
         if not errors:
             return dict(payload)
@@ -201,6 +218,22 @@ class PayloadSchema:
             raise PayloadError("not-object", "payload is not a JSON object")
         fields = ", ".join(f"{p.field} ({p.keyword})" for p in problems)
         raise PayloadError("field", f"invalid field(s): {fields}", problems)
+
+
+def _ref_with_siblings(node: Any, defs: JsonObject, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether `node`, or a definition it refers to, has an object with `$ref` and other keywords."""
+    if isinstance(node, list):
+        return any(_ref_with_siblings(item, defs, seen) for item in node)
+    if not isinstance(node, dict):
+        return False
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        if len([key for key in node if key not in ("$ref", "description", "title")]) > 0:
+            return True
+        name = ref.rsplit("/", 1)[-1]
+        if ref.startswith("#/$defs/") and name not in seen and _ref_with_siblings(defs.get(name), defs, seen | {name}):
+            return True
+    return any(_ref_with_siblings(value, defs, seen) for key, value in node.items() if key != "$ref")
 
 
 @cache
