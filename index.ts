@@ -105,11 +105,7 @@ const master = new Master(
     mqttPassword: broker.passwords.master,
     web: { ...(web.tls && { tls: web.tls }), ...(web.token && { token: web.token }), metricsOpen: config.web.metricsOpen },
     webPort: config.ports.web,
-    timings: {
-      ...(config.heartbeatTimeoutMs !== undefined && { heartbeatTimeoutMs: config.heartbeatTimeoutMs }),
-      ...(config.leaseMs !== undefined && { leaseMs: config.leaseMs }),
-      ...(config.taskTimeoutMs !== undefined && { taskTimeoutMs: config.taskTimeoutMs }),
-    },
+    timings: { heartbeatTimeoutMs: config.heartbeatTimeoutMs, leaseMs: config.leaseMs, taskTimeoutMs: config.taskTimeoutMs },
   },
   // Every node must trust the registry before any of them pulls.
   { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, broker.service] },
@@ -130,7 +126,7 @@ const workers = new WorkerPool(
     maxReplicasPerNode: config.maxReplicasPerNode,
     simulatedWorkMs: config.simulatedWorkMs,
     shutdownGraceMs: config.shutdownGraceMs,
-    ...(config.heartbeatIntervalMs !== undefined && { heartbeatIntervalMs: config.heartbeatIntervalMs }),
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
     llm: { provider: config.llm.provider, ...(config.llm.baseUrl && { baseUrl: config.llm.baseUrl }), ...(config.llm.model && { model: config.llm.model }) },
     ...(config.llm.apiKey && { llmApiKey: config.llm.apiKey }),
     manager: onManager,

@@ -318,13 +318,9 @@ export interface MasterTimings {
   taskTimeoutMs?: number;
 }
 
-/** HEARTBEAT_TIMEOUT_MS, LEASE_MS and TASK_TIMEOUT_MS for those that are set. */
-function masterTimingEnv(timings: MasterTimings): Record<string, string> {
-  return {
-    ...(timings.heartbeatTimeoutMs !== undefined && { HEARTBEAT_TIMEOUT_MS: String(timings.heartbeatTimeoutMs) }),
-    ...(timings.leaseMs !== undefined && { LEASE_MS: String(timings.leaseMs) }),
-    ...(timings.taskTimeoutMs !== undefined && { TASK_TIMEOUT_MS: String(timings.taskTimeoutMs) }),
-  };
+/** The variables whose value the stack config sets, as strings; an unset one is left out (the image's default holds). */
+function setVariables(values: Record<string, number | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).flatMap(([name, value]) => (value === undefined ? [] : [[name, String(value)]])));
 }
 
 /** The master's front-door variables (images/master/README.md): HTTPS when a certificate is mounted, the token when set. */
@@ -352,7 +348,11 @@ export function masterServiceArgs(settings: StackServiceSettings, refs: MasterRe
           GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
           DB_PATH: "/data/master.db",
           ...webEnv(web),
-          ...masterTimingEnv(refs.timings),
+          ...setVariables({
+            HEARTBEAT_TIMEOUT_MS: refs.timings.heartbeatTimeoutMs,
+            LEASE_MS: refs.timings.leaseMs,
+            TASK_TIMEOUT_MS: refs.timings.taskTimeoutMs,
+          }),
         },
         secrets: [refs.grpcToken, refs.mqttPassword, ...webSecrets],
         // The queue lives in SQLite on this volume, so the master stays on the manager that holds it.
@@ -428,7 +428,7 @@ export function workerServiceArgs(settings: StackServiceSettings, worker: Worker
           ...llmEnv(worker.llm, refs.llmApiKey && secretFile(refs.llmApiKey.fileName)),
           SIMULATED_WORK_MS: String(worker.simulatedWorkMs),
           SHUTDOWN_GRACE_MS: String(worker.shutdownGraceMs),
-          ...(worker.heartbeatIntervalMs !== undefined && { HEARTBEAT_INTERVAL_MS: String(worker.heartbeatIntervalMs) }),
+          ...setVariables({ HEARTBEAT_INTERVAL_MS: worker.heartbeatIntervalMs }),
         },
         secrets,
         healthcheck: healthTimings(language === "java" ? 40 : 20),

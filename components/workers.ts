@@ -74,7 +74,7 @@ export class WorkerPool extends pulumi.ComponentResource {
               maxReplicasPerNode: args.maxReplicasPerNode,
               simulatedWorkMs: args.simulatedWorkMs,
               shutdownGraceMs: args.shutdownGraceMs,
-              ...(args.heartbeatIntervalMs !== undefined && { heartbeatIntervalMs: args.heartbeatIntervalMs }),
+              heartbeatIntervalMs: args.heartbeatIntervalMs,
               llm: args.llm,
             },
             {
