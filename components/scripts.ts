@@ -141,6 +141,8 @@ export function drainAndRemoveScript(nodeId: string, waitSeconds = 90): string {
 export const REGISTRY_DIR = "/etc/ai-swarm/registry";
 /** The web page's certificate and key on the manager (signed by the same CA). */
 export const WEB_TLS_DIR = "/etc/ai-swarm/web";
+/** The etcd members' and clients' certificates on a manager (signed by the same CA). */
+export const ETCD_TLS_DIR = "/etc/ai-swarm/etcd";
 
 const NEED_OPENSSL = `command -v openssl >/dev/null || { echo "openssl is required on the manager (apt-get install openssl)" >&2; exit 1; }`;
 
@@ -158,11 +160,11 @@ function ensureCaLines(): string[] {
  * A server certificate "$out/$name.crt" (+ .key) for "$san", signed by the CA in "$ca";
  * (re)issued only when missing or when the names changed (kept in "$sanfile").
  */
-function issueCertLines(commonName: string): string[] {
+function issueCertLines(commonName: string, usage = "serverAuth"): string[] {
   return [
     `if [ ! -s "$out/$name.crt" ] || [ "$(cat "$sanfile" 2>/dev/null || true)" != "$san" ]; then`,
     `  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj ${shellQuote(`/CN=${commonName}`)} -keyout "$out/$name.key" -out "$out/$name.csr"`,
-    `  printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n' "$san" > "$out/$name.ext"`,
+    `  printf 'subjectAltName=%s\\nextendedKeyUsage=${usage}\\n' "$san" > "$out/$name.ext"`,
     `  openssl x509 -req -in "$out/$name.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial -days 825 -sha256 -extfile "$out/$name.ext" -out "$out/$name.crt"`,
     `  printf '%s\\n' "$san" > "$sanfile"`,
     `  rm -f "$out/$name.csr" "$out/$name.ext"`,
@@ -215,6 +217,31 @@ export function webTlsScript(subjectAltNames: string, commonName: string, caDir 
     ...ensureCaLines(),
     ...issueCertLines(commonName),
     `cat "$out/web.crt" "$out/web.key"`,
+  ].join("\n");
+}
+
+/**
+ * A certificate for one etcd member or client `name` (e.g. "etcd-manager-1",
+ * "master"), valid for `subjectAltNames` and for both sides of a TLS
+ * connection (serverAuth and clientAuth: members are clients of each other,
+ * and etcd checks client certificates), signed by the stack's CA (made here
+ * if it does not exist yet), kept in `dir` and re-issued only when the names
+ * change. Prints the certificate, then the key.
+ */
+export function etcdTlsScript(name: string, subjectAltNames: string, caDir = REGISTRY_DIR, dir = ETCD_TLS_DIR): string {
+  return [
+    "set -eu",
+    NEED_OPENSSL,
+    `ca=${shellQuote(caDir)}`,
+    `out=${shellQuote(dir)}`,
+    `name=${shellQuote(name)}`,
+    `sanfile="$out/$name.san"`,
+    `san=${shellQuote(subjectAltNames)}`,
+    "umask 077",
+    `mkdir -p "$ca" "$out"`,
+    ...ensureCaLines(),
+    ...issueCertLines(name, "serverAuth,clientAuth"),
+    `cat "$out/$name.crt" "$out/$name.key"`,
   ].join("\n");
 }
 
