@@ -79,7 +79,7 @@ async function run(cfg: Config, log: Logger): Promise<void> {
     metrics,
     log,
     maxQueryChars: cfg.maxQueryChars,
-    health: () => ({ mqtt: mqtt.connected, db: store.ping() }),
+    health: () => ({ mqtt: mqtt.connected, db: store.ping(), leader: true, store: "sqlite" }),
     tls: web.tls,
     auth: web.authToken === undefined
       ? undefined

@@ -7,6 +7,8 @@ export interface MetricsSources {
   queueDepth(): number;
   queriesByState(): Record<string, number>;
   workers(): WorkerView[];
+  /** Whether this master leads and how often that changed (absent: a single master, always leading). */
+  leadership?(): { leading: boolean; transitions: number };
 }
 
 export class Metrics {
@@ -48,6 +50,23 @@ export class Metrics {
           counts.set(key, entry);
         }
         for (const { n, ...labels } of counts.values()) this.set(labels, n);
+      },
+    });
+    new Gauge({
+      name: "aiswarm_master_leader",
+      help: "1 while this master leads (dispatches and writes the store), 0 while it stands by",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.leadership === undefined || sources.leadership().leading ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: "aiswarm_master_leader_transitions_total",
+      help: "Times this master became leader or lost leadership",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.leadership?.().transitions ?? 0);
       },
     });
     this.latency = new Histogram({

@@ -53,7 +53,7 @@ beforeAll(async () => {
   api = new HttpApi({
     service, metrics, log, maxQueryChars: MAX_CHARS,
     rateLimiter: new RateLimiter(RATE),
-    health: () => ({ mqtt: mqttUp, db: store.ping() }),
+    health: () => ({ mqtt: mqttUp, db: store.ping(), leader: true, store: "sqlite" }),
     clusterPushMs: 100,
     // Long chart steps: a step boundary (the chart moving on) never falls in a test's quiet period.
     cluster: { historyStepMs: 600_000 },

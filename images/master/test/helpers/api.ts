@@ -51,7 +51,7 @@ export async function startApi(options: Pick<HttpDeps, "tls" | "auth" | "signInB
   const api = new HttpApi({
     service, metrics, log, maxQueryChars: 200,
     rateLimiter: new RateLimiter(0),
-    health: () => ({ mqtt: true, db: store.ping() }),
+    health: () => ({ mqtt: true, db: store.ping(), leader: true, store: "sqlite" }),
     ...options,
   });
   const port = await api.listen(0, "127.0.0.1");
