@@ -12,12 +12,15 @@ import { RateLimiter } from "./rateLimit";
 import { Scheduler } from "./scheduler";
 import { SHUTDOWN_STEP_MS, type StepEnd } from "./shutdown";
 import { SignInBackoff } from "./signInBackoff";
-import { QueryStore } from "./store";
+import { openStore, storeWhere } from "./storeFactory";
 
 /** A task that loses its worker this many times fails instead of looping forever. */
 const MAX_ATTEMPTS = 5;
 const OFFLINE_RETENTION_MS = 10 * 60_000;
 const TICK_MS = 250;
+/** How often finished queries past ANSWER_RETENTION_HOURS are deleted, and how many per batch. */
+const RETENTION_SWEEP_MS = 60_000;
+const RETENTION_BATCH = 1_000;
 
 async function main(): Promise<void> {
   let cfg: Config;
@@ -38,7 +41,8 @@ async function run(cfg: Config, log: Logger): Promise<void> {
   // before anything starts, so a missing file stops start-up with its path.
   const protoDir = resolveProtoDir();
   const payloadSchema = PayloadSchema.load(protoDir);
-  const store = new QueryStore(cfg.dbPath);
+  // (STORE=etcd: the leader part campaigns first and passes its fence here.)
+  const store = await openStore(cfg);
   const scheduler = new Scheduler({
     leaseMs: cfg.leaseMs,
     taskTimeoutMs: cfg.taskTimeoutMs,
@@ -50,7 +54,7 @@ async function run(cfg: Config, log: Logger): Promise<void> {
   const mqtt = new MqttBridge(cfg.mqtt, log, payloadSchema, cfg.logLevel === "debug");
   const service = new QueryService(store, scheduler, mqtt, log, {
     taskTopic: (workerId) => mqtt.topics.tasks(workerId),
-    // One SQLite transaction per event-loop turn; tasks, updates and acks after its commit.
+    // One transaction per event-loop turn; tasks, updates and acks after its commit.
     groupCommit: true,
     onCommitError: () => {
       // Memory is ahead of the disk now: start again from what the disk holds
@@ -66,7 +70,7 @@ async function run(cfg: Config, log: Logger): Promise<void> {
   });
   service.setMetrics(metrics);
   const restored = service.restore();
-  log.info("queries restored", { db: cfg.dbPath, ...restored });
+  log.info("queries restored", { ...storeWhere(cfg), ...restored });
 
   const rateLimiter = new RateLimiter(cfg.rateLimitPerMinute);
   const signInBackoff = new SignInBackoff();
@@ -105,7 +109,27 @@ async function run(cfg: Config, log: Logger): Promise<void> {
       rateLimiter.prune(Date.now());
       signInBackoff.prune(Date.now());
     }, 60_000),
+    setInterval(() => void sweepRetention(), RETENTION_SWEEP_MS),
   ];
+  // Retention: batches of old answers deleted one commit after another until none is left.
+  let sweeping = false;
+  const sweepRetention = async (): Promise<void> => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      let deleted = 0;
+      for (;;) {
+        const n = service.pruneFinished(cfg.answerRetentionMs, RETENTION_BATCH);
+        await service.committed();
+        deleted += n;
+        if (n < RETENTION_BATCH) break;
+      }
+      if (deleted > 0) log.info("old answers deleted", { deleted, retention_hours: cfg.answerRetentionMs / 3_600_000 });
+    } finally {
+      sweeping = false;
+    }
+  };
+  void sweepRetention();
   let announced = false;
   mqtt.start({
     message: (msg) => service.onWorkerMessage(msg),
@@ -136,14 +160,14 @@ async function run(cfg: Config, log: Logger): Promise<void> {
     stopping = true;
     log.info("shutting down", { signal, step_limit_ms: SHUTDOWN_STEP_MS });
     timers.forEach(clearInterval);
-    service.flush(); // what is pending is committed and its effects (acks, tasks) go out
+    await service.flush(); // what is pending is committed and its effects (acks, tasks) go out
     await Promise.all([
       step("web", () => http.close(SHUTDOWN_STEP_MS)),
       step("grpc", () => grpcServer.stop(SHUTDOWN_STEP_MS)),
       step("mqtt", () => mqtt.stop(SHUTDOWN_STEP_MS)),
     ]);
-    service.flush(); // what arrived meanwhile (a result, a query) is kept too
-    store.close();
+    await service.flush(); // what arrived meanwhile (a result, a query) is kept too
+    await store.close();
     log.info("stopped");
     process.exit(0);
   };

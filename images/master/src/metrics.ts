@@ -15,6 +15,7 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly latency: Histogram;
   private readonly rejected: Counter;
+  private readonly commit: Histogram;
 
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix: "aiswarm_master_" });
@@ -81,6 +82,17 @@ export class Metrics {
       labelNames: ["reason"],
       registers: [this.registry],
     });
+    this.commit = new Histogram({
+      name: "aiswarm_store_commit_seconds",
+      help: "Time to make one batch of writes durable (group commit), by store engine",
+      labelNames: ["engine"],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: [this.registry],
+    });
+  }
+
+  observeCommit(engine: string, seconds: number): void {
+    this.commit.observe({ engine }, seconds);
   }
 
   observeLatency(ms: number): void {

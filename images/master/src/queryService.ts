@@ -145,11 +145,12 @@ export interface ServiceOptions {
   taskTopic(workerId: string): string;
   now?: () => number;
   /**
-   * Group commit: every write of one event-loop turn goes into one SQLite
-   * transaction, committed at the end of the turn (setImmediate); everything
-   * that makes a write visible outside (task messages, query updates, answers
-   * to long-polls, acks through afterCommit) waits for that commit. Off (the
-   * default), each write commits at once and effects happen immediately.
+   * Group commit: every write of one event-loop turn goes into one batch,
+   * committed at the end of the turn (setImmediate) — one SQLite transaction,
+   * or one (fenced) etcd transaction; everything that makes a write visible
+   * outside (task messages, query updates, answers to long-polls, acks through
+   * afterCommit) waits for that commit. Off (the default), each write commits
+   * at once and effects happen immediately: SQLite only (etcd writes need it).
    */
   groupCommit?: boolean;
   /** Called when a group commit fails (the batch is rolled back): memory and disk disagree now. */
@@ -179,6 +180,12 @@ export class QueryService {
   private readonly defer: (fn: () => void) => void;
   /** Effects held back until the open batch is committed. */
   private pendingEffects: (() => void)[] = [];
+  /** Effects of the batch whose commit is in flight (undefined: none is). */
+  private committingEffects: (() => void)[] | undefined;
+  /** The commits handed over so far, in order (never rejects: see flush()). */
+  private commits: Promise<void> = Promise.resolve();
+  /** Flushes started and not settled yet. */
+  private queuedCommits = 0;
   private flushScheduled = false;
 
   constructor(
@@ -370,21 +377,44 @@ export class QueryService {
     return new Promise((resolve) => this.effect(resolve));
   }
 
-  /** Commits the open batch and runs the effects that waited for it. */
-  flush(): void {
+  /**
+   * Commits the open batch and runs the effects that waited for it, in order.
+   * One commit is in flight at a time: a flush called meanwhile commits the
+   * writes made since, after the one in flight resolved (and its effects ran).
+   * Resolves once this batch's effects ran; rejects when its commit failed and
+   * there is no onCommitError.
+   */
+  flush(): Promise<void> {
     this.flushScheduled = false;
+    // None in flight or queued: commit now (same turn), else after the last one.
+    const next = (this.queuedCommits === 0 ? this.commitOpenBatch() : this.commits.then(() => this.commitOpenBatch())).finally(() => {
+      this.queuedCommits -= 1;
+    });
+    this.queuedCommits += 1;
+    this.commits = next.catch(() => {});
+    return next;
+  }
+
+  private async commitOpenBatch(): Promise<void> {
+    if (!this.store.inBatch && this.pendingEffects.length === 0) return;
+    const effects = this.pendingEffects;
+    this.pendingEffects = [];
+    // Effects asked for while this commit is in flight, with no write of their
+    // own (e.g. a read of what this batch wrote), wait for this commit too.
+    this.committingEffects = effects;
+    const started = performance.now();
     try {
-      this.store.commitBatch();
+      await this.store.commitBatch();
     } catch (error) {
-      // Nothing of the batch is on disk: none of its effects may happen.
-      this.pendingEffects = [];
-      this.log.error("database commit failed", { error: String(error) });
+      // Nothing of the batch is known to be durable: none of its effects may happen.
+      this.committingEffects = undefined;
+      this.log.error("database commit failed", { engine: this.store.engine, error: String(error) });
       if (this.opts.onCommitError) this.opts.onCommitError(error);
       else throw error;
       return;
     }
-    const effects = this.pendingEffects;
-    this.pendingEffects = [];
+    this.metrics?.observeCommit(this.store.engine, (performance.now() - started) / 1000);
+    // (an effect that asks for another effect appends to this same list)
     for (const fn of effects) {
       try {
         fn();
@@ -392,6 +422,22 @@ export class QueryService {
         this.log.error("an effect after commit failed", { error: String(error) });
       }
     }
+    this.committingEffects = undefined;
+  }
+
+  /**
+   * Retention: deletes up to `limit` finished queries that completed more than
+   * `retentionMs` ago, oldest first (a write like any other: it joins the
+   * batch, and on etcd it is fenced). Returns how many it deleted.
+   */
+  pruneFinished(retentionMs: number, limit: number): number {
+    let pruned = { done: 0, failed: 0 };
+    this.write(() => {
+      pruned = this.store.deleteFinishedBefore(this.now() - retentionMs, limit);
+    });
+    this.finished.done -= pruned.done;
+    this.finished.failed -= pruned.failed;
+    return pruned.done + pruned.failed;
   }
 
   queriesByState(): Record<QueryStatus, number> {
@@ -593,9 +639,10 @@ export class QueryService {
     });
   }
 
-  /** Holds back `fn` until the open batch is committed (runs it now without one). */
+  /** Holds back `fn` until the open batch (or the one being committed) is durable; runs it now without one. */
   private effect(fn: () => void): void {
     if (this.groupCommit && this.store.inBatch) this.pendingEffects.push(fn);
+    else if (this.groupCommit && this.committingEffects !== undefined) this.committingEffects.push(fn);
     else fn();
   }
 
@@ -605,7 +652,8 @@ export class QueryService {
       this.store.beginBatch();
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        this.defer(() => this.flush());
+        // (a failed commit is reported through onCommitError; without it, the rejection is unhandled: a crash)
+        this.defer(() => void this.flush());
       }
     }
     fn();
