@@ -188,3 +188,19 @@ export async function startEtcd(count = 3): Promise<EtcdCluster> {
   }
   return cluster;
 }
+
+/**
+ * The environment that makes a launched master (startMaster's `env`) keep its
+ * queries in `cluster` and campaign for leadership there: STORE=etcd, the
+ * members (or `endpoints`, e.g. proxies in front of them) and the master's
+ * client certificate files.
+ */
+export function etcdMasterEnv(cluster: EtcdCluster, endpoints: readonly string[] = cluster.endpoints): Record<string, string> {
+  return {
+    STORE: "etcd",
+    ETCD_ENDPOINTS: endpoints.join(","),
+    ETCD_CA_FILE: cluster.clientTls.caFile,
+    ETCD_CERT_FILE: cluster.clientTls.certFile,
+    ETCD_KEY_FILE: cluster.clientTls.keyFile,
+  };
+}

@@ -35,6 +35,8 @@ export interface Config {
   etcd?: EtcdConfig;
   /** Finished queries older than this are deleted (both engines). */
   answerRetentionMs: number;
+  /** STORE=etcd: TTL of the leader lease, in seconds (see leader.ts). */
+  leaderTtlS: number;
 }
 
 /** The etcd members and this master's client certificate (PEM contents, read from the files). */
@@ -105,6 +107,9 @@ const envSchema = z.object({
     .default("/ai-swarm"),
   // A week by default; at least 36 s (0.01 h), at most ten years.
   ANSWER_RETENTION_HOURS: z.coerce.number().min(0.01).max(87_600).default(168),
+  // Failover takes about this long after a leader dies; below 2 s an event-loop stall or an
+  // etcd election (1 s by default) could depose a healthy leader.
+  LEADER_TTL_S: z.coerce.number().int().min(2).max(60).default(5),
 });
 
 const MIN_WEB_TOKEN_CHARS = 16;
@@ -265,6 +270,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultR
     store: e.STORE,
     etcd,
     answerRetentionMs: Math.round(e.ANSWER_RETENTION_HOURS * 3_600_000),
+    leaderTtlS: e.LEADER_TTL_S,
   };
 }
 

@@ -17,13 +17,8 @@
 //   the key still carrying our lease, so even a master that has not yet noticed
 //   its loss cannot change the queue.
 import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import type { Fence } from "./etcdStore";
 import { errorMessage, type Logger } from "./log";
-
-/** What every store write is conditional on: `key` is held by lease `leaseId`. */
-export interface Fence {
-  key: string;
-  leaseId: string;
-}
 
 /** How long before the computed end of the lease it is given up (timers fire late on a loaded machine). */
 export const LEASE_SAFETY_MS = 250;
