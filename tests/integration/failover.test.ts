@@ -16,9 +16,13 @@ import { startMosquitto, type Broker } from "../../launch/mosquitto";
 import { eventually, freePort } from "../../launch/ports";
 import { masterMissing, startMaster, startWorker, workerMissing, type Master, type StartedWorker } from "../../launch/system";
 import { startTcpProxy, type TcpProxy } from "../../launch/tcpProxy";
+import { CHROMIUM, launchChromium } from "../../launch/browser";
+import { askThroughPage } from "../support/browser";
 
 const missing = etcdMissing() ?? masterMissing() ?? workerMissing("python") ?? workerMissing("go");
 if (missing !== undefined) console.warn(`[skip] failover tests: ${missing}`);
+const noBrowser = CHROMIUM === undefined ? "chromium is not installed (apt-get install -y chromium)" : undefined;
+if (missing === undefined && noBrowser !== undefined) console.warn(`[skip] failover test of the page: ${noBrowser}`);
 
 /** Short enough for a quick test, long enough for a loaded 2-core machine (the stack's default is 5 s). */
 const LEADER_TTL_S = 2;
@@ -205,6 +209,40 @@ describe.skipIf(missing !== undefined)("master failover with the queue in etcd",
     expect(Date.parse(deposed[lostAt]?.ts ?? "")).toBeLessThanOrEqual(Date.parse(wonAt?.ts ?? ""));
     console.log(`partition: the leader exited ${exitedMs} ms after the cut (LEADER_TTL_S=${LEADER_TTL_S}); the other led from ${wonAt?.ts}`);
     await expectExactlyOnce(prefix, all, masters);
+  });
+
+  it.skipIf(noBrowser !== undefined)("the page behind a web VIP over both masters shows reconnecting after the leader dies, then carries on with the new one", async () => {
+    const { masters, grpcVip } = await startPair([cluster.endpoints, cluster.endpoints]);
+    const [leader] = masters;
+    await startWorkers(grpcVip, leader);
+    const webVip = await startTcpProxy(masters.map((m) => m.httpPort));
+    started.proxies.push(webVip);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      const connection = page.locator('[data-testid="connection"]');
+      await page.goto(`http://127.0.0.1:${webVip.port}`);
+      await expect.poll(() => connection.textContent(), { timeout: 30_000 }).toBe("connected");
+      const before = await askThroughPage(page, "asked before the failover");
+      expect(before.text).toMatch(/^\[offline\]/);
+      // What the page shows while no master serves it, seen by the page itself.
+      await page.evaluate(() => {
+        const seen: string[] = [];
+        (window as unknown as { connectionTexts: string[] }).connectionTexts = seen;
+        const el = document.querySelector('[data-testid="connection"]');
+        if (el) new MutationObserver(() => seen.push(el.textContent ?? "")).observe(el, { childList: true, characterData: true, subtree: true });
+      });
+      leader.process.signal("SIGKILL");
+      await leader.process.waitForExit(10_000);
+      await expect.poll(() => page.evaluate(() => (window as unknown as { connectionTexts: string[] }).connectionTexts), { timeout: 30_000 }).toContain("reconnecting…");
+      await expect.poll(() => connection.textContent(), { timeout: 60_000 }).toBe("connected");
+      const after = await askThroughPage(page, "asked after the failover");
+      expect(after.text).toMatch(/^\[offline\]/);
+      // The first answer is still on the page (replayed by the new leader from etcd), once.
+      expect(await page.locator(".message.answer").count()).toBe(2);
+    } finally {
+      await browser.close();
+    }
   });
 
   // ---- helpers ----------------------------------------------------------------------

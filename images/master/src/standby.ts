@@ -1,15 +1,19 @@
 // What a master that does not lead (STORE=etcd, another master holds the
 // leader key) serves on its ports until it wins:
 // - web port: GET /healthz (200, `leader: false`), GET /metrics (same access
-//   rule as the leader's), the page's own files (so a page loaded here shows
-//   "reconnecting" and retries); every other path — the REST API and
-//   Socket.IO — 503 with Retry-After and who leads.
+//   rule as the leader's), the page's own files and the Socket.IO client script
+//   (so a page loaded here shows "reconnecting" and retries); every other path
+//   — the REST API and Socket.IO — 503 with Retry-After and who leads. Every
+//   connection is closed after its answer, so behind a VIP the client's next
+//   one may reach the leader.
 // - gRPC port: every call UNAVAILABLE (workers retry it, docs/protocol.md rule
 //   5), and connections are closed after a second, so a worker's channel
 //   reconnects and, behind a VIP, reaches the leader.
 // It holds no queue: it never connects to MQTT and opens no store.
 import * as grpc from "@grpc/grpc-js";
+import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { dirname, join } from "node:path";
 import { bearerToken, readCookie, SESSION_COOKIE, WebAuth } from "./auth";
 import { loadServiceDefinition } from "./grpcServer";
 import { sendJson as send, type HealthFacts, type HealthReport, type StaticFile, type WebAuthOptions } from "./httpServer";
@@ -41,6 +45,16 @@ export function standbyMessage(leader: string | undefined): string {
   return `this master is standing by; the leader is ${leader ?? "not known yet"}`;
 }
 
+/**
+ * The Socket.IO client script the page loads (/socket.io/socket.io.js), read
+ * from the socket.io package as its server serves it: a page loaded from a
+ * standby must get it, or it never runs and never reconnects.
+ */
+export function socketIoClientScript(): StaticFile {
+  const file = join(dirname(require.resolve("socket.io")), "..", "client-dist", "socket.io.js");
+  return { type: "text/javascript; charset=utf-8", body: readFileSync(file) };
+}
+
 export class StandbyServers {
   private readonly web: WebServer;
   private readonly grpc = new grpc.Server({
@@ -49,12 +63,17 @@ export class StandbyServers {
     "grpc.max_connection_age_grace_ms": STANDBY_CONNECTION_AGE_MS,
   });
   private readonly auth?: WebAuth;
+  private readonly files: ReadonlyMap<string, StaticFile>;
 
   constructor(private readonly deps: StandbyDeps) {
+    this.files = new Map([...deps.files, ["/socket.io/socket.io.js", socketIoClientScript()]]);
     this.auth = deps.auth ? new WebAuth(deps.auth.token) : undefined;
     const headers = securityHeaders(deps.tls !== undefined);
     this.web = new WebServer((req, res) => {
       setSecurityHeaders(res, headers);
+      // Every connection ends with its answer: a client's next request opens a new
+      // one, which a VIP in front of several masters may send to the leader.
+      res.setHeader("connection", "close");
       this.handle(req, res).catch(() => {
         if (!res.headersSent) send(res, 500, { error: "internal error" });
       });
@@ -101,7 +120,7 @@ export class StandbyServers {
       res.end(text);
       return;
     }
-    const file = (method === "GET" || method === "HEAD") && !path.startsWith("/api/") ? this.deps.files.get(path === "/" ? "/index.html" : path) : undefined;
+    const file = (method === "GET" || method === "HEAD") && !path.startsWith("/api/") ? this.files.get(path === "/" ? "/index.html" : path) : undefined;
     if (file) {
       res.writeHead(200, { "content-type": file.type, "content-length": file.body.length, "cache-control": "no-cache" });
       res.end(method === "HEAD" ? undefined : file.body);
