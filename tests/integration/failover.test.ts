@@ -137,6 +137,10 @@ describe.skipIf(missing !== undefined)("master failover with the queue in etcd",
     const answers = await Promise.all(all.map((id) => answerFromEither(masters, id)));
 
     expect((await health(standby)).leader).toBe(true);
+    const metrics = (await request(`${standby.url}/metrics`, {})).text;
+    expect(metrics).toMatch(/^aiswarm_master_leader 1$/m);
+    expect(metrics).toMatch(/^aiswarm_master_leader_transitions_total 1$/m);
+    expect(metrics).toMatch(/^aiswarm_store_commit_seconds_count\{engine="etcd"\} [1-9]/m);
     for (const view of answers) expect(view.status).toBe("done");
     // The kill came mid-burst: part of the burst was answered by the new leader, and workers reached it through the VIP.
     expect(answers.slice(0, BURST).filter((v) => (v.timings.completed_ms ?? 0) > killedAt).length).toBeGreaterThan(0);

@@ -276,7 +276,7 @@ describe("other endpoints", () => {
   it("GET /healthz is 200 with the broker up and 503 without", async () => {
     const up = await fetch(`${base}/healthz`);
     expect(up.status).toBe(200);
-    expect(await up.json()).toEqual({ status: "ok", mqtt: true, db: true });
+    expect(await up.json()).toEqual({ status: "ok", mqtt: true, db: true, leader: true, store: "sqlite" });
     mqttUp = false;
     const down = await fetch(`${base}/healthz`);
     mqttUp = true;
