@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { ETCD_COMPACTION_FLAGS } from "../components/etcdSettings";
 import { etcdTlsScript } from "../components/scripts";
 import { eventually, freePort, waitForPort } from "./ports";
 import { ManagedProcess } from "./processes";
@@ -135,6 +136,7 @@ export async function startEtcd(count = 3): Promise<EtcdCluster> {
       // Short elections on loopback (defaults 100 / 1000 ms are for real networks).
       "--heartbeat-interval=50",
       "--election-timeout=500",
+      ...ETCD_COMPACTION_FLAGS,
     ];
     const start = (): ManagedProcess => new ManagedProcess(name, ETCD as string, args, { PATH: process.env.PATH ?? "/usr/bin:/bin" });
     const member: EtcdMember = {
