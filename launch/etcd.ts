@@ -58,6 +58,22 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
+/**
+ * The master's environment for STORE=etcd on `cluster`: the members, the CA
+ * and the master's client certificate as files (never their contents on a
+ * command line), and a key prefix.
+ */
+export function etcdMasterEnv(cluster: EtcdCluster, prefix = "/ai-swarm"): Record<string, string> {
+  return {
+    STORE: "etcd",
+    ETCD_ENDPOINTS: cluster.endpoints.join(","),
+    ETCD_CA_FILE: cluster.clientTls.caFile,
+    ETCD_CERT_FILE: cluster.clientTls.certFile,
+    ETCD_KEY_FILE: cluster.clientTls.keyFile,
+    ETCD_PREFIX: prefix,
+  };
+}
+
 /** True when the member at `endpoint` answers GET /health with {"health":"true"} (it sees a leader). */
 export async function etcdHealthy(endpoint: string, tls: EtcdClientTls): Promise<boolean> {
   return new Promise((resolve) => {
