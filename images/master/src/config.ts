@@ -234,7 +234,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultR
     problems.push(`${name}: the token must be at least ${MIN_WEB_TOKEN_CHARS} characters`);
   }
   const webTls = readTlsPair(env, { cert: "WEB_TLS_CERT_FILE", key: "WEB_TLS_KEY_FILE", purpose: "HTTPS" }, readFile, problems);
-  const etcd = parsed.success && parsed.data.STORE === "etcd" ? readEtcd(env, parsed.data.ETCD_PREFIX, readFile, problems) : undefined;
+  // (checked even when another variable is bad, so every problem is listed at once)
+  const etcd = nonEmpty(env.STORE) === "etcd" ? readEtcd(env, parsed.success ? parsed.data.ETCD_PREFIX : "", readFile, problems) : undefined;
   if (!parsed.success || problems.length > 0 || grpcToken === undefined) {
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
