@@ -59,14 +59,17 @@ export interface EtcdCluster {
 }
 
 /**
- * The master's environment for STORE=etcd on `cluster`: the members, the CA
- * and the master's client certificate as files (never their contents on a
- * command line), and a key prefix.
+ * The master's environment for STORE=etcd on `cluster`: the members (or
+ * `endpoints`, e.g. proxies in front of them), the CA and the master's client
+ * certificate as files (never their contents on a command line), and a key prefix.
  */
-export function etcdMasterEnv(cluster: EtcdCluster, prefix = "/ai-swarm"): Record<string, string> {
+export function etcdMasterEnv(
+  cluster: EtcdCluster,
+  { prefix = "/ai-swarm", endpoints = cluster.endpoints }: { prefix?: string; endpoints?: readonly string[] } = {},
+): Record<string, string> {
   return {
     STORE: "etcd",
-    ETCD_ENDPOINTS: cluster.endpoints.join(","),
+    ETCD_ENDPOINTS: endpoints.join(","),
     ETCD_CA_FILE: cluster.clientTls.caFile,
     ETCD_CERT_FILE: cluster.clientTls.certFile,
     ETCD_KEY_FILE: cluster.clientTls.keyFile,
@@ -205,20 +208,4 @@ export async function startEtcd(count = 3): Promise<EtcdCluster> {
     throw error;
   }
   return cluster;
-}
-
-/**
- * The environment that makes a launched master (startMaster's `env`) keep its
- * queries in `cluster` and campaign for leadership there: STORE=etcd, the
- * members (or `endpoints`, e.g. proxies in front of them) and the master's
- * client certificate files.
- */
-export function etcdMasterEnv(cluster: EtcdCluster, endpoints: readonly string[] = cluster.endpoints): Record<string, string> {
-  return {
-    STORE: "etcd",
-    ETCD_ENDPOINTS: endpoints.join(","),
-    ETCD_CA_FILE: cluster.clientTls.caFile,
-    ETCD_CERT_FILE: cluster.clientTls.certFile,
-    ETCD_KEY_FILE: cluster.clientTls.keyFile,
-  };
 }

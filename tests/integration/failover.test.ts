@@ -79,7 +79,7 @@ describe.skipIf(missing !== undefined)("master failover with the queue in etcd",
         mqttPort: broker.port,
         httpPort: ports[i]?.http,
         grpcPort: ports[i]?.grpc,
-        env: { ...etcdMasterEnv(cluster, etcdEndpoints[i]), ETCD_PREFIX: prefix, LEADER_TTL_S: String(LEADER_TTL_S), LOG_LEVEL: "debug" },
+        env: { ...etcdMasterEnv(cluster, { prefix, endpoints: etcdEndpoints[i] }), LEADER_TTL_S: String(LEADER_TTL_S), LOG_LEVEL: "debug" },
       });
       started.masters.push(master);
       return master;
