@@ -179,6 +179,20 @@ describe.skipIf(missing !== undefined)("master failover with the queue in etcd",
     } finally {
       await victim.restart();
     }
+    // SIGTERM: the leader commits, resigns (its lease revoked) and exits 0; the standby leads without waiting for the TTL.
+    const [, standby] = masters;
+    const stoppedAt = Date.now();
+    leader.process.signal("SIGTERM");
+    expect(await leader.process.waitForExit(15_000)).toBe(0);
+    await eventually("the standby leads", async () => ((await health(standby).catch(() => undefined))?.leader ? true : undefined), 20_000, 20);
+    console.log(`hand-over on SIGTERM: the standby led ${Date.now() - stoppedAt} ms after the signal (LEADER_TTL_S=${LEADER_TTL_S})`);
+    expect(logLines(leader).some((l) => l.msg === "resigned leadership")).toBe(true);
+    // And a standby stops cleanly too.
+    const third = await startMaster({ mqttPort: broker.port, env: { ...etcdMasterEnv(cluster, { prefix }), LEADER_TTL_S: String(LEADER_TTL_S) } });
+    started.masters.push(third);
+    expect((await health(third)).leader).toBe(false);
+    third.process.signal("SIGTERM");
+    expect(await third.process.waitForExit(10_000)).toBe(0);
   });
 
   it("the leader partitioned from etcd stops dispatching within its lease and exits; the other takes over; no task is answered twice", async () => {

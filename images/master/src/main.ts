@@ -137,7 +137,11 @@ async function run(cfg: Config, log: Logger): Promise<void> {
       process.exit(1);
     });
     log.info("standing by: campaigning for leadership", { http_port: ports.httpPort, grpc_port: ports.grpcPort, ttl_s: cfg.leaderTtlS });
-    fence = await role.leadership.campaign();
+    fence = await role.leadership.campaign().catch(async (error: unknown): Promise<never> => {
+      // close() on SIGTERM ends the campaign: stopStandby exits 0 once the ports are closed.
+      if (role.leadership.state === "closed") await new Promise<never>(() => undefined);
+      throw error;
+    });
     process.removeListener("SIGTERM", stopStandby);
     process.removeListener("SIGINT", stopStandby);
     await standby.close();

@@ -246,6 +246,12 @@ describe("the store (STORE, ETCD_*, ANSWER_RETENTION_HOURS)", () => {
     expect(errorOf({ ANSWER_RETENTION_HOURS: "a week" })).toMatch(/ANSWER_RETENTION_HOURS: /);
   });
 
+  it("LEADER_TTL_S: 5 s by default, whole seconds from 2 to 60, else named", () => {
+    expect(loadConfig(base, noFiles).leaderTtlS).toBe(5);
+    expect(loadConfig({ ...base, LEADER_TTL_S: "3" }, noFiles).leaderTtlS).toBe(3);
+    for (const bad of ["1", "61", "2.5", "soon"]) expect(errorOf({ LEADER_TTL_S: bad })).toMatch(/LEADER_TTL_S: /);
+  });
+
   it("STORE=etcd needs the members, the CA and a client certificate: every missing one is named", () => {
     const message = errorOf({ STORE: "etcd" });
     expect(message).toMatch(/ETCD_ENDPOINTS: required with STORE=etcd/);

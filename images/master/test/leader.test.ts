@@ -141,6 +141,21 @@ describe.skipIf(missing !== undefined)("Leadership against three etcd members", 
     b.leadership.close();
   });
 
+  it("a campaigner with a certificate from another CA is refused by every member and never leads", async () => {
+    const key = freshKey();
+    const lines: string[] = [];
+    const stranger = new Leadership({ client: client(cluster.endpoints, cluster.strangerTls()), key, value: "stranger", ttlS: TTL_S, log: createLogger("info", (line) => lines.push(line)) });
+    const campaign = stranger.campaign().catch((error: unknown) => error);
+    await waitFor(() => lines.filter((l) => l.includes("leader campaign: etcd did not answer")).length >= 2);
+    expect(stranger.state).toBe("standby");
+    const a = campaigner("master-a", key);
+    await a.leadership.campaign();
+    expect((await a.client.get(key).exec()).kvs[0]?.value.toString()).toBe("master-a");
+    stranger.close();
+    expect(await campaign).toBeInstanceOf(Error);
+    a.leadership.close();
+  });
+
   it("a leader whose etcd member is paused loses leadership within its TTL, says why, and the other takes over", async () => {
     const key = freshKey();
     const member = cluster.members[2];
