@@ -4,13 +4,21 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { memberHealth } from "../src/etcdMembers";
-import { loadPublicFiles } from "../src/httpServer";
+import { loadPublicFiles, type HealthFacts } from "../src/httpServer";
 import { Metrics } from "../src/metrics";
 import { StandbyServers } from "../src/standby";
 import { call, callbackClient, PROTO_DIR, type CallbackClient } from "./helpers/fakeWorker";
 
 const TOKEN = "standby-web-token-0123456789";
 const LEADER = "manager-2:8888 (pid 41)";
+const FACTS: HealthFacts = {
+  mqtt: false,
+  db: true,
+  leader: false,
+  store: "etcd",
+  members: [{ name: "etcd-1", endpoint: "https://127.0.0.1:2379", healthy: true }],
+  current_leader: LEADER,
+};
 
 describe("standby servers", () => {
   let standby: StandbyServers;
@@ -28,14 +36,7 @@ describe("standby servers", () => {
     standby = new StandbyServers({
       metrics,
       files: loadPublicFiles(),
-      health: () => ({
-        mqtt: false,
-        db: true,
-        leader: false,
-        store: "etcd",
-        members: [{ name: "etcd-1", endpoint: "https://127.0.0.1:2379", healthy: true }],
-        current_leader: LEADER,
-      }),
+      health: () => FACTS,
       leader: () => LEADER,
       auth: { token: TOKEN, sessionTtlMs: 60_000, metricsOpen: false },
     });
@@ -52,15 +53,7 @@ describe("standby servers", () => {
   it("/healthz: 200, not the leader, the store and members it sees, who leads", async () => {
     const res = await fetch(`${base}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({
-      status: "standby",
-      mqtt: false,
-      db: true,
-      leader: false,
-      store: "etcd",
-      members: [{ name: "etcd-1", endpoint: "https://127.0.0.1:2379", healthy: true }],
-      current_leader: LEADER,
-    });
+    expect(await res.json()).toEqual({ status: "standby", ...FACTS });
   });
 
   it.each([
