@@ -15,7 +15,7 @@ import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, join } from "node:path";
 import { bearerToken, readCookie, SESSION_COOKIE, WebAuth } from "./auth";
-import { loadServiceDefinition } from "./grpcServer";
+import { loadServiceDefinition, status } from "./grpcServer";
 import { sendJson as send, type HealthFacts, type HealthReport, type StaticFile, type WebAuthOptions } from "./httpServer";
 import type { Metrics } from "./metrics";
 import { securityHeaders, setSecurityHeaders } from "./securityHeaders";
@@ -83,7 +83,7 @@ export class StandbyServers {
   /** Listens on the web and gRPC ports; resolves with the bound ports. */
   async start(protoDir: string, host: string, httpPort: number, grpcPort: number): Promise<{ httpPort: number; grpcPort: number }> {
     const refuse = (_call: unknown, callback: grpc.sendUnaryData<unknown>): void => {
-      callback({ code: grpc.status.UNAVAILABLE, details: standbyMessage(this.deps.leader()) } as grpc.ServiceError);
+      callback(status(grpc.status.UNAVAILABLE, standbyMessage(this.deps.leader())));
     };
     this.grpc.addService(loadServiceDefinition(protoDir), { SendResult: refuse, GetTaskCredential: refuse });
     const address = host.includes(":") ? `[${host}]:${grpcPort}` : `${host}:${grpcPort}`;
