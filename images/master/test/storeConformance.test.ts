@@ -12,7 +12,7 @@ import { etcdMissing, startEtcd, type EtcdClientTls, type EtcdCluster } from "..
 import type { EtcdConfig } from "../src/config";
 import { createLogger } from "../src/log";
 import type { RegisterMsg, StatusMsg } from "../src/protocol";
-import { QueryService, type ResultInput, type TaskPublisher } from "../src/queryService";
+import { MAX_KEPT_ANSWER_CHARS, QueryService, type ResultInput, type TaskPublisher } from "../src/queryService";
 import { Scheduler } from "../src/scheduler";
 import { EtcdStore, FencedError } from "../src/etcdStore";
 import { SqliteStore } from "../src/sqliteStore";
@@ -208,6 +208,21 @@ for (const engine of [sqlite, etcd]) {
       expect(again.store.get(a)?.answer).toBe("first answer");
       expect(again.store.countByStatus()).toEqual({ queued: 0, assigned: 0, done: 1, failed: 0 });
       expect(again.service.queriesByState()).toEqual({ queued: 0, assigned: 0, done: 1, failed: 0 });
+      await again.store.close();
+    });
+
+    it("an answer too big for one etcd request is kept cut, saying so (the commit goes through)", async () => {
+      const s = serviceOn(await engine.open());
+      s.service.onWorkerMessage(register("w1"));
+      const a = s.submit("a");
+      await s.service.flush();
+      const huge = "\u0001".repeat(MAX_KEPT_ANSWER_CHARS + 10); // 6 bytes each once escaped in JSON
+      expect(s.service.handleResult(result(a, "w1", huge))).toBe("accepted");
+      await s.service.flush();
+      const again = await reopen(s.store);
+      const answer = again.store.get(a)?.answer ?? "";
+      expect(answer.startsWith("\u0001".repeat(MAX_KEPT_ANSWER_CHARS))).toBe(true);
+      expect(answer.slice(MAX_KEPT_ANSWER_CHARS)).toBe(`\n[cut by the master: ${MAX_KEPT_ANSWER_CHARS + 10} characters, at most ${MAX_KEPT_ANSWER_CHARS} are kept]`);
       await again.store.close();
     });
 
