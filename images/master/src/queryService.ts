@@ -440,6 +440,21 @@ export class QueryService {
     return pruned.done + pruned.failed;
   }
 
+  /**
+   * Retention, all of it: batches of `batchSize` deleted one commit after
+   * another until none is left (each batch a bounded transaction). Resolves
+   * with how many it deleted, once they are committed.
+   */
+  async pruneAllFinished(retentionMs: number, batchSize: number): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const n = this.pruneFinished(retentionMs, batchSize);
+      await this.committed();
+      deleted += n;
+      if (n < batchSize) return deleted;
+    }
+  }
+
   queriesByState(): Record<QueryStatus, number> {
     return { queued: this.scheduler.queueDepth, assigned: this.scheduler.leaseCount, ...this.finished };
   }

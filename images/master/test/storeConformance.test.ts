@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { etcdMissing, startEtcd, type EtcdClientTls, type EtcdCluster } from "../../../launch/etcd";
 import type { EtcdConfig } from "../src/config";
 import { createLogger } from "../src/log";
@@ -93,14 +93,15 @@ const etcd: Engine = {
 };
 
 /** The service as main.ts runs it (group commit), on `store`, with a clock the test sets. */
-function serviceOn(store: QueryStore, clock = { now: 1_000_000 }) {
+function serviceOn(store: QueryStore, clock = { now: 1_000_000 }, commitAtTurnEnd = false) {
   const scheduler = new Scheduler({ leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000, maxQueuedPerSession: 1000, maxAttempts: 5, offlineRetentionMs: 60_000 });
   const publisher = new Publisher();
   const service = new QueryService(store, scheduler, publisher, createLogger("error", () => {}), {
     taskTopic: (id) => `t/${id}`,
     groupCommit: true,
     now: () => clock.now,
-    defer: () => {}, // the test commits with flush()
+    // the test commits with flush(), unless it asks for main.ts's end-of-turn commits
+    ...(commitAtTurnEnd ? {} : { defer: () => {} }),
   });
   const restored = service.restore();
   const submit = (query: string, session = "s1"): string => {
@@ -255,6 +256,23 @@ for (const engine of [sqlite, etcd]) {
       expect(again.store.get(waiting)?.status).toBe("assigned");
       expect(again.store.recentBySession("s1", 10).map((r) => r.id)).toEqual([waiting, recent]);
       expect(again.store.countByStatus()).toEqual({ queued: 0, assigned: 1, done: 1, failed: 0 });
+      await again.store.close();
+    });
+
+    it("the retention sweep deletes batch after batch, each committed, until none is left", async () => {
+      const s = serviceOn(await engine.open(), { now: 1_000_000 }, true);
+      s.service.onWorkerMessage(register("w1"));
+      for (let i = 0; i < 7; i++) expect(s.service.handleResult(result(s.submit(`old ${i}`), "w1"))).toBe("accepted");
+      await s.service.flush();
+      s.clock.now += 2 * 3_600_000;
+      const kept = s.submit("young");
+      expect(s.service.handleResult(result(kept, "w1"))).toBe("accepted");
+      await s.service.committed();
+      const commits = vi.spyOn(s.store, "commitBatch");
+      expect(await s.service.pruneAllFinished(3_600_000, 3)).toBe(7);
+      expect(commits).toHaveBeenCalledTimes(3); // 3 + 3 + 1 deletions, each batch its own commit
+      const again = await reopen(s.store);
+      expect(again.store.recentBySession("s1", 100).map((r) => r.id)).toEqual([kept]);
       await again.store.close();
     });
 
