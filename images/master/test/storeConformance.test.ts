@@ -375,6 +375,20 @@ describe.skipIf(etcdMissing() !== undefined)("etcd engine only: fencing, TLS, ba
     expect(again.active().map((r) => r.id)).toEqual(Array.from({ length: 25 }, (_, i) => `q${String(i).padStart(2, "0")}`));
   });
 
+  it("loads rows with the largest answers kept, more than gRPC's default 4 MiB per response", async () => {
+    const store = await EtcdStore.open({ client, prefix: "/big" });
+    const answer = "\u0001".repeat(MAX_KEPT_ANSWER_CHARS); // ~768 KiB once escaped in JSON
+    for (let i = 0; i < 10; i++) {
+      store.beginBatch();
+      store.insert({ id: `q${i}`, session: "s", query: "q", queueKey: i + 1, hasCredential: false, createdMs: i });
+      store.finish({ id: `q${i}`, status: "done", answer, error: null, provider: null, worker: null, receivedMs: null, startedMs: null, finishedMs: null, completedMs: 10 + i });
+      await store.commitBatch();
+    }
+    const again = await EtcdStore.open({ client, prefix: "/big" });
+    expect(again.countByStatus().done).toBe(10);
+    expect(again.get("q9")?.answer).toBe(answer);
+  });
+
   it("a write outside a batch is refused, naming the query", async () => {
     const store = await EtcdStore.open({ client, prefix: "/nobatch" });
     expect(() => store.insert({ id: "q1", session: "s", query: "q", queueKey: 1, hasCredential: false, createdMs: 1 })).toThrow(/write of q1 outside a batch/);
