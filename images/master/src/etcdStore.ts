@@ -41,12 +41,14 @@ export interface EtcdStoreOptions {
   maxTxnOps?: number;
   /** Key + value bytes per transaction, below etcd's --max-request-bytes (default 1.5 MiB). */
   maxTxnBytes?: number;
-  /** Rows per range request when loading (each response stays under gRPC's 4 MiB limit). */
+  /** Rows per range request when loading (default LOAD_PAGE_ROWS). */
   loadPageSize?: number;
   /** close() closes the client too. */
   ownsClient?: boolean;
 }
 
+/** Rows per range request of the start-up load: with the largest rows (~1 MiB) a response stays under the client's ETCD_MAX_RESPONSE_BYTES. */
+export const LOAD_PAGE_ROWS = 100;
 /** etcd's default --max-txn-ops. */
 export const DEFAULT_MAX_TXN_OPS = 128;
 /** Under etcd's default --max-request-bytes (1.5 MiB), with room for the request's own framing. */
@@ -103,7 +105,7 @@ export class EtcdStore implements QueryStore {
   static async open(opts: EtcdStoreOptions): Promise<EtcdStore> {
     const prefix = Buffer.from(`${opts.prefix}/queries/`);
     const end = prefixEnd(prefix);
-    const pageSize = opts.loadPageSize ?? 1000;
+    const pageSize = opts.loadPageSize ?? LOAD_PAGE_ROWS;
     const loaded: StoredRow[] = [];
     let from = prefix;
     let revision: string | undefined;

@@ -208,19 +208,13 @@ async function run(cfg: Config, log: Logger): Promise<void> {
     }, 60_000),
     setInterval(() => void sweepRetention(), RETENTION_SWEEP_MS),
   ];
-  // Retention: batches of old answers deleted one commit after another until none is left.
+  // Retention: old answers deleted in bounded batches, one commit after another.
   let sweeping = false;
   const sweepRetention = async (): Promise<void> => {
     if (sweeping) return;
     sweeping = true;
     try {
-      let deleted = 0;
-      for (;;) {
-        const n = service.pruneFinished(cfg.answerRetentionMs, RETENTION_BATCH);
-        await service.committed();
-        deleted += n;
-        if (n < RETENTION_BATCH) break;
-      }
+      const deleted = await service.pruneAllFinished(cfg.answerRetentionMs, RETENTION_BATCH);
       if (deleted > 0) log.info("old answers deleted", { deleted, retention_hours: cfg.answerRetentionMs / 3_600_000 });
     } finally {
       sweeping = false;

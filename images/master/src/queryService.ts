@@ -440,6 +440,21 @@ export class QueryService {
     return pruned.done + pruned.failed;
   }
 
+  /**
+   * Retention, all of it: batches of `batchSize` deleted one commit after
+   * another until none is left (each batch a bounded transaction). Resolves
+   * with how many it deleted, once they are committed.
+   */
+  async pruneAllFinished(retentionMs: number, batchSize: number): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const n = this.pruneFinished(retentionMs, batchSize);
+      await this.committed();
+      deleted += n;
+      if (n < batchSize) return deleted;
+    }
+  }
+
   queriesByState(): Record<QueryStatus, number> {
     return { queued: this.scheduler.queueDepth, assigned: this.scheduler.leaseCount, ...this.finished };
   }
@@ -493,8 +508,8 @@ export class QueryService {
     }
     this.finish(this.scheduler.complete(r.taskId) as TaskState, {
       status: r.error !== "" ? "failed" : "done",
-      answer: r.error !== "" ? null : r.answer,
-      error: r.error !== "" ? r.error : null,
+      answer: r.error !== "" ? null : keptText(r.answer),
+      error: r.error !== "" ? keptText(r.error) : null,
       provider: r.provider,
       worker: { id: r.workerId, language: r.language, node: r.node },
       receivedMs: r.receivedMs,
@@ -692,6 +707,20 @@ export class QueryService {
     this.seenWorkersVersion = this.scheduler.workersVersion;
     this.listeners.workersChanged();
   }
+}
+
+/**
+ * The most of an answer (or a worker's error message) the master keeps, in
+ * characters. A row must fit in one etcd request (--max-request-bytes, 1.5 MiB)
+ * even when every character is escaped in JSON (up to 6 bytes), so a worker's
+ * oversized answer cannot stop every commit; both engines keep the same.
+ */
+export const MAX_KEPT_ANSWER_CHARS = 128 * 1024;
+
+/** The text as kept: whole, or cut at MAX_KEPT_ANSWER_CHARS with a note saying so. */
+function keptText(text: string): string {
+  if (text.length <= MAX_KEPT_ANSWER_CHARS) return text;
+  return `${text.slice(0, MAX_KEPT_ANSWER_CHARS)}\n[cut by the master: ${text.length} characters, at most ${MAX_KEPT_ANSWER_CHARS} are kept]`;
 }
 
 function unknownWorker(id: string): WorkerRef {

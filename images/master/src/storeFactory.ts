@@ -11,6 +11,13 @@ import type { QueryStore } from "./store";
 /** Deadline of every unary etcd call: a member that stops answering fails the call (and the client tries another). */
 export const ETCD_CALL_TIMEOUT_MS = 5_000;
 
+/**
+ * The largest etcd response the client takes (gRPC's default is 4 MiB): a
+ * page of the start-up load, EtcdStore's LOAD_PAGE_ROWS rows of at most about
+ * 1 MiB each (MAX_KEPT_ANSWER_CHARS escaped, plus the query).
+ */
+export const ETCD_MAX_RESPONSE_BYTES = 128 * 1024 * 1024;
+
 /** An etcd client speaking TLS to the members, authenticated by this master's certificate. */
 export function createEtcdClient(etcd: EtcdConfig): Etcd3 {
   return new Etcd3({
@@ -21,6 +28,7 @@ export function createEtcdClient(etcd: EtcdConfig): Etcd3 {
       privateKey: Buffer.from(etcd.key),
     },
     dialTimeout: ETCD_CALL_TIMEOUT_MS,
+    grpcOptions: { "grpc.max_receive_message_length": ETCD_MAX_RESPONSE_BYTES },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
   });
 }

@@ -7,12 +7,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { etcdMissing, startEtcd, type EtcdClientTls, type EtcdCluster } from "../../../launch/etcd";
 import type { EtcdConfig } from "../src/config";
 import { createLogger } from "../src/log";
 import type { RegisterMsg, StatusMsg } from "../src/protocol";
-import { QueryService, type ResultInput, type TaskPublisher } from "../src/queryService";
+import { MAX_KEPT_ANSWER_CHARS, QueryService, type ResultInput, type TaskPublisher } from "../src/queryService";
 import { Scheduler } from "../src/scheduler";
 import { EtcdStore, FencedError } from "../src/etcdStore";
 import { SqliteStore } from "../src/sqliteStore";
@@ -93,14 +93,15 @@ const etcd: Engine = {
 };
 
 /** The service as main.ts runs it (group commit), on `store`, with a clock the test sets. */
-function serviceOn(store: QueryStore, clock = { now: 1_000_000 }) {
+function serviceOn(store: QueryStore, clock = { now: 1_000_000 }, commitAtTurnEnd = false) {
   const scheduler = new Scheduler({ leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000, maxQueuedPerSession: 1000, maxAttempts: 5, offlineRetentionMs: 60_000 });
   const publisher = new Publisher();
   const service = new QueryService(store, scheduler, publisher, createLogger("error", () => {}), {
     taskTopic: (id) => `t/${id}`,
     groupCommit: true,
     now: () => clock.now,
-    defer: () => {}, // the test commits with flush()
+    // the test commits with flush(), unless it asks for main.ts's end-of-turn commits
+    ...(commitAtTurnEnd ? {} : { defer: () => {} }),
   });
   const restored = service.restore();
   const submit = (query: string, session = "s1"): string => {
@@ -211,6 +212,21 @@ for (const engine of [sqlite, etcd]) {
       await again.store.close();
     });
 
+    it("an answer too big for one etcd request is kept cut, saying so (the commit goes through)", async () => {
+      const s = serviceOn(await engine.open());
+      s.service.onWorkerMessage(register("w1"));
+      const a = s.submit("a");
+      await s.service.flush();
+      const huge = "\u0001".repeat(MAX_KEPT_ANSWER_CHARS + 10); // 6 bytes each once escaped in JSON
+      expect(s.service.handleResult(result(a, "w1", huge))).toBe("accepted");
+      await s.service.flush();
+      const again = await reopen(s.store);
+      const answer = again.store.get(a)?.answer ?? "";
+      expect(answer.startsWith("\u0001".repeat(MAX_KEPT_ANSWER_CHARS))).toBe(true);
+      expect(answer.slice(MAX_KEPT_ANSWER_CHARS)).toBe(`\n[cut by the master: ${MAX_KEPT_ANSWER_CHARS + 10} characters, at most ${MAX_KEPT_ANSWER_CHARS} are kept]`);
+      await again.store.close();
+    });
+
     it("retention: finished queries older than the retention are deleted, oldest first, in bounded batches; the rest stay", async () => {
       const s = serviceOn(await engine.open());
       s.service.onWorkerMessage(register("w1"));
@@ -240,6 +256,23 @@ for (const engine of [sqlite, etcd]) {
       expect(again.store.get(waiting)?.status).toBe("assigned");
       expect(again.store.recentBySession("s1", 10).map((r) => r.id)).toEqual([waiting, recent]);
       expect(again.store.countByStatus()).toEqual({ queued: 0, assigned: 1, done: 1, failed: 0 });
+      await again.store.close();
+    });
+
+    it("the retention sweep deletes batch after batch, each committed, until none is left", async () => {
+      const s = serviceOn(await engine.open(), { now: 1_000_000 }, true);
+      s.service.onWorkerMessage(register("w1"));
+      for (let i = 0; i < 7; i++) expect(s.service.handleResult(result(s.submit(`old ${i}`), "w1"))).toBe("accepted");
+      await s.service.flush();
+      s.clock.now += 2 * 3_600_000;
+      const kept = s.submit("young");
+      expect(s.service.handleResult(result(kept, "w1"))).toBe("accepted");
+      await s.service.committed();
+      const commits = vi.spyOn(s.store, "commitBatch");
+      expect(await s.service.pruneAllFinished(3_600_000, 3)).toBe(7);
+      expect(commits).toHaveBeenCalledTimes(3); // 3 + 3 + 1 deletions, each batch its own commit
+      const again = await reopen(s.store);
+      expect(again.store.recentBySession("s1", 100).map((r) => r.id)).toEqual([kept]);
       await again.store.close();
     });
 
@@ -340,6 +373,20 @@ describe.skipIf(etcdMissing() !== undefined)("etcd engine only: fencing, TLS, ba
     await store.commitBatch();
     const again = await EtcdStore.open({ client, prefix: "/pages", loadPageSize: 10 });
     expect(again.active().map((r) => r.id)).toEqual(Array.from({ length: 25 }, (_, i) => `q${String(i).padStart(2, "0")}`));
+  });
+
+  it("loads rows with the largest answers kept, more than gRPC's default 4 MiB per response", async () => {
+    const store = await EtcdStore.open({ client, prefix: "/big" });
+    const answer = "\u0001".repeat(MAX_KEPT_ANSWER_CHARS); // ~768 KiB once escaped in JSON
+    for (let i = 0; i < 10; i++) {
+      store.beginBatch();
+      store.insert({ id: `q${i}`, session: "s", query: "q", queueKey: i + 1, hasCredential: false, createdMs: i });
+      store.finish({ id: `q${i}`, status: "done", answer, error: null, provider: null, worker: null, receivedMs: null, startedMs: null, finishedMs: null, completedMs: 10 + i });
+      await store.commitBatch();
+    }
+    const again = await EtcdStore.open({ client, prefix: "/big" });
+    expect(again.countByStatus().done).toBe(10);
+    expect(again.get("q9")?.answer).toBe(answer);
   });
 
   it("a write outside a batch is refused, naming the query", async () => {
