@@ -8,29 +8,43 @@
  * `Prefer: wait`, so the master answers in the same response) until it holds
  * the finished query.
  *
+ * Each fleet runs once per store engine (BENCH_STORES) in the same run: the
+ * master on SQLite, and on etcd with three members on loopback (TLS, client
+ * certificates, launch/etcd.ts).
+ *
  * Env: BENCH_QUERIES (1000), BENCH_CONCURRENCY (1,2,3,4,8,32), BENCH_WORKERS
- * (workers per language, 4), BENCH_FLEETS (python,go,java,mixed).
+ * (workers per language, 4), BENCH_FLEETS (python,go,java,mixed), BENCH_STORES
+ * (sqlite,etcd).
  */
+import { etcdMasterEnv, etcdMissing, startEtcd, type EtcdCluster } from "../launch/etcd";
 import { startMosquitto } from "../launch/mosquitto";
 import { masterMissing, startMaster, startWorker, workerMissing, type WorkerLanguage } from "../launch/system";
 import { waitForIdleWorkers } from "../launch/api";
 import { stopAll } from "../launch/processes";
 import { HttpConnection } from "./client";
 import { perQuery, snapshot, type CpuGroup } from "./cpu";
+import { machineBusyMs } from "./proc";
 import { summarize, formatTable, type CpuPerQuery, type Row } from "./stats";
 
-const { QUERIES, CONCURRENCY, WORKERS, FLEETS } = settingsFromEnv();
+type Store = "sqlite" | "etcd";
+
+const { QUERIES, CONCURRENCY, WORKERS, FLEETS, STORES } = settingsFromEnv();
 
 /** The BENCH_* settings; a bad one stops the benchmark before it starts anything. */
-function settingsFromEnv(): { QUERIES: number; CONCURRENCY: number[]; WORKERS: number; FLEETS: string[] } {
+function settingsFromEnv(): { QUERIES: number; CONCURRENCY: number[]; WORKERS: number; FLEETS: string[]; STORES: Store[] } {
   try {
     const fleets = (process.env.BENCH_FLEETS ?? "python,go,java,mixed").split(",").map((s) => s.trim());
     fleets.forEach(fleetLanguages);
+    const stores = (process.env.BENCH_STORES ?? "sqlite,etcd").split(",").map((s) => s.trim());
+    for (const store of stores) {
+      if (store !== "sqlite" && store !== "etcd") throw new Error(`BENCH_STORES: unknown store "${store}" (expected sqlite or etcd)`);
+    }
     return {
       QUERIES: intFromEnv("BENCH_QUERIES", 1000),
       CONCURRENCY: intListFromEnv("BENCH_CONCURRENCY", "1,2,3,4,8,32"),
       WORKERS: intFromEnv("BENCH_WORKERS", 4),
       FLEETS: fleets,
+      STORES: stores as Store[],
     };
   } catch (error) {
     console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
@@ -85,10 +99,21 @@ interface LevelResult {
   seconds: number;
   latencies: number[];
   cpu: CpuPerQuery;
+  otherCpuPct?: number;
+  commitsPerQuery?: number;
+}
+
+/** How many batches the master has committed so far (its aiswarm_store_commit_seconds histogram). */
+async function commitsSoFar(baseUrl: string): Promise<number | undefined> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const match = /^aiswarm_store_commit_seconds_count\{[^}]*\} (\d+)$/m.exec(text);
+  return match ? Number(match[1]) : undefined;
 }
 
 async function run(baseUrl: string, concurrency: number, cpuGroups: readonly CpuGroup[]): Promise<LevelResult> {
+  const commitsBefore = await commitsSoFar(baseUrl);
   const before = snapshot(cpuGroups);
+  const machineBefore = machineBusyMs();
   const { hostname, port } = new URL(baseUrl);
   const latencies: number[] = [];
   let next = 0;
@@ -108,20 +133,30 @@ async function run(baseUrl: string, concurrency: number, cpuGroups: readonly Cpu
   });
   await Promise.all(lanes);
   const seconds = (performance.now() - started) / 1000;
-  const cpu = perQuery(before, snapshot(cpuGroups), latencies.length);
+  const after = snapshot(cpuGroups);
+  const machineAfter = machineBusyMs();
+  const cpu = perQuery(before, after, latencies.length);
   const of = (name: string): number => cpu.get(name) ?? 0;
-  return { seconds, latencies, cpu: { master: of("master"), workers: of("workers"), broker: of("broker"), client: of("client") } };
+  // The machine's busy time minus the benchmark's own processes: other jobs on the cores.
+  let ours = 0;
+  for (const [name, end] of after) ours += end - (before.get(name) ?? 0);
+  const otherCpuPct = machineBefore === undefined || machineAfter === undefined ? undefined : Math.max(0, ((machineAfter - machineBefore - ours) / (seconds * 1000)) * 100);
+  const commitsAfter = await commitsSoFar(baseUrl);
+  const commitsPerQuery = commitsBefore === undefined || commitsAfter === undefined ? undefined : (commitsAfter - commitsBefore) / latencies.length;
+  return { seconds, latencies, otherCpuPct, commitsPerQuery, cpu: { master: of("master"), workers: of("workers"), broker: of("broker"), etcd: of("etcd"), client: of("client") } };
 }
 
-async function benchFleet(fleet: string): Promise<Row[]> {
+async function benchFleet(fleet: string, store: Store): Promise<Row[]> {
   const languages = fleetLanguages(fleet);
-  const missing = languages.map(workerMissing).find((m) => m !== undefined);
+  const missing = languages.map(workerMissing).find((m) => m !== undefined) ?? (store === "etcd" ? etcdMissing() : undefined);
   if (missing !== undefined) {
-    console.log(`skipping fleet ${fleet}: ${missing}`);
+    console.log(`skipping fleet ${fleet} on ${store}: ${missing}`);
     return [];
   }
   const broker = await startMosquitto();
-  const master = await startMaster({ mqttPort: broker.port, env: { LOG_LEVEL: "warn" } });
+  let etcd: EtcdCluster | undefined;
+  if (store === "etcd") etcd = await startEtcd(3);
+  const master = await startMaster({ mqttPort: broker.port, env: { LOG_LEVEL: "warn", ...(etcd ? etcdMasterEnv(etcd) : {}) } });
   const workers = languages.flatMap((language) =>
     Array.from({ length: WORKERS }, (_, i) =>
       startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, node: `bench-${i + 1}`, env: { SIMULATED_WORK_MS: "0", LLM_PROVIDER: "offline", LOG_LEVEL: "warn" } }),
@@ -132,24 +167,27 @@ async function benchFleet(fleet: string): Promise<Row[]> {
     { name: "master", pids: [master.process.pid] },
     { name: "workers", pids: workers.map((w) => w.process.pid) },
     { name: "broker", pids: [broker.process.pid] },
+    { name: "etcd", pids: etcd ? etcd.members.map((m) => m.process.pid) : [] },
   ];
   await run(master.url, 8, cpuGroups); // warm-up: JIT, connection pools, SQLite pages
   const rows: Row[] = [];
   for (const concurrency of CONCURRENCY) {
-    const { seconds, latencies, cpu } = await run(master.url, concurrency, cpuGroups);
-    rows.push({ fleet: `${fleet} (${workers.length} workers)`, concurrency, queries: QUERIES, seconds, cpu, ...summarize(latencies) });
+    const { seconds, latencies, cpu, otherCpuPct, commitsPerQuery } = await run(master.url, concurrency, cpuGroups);
+    rows.push({ fleet: `${fleet} (${workers.length} workers)`, store, concurrency, queries: QUERIES, seconds, cpu, otherCpuPct, commitsPerQuery, ...summarize(latencies) });
     console.log(formatTable(rows.slice(-1), rows.length === 1));
   }
+  await master.process.stop(); // before the members: its last commit reaches them
   await stopAll();
+  await etcd?.stop();
   return rows;
 }
 
 async function main(): Promise<void> {
   const notBuilt = masterMissing();
   if (notBuilt !== undefined) throw new Error(notBuilt);
-  console.log(`benchmark: ${QUERIES} queries per level, concurrency ${CONCURRENCY.join("/")}, ${WORKERS} workers per language, 0 ms simulated work, offline provider`);
+  console.log(`benchmark: ${QUERIES} queries per level, concurrency ${CONCURRENCY.join("/")}, ${WORKERS} workers per language, stores ${STORES.join("/")}, 0 ms simulated work, offline provider`);
   const rows: Row[] = [];
-  for (const fleet of FLEETS) rows.push(...(await benchFleet(fleet)));
+  for (const fleet of FLEETS) for (const store of STORES) rows.push(...(await benchFleet(fleet, store)));
   console.log("\nsummary\n" + formatTable(rows, true));
 }
 

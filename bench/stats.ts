@@ -11,14 +11,26 @@ export interface CpuPerQuery {
   workers: number;
   broker: number;
   client: number;
+  /** The etcd members (0 with SQLite). */
+  etcd: number;
 }
 
 export interface Row extends LatencySummary {
   fleet: string;
+  /** The master's store engine (STORE). */
+  store: string;
   concurrency: number;
   queries: number;
   seconds: number;
   cpu: CpuPerQuery;
+  /**
+   * CPU the machine spent meanwhile on anything but the benchmark's own
+   * processes, in % of one core (other jobs skew every number); undefined
+   * where /proc/stat cannot be read.
+   */
+  otherCpuPct?: number;
+  /** Batches the master committed per query (group commit: below 1 when batches hold several queries' writes). */
+  commitsPerQuery?: number;
 }
 
 /** Nearest-rank percentile of an unsorted list, p in (0, 100]. */
@@ -36,12 +48,14 @@ export function summarize(latencies: readonly number[]): LatencySummary {
 
 export function formatTable(rows: readonly Row[], withHeader: boolean): string {
   const lines = rows.map((r) => {
-    const cpu = [r.cpu.master, r.cpu.workers, r.cpu.broker, r.cpu.client].map((ms) => ms.toFixed(2)).join(" | ");
-    return `| ${r.fleet} | ${r.concurrency} | ${r.queries} | ${(r.queries / r.seconds).toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${cpu} |`;
+    const cpu = [r.cpu.master, r.cpu.workers, r.cpu.broker, r.cpu.etcd, r.cpu.client].map((ms) => ms.toFixed(2)).join(" | ");
+    const other = r.otherCpuPct === undefined ? "n/a" : r.otherCpuPct.toFixed(0);
+    const commits = r.commitsPerQuery === undefined ? "n/a" : r.commitsPerQuery.toFixed(2);
+    return `| ${r.fleet} | ${r.store} | ${r.concurrency} | ${r.queries} | ${commits} | ${(r.queries / r.seconds).toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${cpu} | ${other} |`;
   });
   const header = [
-    "| fleet | concurrency | queries | queries/s | p50 ms | p99 ms | max ms | CPU ms/query: master | workers | broker | client |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| fleet | store | concurrency | queries | commits/query | queries/s | p50 ms | p99 ms | max ms | CPU ms/query: master | workers | broker | etcd | client | other CPU % |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   return (withHeader ? [...header, ...lines] : lines).join("\n");
 }

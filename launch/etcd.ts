@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import https from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { ETCD_COMPACTION_FLAGS } from "../components/etcdSettings";
 import { etcdTlsScript } from "../components/scripts";
 import { eventually, freePort, waitForPort } from "./ports";
 import { ManagedProcess } from "./processes";
@@ -55,6 +56,25 @@ export interface EtcdCluster {
   strangerTls(): EtcdClientTls;
   /** Stops every member by PID and removes their data. */
   stop(): Promise<void>;
+}
+
+/**
+ * The master's environment for STORE=etcd on `cluster`: the members (or
+ * `endpoints`, e.g. proxies in front of them), the CA and the master's client
+ * certificate as files (never their contents on a command line), and a key prefix.
+ */
+export function etcdMasterEnv(
+  cluster: EtcdCluster,
+  { prefix = "/ai-swarm", endpoints = cluster.endpoints }: { prefix?: string; endpoints?: readonly string[] } = {},
+): Record<string, string> {
+  return {
+    STORE: "etcd",
+    ETCD_ENDPOINTS: endpoints.join(","),
+    ETCD_CA_FILE: cluster.clientTls.caFile,
+    ETCD_CERT_FILE: cluster.clientTls.certFile,
+    ETCD_KEY_FILE: cluster.clientTls.keyFile,
+    ETCD_PREFIX: prefix,
+  };
 }
 
 /** True when the member at `endpoint` answers GET /health with {"health":"true"} (it sees a leader). */
@@ -135,6 +155,7 @@ export async function startEtcd(count = 3): Promise<EtcdCluster> {
       // Short elections on loopback (defaults 100 / 1000 ms are for real networks).
       "--heartbeat-interval=50",
       "--election-timeout=500",
+      ...ETCD_COMPACTION_FLAGS,
     ];
     const start = (): ManagedProcess => new ManagedProcess(name, ETCD as string, args, { PATH: process.env.PATH ?? "/usr/bin:/bin" });
     const member: EtcdMember = {

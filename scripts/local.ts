@@ -5,6 +5,9 @@
  *
  * Env: LOCAL_HTTP_PORT (8888), LOCAL_GRPC_PORT (50051), LOCAL_MQTT_PORT (18830),
  * LOCAL_WORKERS (python,python,go,java), LOCAL_DB_PATH (.local/master.db),
+ * LOCAL_STORE (sqlite; `etcd` starts three etcd members on loopback, TLS with
+ * client certificates, and runs the master with STORE=etcd; their data lives
+ * in a temporary folder removed on exit),
  * and the worker settings passed through as they are: SIMULATED_WORK_MS,
  * LLM_PROVIDER, GEMINI_*, OPENAI_*, LLM_TIMEOUT_MS.
  * The master's front door is open by default (plain HTTP on loopback, no
@@ -14,9 +17,10 @@
 import { mkdirSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { etcdMasterEnv, startEtcd, type EtcdCluster } from "../launch/etcd";
 import { startMosquitto } from "../launch/mosquitto";
 import { masterMissing, REPO_ROOT, startMaster, startWorker, workerMissing, WORKER_LANGUAGES, type WorkerLanguage } from "../launch/system";
-import { stopAll } from "../launch/processes";
+import { stopAll, type ManagedProcess } from "../launch/processes";
 import { defaultsAsEnv } from "../components/workerSettings";
 
 const PASSED_THROUGH = /^(SIMULATED_WORK_MS|LLM_PROVIDER|LLM_TIMEOUT_MS|GEMINI_[A-Z_]+|OPENAI_[A-Z_]+)$/;
@@ -71,7 +75,19 @@ function passedThroughEnv(): Record<string, string> {
   return env;
 }
 
+/** LOCAL_STORE: the master's store engine. */
+function storeFromEnv(): "sqlite" | "etcd" {
+  const raw = process.env.LOCAL_STORE ?? "sqlite";
+  if (raw !== "sqlite" && raw !== "etcd") throw new Error(`LOCAL_STORE: unknown store "${raw}" (expected sqlite or etcd)`);
+  return raw;
+}
+
+let etcd: EtcdCluster | undefined;
+/** Stopped first, so its last commit reaches etcd before the members stop. */
+let masterProcess: ManagedProcess | undefined;
+
 async function main(): Promise<void> {
+  const store = storeFromEnv();
   const httpPort = portFromEnv("LOCAL_HTTP_PORT", 8888);
   const grpcPort = portFromEnv("LOCAL_GRPC_PORT", 50051);
   const mqttPort = portFromEnv("LOCAL_MQTT_PORT", 18830);
@@ -87,14 +103,23 @@ async function main(): Promise<void> {
 
   console.log(`starting mosquitto on 127.0.0.1:${mqttPort}`);
   const broker = await startMosquitto(mqttPort);
-  console.log(`starting the master (http ${httpPort}, grpc ${grpcPort}, db ${path.relative(process.cwd(), dbPath)})`);
+  let storeEnv: Record<string, string> = {};
+  if (store === "etcd") {
+    console.log("starting three etcd members on loopback (TLS, client certificates)");
+    etcd = await startEtcd(3);
+    console.log(`etcd members: ${etcd.endpoints.join(" ")}`);
+    storeEnv = etcdMasterEnv(etcd);
+  }
+  const where = store === "etcd" ? "store etcd" : `db ${path.relative(process.cwd(), dbPath)}`;
+  console.log(`starting the master (http ${httpPort}, grpc ${grpcPort}, ${where})`);
   const master = await startMaster({
     mqttPort: broker.port,
     httpPort,
     grpcPort,
     dbPath,
-    env: { RATE_LIMIT_PER_MINUTE: "120", MAX_QUEUED_PER_SESSION: "10", ...defaultsAsEnv("HEARTBEAT_TIMEOUT_MS", "LEASE_MS"), ...webEnv() },
+    env: { RATE_LIMIT_PER_MINUTE: "120", MAX_QUEUED_PER_SESSION: "10", ...defaultsAsEnv("HEARTBEAT_TIMEOUT_MS", "LEASE_MS"), ...webEnv(), ...storeEnv },
   });
+  masterProcess = master.process;
   const workerEnv = passedThroughEnv();
   languages.forEach((language, index) => {
     const missing = workerMissing(language);
@@ -123,7 +148,9 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   console.log(`\n${signal}: stopping every process started here`);
+  await masterProcess?.stop();
   await stopAll();
+  await etcd?.stop(); // (its members are stopped already; this removes their data)
   process.exit(0);
 }
 process.on("SIGINT", () => void shutdown("SIGINT"));
@@ -132,5 +159,6 @@ process.on("SIGTERM", () => void shutdown("SIGTERM"));
 main().catch(async (error: unknown) => {
   console.error(`npm run local: ${error instanceof Error ? error.message : String(error)}`);
   await stopAll();
+  await etcd?.stop();
   process.exit(1);
 });

@@ -17,9 +17,11 @@ describe("benchmark statistics", () => {
   });
 
   it("formats throughput from queries and seconds", () => {
-    const cpu = { master: 0.5, workers: 1.25, broker: 0.1, client: 0.333 };
-    const table = formatTable([{ fleet: "go", concurrency: 8, queries: 1000, seconds: 2, cpu, ...summarize([1, 2, 3]) }], true);
-    expect(table).toContain("| go | 8 | 1000 | 500 | 2.00 | 3.00 | 3.0 | 0.50 | 1.25 | 0.10 | 0.33 |");
+    const cpu = { master: 0.5, workers: 1.25, broker: 0.1, etcd: 0.75, client: 0.333 };
+    const table = formatTable([{ fleet: "go", store: "etcd", concurrency: 8, queries: 1000, seconds: 2, cpu, otherCpuPct: 12.4, commitsPerQuery: 1.234, ...summarize([1, 2, 3]) }], true);
+    expect(table).toContain("| go | etcd | 8 | 1000 | 1.23 | 500 | 2.00 | 3.00 | 3.0 | 0.50 | 1.25 | 0.10 | 0.75 | 0.33 | 12 |");
+    const unknown = formatTable([{ fleet: "go", store: "sqlite", concurrency: 1, queries: 10, seconds: 1, cpu, ...summarize([1]) }], false);
+    expect(unknown).toMatch(/^\| go \| sqlite \| 1 \| 10 \| n\/a \|.*\| n\/a \|$/);
     expect(table.split("\n")[0]).toContain("queries/s");
   });
 

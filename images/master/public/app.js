@@ -393,7 +393,10 @@
   /** A fresh connection (a new handshake, so it carries the current cookie). */
   function connect() {
     disconnect();
-    socket = io({ auth: { sessionId: sessionId() }, forceNew: true });
+    // WebSocket first: one TCP connection per session, so behind a service VIP
+    // spreading connections over several masters the whole session talks to
+    // one of them (long-polling's separate requests could land on a standby).
+    socket = io({ auth: { sessionId: sessionId() }, forceNew: true, transports: ["websocket", "polling"], tryAllTransports: true });
     socket.on("connect", () => {
       setConnection("connected", true);
       // A new connection watches nothing yet: ask again for the open cards.
@@ -407,7 +410,14 @@
     socket.on("connect_error", (err) => {
       // Refused for want of a session (the client does not retry those): ask
       // again, after a pause so that a disagreement can never spin.
-      if (err && err.message === "unauthorized") setTimeout(checkSession, 1000);
+      if (err && err.message === "unauthorized") {
+        setTimeout(checkSession, 1000);
+        return;
+      }
+      // Anything else (a standby master's 503, a master restarting, a lost
+      // network): the client retries by itself with its backoff, reaching
+      // whichever master serves.
+      setConnection("reconnecting…", false);
     });
     socket.on("query:update", onUpdate);
     socket.on("cluster", renderCluster);
@@ -444,6 +454,12 @@
     let state;
     try {
       const res = await fetch("/api/session", { cache: "no-store" });
+      if (res.status === 503) {
+        // A standby master answered (another one leads): try again shortly.
+        setConnection("reconnecting…", false);
+        setTimeout(checkSession, 1000);
+        return;
+      }
       state = await res.json();
     } catch {
       setConnection("cannot reach the master", false);

@@ -30,6 +30,23 @@ export interface Config {
   rateLimitPerMinute: number;
   logLevel: LogLevel;
   web: WebConfig;
+  /** Which engine keeps the queries: SQLite at dbPath, or etcd (then `etcd` is set). */
+  store: "sqlite" | "etcd";
+  etcd?: EtcdConfig;
+  /** Finished queries older than this are deleted (both engines). */
+  answerRetentionMs: number;
+  /** STORE=etcd: TTL of the leader lease, in seconds (see leader.ts). */
+  leaderTtlS: number;
+}
+
+/** The etcd members and this master's client certificate (PEM contents, read from the files). */
+export interface EtcdConfig {
+  endpoints: string[];
+  ca: string;
+  cert: string;
+  key: string;
+  /** Key prefix of this stack's state, e.g. `/ai-swarm`. */
+  prefix: string;
 }
 
 /** The front door of the web port. */
@@ -79,6 +96,20 @@ const envSchema = z.object({
   WEB_METRICS_OPEN: bool.default(false),
   // 1 minute to 30 days; 12 hours by default.
   WEB_SESSION_TTL_MS: positiveInt.min(60_000).max(30 * 24 * 3_600_000).default(12 * 3_600_000),
+  STORE: z.enum(["sqlite", "etcd"]).default("sqlite"),
+  ETCD_ENDPOINTS: z.string().min(1).optional(),
+  ETCD_CA_FILE: z.string().min(1).optional(),
+  ETCD_CERT_FILE: z.string().min(1).optional(),
+  ETCD_KEY_FILE: z.string().min(1).optional(),
+  ETCD_PREFIX: z
+    .string()
+    .regex(/^(\/[A-Za-z0-9._-]+)+$/, "must be like /ai-swarm: '/'-separated names of letters, digits, '.', '_', '-', no trailing '/'")
+    .default("/ai-swarm"),
+  // A week by default; at least 36 s (0.01 h), at most ten years.
+  ANSWER_RETENTION_HOURS: z.coerce.number().min(0.01).max(87_600).default(168),
+  // Failover takes about this long after a leader dies; below 2 s an event-loop stall or an
+  // etcd election (1 s by default) could depose a healthy leader.
+  LEADER_TTL_S: z.coerce.number().int().min(2).max(60).default(5),
 });
 
 const MIN_WEB_TOKEN_CHARS = 16;
@@ -118,19 +149,22 @@ function canRead(path: string, readFile: ReadFile): boolean {
 }
 
 /**
- * The web port's certificate and key: both or neither, readable, PEM, and a
- * matching pair. Problems name the variable, never a file's content.
+ * A certificate and its key from the files the variables `names` (e.g.
+ * WEB_TLS_CERT_FILE, WEB_TLS_KEY_FILE) name: both or neither, readable, PEM,
+ * and a matching pair. Problems name the variable, never a file's content.
  */
-function readWebTls(
-  certFile: string | undefined,
-  keyFile: string | undefined,
+function readTlsPair(
+  env: NodeJS.ProcessEnv,
+  names: { cert: string; key: string; purpose: string },
   readFile: ReadFile,
   problems: string[],
-): WebConfig["tls"] {
+): { cert: string; key: string } | undefined {
+  const certFile = nonEmpty(env[names.cert]);
+  const keyFile = nonEmpty(env[names.key]);
   if (certFile === undefined && keyFile === undefined) return undefined;
   if (certFile === undefined || keyFile === undefined) {
-    const [missing, given] = certFile === undefined ? ["WEB_TLS_CERT_FILE", "WEB_TLS_KEY_FILE"] : ["WEB_TLS_KEY_FILE", "WEB_TLS_CERT_FILE"];
-    problems.push(`${missing}: required when ${given} is set (HTTPS needs both)`);
+    const [missing, given] = certFile === undefined ? [names.cert, names.key] : [names.key, names.cert];
+    problems.push(`${missing}: required when ${given} is set (${names.purpose} needs both)`);
     return undefined;
   }
   const read = (name: string, path: string): string | undefined => {
@@ -141,23 +175,23 @@ function readWebTls(
       return undefined;
     }
   };
-  const cert = read("WEB_TLS_CERT_FILE", certFile);
-  const key = read("WEB_TLS_KEY_FILE", keyFile);
+  const cert = read(names.cert, certFile);
+  const key = read(names.key, keyFile);
   if (cert === undefined || key === undefined) return undefined;
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
   } catch {
-    problems.push(`WEB_TLS_CERT_FILE: ${certFile} is not a PEM certificate`);
+    problems.push(`${names.cert}: ${certFile} is not a PEM certificate`);
     return undefined;
   }
   try {
     if (!x509.checkPrivateKey(createPrivateKey(key))) {
-      problems.push(`WEB_TLS_KEY_FILE: ${keyFile} is not the key of the certificate in WEB_TLS_CERT_FILE`);
+      problems.push(`${names.key}: ${keyFile} is not the key of the certificate in ${names.cert}`);
       return undefined;
     }
   } catch {
-    problems.push(`WEB_TLS_KEY_FILE: ${keyFile} is not a PEM private key`);
+    problems.push(`${names.key}: ${keyFile} is not a PEM private key`);
     return undefined;
   }
   return { cert, key };
@@ -199,12 +233,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultR
     const name = nonEmpty(env.WEB_AUTH_TOKEN_FILE) !== undefined ? "WEB_AUTH_TOKEN_FILE" : "WEB_AUTH_TOKEN";
     problems.push(`${name}: the token must be at least ${MIN_WEB_TOKEN_CHARS} characters`);
   }
-  const webTls = readWebTls(
-    nonEmpty(env.WEB_TLS_CERT_FILE),
-    nonEmpty(env.WEB_TLS_KEY_FILE),
-    readFile,
-    problems,
-  );
+  const webTls = readTlsPair(env, { cert: "WEB_TLS_CERT_FILE", key: "WEB_TLS_KEY_FILE", purpose: "HTTPS" }, readFile, problems);
+  // (checked even when another variable is bad, so every problem is listed at once)
+  const etcd = nonEmpty(env.STORE) === "etcd" ? readEtcd(env, parsed.success ? parsed.data.ETCD_PREFIX : "", readFile, problems) : undefined;
   if (!parsed.success || problems.length > 0 || grpcToken === undefined) {
     throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
   }
@@ -237,5 +268,51 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultR
       metricsOpen: e.WEB_METRICS_OPEN,
       sessionTtlMs: e.WEB_SESSION_TTL_MS,
     },
+    store: e.STORE,
+    etcd,
+    answerRetentionMs: Math.round(e.ANSWER_RETENTION_HOURS * 3_600_000),
+    leaderTtlS: e.LEADER_TTL_S,
   };
+}
+
+/**
+ * STORE=etcd: the members (https URLs: they take only TLS with client
+ * certificates), the CA that signed them and this master's certificate and key.
+ */
+function readEtcd(env: NodeJS.ProcessEnv, prefix: string, readFile: ReadFile, problems: string[]): EtcdConfig | undefined {
+  const before = problems.length;
+  const endpoints: string[] = [];
+  const list = nonEmpty(env.ETCD_ENDPOINTS);
+  if (list === undefined) problems.push("ETCD_ENDPOINTS: required with STORE=etcd (comma-separated https:// URLs of the etcd members)");
+  for (const entry of (list ?? "").split(",").map((e) => e.trim()).filter((e) => e !== "")) {
+    let url: URL;
+    try {
+      url = new URL(entry);
+    } catch {
+      problems.push(`ETCD_ENDPOINTS: "${entry}" is not a URL`);
+      continue;
+    }
+    if (url.protocol !== "https:") problems.push(`ETCD_ENDPOINTS: "${entry}" must be https:// (the members take only TLS with client certificates)`);
+    else if (url.port === "" || (url.pathname !== "/" && url.pathname !== "") || url.search !== "" || url.username !== "") {
+      problems.push(`ETCD_ENDPOINTS: "${entry}" must be https://host:port, nothing else`);
+    } else endpoints.push(url.origin);
+  }
+  let ca: string | undefined;
+  const caFile = nonEmpty(env.ETCD_CA_FILE);
+  if (caFile === undefined) problems.push("ETCD_CA_FILE: required with STORE=etcd (the CA that signed the etcd members)");
+  else {
+    try {
+      ca = readFile(caFile);
+      new X509Certificate(ca);
+    } catch {
+      problems.push(ca === undefined ? `ETCD_CA_FILE: cannot read file ${caFile}` : `ETCD_CA_FILE: ${caFile} is not a PEM certificate`);
+      ca = undefined;
+    }
+  }
+  const pair = readTlsPair(env, { cert: "ETCD_CERT_FILE", key: "ETCD_KEY_FILE", purpose: "the etcd client certificate" }, readFile, problems);
+  if (pair === undefined && nonEmpty(env.ETCD_CERT_FILE) === undefined && nonEmpty(env.ETCD_KEY_FILE) === undefined) {
+    problems.push("ETCD_CERT_FILE, ETCD_KEY_FILE: required with STORE=etcd (the members authenticate clients by certificate)");
+  }
+  if (problems.length > before || ca === undefined || pair === undefined) return undefined;
+  return { endpoints, ca, cert: pair.cert, key: pair.key, prefix };
 }

@@ -192,7 +192,8 @@ export class GrpcServer {
   };
 }
 
-function status(code: grpc.status, details: string): grpc.ServiceError {
+/** A gRPC error with its status code and message (what a unary handler passes to its callback). */
+export function status(code: grpc.status, details: string): grpc.ServiceError {
   const err = new Error(details) as grpc.ServiceError;
   err.code = code;
   err.details = details;

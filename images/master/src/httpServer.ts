@@ -12,6 +12,7 @@ import { extname, join } from "node:path";
 import { Server as SocketServer, type DefaultEventsMap, type Socket } from "socket.io";
 import { bearerToken, readCookie, SESSION_COOKIE, sessionCookieHeader, WebAuth, type Session } from "./auth";
 import { ClusterAggregator, type ClusterOptions } from "./cluster";
+import type { EtcdMemberHealth } from "./etcdMembers";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 import type { QueryService, QueryView } from "./queryService";
@@ -40,7 +41,9 @@ export interface HttpDeps {
   metrics: Metrics;
   log: Logger;
   maxQueryChars: number;
-  health(): { mqtt: boolean; db: boolean };
+  health(): HealthFacts;
+  /** The page's files (default: read from publicDir). */
+  files?: ReadonlyMap<string, StaticFile>;
   publicDir?: string;
   /** Serve HTTPS (plain HTTP on the same port only redirects). */
   tls?: TlsFiles;
@@ -51,6 +54,25 @@ export interface HttpDeps {
   /** Interval of the cluster pushes (default CLUSTER_PUSH_MS). */
   clusterPushMs?: number;
   cluster?: ClusterOptions;
+}
+
+/** What /healthz reports besides its verdict. */
+export interface HealthFacts {
+  mqtt: boolean;
+  /** The store answers (SQLite: a query; etcd: a member that knows a Raft leader). */
+  db: boolean;
+  /** This master dispatches (always true with SQLite). */
+  leader: boolean;
+  store: "sqlite" | "etcd";
+  /** etcd only: the members this master sees. */
+  members?: EtcdMemberHealth[];
+  /** etcd only: who leads, as the leader key says (this master's id and address while it leads). */
+  current_leader?: string;
+}
+
+/** The body of /healthz. */
+export interface HealthReport extends HealthFacts {
+  status: "ok" | "unavailable" | "standby";
 }
 
 export interface WebAuthOptions {
@@ -97,7 +119,7 @@ class HttpError extends Error {
   }
 }
 
-interface StaticFile {
+export interface StaticFile {
   type: string;
   body: Buffer;
 }
@@ -111,7 +133,7 @@ const CONTENT_TYPES: Record<string, string> = {
 export class HttpApi {
   readonly web: WebServer;
   readonly io: ChatServer;
-  private readonly files: Map<string, StaticFile>;
+  private readonly files: ReadonlyMap<string, StaticFile>;
   private readonly tls: boolean;
   private readonly auth?: WebAuth;
   private readonly backoff: SignInBackoff;
@@ -121,7 +143,7 @@ export class HttpApi {
   private positionsTimer?: NodeJS.Timeout;
 
   constructor(private readonly deps: HttpDeps) {
-    this.files = loadPublicFiles(deps.publicDir ?? join(__dirname, "..", "public"));
+    this.files = deps.files ?? loadPublicFiles(deps.publicDir);
     this.tls = deps.tls !== undefined;
     this.auth = deps.auth ? new WebAuth(deps.auth.token) : undefined;
     this.backoff = deps.signInBackoff ?? new SignInBackoff();
@@ -383,9 +405,10 @@ export class HttpApi {
   }
 
   private healthz(res: ServerResponse): void {
-    const { mqtt, db } = this.deps.health();
-    const ok = mqtt && db;
-    sendJson(res, ok ? 200 : 503, { status: ok ? "ok" : "unavailable", mqtt, db });
+    const facts = this.deps.health();
+    const ok = facts.mqtt && facts.db;
+    const report: HealthReport = { status: ok ? "ok" : "unavailable", ...facts };
+    sendJson(res, ok ? 200 : 503, report);
   }
 
   private async metrics(res: ServerResponse): Promise<void> {
@@ -540,7 +563,7 @@ function tooManyAttempts(retryAfterS: number): HttpError {
   return new HttpError(429, `too many wrong tokens from this address; try again in ${retryAfterS} s`, { "retry-after": String(retryAfterS) });
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
@@ -606,7 +629,7 @@ function parseWait(value: string | null): number | undefined {
 }
 
 /** The chat page is three small files: read once, served from memory. */
-function loadPublicFiles(dir: string): Map<string, StaticFile> {
+export function loadPublicFiles(dir: string = join(__dirname, "..", "public")): Map<string, StaticFile> {
   const files = new Map<string, StaticFile>();
   for (const name of readdirSync(dir)) {
     const type = CONTENT_TYPES[extname(name)];

@@ -7,12 +7,15 @@ export interface MetricsSources {
   queueDepth(): number;
   queriesByState(): Record<string, number>;
   workers(): WorkerView[];
+  /** Whether this master leads and how often that changed (absent: a single master, always leading). */
+  leadership?(): { leading: boolean; transitions: number };
 }
 
 export class Metrics {
   readonly registry = new Registry();
   private readonly latency: Histogram;
   private readonly rejected: Counter;
+  private readonly commit: Histogram;
 
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix: "aiswarm_master_" });
@@ -50,6 +53,23 @@ export class Metrics {
         for (const { n, ...labels } of counts.values()) this.set(labels, n);
       },
     });
+    new Gauge({
+      name: "aiswarm_master_leader",
+      help: "1 while this master leads (dispatches and writes the store), 0 while it stands by",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.leadership === undefined || sources.leadership().leading ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: "aiswarm_master_leader_transitions_total",
+      help: "Times this master became leader or lost leadership",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.leadership?.().transitions ?? 0);
+      },
+    });
     this.latency = new Histogram({
       name: "aiswarm_query_latency_seconds",
       help: "End-to-end query latency, created to completed",
@@ -62,6 +82,17 @@ export class Metrics {
       labelNames: ["reason"],
       registers: [this.registry],
     });
+    this.commit = new Histogram({
+      name: "aiswarm_store_commit_seconds",
+      help: "Time to make one batch of writes durable (group commit), by store engine",
+      labelNames: ["engine"],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: [this.registry],
+    });
+  }
+
+  observeCommit(engine: string, seconds: number): void {
+    this.commit.observe({ engine }, seconds);
   }
 
   observeLatency(ms: number): void {

@@ -145,11 +145,12 @@ export interface ServiceOptions {
   taskTopic(workerId: string): string;
   now?: () => number;
   /**
-   * Group commit: every write of one event-loop turn goes into one SQLite
-   * transaction, committed at the end of the turn (setImmediate); everything
-   * that makes a write visible outside (task messages, query updates, answers
-   * to long-polls, acks through afterCommit) waits for that commit. Off (the
-   * default), each write commits at once and effects happen immediately.
+   * Group commit: every write of one event-loop turn goes into one batch,
+   * committed at the end of the turn (setImmediate) — one SQLite transaction,
+   * or one (fenced) etcd transaction; everything that makes a write visible
+   * outside (task messages, query updates, answers to long-polls, acks through
+   * afterCommit) waits for that commit. Off (the default), each write commits
+   * at once and effects happen immediately: SQLite only (etcd writes need it).
    */
   groupCommit?: boolean;
   /** Called when a group commit fails (the batch is rolled back): memory and disk disagree now. */
@@ -179,6 +180,12 @@ export class QueryService {
   private readonly defer: (fn: () => void) => void;
   /** Effects held back until the open batch is committed. */
   private pendingEffects: (() => void)[] = [];
+  /** Effects of the batch whose commit is in flight (undefined: none is). */
+  private committingEffects: (() => void)[] | undefined;
+  /** The commits handed over so far, in order (never rejects: see flush()). */
+  private commits: Promise<void> = Promise.resolve();
+  /** Flushes started and not settled yet. */
+  private queuedCommits = 0;
   private flushScheduled = false;
 
   constructor(
@@ -370,27 +377,81 @@ export class QueryService {
     return new Promise((resolve) => this.effect(resolve));
   }
 
-  /** Commits the open batch and runs the effects that waited for it. */
-  flush(): void {
+  /**
+   * Commits the open batch and runs the effects that waited for it, in order.
+   * One commit is in flight at a time: a flush called meanwhile commits the
+   * writes made since, after the one in flight resolved (and its effects ran).
+   * Resolves once this batch's effects ran; rejects when its commit failed and
+   * there is no onCommitError.
+   */
+  flush(): Promise<void> {
     this.flushScheduled = false;
+    // None in flight or queued: commit now (same turn), else after the last one.
+    const next = (this.queuedCommits === 0 ? this.commitOpenBatch() : this.commits.then(() => this.commitOpenBatch())).finally(() => {
+      this.queuedCommits -= 1;
+    });
+    this.queuedCommits += 1;
+    this.commits = next.catch(() => {});
+    return next;
+  }
+
+  private async commitOpenBatch(): Promise<void> {
+    if (!this.store.inBatch && this.pendingEffects.length === 0) return;
+    const effects = this.pendingEffects;
+    this.pendingEffects = [];
+    // Effects asked for while this commit is in flight, with no write of their
+    // own (e.g. a read of what this batch wrote), wait for this commit too.
+    this.committingEffects = effects;
+    const started = performance.now();
     try {
-      this.store.commitBatch();
+      await this.store.commitBatch();
     } catch (error) {
-      // Nothing of the batch is on disk: none of its effects may happen.
-      this.pendingEffects = [];
-      this.log.error("database commit failed", { error: String(error) });
+      // Nothing of the batch is known to be durable: none of its effects may happen.
+      this.committingEffects = undefined;
+      this.log.error("database commit failed", { engine: this.store.engine, error: String(error) });
       if (this.opts.onCommitError) this.opts.onCommitError(error);
       else throw error;
       return;
     }
-    const effects = this.pendingEffects;
-    this.pendingEffects = [];
+    this.metrics?.observeCommit(this.store.engine, (performance.now() - started) / 1000);
+    // (an effect that asks for another effect appends to this same list)
     for (const fn of effects) {
       try {
         fn();
       } catch (error) {
         this.log.error("an effect after commit failed", { error: String(error) });
       }
+    }
+    this.committingEffects = undefined;
+  }
+
+  /**
+   * Retention: deletes up to `limit` finished queries that completed more than
+   * `retentionMs` ago, oldest first (a write like any other: it joins the
+   * batch, and on etcd it is fenced). Returns how many it deleted.
+   */
+  pruneFinished(retentionMs: number, limit: number): number {
+    let pruned = { done: 0, failed: 0 };
+    this.write(() => {
+      pruned = this.store.deleteFinishedBefore(this.now() - retentionMs, limit);
+    });
+    this.finished.done -= pruned.done;
+    this.finished.failed -= pruned.failed;
+    return pruned.done + pruned.failed;
+  }
+
+  /**
+   * Retention, all of it: batches of `batchSize` deleted one commit after
+   * another until none is left (each batch a bounded transaction). Resolves
+   * with how many it deleted, once they are committed.
+   */
+  async pruneAllFinished(retentionMs: number, batchSize: number): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const n = this.pruneFinished(retentionMs, batchSize);
+      await this.committed();
+      deleted += n;
+      if (n < batchSize) return deleted;
     }
   }
 
@@ -447,8 +508,8 @@ export class QueryService {
     }
     this.finish(this.scheduler.complete(r.taskId) as TaskState, {
       status: r.error !== "" ? "failed" : "done",
-      answer: r.error !== "" ? null : r.answer,
-      error: r.error !== "" ? r.error : null,
+      answer: r.error !== "" ? null : keptText(r.answer),
+      error: r.error !== "" ? keptText(r.error) : null,
       provider: r.provider,
       worker: { id: r.workerId, language: r.language, node: r.node },
       receivedMs: r.receivedMs,
@@ -593,9 +654,10 @@ export class QueryService {
     });
   }
 
-  /** Holds back `fn` until the open batch is committed (runs it now without one). */
+  /** Holds back `fn` until the open batch (or the one being committed) is durable; runs it now without one. */
   private effect(fn: () => void): void {
     if (this.groupCommit && this.store.inBatch) this.pendingEffects.push(fn);
+    else if (this.groupCommit && this.committingEffects !== undefined) this.committingEffects.push(fn);
     else fn();
   }
 
@@ -605,7 +667,8 @@ export class QueryService {
       this.store.beginBatch();
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        this.defer(() => this.flush());
+        // (a failed commit is reported through onCommitError; without it, the rejection is unhandled: a crash)
+        this.defer(() => void this.flush());
       }
     }
     fn();
@@ -644,6 +707,20 @@ export class QueryService {
     this.seenWorkersVersion = this.scheduler.workersVersion;
     this.listeners.workersChanged();
   }
+}
+
+/**
+ * The most of an answer (or a worker's error message) the master keeps, in
+ * characters. A row must fit in one etcd request (--max-request-bytes, 1.5 MiB)
+ * even when every character is escaped in JSON (up to 6 bytes), so a worker's
+ * oversized answer cannot stop every commit; both engines keep the same.
+ */
+export const MAX_KEPT_ANSWER_CHARS = 128 * 1024;
+
+/** The text as kept: whole, or cut at MAX_KEPT_ANSWER_CHARS with a note saying so. */
+function keptText(text: string): string {
+  if (text.length <= MAX_KEPT_ANSWER_CHARS) return text;
+  return `${text.slice(0, MAX_KEPT_ANSWER_CHARS)}\n[cut by the master: ${text.length} characters, at most ${MAX_KEPT_ANSWER_CHARS} are kept]`;
 }
 
 function unknownWorker(id: string): WorkerRef {

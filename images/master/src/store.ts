@@ -1,10 +1,14 @@
-// Persistence of queries in SQLite (better-sqlite3, WAL). Every query, its state
-// and its place in the queue live here so a restarted master (even after
-// SIGKILL) answers every queued and in-flight query exactly once.
-// The per-query user API key is deliberately NOT a column: it never touches disk.
-import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+// The store of queries: one interface, two engines. SqliteStore (sqliteStore.ts)
+// keeps them in a SQLite file for a single-manager stack; EtcdStore (etcdStore.ts)
+// keeps them in etcd, replicated by Raft, for a stack of several managers.
+// QueryService and main.ts depend only on this file.
+//
+// Reads are synchronous: SQLite reads its file, etcd serves them from an
+// in-memory mirror it loads when opened (the leader is etcd's only writer, its
+// writes fenced, so the mirror is exact). Writes go into a batch (group commit)
+// that commitBatch() makes durable; nothing a batch says may be shown outside
+// before its commit resolved.
+// The per-query user API key is deliberately NOT stored: it never leaves memory.
 import type { AttemptRecord } from "./scheduler";
 
 export type { AttemptRecord };
@@ -66,215 +70,60 @@ export interface Outcome {
   history?: readonly AttemptRecord[];
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS queries (
-  id              TEXT PRIMARY KEY,
-  seq             INTEGER NOT NULL,
-  session         TEXT NOT NULL,
-  query           TEXT NOT NULL,
-  status          TEXT NOT NULL CHECK (status IN ('queued','assigned','done','failed')),
-  queue_key       INTEGER,
-  attempts        INTEGER NOT NULL DEFAULT 0,
-  answer          TEXT,
-  error           TEXT,
-  provider        TEXT,
-  worker_id       TEXT,
-  worker_language TEXT,
-  worker_node     TEXT,
-  has_credential  INTEGER NOT NULL DEFAULT 0,
-  created_ms      INTEGER NOT NULL,
-  assigned_ms     INTEGER,
-  received_ms     INTEGER,
-  started_ms      INTEGER,
-  finished_ms     INTEGER,
-  completed_ms    INTEGER,
-  history         TEXT
-);
--- Start-up reads only unfinished queries; a partial index keeps that cheap.
-CREATE INDEX IF NOT EXISTS queries_active ON queries (status) WHERE status IN ('queued','assigned');
-CREATE INDEX IF NOT EXISTS queries_session ON queries (session, seq);
-`;
-
-function prepareStatements(db: Database.Database) {
-return {
-    insert: db.prepare(
-      `INSERT INTO queries (id, seq, session, query, status, queue_key, has_credential, created_ms)
-       VALUES (@id, @seq, @session, @query, 'queued', @queueKey, @hasCredential, @createdMs)`,
-    ),
-    assign: db.prepare(
-      `UPDATE queries SET status = 'assigned', queue_key = NULL, worker_id = @workerId,
-         assigned_ms = @assignedMs, attempts = @attempts WHERE id = @id`,
-    ),
-    requeue: db.prepare(
-      `UPDATE queries SET status = 'queued', queue_key = @queueKey, worker_id = NULL,
-         assigned_ms = NULL, attempts = @attempts, history = @history WHERE id = @id`,
-    ),
-    finish: db.prepare(
-      `UPDATE queries SET status = @status, queue_key = NULL, answer = @answer, error = @error,
-         provider = @provider, worker_id = @workerId, worker_language = @workerLanguage,
-         worker_node = @workerNode, received_ms = @receivedMs, started_ms = @startedMs,
-         finished_ms = @finishedMs, completed_ms = @completedMs,
-         history = COALESCE(@history, history) WHERE id = @id`,
-    ),
-    get: db.prepare(`SELECT * FROM queries WHERE id = ?`),
-    active: db.prepare(
-      `SELECT * FROM queries WHERE status IN ('queued','assigned') ORDER BY queue_key`,
-    ),
-    recentBySession: db.prepare(
-      `SELECT * FROM queries WHERE session = ? ORDER BY seq DESC LIMIT ?`,
-    ),
-    ping: db.prepare(`SELECT 1 AS ok`),
-    maxSeq: db.prepare(`SELECT COALESCE(MAX(seq), 0) AS max FROM queries`),
-    countByStatus: db.prepare(`SELECT status, COUNT(*) AS n FROM queries GROUP BY status`),
-    begin: db.prepare(`BEGIN`),
-    commit: db.prepare(`COMMIT`),
-    rollback: db.prepare(`ROLLBACK`),
-  };
+/** What deleteFinishedBefore() removed, by outcome. */
+export interface Pruned {
+  done: number;
+  failed: number;
 }
 
-type Statements = ReturnType<typeof prepareStatements>;
+/** Which engine a store is (for /healthz and the logs). */
+export type StoreEngine = "sqlite" | "etcd";
 
-export class QueryStore {
-  private readonly db: Database.Database;
-  private readonly stmts: Statements;
-  private nextSeq: number;
-  private readonly assignAll: (list: Assignment[]) => void;
+export interface QueryStore {
+  readonly engine: StoreEngine;
 
-  constructor(path: string) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    // The master is the file's only user (one replica, updated stop-first), so
-    // it keeps the lock for its lifetime: no lock system calls per transaction,
-    // and the WAL index in memory. Another process opening the file while the
-    // master runs gets SQLITE_BUSY.
-    this.db.pragma("locking_mode = EXCLUSIVE");
-    // A row is a few hundred bytes and every commit appends whole pages to the
-    // WAL: 1 KiB pages made each write a quarter cheaper than 4 KiB. (Takes
-    // effect when the file is created; an existing file keeps its page size.)
-    this.db.pragma("page_size = 1024");
-    this.db.pragma("journal_mode = WAL");
-    // WAL + NORMAL: durable across process crashes (SIGKILL), no fsync per query.
-    this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 5000");
-    this.db.exec(SCHEMA);
-    migrate(this.db);
-    this.stmts = prepareStatements(this.db);
-    this.assignAll = this.db.transaction((list: Assignment[]) => list.forEach((a) => this.assign(a)));
-    this.nextSeq = (this.stmts.maxSeq.get() as { max: number }).max + 1;
-  }
-
-  insert(q: NewQuery): void {
-    this.stmts.insert.run({
-      id: q.id,
-      seq: this.nextSeq++,
-      session: q.session,
-      query: q.query,
-      queueKey: q.queueKey,
-      hasCredential: q.hasCredential ? 1 : 0,
-      createdMs: q.createdMs,
-    });
-  }
-
-  /** True while a batch (group commit) is open. */
-  get inBatch(): boolean {
-    return this.db.inTransaction;
-  }
-
+  // ---- writes: into the open batch -----------------------------------------
+  insert(q: NewQuery): void;
+  assign(a: Assignment): void;
+  /** Several assignments in one write (one commit). */
+  assignMany(list: Assignment[]): void;
+  requeue(id: string, queueKey: number, attempts: number, history?: readonly AttemptRecord[]): void;
+  finish(o: Outcome): void;
   /**
-   * Opens a batch unless one is open: the writes until commitBatch() share one
-   * transaction, so one WAL commit (a few page writes) instead of one per write.
-   * Nothing of it is on disk before the commit: whoever batches must hold back
-   * every effect of those writes (answers, acks, task messages) until then.
+   * Retention: deletes at most `limit` finished (done or failed) queries that
+   * completed before `cutoffMs`, oldest first, and says how many of each.
    */
-  beginBatch(): void {
-    if (!this.db.inTransaction) this.stmts.begin.run();
-  }
+  deleteFinishedBefore(cutoffMs: number, limit: number): Pruned;
 
-  /** Commits the open batch, if any. Throws when the commit fails (the batch is rolled back). */
-  commitBatch(): void {
-    if (!this.db.inTransaction) return;
-    try {
-      this.stmts.commit.run();
-    } catch (error) {
-      if (this.db.inTransaction) this.stmts.rollback.run();
-      throw error;
-    }
-  }
+  // ---- batches (group commit) ----------------------------------------------
+  /** True while a batch is open (writes made and not yet handed to commitBatch()). */
+  readonly inBatch: boolean;
+  /**
+   * Opens a batch unless one is open: the writes until commitBatch() are made
+   * durable together. Whoever batches holds back every effect of those writes
+   * (answers, acks, task messages) until the commit resolved.
+   */
+  beginBatch(): void;
+  /**
+   * Makes the open batch durable. The batch is taken when this is called:
+   * writes made while the promise is pending form the next batch. Rejects when
+   * the commit failed (then memory and the store may disagree: the caller
+   * must stop, see QueryService's onCommitError).
+   */
+  commitBatch(): Promise<void>;
 
-  assign(a: Assignment): void {
-    this.stmts.assign.run(a);
-  }
-
-  /** Several assignments in one transaction (one WAL commit). */
-  assignMany(list: Assignment[]): void {
-    if (list.length === 1 || this.db.inTransaction) list.forEach((a) => this.assign(a));
-    else if (list.length > 1) this.assignAll(list);
-  }
-
-  requeue(id: string, queueKey: number, attempts: number, history: readonly AttemptRecord[] = []): void {
-    this.stmts.requeue.run({ id, queueKey, attempts, history: history.length > 0 ? JSON.stringify(history) : null });
-  }
-
-  finish(o: Outcome): void {
-    this.stmts.finish.run({
-      id: o.id,
-      status: o.status,
-      answer: o.answer,
-      error: o.error,
-      provider: o.provider,
-      workerId: o.worker?.id ?? null,
-      workerLanguage: o.worker?.language ?? null,
-      workerNode: o.worker?.node ?? null,
-      receivedMs: o.receivedMs,
-      startedMs: o.startedMs,
-      finishedMs: o.finishedMs,
-      completedMs: o.completedMs,
-      history: o.history && o.history.length > 0 ? JSON.stringify(o.history) : null,
-    });
-  }
-
-  get(id: string): QueryRow | undefined {
-    return this.stmts.get.get(id) as QueryRow | undefined;
-  }
-
+  // ---- reads: synchronous, and they see the open batch ----------------------
+  get(id: string): QueryRow | undefined;
   /** Unfinished queries (queued and assigned), queued ones in queue order. */
-  active(): QueryRow[] {
-    return this.stmts.active.all() as QueryRow[];
-  }
-
-  recentBySession(session: string, limit: number): QueryRow[] {
-    return this.stmts.recentBySession.all(session, limit) as QueryRow[];
-  }
-
-  countByStatus(): Record<QueryStatus, number> {
-    const counts: Record<QueryStatus, number> = { queued: 0, assigned: 0, done: 0, failed: 0 };
-    for (const row of this.stmts.countByStatus.all() as { status: QueryStatus; n: number }[]) {
-      counts[row.status] = row.n;
-    }
-    return counts;
-  }
-
+  active(): QueryRow[];
+  /** The session's latest queries, newest first. */
+  recentBySession(session: string, limit: number): QueryRow[];
+  countByStatus(): Record<QueryStatus, number>;
   /** Cheap liveness check for /healthz. */
-  ping(): boolean {
-    try {
-      return this.stmts.ping.get() !== undefined;
-    } catch {
-      return false;
-    }
-  }
+  ping(): boolean;
 
-  /** Closes the file, committing an open batch first. */
-  close(): void {
-    if (!this.db.open) return;
-    this.commitBatch();
-    this.db.close();
-  }
-}
-
-/** Adds what later versions added to a database file an older master created. */
-function migrate(db: Database.Database): void {
-  const columns = db.prepare(`PRAGMA table_info(queries)`).all() as { name: string }[];
-  if (!columns.some((c) => c.name === "history")) db.exec(`ALTER TABLE queries ADD COLUMN history TEXT`);
+  /** Commits an open batch, then lets go of the file or the connection. */
+  close(): Promise<void>;
 }
 
 /** The stored attempt history of a row (an unreadable one counts as none). */

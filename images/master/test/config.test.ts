@@ -222,3 +222,81 @@ describe("the web front door", () => {
     });
   });
 });
+
+describe("the store (STORE, ETCD_*, ANSWER_RETENTION_HOURS)", () => {
+  const errorOf = (env: NodeJS.ProcessEnv, readFile: (path: string) => string = noFiles): string => {
+    try {
+      loadConfig({ ...base, ...env }, readFile);
+    } catch (e) {
+      if (e instanceof ConfigError) return e.message;
+      throw e;
+    }
+    return "";
+  };
+
+  it("is SQLite by default, keeping answers a week", () => {
+    const cfg = loadConfig(base, noFiles);
+    expect(cfg).toMatchObject({ store: "sqlite", etcd: undefined, answerRetentionMs: 168 * 3_600_000 });
+    expect(loadConfig({ ...base, ANSWER_RETENTION_HOURS: "1.5" }, noFiles).answerRetentionMs).toBe(5_400_000);
+  });
+
+  it("refuses an unknown engine and a retention out of range, naming the variable", () => {
+    expect(errorOf({ STORE: "postgres" })).toMatch(/STORE: /);
+    expect(errorOf({ ANSWER_RETENTION_HOURS: "0" })).toMatch(/ANSWER_RETENTION_HOURS: /);
+    expect(errorOf({ ANSWER_RETENTION_HOURS: "a week" })).toMatch(/ANSWER_RETENTION_HOURS: /);
+  });
+
+  it("LEADER_TTL_S: 5 s by default, whole seconds from 2 to 60, else named", () => {
+    expect(loadConfig(base, noFiles).leaderTtlS).toBe(5);
+    expect(loadConfig({ ...base, LEADER_TTL_S: "3" }, noFiles).leaderTtlS).toBe(3);
+    for (const bad of ["1", "61", "2.5", "soon"]) expect(errorOf({ LEADER_TTL_S: bad })).toMatch(/LEADER_TTL_S: /);
+  });
+
+  it("STORE=etcd needs the members, the CA and a client certificate: every missing one is named", () => {
+    const message = errorOf({ STORE: "etcd" });
+    expect(message).toMatch(/ETCD_ENDPOINTS: required with STORE=etcd/);
+    expect(message).toMatch(/ETCD_CA_FILE: required with STORE=etcd/);
+    expect(message).toMatch(/ETCD_CERT_FILE, ETCD_KEY_FILE: required with STORE=etcd/);
+    expect(errorOf({ STORE: "etcd", ETCD_CERT_FILE: "/c.pem" })).toMatch(/ETCD_KEY_FILE: required when ETCD_CERT_FILE is set/);
+  });
+
+  it("refuses endpoints that are not https://host:port and a bad prefix", () => {
+    const message = errorOf({ STORE: "etcd", ETCD_ENDPOINTS: "http://10.0.0.1:2379, https://m1:2379/v3, not a url", ETCD_PREFIX: "ai-swarm/" });
+    expect(message).toMatch(/ETCD_ENDPOINTS: "http:\/\/10.0.0.1:2379" must be https:\/\//);
+    expect(message).toMatch(/ETCD_ENDPOINTS: "https:\/\/m1:2379\/v3" must be https:\/\/host:port, nothing else/);
+    expect(message).toMatch(/ETCD_ENDPOINTS: "not a url" is not a URL/);
+    expect(message).toMatch(/ETCD_PREFIX: must be like \/ai-swarm/);
+  });
+
+  describe.skipIf(opensslMissing() !== undefined)("with real PEM files (openssl)", () => {
+    let dir: string;
+    let ca: TestCertificate;
+    let client: TestCertificate;
+    let other: TestCertificate;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), "master-config-etcd-"));
+      ca = makeCertificate(dir, "ca");
+      client = makeCertificate(dir, "client");
+      other = makeCertificate(dir, "other");
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const read = (path: string): string => readFileSync(path, "utf8");
+    const etcdEnv = (): NodeJS.ProcessEnv => ({
+      STORE: "etcd", ETCD_ENDPOINTS: "https://127.0.0.1:2379,https://[::1]:2380", ETCD_CA_FILE: ca.certFile, ETCD_CERT_FILE: client.certFile, ETCD_KEY_FILE: client.keyFile,
+    });
+
+    it("reads the files (contents, never paths on a command line) and the prefix", () => {
+      const cfg = loadConfig({ ...base, ...etcdEnv(), ETCD_PREFIX: "/stacks/prod" }, read);
+      expect(cfg.store).toBe("etcd");
+      expect(cfg.etcd).toEqual({ endpoints: ["https://127.0.0.1:2379", "https://[::1]:2380"], ca: ca.cert, cert: client.cert, key: client.key, prefix: "/stacks/prod" });
+      expect(loadConfig({ ...base, ...etcdEnv() }, read).etcd?.prefix).toBe("/ai-swarm");
+    });
+
+    it("refuses a CA that is not a certificate and a key that is not the certificate's, without printing them", () => {
+      const message = errorOf({ ...etcdEnv(), ETCD_CA_FILE: client.keyFile, ETCD_KEY_FILE: other.keyFile }, read);
+      expect(message).toMatch(/ETCD_CA_FILE: .* is not a PEM certificate/);
+      expect(message).toMatch(/ETCD_KEY_FILE: .* is not the key of the certificate in ETCD_CERT_FILE/);
+      expect(message).not.toContain("PRIVATE KEY");
+    });
+  });
+});

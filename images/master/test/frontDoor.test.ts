@@ -447,7 +447,7 @@ describe.skipIf(noOpenssl !== undefined)("TLS on the web port", () => {
   it("answers GET /healthz over plain HTTP too (the container's health check)", async () => {
     const health = await request(`${plain()}/healthz`);
     expect(health.status).toBe(200);
-    expect(health.json()).toEqual({ status: "ok", mqtt: true, db: true });
+    expect(health.json()).toEqual({ status: "ok", mqtt: true, db: true, leader: true, store: "sqlite" });
     expect((await request(`${t.base}/healthz`, { ca: cert.cert })).status).toBe(200);
   });
 

@@ -9,7 +9,7 @@ import { createLogger } from "../src/log";
 import type { RegisterMsg } from "../src/protocol";
 import { QueryService, type QueryView, type TaskPublisher } from "../src/queryService";
 import { Scheduler } from "../src/scheduler";
-import { QueryStore } from "../src/store";
+import { SqliteStore } from "../src/sqliteStore";
 
 class Publisher implements TaskPublisher {
   connected = true;
@@ -25,7 +25,7 @@ let dir: string;
 
 /** A service whose end-of-turn commit runs when the test says so. */
 function open(onCommitError?: (e: unknown) => void) {
-  const store = new QueryStore(join(dir, "master.db"));
+  const store = new SqliteStore(join(dir, "master.db"));
   const scheduler = new Scheduler({ leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000, maxQueuedPerSession: 100, maxAttempts: 5, offlineRetentionMs: 60_000 });
   const publisher = new Publisher();
   const scheduled: (() => void)[] = [];
@@ -38,8 +38,10 @@ function open(onCommitError?: (e: unknown) => void) {
   });
   service.setListeners({ queryUpdated: (view) => updates.push(view), workersChanged: () => {}, queueChanged: () => {} });
   service.restore();
-  const turnEnds = (): void => {
+  /** The end of the turn: the scheduled commits run; resolves once they (and their effects) are done. */
+  const turnEnds = async (): Promise<void> => {
     for (const fn of scheduled.splice(0)) fn();
+    await service.flush();
   };
   return { store, service, publisher, updates, scheduled, turnEnds };
 }
@@ -68,7 +70,7 @@ describe("group commit", () => {
     s.service.afterCommit(() => (acked = true));
     const committed = s.service.committed();
     expect(acked).toBe(false);
-    s.turnEnds();
+    await s.turnEnds();
     await committed;
     expect(s.store.inBatch).toBe(false);
     expect(acked).toBe(true);
@@ -87,7 +89,7 @@ describe("group commit", () => {
     s.service.onWorkerMessage(register("w1"));
     const r = s.service.submit({ query: "q" }, "s1");
     if (!r.ok) throw new Error("refused");
-    s.turnEnds();
+    await s.turnEnds();
     const waiting = s.service.waitFor(r.id, 5_000);
     expect(s.service.handleResult({ taskId: r.id, workerId: "w1", language: "go", node: "vm1", provider: "offline", answer: "42", error: "", receivedMs: 1, startedMs: 2, finishedMs: 3 })).toBe("accepted");
     const early = s.service.waitFor(r.id, 0); // GET without wait, same turn
@@ -95,38 +97,71 @@ describe("group commit", () => {
     void Promise.race([waiting, early]).then(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(settled).toBe(false);
-    s.turnEnds();
+    await s.turnEnds();
     expect(await waiting).toMatchObject({ status: "done", answer: "42" });
     expect(await early).toMatchObject({ status: "done" });
     s.store.close();
   });
 
-  it("what was committed survives a restart; closing commits what is pending", () => {
+  it("what was committed survives a restart; closing commits what is pending", async () => {
     const s = open();
     const a = s.service.submit({ query: "kept" }, "s1");
     if (!a.ok) throw new Error("refused");
-    s.turnEnds();
+    await s.turnEnds();
     const b = s.service.submit({ query: "pending at close" }, "s1");
     if (!b.ok) throw new Error("refused");
-    s.store.close();
+    await s.store.close();
     const again = open();
     expect(again.service.get(a.id)?.query).toBe("kept");
     expect(again.service.get(b.id)?.query).toBe("pending at close");
-    again.store.close();
+    await again.store.close();
   });
 
-  it("a failed commit drops the effects of the batch and reports it", () => {
+  it("writes made while a commit is in flight form the next batch, whose effects run after the first's", async () => {
+    const s = open();
+    s.service.onWorkerMessage(register("w1"));
+    const first = s.service.submit({ query: "first" }, "s1");
+    if (!first.ok) throw new Error("refused");
+    // The first commit is held in flight until the test lets it go.
+    let release = (): void => {};
+    const real = s.store.commitBatch.bind(s.store);
+    const commit = vi.spyOn(s.store, "commitBatch").mockImplementationOnce(() => {
+      const done = real();
+      return new Promise<void>((resolve) => (release = () => void done.then(resolve)));
+    });
+    const order: string[] = [];
+    s.service.afterCommit(() => order.push("effect of batch 1"));
+    for (const fn of s.scheduled.splice(0)) fn(); // the end of the turn: commit 1 starts
+    expect(commit).toHaveBeenCalledTimes(1);
+    expect(s.store.inBatch).toBe(false);
+    const second = s.service.submit({ query: "second" }, "s1"); // a write while commit 1 is in flight
+    if (!second.ok) throw new Error("refused");
+    expect(s.store.inBatch).toBe(true);
+    s.service.afterCommit(() => order.push("effect of batch 2"));
+    const flushed = s.service.flush(); // waits for commit 1 before committing batch 2
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(commit).toHaveBeenCalledTimes(1);
+    expect(order).toEqual([]);
+    expect(s.publisher.sent).toEqual([]);
+    release();
+    await flushed;
+    expect(commit).toHaveBeenCalledTimes(2);
+    expect(order).toEqual(["effect of batch 1", "effect of batch 2"]);
+    expect(s.publisher.sent).toEqual([first.id]);
+    commit.mockRestore();
+    await s.store.close();
+  });
+
+  it("a failed commit drops the effects of the batch and reports it", async () => {
     const errors: unknown[] = [];
     const s = open((e) => errors.push(e));
     s.service.onWorkerMessage(register("w1"));
     const r = s.service.submit({ query: "q" }, "s1");
     if (!r.ok) throw new Error("refused");
-    const commit = vi.spyOn(s.store, "commitBatch").mockImplementationOnce(() => {
-      throw new Error("disk full");
-    });
+    const commit = vi.spyOn(s.store, "commitBatch").mockImplementationOnce(() => Promise.reject(new Error("disk full")));
     let acked = false;
     s.service.afterCommit(() => (acked = true));
-    s.turnEnds();
+    await s.turnEnds();
     expect(commit).toHaveBeenCalled();
     expect(errors).toHaveLength(1);
     expect(acked).toBe(false);

@@ -9,7 +9,7 @@ import { checkToken, GrpcServer, resolveProtoDir } from "../src/grpcServer";
 import { createLogger } from "../src/log";
 import { QueryService, type TaskPublisher } from "../src/queryService";
 import { Scheduler } from "../src/scheduler";
-import { QueryStore } from "../src/store";
+import { SqliteStore } from "../src/sqliteStore";
 import { call, callbackClient, PROTO_DIR, type CallbackClient } from "./helpers/fakeWorker";
 
 const TOKEN = "the-shared-grpc-token-5f2c";
@@ -18,14 +18,14 @@ const USER_KEY = "user-api-key-7d1e";
 const publisher: TaskPublisher = { connected: true, publish: () => {} };
 const lines: string[] = [];
 let dir: string;
-let store: QueryStore;
+let store: SqliteStore;
 let service: QueryService;
 let server: GrpcServer;
 let client: CallbackClient;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "master-grpc-"));
-  store = new QueryStore(join(dir, "master.db"));
+  store = new SqliteStore(join(dir, "master.db"));
   const scheduler = new Scheduler({
     leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000,
     maxQueuedPerSession: 10, maxAttempts: 5, offlineRetentionMs: 60_000,

@@ -13,7 +13,7 @@ import { Metrics } from "../src/metrics";
 import { QueryService, type QueryView, type TaskPublisher } from "../src/queryService";
 import { RateLimiter } from "../src/rateLimit";
 import { Scheduler } from "../src/scheduler";
-import { QueryStore } from "../src/store";
+import { SqliteStore } from "../src/sqliteStore";
 import { waitUntil } from "./helpers/net";
 
 const MAX_CHARS = 50;
@@ -28,7 +28,7 @@ class RecordingPublisher implements TaskPublisher {
 }
 
 let dir: string;
-let store: QueryStore;
+let store: SqliteStore;
 let service: QueryService;
 let api: HttpApi;
 let base: string;
@@ -37,7 +37,7 @@ const publisher = new RecordingPublisher();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "master-http-"));
-  store = new QueryStore(join(dir, "master.db"));
+  store = new SqliteStore(join(dir, "master.db"));
   const scheduler = new Scheduler({
     leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000,
     maxQueuedPerSession: 3, maxAttempts: 5, offlineRetentionMs: 60_000,
@@ -53,7 +53,7 @@ beforeAll(async () => {
   api = new HttpApi({
     service, metrics, log, maxQueryChars: MAX_CHARS,
     rateLimiter: new RateLimiter(RATE),
-    health: () => ({ mqtt: mqttUp, db: store.ping() }),
+    health: () => ({ mqtt: mqttUp, db: store.ping(), leader: true, store: "sqlite" }),
     clusterPushMs: 100,
     // Long chart steps: a step boundary (the chart moving on) never falls in a test's quiet period.
     cluster: { historyStepMs: 600_000 },
@@ -276,7 +276,7 @@ describe("other endpoints", () => {
   it("GET /healthz is 200 with the broker up and 503 without", async () => {
     const up = await fetch(`${base}/healthz`);
     expect(up.status).toBe(200);
-    expect(await up.json()).toEqual({ status: "ok", mqtt: true, db: true });
+    expect(await up.json()).toEqual({ status: "ok", mqtt: true, db: true, leader: true, store: "sqlite" });
     mqttUp = false;
     const down = await fetch(`${base}/healthz`);
     mqttUp = true;

@@ -9,7 +9,7 @@ import { createLogger } from "../src/log";
 import type { RegisterMsg, StatusMsg } from "../src/protocol";
 import { QueryService, type ResultInput, type TaskPublisher } from "../src/queryService";
 import { Scheduler } from "../src/scheduler";
-import { QueryStore } from "../src/store";
+import { SqliteStore } from "../src/sqliteStore";
 
 class RecordingPublisher implements TaskPublisher {
   connected = true;
@@ -35,7 +35,7 @@ let dir: string;
 let dbPath: string;
 
 function open(publisher = new RecordingPublisher(), lines: string[] = []) {
-  const store = new QueryStore(dbPath);
+  const store = new SqliteStore(dbPath);
   const scheduler = new Scheduler({
     leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000,
     maxQueuedPerSession: 10, maxAttempts: 5, offlineRetentionMs: 60_000,

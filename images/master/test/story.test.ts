@@ -10,7 +10,7 @@ import { createLogger } from "../src/log";
 import type { RegisterMsg, StatusMsg } from "../src/protocol";
 import { QueryService, type QueryEvent, type QueryView, type ResultInput, type TaskPublisher } from "../src/queryService";
 import { Scheduler } from "../src/scheduler";
-import { QueryStore } from "../src/store";
+import { SqliteStore } from "../src/sqliteStore";
 
 class Publisher implements TaskPublisher {
   connected = true;
@@ -30,7 +30,7 @@ let dir: string;
 let clock: number;
 
 function open(maxAttempts = 5) {
-  const store = new QueryStore(join(dir, "master.db"));
+  const store = new SqliteStore(join(dir, "master.db"));
   const scheduler = new Scheduler({ leaseMs: 1_000, taskTimeoutMs: 10_000, heartbeatTimeoutMs: 700, maxQueuedPerSession: 10, maxAttempts, offlineRetentionMs: 60_000 });
   const publisher = new Publisher();
   const service = new QueryService(store, scheduler, publisher, createLogger("error", () => {}), { taskTopic: (id) => `t/${id}`, now: () => clock });

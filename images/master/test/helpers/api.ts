@@ -9,7 +9,7 @@ import { Metrics } from "../../src/metrics";
 import { QueryService, type TaskPublisher } from "../../src/queryService";
 import { RateLimiter } from "../../src/rateLimit";
 import { Scheduler } from "../../src/scheduler";
-import { QueryStore } from "../../src/store";
+import { SqliteStore } from "../../src/sqliteStore";
 
 export class RecordingPublisher implements TaskPublisher {
   connected = true;
@@ -33,7 +33,7 @@ export interface TestApi {
 
 export async function startApi(options: Pick<HttpDeps, "tls" | "auth" | "signInBackoff"> = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), "master-api-"));
-  const store = new QueryStore(join(dir, "master.db"));
+  const store = new SqliteStore(join(dir, "master.db"));
   const scheduler = new Scheduler({
     leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000,
     maxQueuedPerSession: 50, maxAttempts: 5, offlineRetentionMs: 60_000,
@@ -51,7 +51,7 @@ export async function startApi(options: Pick<HttpDeps, "tls" | "auth" | "signInB
   const api = new HttpApi({
     service, metrics, log, maxQueryChars: 200,
     rateLimiter: new RateLimiter(0),
-    health: () => ({ mqtt: true, db: store.ping() }),
+    health: () => ({ mqtt: true, db: store.ping(), leader: true, store: "sqlite" }),
     ...options,
   });
   const port = await api.listen(0, "127.0.0.1");
