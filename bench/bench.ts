@@ -156,7 +156,7 @@ async function benchFleet(fleet: string, store: Store): Promise<Row[]> {
   const broker = await startMosquitto();
   let etcd: EtcdCluster | undefined;
   if (store === "etcd") etcd = await startEtcd(3);
-  const master = await startMaster({ mqttPort: broker.port, env: { LOG_LEVEL: "warn", ...(etcd ? etcdMasterEnv(etcd) : {}) } });
+  const master = await startMaster({ mqttPort: broker.port, until: "leading", env: { LOG_LEVEL: "warn", ...(etcd ? etcdMasterEnv(etcd) : {}) } });
   const workers = languages.flatMap((language) =>
     Array.from({ length: WORKERS }, (_, i) =>
       startWorker(language, { mqttPort: broker.port, grpcAddr: master.grpcAddr, node: `bench-${i + 1}`, env: { SIMULATED_WORK_MS: "0", LLM_PROVIDER: "offline", LOG_LEVEL: "warn" } }),

@@ -59,6 +59,12 @@ export interface MasterOptions {
   masterMain?: string;
   /** Options for node itself, before the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not take). */
   nodeArgs?: string[];
+  /**
+   * What start-up waits for: /healthz ok ("healthy", the default), or also
+   * `leader: true` ("leading": with STORE=etcd a master stands by until its
+   * campaign succeeds, and a standby's API answers 503).
+   */
+  until?: "healthy" | "leading";
 }
 
 export interface Master {
@@ -74,7 +80,7 @@ export function tempDbPath(): string {
   return path.join(mkdtempSync(path.join(tmpdir(), "ai-swarm-db-")), "master.db");
 }
 
-/** Starts images/master/dist/main.js (or options.masterMain) as a real process and waits until /healthz says ok. */
+/** Starts images/master/dist/main.js (or options.masterMain) as a real process and waits until /healthz says ok (and, with `until: "leading"`, that it leads). */
 export async function startMaster(options: MasterOptions): Promise<Master> {
   const httpPort = options.httpPort ?? (await freePort());
   const grpcPort = options.grpcPort ?? (await freePort());
@@ -101,7 +107,10 @@ export async function startMaster(options: MasterOptions): Promise<Master> {
     if (!proc.isRunning) throw new Error(`master exited during start-up:\n${proc.tail()}`);
     try {
       const response = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
-      return response.ok ? true : undefined;
+      if (!response.ok) return undefined;
+      if (options.until !== "leading") return true;
+      const health = (await response.json()) as { leader?: boolean };
+      return health.leader === true ? true : undefined;
     } catch {
       return undefined;
     }

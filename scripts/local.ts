@@ -117,6 +117,7 @@ async function main(): Promise<void> {
     httpPort,
     grpcPort,
     dbPath,
+    until: "leading",
     env: { RATE_LIMIT_PER_MINUTE: "120", MAX_QUEUED_PER_SESSION: "10", ...defaultsAsEnv("HEARTBEAT_TIMEOUT_MS", "LEASE_MS"), ...webEnv(), ...storeEnv },
   });
   masterProcess = master.process;

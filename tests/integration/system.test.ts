@@ -29,7 +29,7 @@ describe.skipIf(missing !== undefined)("master with two Python workers", () => {
   let storeEnv: Record<string, string> = {};
 
   async function startSystem(simulatedWorkMs: number, extraWorkerEnv: Record<string, string> = {}): Promise<void> {
-    master = await startMaster({ mqttPort: broker.port, env: storeEnv });
+    master = await startMaster({ mqttPort: broker.port, until: "leading", env: storeEnv });
     workers = [1, 2].map((n) =>
       startWorker("python", {
         mqttPort: broker.port,
@@ -132,7 +132,7 @@ describe.skipIf(missing !== undefined)("master with two Python workers", () => {
 
       master.process.signal("SIGKILL");
       await master.process.waitForExit();
-      master = await startMaster({ mqttPort: broker.port, dbPath: master.dbPath, httpPort: master.httpPort, grpcPort: master.grpcPort, env: storeEnv });
+      master = await startMaster({ mqttPort: broker.port, dbPath: master.dbPath, httpPort: master.httpPort, grpcPort: master.grpcPort, until: "leading", env: storeEnv });
 
       const answers = await Promise.all(ids.map((id) => waitForAnswer(master.url, id, 90_000)));
       expect(answers.map((a) => a.status)).toEqual(ids.map(() => "done"));
