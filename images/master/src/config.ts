@@ -110,8 +110,9 @@ const envSchema = z.object({
   // A week by default; at least 36 s (0.01 h), at most ten years.
   ANSWER_RETENTION_HOURS: z.coerce.number().min(0.01).max(87_600).default(168),
   // How many finished queries are kept at most (the README's "Retention, bounded" has the sizes):
-  // at least 100 (a page's history outlives the next sweep), at most ten million.
-  ANSWER_RETENTION_MAX: positiveInt.min(100).max(10_000_000).default(50_000),
+  // at least 100 (a page's history outlives the next sweep), at most a million (each sweep
+  // counts them on SQLite: 1 ms at 50 000, 22 ms at a million; npm run bench:retention).
+  ANSWER_RETENTION_MAX: positiveInt.min(100).max(1_000_000).default(50_000),
   // Failover takes about this long after a leader dies; below 2 s an event-loop stall or an
   // etcd election (1 s by default) could depose a healthy leader.
   LEADER_TTL_S: z.coerce.number().int().min(2).max(60).default(5),
