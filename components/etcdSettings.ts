@@ -5,8 +5,8 @@
 /**
  * Keeps etcd's size bounded. The master rewrites a query's whole row at each
  * step (insert, lease, answer: about three revisions per query) and deletes old
- * answers (ANSWER_RETENTION_HOURS); etcd keeps every old revision until it is
- * compacted. Periodic auto-compaction by the members themselves discards
+ * answers (ANSWER_RETENTION_HOURS, ANSWER_RETENTION_MAX); etcd keeps every old
+ * revision until it is compacted. Periodic auto-compaction by the members themselves discards
  * revisions older than 5 minutes every 5 minutes, whether or not a master is
  * up; bbolt reuses the freed pages, so the database file stops growing at its
  * high-water mark (a defragmentation, `etcdctl defrag`, would hand the space

@@ -35,6 +35,8 @@ export interface Config {
   etcd?: EtcdConfig;
   /** Finished queries older than this are deleted (both engines). */
   answerRetentionMs: number;
+  /** Past this many finished queries, the oldest are deleted (both engines). */
+  answerRetentionMax: number;
   /** STORE=etcd: TTL of the leader lease, in seconds (see leader.ts). */
   leaderTtlS: number;
 }
@@ -107,6 +109,10 @@ const envSchema = z.object({
     .default("/ai-swarm"),
   // A week by default; at least 36 s (0.01 h), at most ten years.
   ANSWER_RETENTION_HOURS: z.coerce.number().min(0.01).max(87_600).default(168),
+  // How many finished queries are kept at most (the README's "Retention, bounded" has the sizes):
+  // at least 100 (a page's history outlives the next sweep), at most a million (each sweep
+  // counts them on SQLite: 1 ms at 50 000, 22 ms at a million; npm run bench:retention).
+  ANSWER_RETENTION_MAX: positiveInt.min(100).max(1_000_000).default(50_000),
   // Failover takes about this long after a leader dies; below 2 s an event-loop stall or an
   // etcd election (1 s by default) could depose a healthy leader.
   LEADER_TTL_S: z.coerce.number().int().min(2).max(60).default(5),
@@ -271,6 +277,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile: ReadFile = defaultR
     store: e.STORE,
     etcd,
     answerRetentionMs: Math.round(e.ANSWER_RETENTION_HOURS * 3_600_000),
+    answerRetentionMax: e.ANSWER_RETENTION_MAX,
     leaderTtlS: e.LEADER_TTL_S,
   };
 }

@@ -15,7 +15,8 @@
 // rejects with FencedError and writes nothing.
 import { CompareResult, CompareTarget, type Etcd3, type ICompare, type IRequestOp } from "etcd3";
 import { z } from "zod";
-import type { AttemptRecord, Assignment, NewQuery, Outcome, Pruned, QueryRow, QueryStatus, QueryStore } from "./store";
+import { pastRetention } from "./store";
+import type { AttemptRecord, Assignment, NewQuery, Outcome, Pruned, QueryRow, QueryStatus, QueryStore, RetentionBound } from "./store";
 
 /** The leader key and the lease it must be attached to for a write to apply. */
 export interface Fence {
@@ -194,11 +195,11 @@ export class EtcdStore implements QueryStore {
     this.finishedOrder.set(o.id, o.completedMs);
   }
 
-  deleteFinishedBefore(cutoffMs: number, limit: number): Pruned {
+  deleteOldestFinished(bound: RetentionBound, limit: number): Pruned {
     const pruned: Pruned = { done: 0, failed: 0 };
     for (const [id, completedMs] of this.finishedOrder) {
-      if (pruned.done + pruned.failed >= limit || completedMs >= cutoffMs) break;
-      const row = this.existing(id, "deleteFinishedBefore");
+      if (pruned.done + pruned.failed >= limit || !pastRetention(bound, this.finishedOrder.size, completedMs)) break;
+      const row = this.existing(id, "deleteOldestFinished");
       pruned[row.status === "done" ? "done" : "failed"] += 1;
       this.rows.delete(id);
       this.finishedOrder.delete(id);

@@ -27,7 +27,7 @@ import { createEtcdClient, openStore, storeWhere } from "./storeFactory";
 const MAX_ATTEMPTS = 5;
 const OFFLINE_RETENTION_MS = 10 * 60_000;
 const TICK_MS = 250;
-/** How often finished queries past ANSWER_RETENTION_HOURS are deleted, and how many per batch. */
+/** How often finished queries past ANSWER_RETENTION_HOURS or ANSWER_RETENTION_MAX are deleted, and how many per batch. */
 const RETENTION_SWEEP_MS = 60_000;
 const RETENTION_BATCH = 1_000;
 
@@ -208,14 +208,15 @@ async function run(cfg: Config, log: Logger): Promise<void> {
     }, 60_000),
     setInterval(() => void sweepRetention(), RETENTION_SWEEP_MS),
   ];
-  // Retention: old answers deleted in bounded batches, one commit after another.
+  // Retention: old answers (by age and by count) deleted in bounded batches, one commit after another.
+  const retention = { maxAgeMs: cfg.answerRetentionMs, maxCount: cfg.answerRetentionMax };
   let sweeping = false;
   const sweepRetention = async (): Promise<void> => {
     if (sweeping) return;
     sweeping = true;
     try {
-      const deleted = await service.pruneAllFinished(cfg.answerRetentionMs, RETENTION_BATCH);
-      if (deleted > 0) log.info("old answers deleted", { deleted, retention_hours: cfg.answerRetentionMs / 3_600_000 });
+      const deleted = await service.pruneAllFinished(retention, RETENTION_BATCH);
+      if (deleted > 0) log.info("old answers deleted", { deleted, retention_hours: retention.maxAgeMs / 3_600_000, retention_max: retention.maxCount });
     } finally {
       sweeping = false;
     }

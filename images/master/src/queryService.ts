@@ -141,6 +141,12 @@ interface QueryFacts {
   completedMs: number | null;
 }
 
+/** How long, and how many, finished queries are kept (ANSWER_RETENTION_HOURS, ANSWER_RETENTION_MAX). */
+export interface Retention {
+  maxAgeMs: number;
+  maxCount: number;
+}
+
 export interface ServiceOptions {
   taskTopic(workerId: string): string;
   now?: () => number;
@@ -427,13 +433,14 @@ export class QueryService {
 
   /**
    * Retention: deletes up to `limit` finished queries that completed more than
-   * `retentionMs` ago, oldest first (a write like any other: it joins the
-   * batch, and on etcd it is fenced). Returns how many it deleted.
+   * `retention.maxAgeMs` ago or are more than the `retention.maxCount` newest
+   * finished ones, oldest (by completion) first (a write like any other: it
+   * joins the batch, and on etcd it is fenced). Returns how many it deleted.
    */
-  pruneFinished(retentionMs: number, limit: number): number {
+  pruneFinished(retention: Retention, limit: number): number {
     let pruned = { done: 0, failed: 0 };
     this.write(() => {
-      pruned = this.store.deleteFinishedBefore(this.now() - retentionMs, limit);
+      pruned = this.store.deleteOldestFinished({ before: this.now() - retention.maxAgeMs, keep: retention.maxCount }, limit);
     });
     this.finished.done -= pruned.done;
     this.finished.failed -= pruned.failed;
@@ -445,10 +452,10 @@ export class QueryService {
    * another until none is left (each batch a bounded transaction). Resolves
    * with how many it deleted, once they are committed.
    */
-  async pruneAllFinished(retentionMs: number, batchSize: number): Promise<number> {
+  async pruneAllFinished(retention: Retention, batchSize: number): Promise<number> {
     let deleted = 0;
     for (;;) {
-      const n = this.pruneFinished(retentionMs, batchSize);
+      const n = this.pruneFinished(retention, batchSize);
       await this.committed();
       deleted += n;
       if (n < batchSize) return deleted;

@@ -6,7 +6,8 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { AttemptRecord, Assignment, NewQuery, Outcome, Pruned, QueryRow, QueryStatus, QueryStore } from "./store";
+import { pastRetention } from "./store";
+import type { AttemptRecord, Assignment, NewQuery, Outcome, Pruned, QueryRow, QueryStatus, QueryStore, RetentionBound } from "./store";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS queries (
@@ -70,8 +71,9 @@ return {
     ping: db.prepare(`SELECT 1 AS ok`),
     maxSeq: db.prepare(`SELECT COALESCE(MAX(seq), 0) AS max FROM queries`),
     countByStatus: db.prepare(`SELECT status, COUNT(*) AS n FROM queries GROUP BY status`),
-    oldFinished: db.prepare(
-      `SELECT id, status FROM queries WHERE status IN ('done','failed') AND completed_ms < ? ORDER BY completed_ms LIMIT ?`,
+    countFinished: db.prepare(`SELECT COUNT(*) AS n FROM queries WHERE status IN ('done','failed')`),
+    oldestFinished: db.prepare(
+      `SELECT id, status, completed_ms FROM queries WHERE status IN ('done','failed') ORDER BY completed_ms, seq LIMIT ?`,
     ),
     delete: db.prepare(`DELETE FROM queries WHERE id = ?`),
     begin: db.prepare(`BEGIN`),
@@ -195,9 +197,19 @@ export class SqliteStore implements QueryStore {
     });
   }
 
-  deleteFinishedBefore(cutoffMs: number, limit: number): Pruned {
+  deleteOldestFinished(bound: RetentionBound, limit: number): Pruned {
     const pruned: Pruned = { done: 0, failed: 0 };
-    for (const row of this.stmts.oldFinished.all(cutoffMs, limit) as { id: string; status: "done" | "failed" }[]) {
+    if (limit <= 0) return pruned;
+    let kept = (this.stmts.countFinished.get() as { n: number }).n;
+    // Read (lazily, stopping at the first row within the bound), then delete:
+    // the connection runs no other statement while an iteration is open.
+    const doomed: { id: string; status: "done" | "failed" }[] = [];
+    for (const row of this.stmts.oldestFinished.iterate(limit) as Iterable<{ id: string; status: "done" | "failed"; completed_ms: number }>) {
+      if (!pastRetention(bound, kept, row.completed_ms)) break;
+      doomed.push(row);
+      kept -= 1;
+    }
+    for (const row of doomed) {
       this.stmts.delete.run(row.id);
       pruned[row.status] += 1;
     }

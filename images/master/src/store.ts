@@ -70,10 +70,32 @@ export interface Outcome {
   history?: readonly AttemptRecord[];
 }
 
-/** What deleteFinishedBefore() removed, by outcome. */
+/** What deleteOldestFinished() removed, by outcome. */
 export interface Pruned {
   done: number;
   failed: number;
+}
+
+/**
+ * Retention's two bounds on finished (done or failed) queries: by age and by
+ * count. A finished query is past them when it completed before `before`, or
+ * when more than `keep` finished queries would be kept with it.
+ */
+export interface RetentionBound {
+  /** Completion time (ms since the epoch): finished queries that completed before it go. */
+  before: number;
+  /** At most this many finished queries are kept: past it the oldest go. */
+  keep: number;
+}
+
+/**
+ * Whether the oldest finished query still kept is past the bound, when `kept`
+ * finished queries are kept (it among them) and it completed at `completedMs`.
+ * Both engines walk their finished queries oldest first and delete while this
+ * holds (then every younger one is within the bound too).
+ */
+export function pastRetention(bound: RetentionBound, kept: number, completedMs: number): boolean {
+  return kept > bound.keep || completedMs < bound.before;
 }
 
 /** Which engine a store is (for /healthz and the logs). */
@@ -90,10 +112,11 @@ export interface QueryStore {
   requeue(id: string, queueKey: number, attempts: number, history?: readonly AttemptRecord[]): void;
   finish(o: Outcome): void;
   /**
-   * Retention: deletes at most `limit` finished (done or failed) queries that
-   * completed before `cutoffMs`, oldest first, and says how many of each.
+   * Retention: deletes at most `limit` finished (done or failed) queries past
+   * `bound` (see pastRetention), oldest (by completion) first, and says how
+   * many of each. Unfinished queries are never deleted.
    */
-  deleteFinishedBefore(cutoffMs: number, limit: number): Pruned;
+  deleteOldestFinished(bound: RetentionBound, limit: number): Pruned;
 
   // ---- batches (group commit) ----------------------------------------------
   /** True while a batch is open (writes made and not yet handed to commitBatch()). */

@@ -223,7 +223,7 @@ describe("the web front door", () => {
   });
 });
 
-describe("the store (STORE, ETCD_*, ANSWER_RETENTION_HOURS)", () => {
+describe("the store (STORE, ETCD_*, ANSWER_RETENTION_HOURS, ANSWER_RETENTION_MAX)", () => {
   const errorOf = (env: NodeJS.ProcessEnv, readFile: (path: string) => string = noFiles): string => {
     try {
       loadConfig({ ...base, ...env }, readFile);
@@ -244,6 +244,17 @@ describe("the store (STORE, ETCD_*, ANSWER_RETENTION_HOURS)", () => {
     expect(errorOf({ STORE: "postgres" })).toMatch(/STORE: /);
     expect(errorOf({ ANSWER_RETENTION_HOURS: "0" })).toMatch(/ANSWER_RETENTION_HOURS: /);
     expect(errorOf({ ANSWER_RETENTION_HOURS: "a week" })).toMatch(/ANSWER_RETENTION_HOURS: /);
+  });
+
+  it("ANSWER_RETENTION_MAX: 50 000 finished queries by default, whole numbers from 100 to a million, else named", () => {
+    expect(loadConfig(base, noFiles).answerRetentionMax).toBe(50_000);
+    expect(loadConfig({ ...base, ANSWER_RETENTION_MAX: "100" }, noFiles).answerRetentionMax).toBe(100);
+    expect(loadConfig({ ...base, ANSWER_RETENTION_MAX: "1000000" }, noFiles).answerRetentionMax).toBe(1_000_000);
+    for (const bad of ["99", "0", "-5", "1000001", "2.5", "many"]) expect(errorOf({ ANSWER_RETENTION_MAX: bad })).toMatch(/ANSWER_RETENTION_MAX: /);
+    // every problem at once, each by its name
+    const both = errorOf({ ANSWER_RETENTION_MAX: "many", ANSWER_RETENTION_HOURS: "0" });
+    expect(both).toMatch(/ANSWER_RETENTION_MAX: /);
+    expect(both).toMatch(/ANSWER_RETENTION_HOURS: /);
   });
 
   it("LEADER_TTL_S: 5 s by default, whole seconds from 2 to 60, else named", () => {

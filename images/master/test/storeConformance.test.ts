@@ -242,12 +242,12 @@ for (const engine of [sqlite, etcd]) {
       expect(s.service.handleResult(result(recent, "w1"))).toBe("accepted");
       const waiting = s.submit("waiting"); // w1 holds it: unfinished
       await s.service.flush();
-      const retentionMs = 30 * 60_000;
-      expect(s.service.pruneFinished(retentionMs, 2)).toBe(2); // a bounded batch: the two oldest
+      const byAge = { maxAgeMs: 30 * 60_000, maxCount: 1_000 };
+      expect(s.service.pruneFinished(byAge, 2)).toBe(2); // a bounded batch: the two oldest
       await s.service.flush();
       expect(old.map((id) => s.store.get(id) !== undefined)).toEqual([false, false, true]);
-      expect(s.service.pruneFinished(retentionMs, 2)).toBe(1);
-      expect(s.service.pruneFinished(retentionMs, 2)).toBe(0);
+      expect(s.service.pruneFinished(byAge, 2)).toBe(1);
+      expect(s.service.pruneFinished(byAge, 2)).toBe(0);
       await s.service.flush();
       expect(s.service.queriesByState()).toEqual({ queued: 0, assigned: 1, done: 1, failed: 0 });
       const again = await reopen(s.store);
@@ -269,10 +269,83 @@ for (const engine of [sqlite, etcd]) {
       expect(s.service.handleResult(result(kept, "w1"))).toBe("accepted");
       await s.service.committed();
       const commits = vi.spyOn(s.store, "commitBatch");
-      expect(await s.service.pruneAllFinished(3_600_000, 3)).toBe(7);
+      expect(await s.service.pruneAllFinished({ maxAgeMs: 3_600_000, maxCount: 1_000 }, 3)).toBe(7);
       expect(commits).toHaveBeenCalledTimes(3); // 3 + 3 + 1 deletions, each batch its own commit
       const again = await reopen(s.store);
       expect(again.store.recentBySession("s1", 100).map((r) => r.id)).toEqual([kept]);
+      await again.store.close();
+    });
+
+    it("retention by count: past ANSWER_RETENTION_MAX the oldest finished (by completion) go first, batch by batch; unfinished ones never", async () => {
+      const s = serviceOn(await engine.open());
+      s.service.onWorkerMessage(register("w0"));
+      const held = s.submit("held since the start"); // w0 never answers: the oldest query, unfinished
+      s.service.onWorkerMessage(register("w1"));
+      s.service.onWorkerMessage(register("w2"));
+      // Eight finished queries; each pair is answered in the reverse of its submission
+      // order, so completion order (the one retention follows) is not submission order.
+      const completed: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const first = s.submit(`first ${i}`);
+        const second = s.submit(`second ${i}`);
+        for (const id of [second, first]) {
+          s.clock.now += 1_000;
+          const worker = s.store.get(id)?.worker_id ?? "nobody";
+          const failed = completed.length % 3 === 0; // a mix of done and failed
+          expect(s.service.handleResult({ ...result(id, worker), error: failed ? "model unavailable" : "" })).toBe("accepted");
+          completed.push(id);
+        }
+      }
+      const assigned = [s.submit("assigned to w1"), s.submit("assigned to w2")];
+      const queued = s.submit("queued: every worker busy");
+      await s.service.flush();
+      const outcome = (id: string): "done" | "failed" => (completed.indexOf(id) % 3 === 0 ? "failed" : "done");
+      const tally = (ids: string[]) => ({ done: ids.filter((id) => outcome(id) === "done").length, failed: ids.filter((id) => outcome(id) === "failed").length });
+      expect(s.service.queriesByState()).toEqual({ queued: 1, assigned: 3, ...tally(completed) });
+
+      const byCount = { maxAgeMs: 1_000 * 3_600_000, maxCount: 3 }; // every answer is young: only the count bound bites
+      const kept = (): string[] => completed.filter((id) => s.store.get(id) !== undefined);
+      for (const [deleted, left] of [[2, 6], [2, 4], [1, 3], [0, 3]] as const) {
+        expect(s.service.pruneFinished(byCount, 2)).toBe(deleted);
+        await s.service.flush();
+        expect(kept()).toEqual(completed.slice(completed.length - left)); // the newest `left` by completion
+        expect(s.service.queriesByState()).toEqual({ queued: 1, assigned: 3, ...tally(kept()) });
+        expect(s.store.countByStatus()).toEqual(s.service.queriesByState());
+      }
+      // Both bounds at once: whichever deletes more. Two of the three kept are now past the age bound.
+      s.clock.now += 60 * 60_000;
+      expect(s.service.handleResult(result(held, "w0"))).toBe("accepted"); // w0 takes the queued one next
+      completed.push(held);
+      expect(s.service.pruneFinished({ maxAgeMs: 30 * 60_000, maxCount: 3 }, 100)).toBe(3); // the count alone would take one
+      await s.service.flush();
+
+      const again = await reopen(s.store);
+      expect(completed.filter((id) => again.store.get(id) !== undefined)).toEqual([held]);
+      for (const id of [...assigned, queued]) expect(again.store.get(id)?.status).toBe("assigned");
+      expect(again.store.countByStatus()).toEqual({ queued: 0, assigned: 3, done: 1, failed: 0 });
+      expect(again.service.queriesByState()).toEqual(again.store.countByStatus());
+      await again.store.close();
+    });
+
+    it("the retention sweep applies the count bound batch after batch, each committed, to exactly ANSWER_RETENTION_MAX", async () => {
+      const s = serviceOn(await engine.open(), { now: 1_000_000 }, true);
+      s.service.onWorkerMessage(register("w1"));
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        s.clock.now += 1_000;
+        const id = s.submit(`q ${i}`);
+        expect(s.service.handleResult(result(id, "w1"))).toBe("accepted");
+        ids.push(id);
+      }
+      const open = s.submit("open"); // w1 holds it
+      await s.service.committed();
+      const commits = vi.spyOn(s.store, "commitBatch");
+      expect(await s.service.pruneAllFinished({ maxAgeMs: 1_000 * 3_600_000, maxCount: 5 }, 3)).toBe(7);
+      expect(commits).toHaveBeenCalledTimes(3); // 3 + 3 + 1 deletions, each batch its own commit
+      expect(s.service.queriesByState()).toEqual({ queued: 0, assigned: 1, done: 5, failed: 0 });
+      const again = await reopen(s.store);
+      expect(again.store.recentBySession("s1", 100).map((r) => r.id)).toEqual([open, ...ids.slice(7).reverse()]);
+      expect(again.service.queriesByState()).toEqual({ queued: 0, assigned: 1, done: 5, failed: 0 });
       await again.store.close();
     });
 
