@@ -10,6 +10,17 @@ const noFiles = (path: string): string => {
   throw new Error(`unexpected read of ${path}`);
 };
 
+/** The ConfigError message for base + env ("" when the config is valid). */
+const errorOf = (env: NodeJS.ProcessEnv, readFile: (path: string) => string = noFiles): string => {
+  try {
+    loadConfig({ ...base, ...env }, readFile);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.message;
+    throw e;
+  }
+  return "";
+};
+
 describe("config defaults", () => {
   it("uses the documented defaults", () => {
     const cfg = loadConfig(base, noFiles);
@@ -155,15 +166,6 @@ describe("timings shared with the workers (proto/worker-settings.json)", () => {
 });
 
 describe("the web front door", () => {
-  const errorOf = (env: NodeJS.ProcessEnv, readFile: (path: string) => string = noFiles): string => {
-    try {
-      loadConfig({ ...base, ...env }, readFile);
-    } catch (e) {
-      if (e instanceof ConfigError) return e.message;
-      throw e;
-    }
-    return "";
-  };
 
   it("reads the token, the _FILE form winning; metrics and session lifetime", () => {
     const cfg = loadConfig(
@@ -224,15 +226,6 @@ describe("the web front door", () => {
 });
 
 describe("the store (STORE, ETCD_*, ANSWER_RETENTION_HOURS, ANSWER_RETENTION_MAX)", () => {
-  const errorOf = (env: NodeJS.ProcessEnv, readFile: (path: string) => string = noFiles): string => {
-    try {
-      loadConfig({ ...base, ...env }, readFile);
-    } catch (e) {
-      if (e instanceof ConfigError) return e.message;
-      throw e;
-    }
-    return "";
-  };
 
   it("is SQLite by default, keeping answers a week", () => {
     const cfg = loadConfig(base, noFiles);

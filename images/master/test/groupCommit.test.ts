@@ -6,20 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../src/log";
-import type { RegisterMsg } from "../src/protocol";
-import { QueryService, type QueryView, type TaskPublisher } from "../src/queryService";
+import { QueryService, type QueryView } from "../src/queryService";
 import { Scheduler } from "../src/scheduler";
 import { SqliteStore } from "../src/sqliteStore";
+import { register, TaskIdPublisher } from "./helpers/service";
 
-class Publisher implements TaskPublisher {
-  connected = true;
-  readonly sent: string[] = [];
-  publish(_topic: string, payload: string): void {
-    this.sent.push((JSON.parse(payload) as { task_id: string }).task_id);
-  }
-}
-
-const register = (id: string): RegisterMsg => ({ v: 1, type: "register", worker_id: id, language: "go", node: "vm1", provider: "offline", ts: 0 });
 
 let dir: string;
 
@@ -27,7 +18,7 @@ let dir: string;
 function open(onCommitError?: (e: unknown) => void) {
   const store = new SqliteStore(join(dir, "master.db"));
   const scheduler = new Scheduler({ leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000, maxQueuedPerSession: 100, maxAttempts: 5, offlineRetentionMs: 60_000 });
-  const publisher = new Publisher();
+  const publisher = new TaskIdPublisher();
   const scheduled: (() => void)[] = [];
   const updates: QueryView[] = [];
   const service = new QueryService(store, scheduler, publisher, createLogger("error", () => {}), {

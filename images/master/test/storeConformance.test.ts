@@ -11,23 +11,15 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vites
 import { etcdMissing, startEtcd, type EtcdClientTls, type EtcdCluster } from "../../../launch/etcd";
 import type { EtcdConfig } from "../src/config";
 import { createLogger } from "../src/log";
-import type { RegisterMsg, StatusMsg } from "../src/protocol";
-import { MAX_KEPT_ANSWER_CHARS, QueryService, type ResultInput, type TaskPublisher } from "../src/queryService";
+import type { StatusMsg } from "../src/protocol";
+import { MAX_KEPT_ANSWER_CHARS, QueryService, type ResultInput } from "../src/queryService";
 import { Scheduler } from "../src/scheduler";
 import { EtcdStore, FencedError } from "../src/etcdStore";
 import { SqliteStore } from "../src/sqliteStore";
 import { parseHistory, type QueryStore } from "../src/store";
 import { createEtcdClient } from "../src/storeFactory";
+import { register, TaskIdPublisher } from "./helpers/service";
 
-class Publisher implements TaskPublisher {
-  connected = true;
-  readonly sent: string[] = [];
-  publish(_topic: string, payload: string): void {
-    this.sent.push((JSON.parse(payload) as { task_id: string }).task_id);
-  }
-}
-
-const register = (id: string): RegisterMsg => ({ v: 1, type: "register", worker_id: id, language: "go", node: "vm1", provider: "offline", ts: 0 });
 const offline = (id: string): StatusMsg => ({ v: 1, type: "status", worker_id: id, status: "offline", task_id: null, ts: 0 });
 const result = (taskId: string, workerId: string, answer = `answer to ${taskId}`): ResultInput => ({
   taskId, workerId, language: "go", node: "vm1", provider: "offline", answer, error: "", receivedMs: 1, startedMs: 2, finishedMs: 3,
@@ -95,7 +87,7 @@ const etcd: Engine = {
 /** The service as main.ts runs it (group commit), on `store`, with a clock the test sets. */
 function serviceOn(store: QueryStore, clock = { now: 1_000_000 }, commitAtTurnEnd = false) {
   const scheduler = new Scheduler({ leaseMs: 30_000, taskTimeoutMs: 300_000, heartbeatTimeoutMs: 7_000, maxQueuedPerSession: 1000, maxAttempts: 5, offlineRetentionMs: 60_000 });
-  const publisher = new Publisher();
+  const publisher = new TaskIdPublisher();
   const service = new QueryService(store, scheduler, publisher, createLogger("error", () => {}), {
     taskTopic: (id) => `t/${id}`,
     groupCommit: true,
