@@ -197,52 +197,46 @@ export function registryTlsScript(subjectAltName: string, commonName: string, di
 }
 
 /**
- * On the manager: the web page's certificate for `subjectAltNames` (e.g.
- * "IP:192.0.2.11,DNS:chat.example"), signed by the stack's CA (made by
- * registryTlsScript, or here if it does not exist yet), kept in WEB_TLS_DIR
- * and re-issued only when the names change. Prints the certificate, then the
- * key: the program makes the key a Docker secret (the stdout is a secret).
+ * A certificate "$out/<name>.crt" (+ .key) for `subjectAltNames` (e.g.
+ * "IP:192.0.2.11,DNS:chat.example"), signed by the stack's CA in `caDir`
+ * (made here if it does not exist yet), re-issued only when the names change.
+ * Prints the certificate, then the key. `name` is a plain file name
+ * (letters, digits, "-").
  */
-export function webTlsScript(subjectAltNames: string, commonName: string, caDir = REGISTRY_DIR, dir = WEB_TLS_DIR): string {
+function signedCertScript(name: string, subjectAltNames: string, commonName: string, usage: string, caDir: string, dir: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9-]*$/.test(name)) throw new Error(`certificate name "${name}": letters, digits and "-" only`);
   return [
     "set -eu",
     NEED_OPENSSL,
     `ca=${shellQuote(caDir)}`,
     `out=${shellQuote(dir)}`,
-    "name=web",
-    `sanfile="$out/web.san"`,
+    `name=${name}`,
+    `sanfile="$out/${name}.san"`,
     `san=${shellQuote(subjectAltNames)}`,
     "umask 077",
     `mkdir -p "$ca" "$out"`,
     ...ensureCaLines(),
-    ...issueCertLines(commonName),
-    `cat "$out/web.crt" "$out/web.key"`,
+    ...issueCertLines(commonName, usage),
+    `cat "$out/${name}.crt" "$out/${name}.key"`,
   ].join("\n");
 }
 
 /**
+ * On the manager: the web page's certificate (serverAuth), kept in
+ * WEB_TLS_DIR. The program makes the key a Docker secret (the stdout is a secret).
+ */
+export function webTlsScript(subjectAltNames: string, commonName: string, caDir = REGISTRY_DIR, dir = WEB_TLS_DIR): string {
+  return signedCertScript("web", subjectAltNames, commonName, "serverAuth", caDir, dir);
+}
+
+/**
  * A certificate for one etcd member or client `name` (e.g. "etcd-manager-1",
- * "master"), valid for `subjectAltNames` and for both sides of a TLS
- * connection (serverAuth and clientAuth: members are clients of each other,
- * and etcd checks client certificates), signed by the stack's CA (made here
- * if it does not exist yet), kept in `dir` and re-issued only when the names
- * change. Prints the certificate, then the key.
+ * "master"), for both sides of a TLS connection (serverAuth and clientAuth:
+ * members are clients of each other, and etcd checks client certificates),
+ * kept in ETCD_TLS_DIR.
  */
 export function etcdTlsScript(name: string, subjectAltNames: string, caDir = REGISTRY_DIR, dir = ETCD_TLS_DIR): string {
-  return [
-    "set -eu",
-    NEED_OPENSSL,
-    `ca=${shellQuote(caDir)}`,
-    `out=${shellQuote(dir)}`,
-    `name=${shellQuote(name)}`,
-    `sanfile="$out/$name.san"`,
-    `san=${shellQuote(subjectAltNames)}`,
-    "umask 077",
-    `mkdir -p "$ca" "$out"`,
-    ...ensureCaLines(),
-    ...issueCertLines(name, "serverAuth,clientAuth"),
-    `cat "$out/$name.crt" "$out/$name.key"`,
-  ].join("\n");
+  return signedCertScript(name, subjectAltNames, name, "serverAuth,clientAuth", caDir, dir);
 }
 
 /** Writes stdin to a file atomically with the given mode (used for htpasswd and CA certificates). */

@@ -10,18 +10,14 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QueryView } from "../src/queryService";
 import { call, callbackClient, FakeWorker } from "./helpers/fakeWorker";
-import { builtMasterExists, loopbackMasterEnv, MAIN_JS, startMaster, type MasterProcess } from "./helpers/master";
-import { mosquittoPath, startMosquitto, type Broker } from "./helpers/mosquitto";
-import { waitUntil } from "./helpers/net";
+import { loopbackMasterEnv, masterProcessMissing, startMaster, type MasterProcess } from "./helpers/master";
+import { startMosquitto, type Broker } from "../../../launch/mosquitto";
+import { eventually as waitUntil } from "../../../launch/ports";
 
 const TOKEN = "e2e-token-3b9d0c";
 const USER_KEY = "e2e-user-key-a41f";
 
-const missing = !mosquittoPath()
-  ? "mosquitto is not installed (apt-get install -y mosquitto)"
-  : !builtMasterExists()
-    ? `${MAIN_JS} is missing (run npm run build; npm test does it first)`
-    : undefined;
+const missing = masterProcessMissing();
 if (missing) console.warn(`SKIPPED e2e: ${missing}`);
 
 describe.skipIf(missing !== undefined)("master process end to end", () => {

@@ -13,7 +13,7 @@ import { CONTENT_SECURITY_POLICY } from "../src/securityHeaders";
 import { startApi, type TestApi } from "./helpers/api";
 import { cookieFrom, request, type Reply, type RequestInit } from "./helpers/client";
 import { builtMasterExists } from "./helpers/master";
-import { freePort, sleep, waitUntil } from "./helpers/net";
+import { eventually as waitUntil, freePort, sleep } from "../../../launch/ports";
 import { makeCertificate, opensslMissing, type TestCertificate } from "./helpers/tls";
 
 const TOKEN = "front-door-token-5f2a9c1e7b";

@@ -14,7 +14,7 @@ import { QueryService, type QueryView, type TaskPublisher } from "../src/querySe
 import { RateLimiter } from "../src/rateLimit";
 import { Scheduler } from "../src/scheduler";
 import { SqliteStore } from "../src/sqliteStore";
-import { waitUntil } from "./helpers/net";
+import { eventually as waitUntil } from "../../../launch/ports";
 
 const MAX_CHARS = 50;
 const RATE = 60;

@@ -11,17 +11,13 @@ import { io as connectSocket } from "socket.io-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { QueryView } from "../src/queryService";
 import { FakeWorker } from "./helpers/fakeWorker";
-import { builtMasterExists, loopbackMasterEnv, MAIN_JS, startMaster, type MasterProcess } from "./helpers/master";
-import { mosquittoPath, startMosquitto, type Broker } from "./helpers/mosquitto";
-import { waitUntil } from "./helpers/net";
+import { loopbackMasterEnv, masterProcessMissing, startMaster, type MasterProcess } from "./helpers/master";
+import { startMosquitto, type Broker } from "../../../launch/mosquitto";
+import { eventually as waitUntil } from "../../../launch/ports";
 
 const TOKEN = "shutdown-token-5c1e";
 
-const missing = !mosquittoPath()
-  ? "mosquitto is not installed (apt-get install -y mosquitto)"
-  : !builtMasterExists()
-    ? `${MAIN_JS} is missing (run npm run build; npm test does it first)`
-    : undefined;
+const missing = masterProcessMissing();
 if (missing) console.warn(`SKIPPED shutdown: ${missing}`);
 
 /** A raw connection to the web port that records whether the master closed it. */
@@ -58,7 +54,7 @@ describe.skipIf(missing !== undefined)("shutdown of the master process", () => {
     if (master) await master.kill("SIGKILL");
     master = undefined;
     // A failed test may leave the broker stopped: the next one gets it back.
-    if (broker.proc.exitCode !== null || broker.proc.signalCode !== null) broker = await startMosquitto(broker.port);
+    if (!broker.process.isRunning) broker = await startMosquitto(broker.port);
   });
 
   afterAll(async () => {
@@ -150,7 +146,7 @@ describe.skipIf(missing !== undefined)("shutdown of the master process", () => {
 
       // The broker hangs without closing anything (a frozen VM, a lost network):
       // the task for the idle worker goes out and is never acknowledged.
-      const pid = broker.proc.pid as number;
+      const pid = broker.process.pid as number;
       process.kill(pid, "SIGSTOP");
       try {
         const accepted = await submit("in flight at SIGTERM");

@@ -2,7 +2,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { freePort, waitUntil } from "./net";
+import { mosquittoMissing } from "../../../../launch/mosquitto";
+import { eventually as waitUntil, freePort } from "../../../../launch/ports";
 
 export const MAIN_JS = resolve(__dirname, "..", "..", "dist", "main.js");
 
@@ -102,4 +103,9 @@ export async function loopbackMasterEnv(dir: string, brokerPort: number, token: 
       ...extra,
     },
   };
+}
+
+/** Why the master cannot run as a process with a broker here (tests skip with it), or undefined. */
+export function masterProcessMissing(): string | undefined {
+  return mosquittoMissing() ?? (builtMasterExists() ? undefined : `${MAIN_JS} is missing (run npm run build; npm test does it first)`);
 }
