@@ -277,3 +277,26 @@ export const TYPES = {
   randomPassword: "random:index/randomPassword:RandomPassword",
   dockerProvider: "pulumi:providers:docker",
 } as const;
+
+/** Image tags carry a hash of the image's sources: another change to images/ must not look like a change of the program. */
+function withoutContentTags(value: unknown): unknown {
+  if (typeof value === "string") return value.replace(/(\/ai-swarm\/[a-z-]+):[0-9a-f]{12}\b/g, "$1:<content>");
+  if (Array.isArray(value)) return value.map(withoutContentTags);
+  if (typeof value === "object" && value !== null) return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, withoutContentTags(inner)]));
+  return value;
+}
+
+/**
+ * What the engine compares between two runs, per registered resource: its identity, the options that
+ * decide its steps and its inputs (secrets as "[secret]", image content tags as "<content>").
+ */
+export function resourceShapes(run: ProgramRun): unknown[] {
+  return run.resources.map((resource) => ({
+    type: resource.type,
+    name: resource.name,
+    parent: resource.parent,
+    deleteBeforeReplace: resource.deleteBeforeReplace,
+    additionalSecretOutputs: resource.additionalSecretOutputs,
+    inputs: withoutContentTags(withoutSecrets(resource.rawInputs)),
+  }));
+}

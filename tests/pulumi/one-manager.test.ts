@@ -1,0 +1,38 @@
+// A 1-manager stack keeps every resource, option and input it had before
+// multi-manager support (issue 14): the engine would otherwise update or
+// replace something on the next `pulumi up` of every running 1-manager stack.
+// fixtures/one-manager-resources.json is what the program registered for this
+// config before that change (commit 3226825, via resourceShapes); a resource
+// gained or lost, or any input changed, fails here by name.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { engineConfigFromStackFile, missingDockerfiles, resourceShapes, runProgram, TEST_SSH_KEY } from "./helpers";
+
+const FIXTURE = path.join(__dirname, "fixtures", "one-manager-resources.json");
+
+/** The lab's stack as it was before issue 14: one manager (vm1) and three workers. */
+export const ONE_MANAGER_NODES = ["vm1", "vm2", "vm3", "vm4"].map((name, index) => ({
+  name,
+  host: `172.28.0.1${index + 1}`,
+  sshPort: 22,
+  user: "root",
+  role: index === 0 ? "manager" : "worker",
+  labels: { vm: `ai-swarm-${name}` },
+}));
+
+type Shape = { type: string; name: string };
+const byKey = (shapes: unknown[]): Map<string, unknown> => new Map(shapes.map((shape) => [`${(shape as Shape).type} ${(shape as Shape).name}`, shape]));
+
+const missing = missingDockerfiles();
+if (missing.length > 0) console.warn(`SKIPPED the 1-manager guard: ${missing.join(", ")} missing`);
+
+describe.skipIf(missing.length > 0)("a 1-manager stack", () => {
+  it("registers the same resources with the same options and inputs as before multi-manager support", async () => {
+    const run = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }, { nodes: ONE_MANAGER_NODES }));
+    const now = byKey(resourceShapes(run));
+    const before = byKey(JSON.parse(fs.readFileSync(FIXTURE, "utf8")) as unknown[]);
+    expect([...now.keys()].sort()).toEqual([...before.keys()].sort());
+    for (const [key, shape] of before) expect(now.get(key), key).toEqual(shape);
+  });
+});
