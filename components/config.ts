@@ -260,12 +260,57 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
   return [`${configKeyOf(issue.path)}: ${message}`];
 }
 
+/** How many nodes may have role manager: Raft needs a majority of them, so an odd count (more than 5 only slows every write). */
+export const MANAGER_COUNTS: readonly number[] = [1, 3, 5];
+
+function managerCountProblem(count: number): string {
+  const found = `found ${count}`;
+  if (count === 0) return `give role "manager" to 1, 3 or 5 nodes (${found}): the first manager creates the swarm`;
+  if (count > 5) return `give role "manager" to 1, 3 or 5 nodes (${found}): every manager takes part in each Raft write, and more than 5 only slows them`;
+  return (
+    `give role "manager" to 1, 3 or 5 nodes (${found}): the swarm works while a majority of its managers is up (Raft), ` +
+    `so ${count} managers survive no more lost managers (${Math.floor((count - 1) / 2)}) than ${count - 1} would, with one more VM that can fail`
+  );
+}
+
+/** The managers of a valid config, the primary (the first listed) first. */
+export function managersOf(nodes: readonly NodeConfig[]): NodeConfig[] {
+  return nodes.filter((node) => node.role === "manager");
+}
+
+/** What preview and up warn about a stack that a single lost VM can stop, or undefined when it has 3 or 5 managers. */
+export function faultToleranceWarning(nodes: readonly NodeConfig[]): string | undefined {
+  const managers = managersOf(nodes);
+  if (managers.length !== 1) return undefined;
+  return (
+    `${CONFIG_NAMESPACE}:nodes: only one manager (${managers[0]?.name ?? "?"}): the stack is not fault-tolerant, losing that VM stops the swarm; ` +
+    `give role "manager" to 3 nodes (or 5) to survive the loss of any one VM (docs/pulumi.md, "How many managers")`
+  );
+}
+
+/**
+ * The quorum guard: a change must keep a majority of the managers deployed last time (the stack's
+ * `managers` output), or the swarm would lose Raft quorum while it changes. Returns the reason a
+ * change is refused, or undefined. `previous` is undefined (or empty) on the first deploy.
+ */
+export function quorumProblem(previous: readonly string[] | undefined, current: readonly string[]): string | undefined {
+  if (previous === undefined || previous.length === 0) return undefined;
+  const kept = previous.filter((name) => current.includes(name));
+  const needed = Math.floor(previous.length / 2) + 1;
+  if (kept.length >= needed) return undefined;
+  return (
+    `${CONFIG_NAMESPACE}:nodes: this change keeps ${kept.length} of the ${previous.length} deployed managers (${previous.join(", ")}; kept: ${kept.join(", ") || "none"}), ` +
+    `but the swarm needs ${needed} of them to keep its Raft quorum while it changes: keep at least ${needed} of them as managers in this deploy, ` +
+    "and change the rest in a later one"
+  );
+}
+
 /** Checks the schema cannot express: roles, duplicates, room for replicas, port clashes. */
 function placementProblems(config: ParsedConfig): string[] {
   const problems: string[] = [];
   const managers = config.nodes.filter((node) => node.role === "manager");
-  if (managers.length !== 1) {
-    problems.push(`${CONFIG_NAMESPACE}:nodes: exactly one node must have role "manager" (found ${managers.length})`);
+  if (!MANAGER_COUNTS.includes(managers.length)) {
+    problems.push(`${CONFIG_NAMESPACE}:nodes: ${managerCountProblem(managers.length)}`);
   }
   const seenNames = new Set<string>();
   const seenHosts = new Set<string>();
@@ -402,7 +447,10 @@ export interface StackConfig extends Omit<ParsedConfig, "sshPrivateKey" | "llm" 
   sshPrivateKey: pulumi.Output<string>;
   llm: Omit<ParsedConfig["llm"], "apiKey"> & { apiKey?: pulumi.Output<string> };
   registry: Omit<ParsedConfig["registry"], "password"> & { password?: pulumi.Output<string> };
+  /** The primary manager: the first node with role manager (it inits the swarm, builds, holds the CA and the registry). */
   manager: NodeConfig;
+  /** Every manager, the primary first. */
+  managers: NodeConfig[];
 }
 
 /** A user error: Pulumi prints its message (every problem, by key) and no stack trace. */
@@ -443,7 +491,8 @@ export function withSecrets(config: ParsedConfig): StackConfig {
   const { apiKey, ...llm } = config.llm;
   const { password, ...registry } = config.registry;
   const { token, certificate, privateKey, ...web } = config.web;
-  const manager = config.nodes.find((node) => node.role === "manager");
+  const managers = managersOf(config.nodes);
+  const manager = managers[0];
   if (!manager) throw new StackConfigError([`${CONFIG_NAMESPACE}:nodes: no manager`]);
   if (config.sshPrivateKey === undefined) throw new StackConfigError([`${CONFIG_NAMESPACE}:sshPrivateKey: is required`]);
   return {
@@ -459,6 +508,7 @@ export function withSecrets(config: ParsedConfig): StackConfig {
       ...(privateKey !== undefined && { privateKey: pulumi.secret(privateKey) }),
     },
     manager,
+    managers,
   };
 }
 

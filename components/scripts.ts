@@ -77,6 +77,32 @@ export function swarmJoinScript(advertiseAddr: string, managerAddr: string): str
   ].join("\n");
 }
 
+/**
+ * On a node of a multi-manager stack: as swarmJoinScript, but a node that still
+ * holds the state of a swarm that removed it (`docker node rm --force` while its
+ * VM was down) leaves that state behind first. Such a node reports the local
+ * state "pending" or "error", or "active" with an error from its managers: it
+ * is not in this swarm, so leaving loses nothing.
+ */
+export function swarmRejoinScript(advertiseAddr: string, managerAddr: string): string {
+  return [
+    "set -eu",
+    readLine("token"),
+    `if [ -z "$token" ]; then echo "no join token on stdin" >&2; exit 1; fi`,
+    `state=$(${SWARM_STATE})`,
+    `problem=$(docker info --format '{{.Swarm.Error}}')`,
+    `if [ "$state" = pending ] || [ "$state" = error ] || { [ "$state" = active ] && [ -n "$problem" ]; }; then`,
+    `  echo "leaving a stale swarm state ($state\${problem:+: $problem}) before joining" >&2`,
+    "  docker swarm leave --force >/dev/null",
+    `  state=$(${SWARM_STATE})`,
+    "fi",
+    `if [ "$state" != active ]; then`,
+    `  docker swarm join --advertise-addr ${shellQuote(advertiseAddr)} --token "$token" ${shellQuote(`${managerAddr}:2377`)} >/dev/null`,
+    "fi",
+    NODE_ID,
+  ].join("\n");
+}
+
 /** On a node being removed (runs after the manager drained and removed it): leave if still in the swarm. */
 export function swarmLeaveScript(): string {
   return [`if [ "$(${SWARM_STATE})" = active ]; then`, "  docker swarm leave --force >/dev/null", "fi"].join("\n");
@@ -303,6 +329,75 @@ export function drainRemovedNodesScript(configuredNames: readonly string[]): str
     '    echo "drained $name: no longer in the stack config"',
     "  fi",
     "done",
+  ].join("\n");
+}
+
+/** Reads the name this program gave node "$id" (NODE_NAME_LABEL) into "$name". */
+const NODE_NAME_OF_ID = `name=$(docker node inspect --format '{{index .Spec.Labels "${NODE_NAME_LABEL}"}}' "$id")`;
+
+/**
+ * On the primary manager of a multi-manager stack, before services move:
+ * removes from the swarm every node this program labelled (NODE_NAME_LABEL)
+ * whose name is no longer in the config, one at a time: demote it if it is a
+ * manager, drain it, wait (at most `waitSeconds`, not at all when the node is
+ * down) for its tasks to stop, then `docker node rm --force`. It never dials
+ * the node, so a node whose VM is gone is removed too. Prints one progress
+ * line before and one after each node.
+ */
+export function removeNodesScript(configuredNames: readonly string[], waitSeconds = 60, rmAttempts = 30): string {
+  return [
+    "set -eu",
+    `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
+    "for id in $(docker node ls -q); do",
+    `  ${NODE_NAME_OF_ID}`,
+    '  [ -n "$name" ] || continue',
+    '  case "$keep" in *" $name "*) continue ;; esac',
+    `  status=$(docker node inspect --format '{{.Status.State}}' "$id")`,
+    '  echo "removing $name ($status)…"',
+    `  if [ "$(docker node inspect --format '{{.Spec.Role}}' "$id")" = manager ]; then`,
+    '    docker node demote "$id" >/dev/null',
+    '    echo "  demoted $name"',
+    "  fi",
+    '  docker node update --availability drain "$id" >/dev/null',
+    '  if [ "$status" != down ]; then',
+    "    i=0",
+    `    while [ "$i" -lt ${waitSeconds} ] && docker node ps "$id" --filter desired-state=running --format '{{.CurrentState}}' | grep -q '^Running'; do`,
+    "      i=$((i + 1)); sleep 1",
+    "    done",
+    "  fi",
+    // A demoted manager leaves Raft asynchronously: rm refuses it until then.
+    "  i=0",
+    '  until docker node rm --force "$id" >/dev/null 2>&1; do',
+    "    i=$((i + 1))",
+    `    if [ "$i" -ge ${rmAttempts} ]; then docker node rm --force "$id" >/dev/null; fi`,
+    "    sleep 1",
+    "  done",
+    '  echo "removed $name"',
+    "done",
+  ].join("\n");
+}
+
+/**
+ * On the primary manager of a multi-manager stack: gives every configured node
+ * its configured role. Promotions run before demotions, so the number of
+ * managers never dips while roles move. Prints one line per change.
+ */
+export function nodeRolesScript(nodes: readonly { name: string; role: "manager" | "worker" }[]): string {
+  const names = (role: string) => shellQuote(` ${nodes.filter((node) => node.role === role).map((node) => node.name).sort().join(" ")} `);
+  return [
+    "set -eu",
+    `managers=${names("manager")}`,
+    `workers=${names("worker")}`,
+    'promote=""',
+    'demote=""',
+    "for id in $(docker node ls -q); do",
+    `  ${NODE_NAME_OF_ID}`,
+    `  role=$(docker node inspect --format '{{.Spec.Role}}' "$id")`,
+    '  case "$managers" in *" $name "*) [ "$role" = manager ] || promote="$promote $id:$name" ;; esac',
+    '  case "$workers" in *" $name "*) [ "$role" = worker ] || demote="$demote $id:$name" ;; esac',
+    "done",
+    'for item in $promote; do docker node promote "${item%%:*}" >/dev/null; echo "promoted ${item#*:} to manager"; done',
+    'for item in $demote; do docker node demote "${item%%:*}" >/dev/null; echo "demoted ${item#*:} to worker"; done',
   ].join("\n");
 }
 

@@ -6,7 +6,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { loadStackConfig, parseStackConfig, StackConfigError, withSecrets } from "../../components/config";
+import {
+  faultToleranceWarning,
+  loadStackConfig,
+  managersOf,
+  type NodeConfig,
+  parseStackConfig,
+  quorumProblem,
+  StackConfigError,
+  withSecrets,
+} from "../../components/config";
 import { integerSetting } from "../../components/workerSettings";
 import { engineConfigFromStackFile, TEST_SSH_KEY, type EngineConfig } from "./helpers";
 
@@ -77,11 +86,48 @@ describe("bad configs: every problem, named by its config key", () => {
     expect(problemsOf(dev({ nodes }))).toContain("ai-swarm:nodes[3].name: duplicate name vm2");
   });
 
-  it("requires exactly one manager", () => {
-    const none = devNodes().map((node) => ({ ...node, role: "worker" }));
-    expect(problemsOf(dev({ nodes: none }))).toContain('ai-swarm:nodes: exactly one node must have role "manager" (found 0)');
-    const two = devNodes().map((node, index) => ({ ...node, role: index < 2 ? "manager" : "worker" }));
-    expect(problemsOf(dev({ nodes: two }))).toContain('ai-swarm:nodes: exactly one node must have role "manager" (found 2)');
+  it("accepts 1, 3 or 5 managers and refuses any other count under ai-swarm:nodes, saying why", () => {
+    const nodes = (managers: number) =>
+      Array.from({ length: 6 }, (_, index) => ({ name: `vm${index + 1}`, host: `172.28.0.${11 + index}`, role: index < managers ? "manager" : "worker" }));
+    for (const managers of [1, 3, 5]) {
+      const engine = dev({ nodes: nodes(managers) });
+      const result = parseStackConfig(engine.config, engine.secretKeys);
+      expect(result.ok ? managersOf(result.config.nodes).map((node) => node.name) : result.problems).toEqual(nodes(managers).slice(0, managers).map((node) => node.name));
+    }
+    expect(problemsOf(dev({ nodes: nodes(0) }))).toContain('ai-swarm:nodes: give role "manager" to 1, 3 or 5 nodes (found 0): the first manager creates the swarm');
+    for (const managers of [2, 4]) {
+      const problems = problemsOf(dev({ nodes: nodes(managers) })).filter((problem) => problem.startsWith("ai-swarm:nodes:"));
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toContain(`(found ${managers})`);
+      expect(problems[0]).toContain("majority of its managers is up (Raft)");
+      expect(problems[0]).toContain(`than ${managers - 1} would`);
+    }
+    expect(problemsOf(dev({ nodes: nodes(6) }))).toContain(
+      'ai-swarm:nodes: give role "manager" to 1, 3 or 5 nodes (found 6): every manager takes part in each Raft write, and more than 5 only slows them',
+    );
+  });
+
+  it("warns that one manager is not fault-tolerant, naming the fix; 3 managers get no warning", () => {
+    const one = devNodes() as NodeConfig[];
+    expect(faultToleranceWarning(one)).toContain("only one manager (vm1): the stack is not fault-tolerant");
+    expect(faultToleranceWarning(one)).toContain('give role "manager" to 3 nodes');
+    const three = devNodes().map((node) => ({ ...node, role: "manager" })) as NodeConfig[];
+    expect(faultToleranceWarning(three)).toBeUndefined();
+  });
+
+  it("makes the first listed manager the primary, and lists every manager primary first", () => {
+    const nodes = [
+      { name: "w1", host: "172.28.0.20", role: "worker" },
+      { name: "vm3", host: "172.28.0.13", role: "manager" },
+      { name: "vm1", host: "172.28.0.11", role: "manager" },
+      { name: "vm2", host: "172.28.0.12", role: "manager" },
+    ];
+    const engine = dev({ nodes });
+    const result = parseStackConfig(engine.config, engine.secretKeys);
+    if (!result.ok) throw new Error(result.problems.join("\n"));
+    const config = withSecrets(result.config);
+    expect(config.manager.name).toBe("vm3");
+    expect(config.managers.map((node) => node.name)).toEqual(["vm3", "vm1", "vm2"]);
   });
 
   it("rejects more worker replicas than nodes × max per node", () => {
@@ -311,5 +357,21 @@ describe("secrets", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the quorum guard (previous managers from the stack's last outputs)", () => {
+  it("refuses a change that keeps fewer than a majority of the deployed managers, naming the kept and needed counts", () => {
+    const problem = quorumProblem(["vm1", "vm2", "vm3"], ["vm1"]);
+    expect(problem).toContain("ai-swarm:nodes: this change keeps 1 of the 3 deployed managers (vm1, vm2, vm3; kept: vm1)");
+    expect(problem).toContain("needs 2 of them");
+    expect(quorumProblem(["vm1", "vm2", "vm3", "vm4", "vm5"], ["vm1", "vm2", "vm6"])).toContain("keeps 2 of the 5 deployed managers");
+  });
+
+  it("accepts a change that keeps a majority, and the first deploy", () => {
+    expect(quorumProblem(["vm1", "vm2", "vm3"], ["vm1", "vm3", "vm4"])).toBeUndefined();
+    expect(quorumProblem(["vm1"], ["vm1", "vm2", "vm3"])).toBeUndefined();
+    expect(quorumProblem(undefined, ["vm1"])).toBeUndefined();
+    expect(quorumProblem([], ["vm1", "vm2", "vm3"])).toBeUndefined();
   });
 });

@@ -28,6 +28,9 @@ import {
   swarmInitScript,
   swarmJoinScript,
   swarmLeaveScript,
+  swarmRejoinScript,
+  removeNodesScript,
+  nodeRolesScript,
   writeStdinToFileScript,
 } from "../../components/scripts";
 
@@ -61,6 +64,9 @@ const ALL_SCRIPTS: [string, string][] = [
   ["placement", placementScript(["ai-system_worker-go"])],
   ["web tls", webTlsScript("IP:10.0.0.1,DNS:chat.example", "10.0.0.1")],
   ["drain removed nodes", drainRemovedNodesScript(["vm1", "vm2"])],
+  ["rejoin", swarmRejoinScript("10.0.0.2", "10.0.0.1")],
+  ["remove nodes", removeNodesScript(["vm1", "vm3"])],
+  ["node roles", nodeRolesScript([{ name: "vm1", role: "manager" }, { name: "vm2", role: "worker" }])],
   ["pin images", pinImagesScript(["eclipse-mosquitto:2", "registry:2@sha256:" + "a".repeat(64)])],
 ];
 
@@ -357,6 +363,114 @@ describe("day-two scripts against a fake docker", () => {
     expect(first.stdout).toBe("drained vm4: no longer in the stack config\n");
     expect(calls().filter((call) => call.startsWith("node update"))).toEqual(["node update --availability drain id4"]);
     expect(sh(drainRemovedNodesScript(["vm1", "vm2"]), { env }).stdout).toBe("");
+  });
+
+  /** Nodes for the fake: id → name, role, status; `node demote`/`promote`/`rm` change the state files under $FAKE. */
+  function swarmOf(nodes: { id: string; name: string; role: string; status: string; running?: boolean }[], options: { rmRefusals?: number } = {}) {
+    fs.writeFileSync(path.join(dir, "rm-refusals"), String(options.rmRefusals ?? 0));
+    for (const node of nodes) fs.writeFileSync(path.join(dir, `role-${node.id}`), node.role);
+    return scriptedDocker([
+      `"node ls -q") for id in $(ls "$FAKE" | sed -n 's/^role-//p'); do echo "$id"; done ;;`,
+      ...nodes.map((node) => `*"ai-swarm.node"*" ${node.id}") echo ${node.name} ;;`),
+      ...nodes.map((node) => `*Status.State*" ${node.id}") echo ${node.status} ;;`),
+      '*Spec.Role*) cat "$FAKE/role-${*##* }" ;;',
+      '"node demote "*) echo worker > "$FAKE/role-${*##* }" ;;',
+      '"node promote "*) echo manager > "$FAKE/role-${*##* }" ;;',
+      ...nodes.map((node) => `"node ps ${node.id} "*) ${node.running ? "echo 'Running 2 minutes ago'" : "true"} ;;`),
+      '"node update --availability drain "*) ;;',
+      '"node rm --force "*) left=$(cat "$FAKE/rm-refusals"); if [ "$left" -gt 0 ]; then echo $((left - 1)) > "$FAKE/rm-refusals"; echo "node is a member of the raft cluster" >&2; exit 1; fi; rm "$FAKE/role-${*##* }" ;;',
+    ]);
+  }
+
+  it("remove: demotes, drains, skips the wait for a down node and removes every labelled node no longer in config, one progress line each", () => {
+    const env = swarmOf([
+      { id: "id1", name: "vm1", role: "manager", status: "ready" },
+      { id: "id2", name: "vm2", role: "manager", status: "down", running: true },
+      { id: "id3", name: "vm3", role: "worker", status: "ready" },
+      { id: "id5", name: "vm5", role: "worker", status: "ready" },
+    ]);
+    const result = sh(removeNodesScript(["vm1", "vm3"], 3, 3), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("removing vm2 (down)…\n  demoted vm2\nremoved vm2\nremoving vm5 (ready)…\nremoved vm5\n");
+    const changes = calls().filter((call) => /^node (demote|update|rm|ps)/.test(call));
+    expect(changes).toEqual([
+      "node demote id2",
+      "node update --availability drain id2",
+      "node rm --force id2",
+      "node update --availability drain id5",
+      "node ps id5 --filter desired-state=running --format {{.CurrentState}}",
+      "node rm --force id5",
+    ]);
+    expect(sh(removeNodesScript(["vm1", "vm3"], 3, 3), { env }).stdout).toBe("");
+  });
+
+  it("remove: waits (bounded) for a reachable node's tasks, and retries rm while a demoted manager is still leaving Raft", () => {
+    const env = swarmOf([{ id: "id4", name: "vm4", role: "manager", status: "ready", running: true }], { rmRefusals: 2 });
+    const result = sh(removeNodesScript(["vm1"], 2, 5), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("removing vm4 (ready)…\n  demoted vm4\nremoved vm4\n");
+    expect(calls().filter((call) => call.startsWith("node ps"))).toHaveLength(2); // one check per second, for at most 2 s
+    expect(calls().filter((call) => call.startsWith("node rm"))).toHaveLength(3);
+  });
+
+  it("remove: fails, naming Docker's reason, when rm keeps refusing", () => {
+    const env = swarmOf([{ id: "id4", name: "vm4", role: "worker", status: "down" }], { rmRefusals: 99 });
+    const result = sh(removeNodesScript(["vm1"], 2, 2), { env });
+    expect(result.status).not.toBe(0);
+    expect(result.stdout).toBe("removing vm4 (down)…\n");
+    expect(result.stderr).toContain("node is a member of the raft cluster");
+  });
+
+  it("roles: promotes before it demotes, and changes nothing when every role matches", () => {
+    const env = swarmOf([
+      { id: "id1", name: "vm1", role: "manager", status: "ready" },
+      { id: "id2", name: "vm2", role: "manager", status: "ready" },
+      { id: "id4", name: "vm4", role: "worker", status: "ready" },
+    ]);
+    const roles = [
+      { name: "vm1", role: "manager" },
+      { name: "vm2", role: "worker" },
+      { name: "vm4", role: "manager" },
+    ] as const;
+    const result = sh(nodeRolesScript(roles), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("promoted vm4 to manager\ndemoted vm2 to worker\n");
+    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual(["node promote id4", "node demote id2"]);
+    expect(sh(nodeRolesScript(roles), { env }).stdout).toBe("");
+  });
+
+  it.each([
+    ["pending", ""],
+    ["error", "node removed"],
+    ["active", "rpc error: node not found"],
+  ])("rejoin: a node left %s by a swarm that removed it leaves that state, then joins", (state, error) => {
+    const env = scriptedDocker([
+      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/left" ]; then echo inactive; else echo ${state}; fi ;;`,
+      `"info --format {{.Swarm.Error}}") echo ${shellQuote(error)} ;;`,
+      '"info --format {{.Swarm.NodeID}}") echo new-id ;;',
+      '"swarm leave --force") touch "$FAKE/left" ;;',
+      '"swarm join "*) ;;',
+    ]);
+    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("new-id\n");
+    expect(result.stderr).toContain(`leaving a stale swarm state (${state}`);
+    expect(calls().filter((call) => call.startsWith("swarm"))).toEqual(["swarm leave --force", "swarm join --advertise-addr 10.0.0.2 --token SWMTKN-1-abc 10.0.0.1:2377"]);
+  });
+
+  it("rejoin: leaves a healthy member alone and fails clearly without a token", () => {
+    const env = scriptedDocker([
+      '"info --format {{.Swarm.LocalNodeState}}") echo active ;;',
+      '"info --format {{.Swarm.Error}}") echo ;;',
+      '"info --format {{.Swarm.NodeID}}") echo same-id ;;',
+    ]);
+    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("same-id\n");
+    expect(calls().filter((call) => call.startsWith("swarm"))).toEqual([]);
+    const empty = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "" });
+    expect(empty.status).toBe(1);
+    expect(empty.stderr).toContain("no join token on stdin");
   });
 
   it("pin: a pulled image gets its repository digest, a local one keeps its tag, a digest stays, a missing one is pulled", () => {
