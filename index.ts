@@ -4,7 +4,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { Broker } from "./components/broker";
-import { loadStackConfig, WORKER_LANGUAGES, type WorkerLanguage } from "./components/config";
+import { faultToleranceWarning, loadStackConfig, WORKER_LANGUAGES, type WorkerLanguage } from "./components/config";
 import { AppImages, workerImageName } from "./components/images";
 import { Master } from "./components/master";
 import { StackNetwork } from "./components/network";
@@ -25,8 +25,19 @@ const settings: StackServiceSettings = {
   topicPrefix: config.topicPrefix,
 };
 
+const notFaultTolerant = faultToleranceWarning(config.nodes);
+if (notFaultTolerant !== undefined) void pulumi.log.warn(notFaultTolerant);
+const multiManager = config.managers.length > 1;
+
+// The managers deployed last time: this stack's own `managers` output (undefined on the first deploy).
+const self = new pulumi.StackReference("previous-deploy", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}` });
+const previousManagers = self.getOutput("managers").apply((value: unknown) =>
+  Array.isArray(value) ? value.filter((name): name is string => typeof name === "string") : undefined,
+);
+
 const swarm = new SwarmCluster("swarm", {
   nodes: config.nodes,
+  previousManagers,
   sshPrivateKey: config.sshPrivateKey,
   ...(addressPoolOf(config) && { addressPool: addressPoolOf(config) }),
 });
@@ -51,6 +62,7 @@ const registry = new PrivateRegistry(
     port: config.registry.port,
     username: config.registry.username,
     image: thirdParty.refs.registry,
+    keepCaOnDelete: multiManager,
     ...(config.registry.password && { password: config.registry.password }),
   },
   { ...managerDocker, dependsOn: [swarm.init] },
@@ -145,6 +157,8 @@ export const registryAddress = registry.address;
 export const registryUsername = registry.username;
 export const registryPassword = pulumi.secret(registry.password);
 export const registryCaCert = registry.caCert;
+/** Every manager, the primary first: the next deploy's quorum guard reads it back (StackReference to this stack). */
+export const managers = config.managers.map((node) => node.name);
 export const nodes = swarm.nodes.map(({ name, host, role, nodeId }) => ({ name, host, role, nodeId: nodeId.apply((id) => id.trim()) }));
 export const services = [
   { name: serviceName(config.stackName, "registry"), image: thirdParty.refs.registry, replicas: 1 },

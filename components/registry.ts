@@ -40,6 +40,8 @@ export interface RegistryArgs {
   password?: pulumi.Output<string>;
   /** The registry's image, pinned by digest where a registry served it. */
   image: pulumi.Input<string>;
+  /** Keep each node's CA install on delete (multi-manager stacks, where a removed node's VM may be gone). */
+  keepCaOnDelete?: boolean;
 }
 
 /** The certificate's subject alternative name: IP:… for an address, DNS:… for a name. */
@@ -105,7 +107,8 @@ export class PrivateRegistry extends pulumi.ComponentResource {
             delete: asRoot(removeRegistryCaScript(this.address), node.user),
             stdin: tls.stdout,
           },
-          childOf(this, opts, { aliases: [{ name: `registry-ca-${node.name}` }] }),
+          // Kept on delete when asked (multi-manager stacks): the node may be gone for good when it leaves the config.
+          childOf(this, opts, { aliases: [{ name: `registry-ca-${node.name}` }], ...(args.keepCaOnDelete && { retainOnDelete: true }) }),
         ),
     );
 

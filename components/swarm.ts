@@ -15,10 +15,19 @@
 // services (and the placement the program reports) already avoid a node being
 // removed, …-members on the manager drains, before anything else, every node
 // this program labelled that is no longer in the config.
+//
+// A multi-manager stack (3 or 5 managers, issue 14) differs: the primary (the
+// first listed manager) inits the swarm; the other managers join with the
+// manager token (…-join-token-manager); …-roles on the primary promotes and
+// demotes nodes whose role changed; and …-members on the primary removes
+// nodes that left the config itself (demote, drain, node rm --force), since
+// their VM may be gone for good. So every per-node resource is kept on delete
+// (retainOnDelete): its delete would dial the removed node. A 1-manager stack
+// keeps the resources and inputs it had before.
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { FORMER } from "./aliases";
-import type { NodeConfig } from "./config";
+import { managersOf, type NodeConfig, quorumProblem } from "./config";
 import { remoteCommand } from "./remoteCommand";
 import {
   type AddressPool,
@@ -27,15 +36,24 @@ import {
   drainRemovedNodesScript,
   NODE_NAME_LABEL,
   joinTokenScript,
+  nodeRolesScript,
+  removeNodesScript,
   nodeLabelScript,
   swarmInitScript,
   swarmJoinScript,
   swarmLeaveScript,
+  swarmRejoinScript,
 } from "./scripts";
 
 export interface SwarmArgs {
-  /** Every VM of the stack; exactly one is the manager. */
+  /** Every VM of the stack; 1, 3 or 5 are managers, the first of them the primary. */
   nodes: NodeConfig[];
+  /**
+   * The managers deployed last time (the stack's `managers` output, undefined on the first deploy).
+   * The swarm's first command waits for it and fails, with the reason, if this change would cost
+   * the swarm its Raft quorum (quorumProblem), so nothing on the nodes changes.
+   */
+  previousManagers?: pulumi.Input<string[] | undefined>;
   /** The SSH private key for every node (a secret). */
   sshPrivateKey: pulumi.Input<string>;
   /** Where Swarm takes overlay subnets from (read only when the swarm is created). */
@@ -64,55 +82,75 @@ export function addressPoolOf(config: { network: { addressPool?: string; address
 export class SwarmCluster extends pulumi.ComponentResource {
   /** Every node with its role and swarm id. */
   readonly nodes: SwarmNodeInfo[];
-  /** The init command on the manager: everything that needs a swarm depends on it. */
+  /** The init command on the primary manager: everything that needs a swarm depends on it. */
   readonly init: command.remote.Command;
   /** Resources that must exist before services are scheduled (all joins and labels). */
   readonly ready: pulumi.Resource[];
+  /** How to reach the primary manager. */
   readonly managerConnection: command.types.input.remote.ConnectionArgs;
   private readonly manager: NodeConfig;
   /** Children are named `<component name>-…`. */
   private readonly prefix: string;
+  /** 3 or 5 managers: manager joins, roles, removal by the primary, per-node resources kept on delete. */
+  private readonly multiManager: boolean;
 
   constructor(name: string, args: SwarmArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ai-swarm:index:SwarmCluster", name, {}, { ...opts, aliases: [...(opts?.aliases ?? []), { type: FORMER.swarm.type }] });
-    const manager = args.nodes.find((node) => node.role === "manager");
+    const managers = managersOf(args.nodes);
+    const manager = managers[0];
     if (!manager) throw new pulumi.RunError("SwarmCluster: no node has role manager");
     this.manager = manager;
     this.prefix = name;
+    this.multiManager = managers.length > 1;
     this.managerConnection = sshConnection(manager, args.sshPrivateKey);
 
+    const managerNames = managers.map((node) => node.name);
+    const initScript = asRoot(swarmInitScript(manager.host, args.addressPool), manager.user);
     this.init = remoteCommand(
       `${name}-init`,
-      { connection: this.managerConnection, create: asRoot(swarmInitScript(manager.host, args.addressPool), manager.user) },
+      {
+        connection: this.managerConnection,
+        // The same script; it only waits for the quorum guard, which fails the deploy before anything runs.
+        create:
+          args.previousManagers === undefined
+            ? initScript
+            : pulumi.output(args.previousManagers).apply((previous) => {
+                const problem = quorumProblem(previous, managerNames);
+                if (problem !== undefined) throw new pulumi.RunError(problem);
+                return initScript;
+              }),
+      },
       { parent: this, aliases: [{ name: "swarm-init" }] },
     );
     const managerLabels = this.labelNode(manager, this.init.stdout, [this.init]);
 
-    const workerToken = remoteCommand(
-      `${name}-join-token-worker`,
-      {
-        connection: this.managerConnection,
-        create: asRoot(joinTokenScript("worker"), manager.user),
-        // The token must never show in logs or in plain state, nor travel back to
-        // the manager as PULUMI_COMMAND_STDOUT when the command is updated.
-        logging: "none",
-      },
-      { parent: this, dependsOn: [this.init], additionalSecretOutputs: ["stdout"], aliases: [{ name: "join-token-worker" }] },
-    );
+    const workerToken = this.joinToken("worker", { aliases: [{ name: "join-token-worker" }] });
+    const managerToken = this.multiManager ? this.joinToken("manager", {}) : undefined;
 
     this.nodes = [{ name: manager.name, host: manager.host, role: "manager", nodeId: managerLabels.stdout }];
     this.ready = [this.init, managerLabels];
     for (const node of args.nodes.filter((candidate) => candidate !== manager)) {
-      const join = this.joinNode(node, manager, workerToken.stdout, args.sshPrivateKey);
+      const token = node.role === "manager" && managerToken ? managerToken.stdout : workerToken.stdout;
+      const join = this.joinNode(node, manager, token, args.sshPrivateKey);
       const labels = this.labelNode(node, join.stdout, [join]);
       this.nodes.push({ name: node.name, host: node.host, role: node.role, nodeId: labels.stdout });
       this.ready.push(join, labels);
     }
+    if (this.multiManager) {
+      // A node whose configured role changed: promoted or demoted from the primary, promotions first.
+      const roles = remoteCommand(
+        `${name}-roles`,
+        { connection: this.managerConnection, create: asRoot(nodeRolesScript(args.nodes), manager.user) },
+        { parent: this, dependsOn: [...this.ready] },
+      );
+      this.ready.push(roles);
+    }
+    const configured = args.nodes.map((node) => node.name);
     const members = remoteCommand(
       `${name}-members`,
       {
         connection: this.managerConnection,
-        create: asRoot(drainRemovedNodesScript(args.nodes.map((node) => node.name)), manager.user),
+        create: asRoot(this.multiManager ? removeNodesScript(configured) : drainRemovedNodesScript(configured), manager.user),
       },
       { parent: this, dependsOn: [...this.ready], aliases: [{ name: "members" }] },
     );
@@ -123,27 +161,48 @@ export class SwarmCluster extends pulumi.ComponentResource {
     });
   }
 
+  /** Per-node resources of a multi-manager stack are kept on delete: the primary removes the node (members). */
+  private get perNode(): { retainOnDelete?: boolean } {
+    return this.multiManager ? { retainOnDelete: true } : {};
+  }
+
+  /** The join token for a role, read on the primary: a secret that never shows in logs or plain state. */
+  private joinToken(role: "worker" | "manager", options: { aliases?: pulumi.Input<pulumi.Alias>[] }): command.remote.Command {
+    return remoteCommand(
+      `${this.prefix}-join-token-${role}`,
+      {
+        connection: this.managerConnection,
+        create: asRoot(joinTokenScript(role), this.manager.user),
+        // The token must never show in logs or in plain state, nor travel back to
+        // the manager as PULUMI_COMMAND_STDOUT when the command is updated.
+        logging: "none",
+      },
+      { parent: this, dependsOn: [this.init], additionalSecretOutputs: ["stdout"], ...options },
+    );
+  }
+
   private joinNode(
     node: NodeConfig,
     manager: NodeConfig,
     token: pulumi.Output<string>,
     privateKey: pulumi.Input<string>,
   ): command.remote.Command {
+    const script = this.multiManager ? swarmRejoinScript(node.host, manager.host) : swarmJoinScript(node.host, manager.host);
     return remoteCommand(
       `${this.prefix}-join-${node.name}`,
       {
         connection: sshConnection(node, privateKey),
-        create: asRoot(swarmJoinScript(node.host, manager.host), node.user),
+        create: asRoot(script, node.user),
         delete: asRoot(swarmLeaveScript(), node.user),
         stdin: pulumi.secret(token.apply((value) => `${value.trim()}\n`)),
         logging: "stderr",
       },
       // Leaving and re-joining is the only safe order if this ever has to be replaced.
-      { parent: this, dependsOn: [this.init], deleteBeforeReplace: true, aliases: [{ name: `join-${node.name}` }] },
+      { parent: this, dependsOn: [this.init], deleteBeforeReplace: true, aliases: [{ name: `join-${node.name}` }], ...this.perNode },
     );
   }
 
-  /** Labels a node from the manager; for workers its delete drains and removes the node. */
+  /** Labels a node from the manager; for workers of a 1-manager stack its delete drains and removes the node. */
   private labelNode(node: NodeConfig, nodeIdOutput: pulumi.Output<string>, dependsOn: pulumi.Resource[]): command.remote.Command {
     const user = this.manager.user;
     const nodeId = nodeIdOutput.apply((value) => value.trim());
@@ -155,7 +214,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
         create: nodeId.apply((id) => asRoot(nodeLabelScript(id, labels, node.name), user)),
         ...(node.role === "worker" && { delete: nodeId.apply((id) => asRoot(drainAndRemoveScript(id), user)) }),
       },
-      { parent: this, dependsOn, deleteBeforeReplace: true, aliases: [{ name: `node-${node.name}` }] },
+      { parent: this, dependsOn, deleteBeforeReplace: true, aliases: [{ name: `node-${node.name}` }], ...this.perNode },
     );
   }
 }

@@ -70,6 +70,7 @@ export interface RegisteredResource {
   inputs: Record<string, unknown>;
   additionalSecretOutputs: string[];
   deleteBeforeReplace: boolean;
+  retainOnDelete: boolean;
   /** Every earlier URN its aliases name, as the engine resolves them (lab/harness/aliases.ts). */
   aliasUrns: string[];
 }
@@ -120,6 +121,7 @@ export function mockPinnedImages(script: string): string {
 }
 
 export const MOCK_JOIN_TOKEN = "SWMTKN-1-mockjointoken0123456789";
+export const MOCK_MANAGER_JOIN_TOKEN = "SWMTKN-1-mockmanagertoken9876543210";
 export const MOCK_CA_CERT = "-----BEGIN CERTIFICATE-----\nMOCKCA\n-----END CERTIFICATE-----\n";
 export const MOCK_WEB_CERT = "-----BEGIN CERTIFICATE-----\nMOCKWEBCERT\n-----END CERTIFICATE-----\n";
 export const MOCK_WEB_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKWEBKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
@@ -127,6 +129,7 @@ export const MOCK_WEB_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKWEBKEYSECRET012345
 function mockStdout(name: string): string {
   if (name === "swarm-init") return "managernodeid0001\n";
   if (name === "swarm-join-token-worker") return `${MOCK_JOIN_TOKEN}\n`;
+  if (name === "swarm-join-token-manager") return `${MOCK_MANAGER_JOIN_TOKEN}\n`;
   if (name.startsWith("swarm-join-")) return `nodeid-${name.slice("swarm-join-".length)}\n`;
   if (name.startsWith("swarm-node-")) return `nodeid-${name.slice("swarm-node-".length)}\n`; // the label script echoes the id
   if (name === "registry-tls") return MOCK_CA_CERT;
@@ -137,6 +140,8 @@ function mockStdout(name: string): string {
 
 export interface ProgramRun {
   resources: RegisteredResource[];
+  /** The names of the stacks the program read through a StackReference. */
+  stackReferences: string[];
   outputs: Record<string, { value: unknown; secret: boolean }>;
 }
 
@@ -149,6 +154,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getAdditionalsecretoutputsList(): string[];
   getDeletebeforereplace(): boolean;
+  getRetainondelete(): boolean;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
   getAliasesList(): AliasMessage[];
 }
@@ -161,14 +167,20 @@ interface PatchableMonitor {
  * Runs index.ts under mocks with this config and returns what it registered and
  * exported. Like the engine, outputs named in additionalSecretOutputs come back secret.
  */
-export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<ProgramRun> {
+export async function runProgram(engine: EngineConfig, stack = "dev", previousOutputs: Record<string, unknown> = {}): Promise<ProgramRun> {
   const resources: RegisteredResource[] = [];
   const secretOutputs = new Map<string, string[]>();
   const aliasesByUrn = new Map<string, string[]>();
+  const stackReferences: string[] = [];
   let inFlight = 0;
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
+        // The program reads its own stack's last outputs (the quorum guard): the engine answers with them.
+        if (args.type === "pulumi:pulumi:StackReference") {
+          stackReferences.push(String(args.inputs["name"]));
+          return { id: String(args.inputs["name"]), state: { name: args.inputs["name"], outputs: previousOutputs, secretOutputNames: [] } };
+        }
         const state: Record<string, unknown> = { ...args.inputs, ...mockOutputs(args.type, args.name, args.inputs) };
         for (const key of secretOutputs.get(`${args.type}::${args.name}`) ?? []) {
           if (key in state) state[key] = pulumi.secret(state[key]);
@@ -180,6 +192,7 @@ export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<P
     "ai-swarm",
     stack,
     false,
+    "organization",
   );
   const monitor = settings.getMonitor() as unknown as PatchableMonitor;
   const original = monitor.registerResource.bind(monitor);
@@ -204,6 +217,7 @@ export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<P
       inputs: unwrapSecrets(raw) as Record<string, unknown>,
       additionalSecretOutputs: request.getAdditionalsecretoutputsList(),
       deleteBeforeReplace: request.getDeletebeforereplace(),
+      retainOnDelete: request.getRetainondelete() ?? false,
       aliasUrns: aliases,
     });
     inFlight++;
@@ -215,19 +229,46 @@ export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<P
   pulumi.runtime.setAllConfig(engine.config, engine.secretKeys);
 
   vi.resetModules();
-  let program: Record<string, unknown>;
+  const rejected = programRejections();
   try {
-    program = (await import("../../index")) as Record<string, unknown>;
-  } catch (error) {
-    await settle(() => inFlight);
-    throw Object.assign(error as Error, { registeredCount: resources.length });
+    let program: Record<string, unknown>;
+    try {
+      program = (await import("../../index")) as Record<string, unknown>;
+    } catch (error) {
+      await settle(() => inFlight);
+      throw Object.assign(error as Error, { registeredCount: resources.length });
+    }
+    const outputs: ProgramRun["outputs"] = {};
+    for (const [key, exported] of Object.entries(program)) {
+      outputs[key] = await Promise.race([resolveOutput(exported), rejected.first]);
+    }
+    await Promise.race([settle(() => inFlight), rejected.first]);
+    return { resources, stackReferences, outputs };
+  } finally {
+    rejected.stop();
   }
-  const outputs: ProgramRun["outputs"] = {};
-  for (const [key, exported] of Object.entries(program)) {
-    outputs[key] = await resolveOutput(exported);
-  }
-  await settle(() => inFlight);
-  return { resources, outputs };
+}
+
+/**
+ * An error thrown inside an apply (the quorum guard) rejects promises the SDK does not await: the
+ * engine's language host (cmd/run) fails the program on the first such rejection, printing a
+ * RunError's message alone. So does this, while the program runs: `first` rejects with it.
+ */
+function programRejections(): { first: Promise<never>; stop(): void } {
+  const others = process.listeners("unhandledRejection");
+  process.removeAllListeners("unhandledRejection");
+  let fail: (error: unknown) => void = () => undefined;
+  const first = new Promise<never>((_, reject) => (fail = reject));
+  first.catch(() => undefined);
+  const listener = (reason: unknown) => fail(reason);
+  process.on("unhandledRejection", listener);
+  return {
+    first,
+    stop() {
+      process.removeListener("unhandledRejection", listener);
+      for (const other of others) process.on("unhandledRejection", other);
+    },
+  };
 }
 
 async function resolveOutput(value: unknown): Promise<{ value: unknown; secret: boolean }> {

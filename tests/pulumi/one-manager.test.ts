@@ -34,5 +34,7 @@ describe.skipIf(missing.length > 0)("a 1-manager stack", () => {
     const before = byKey(JSON.parse(fs.readFileSync(FIXTURE, "utf8")) as unknown[]);
     expect([...now.keys()].sort()).toEqual([...before.keys()].sort());
     for (const [key, shape] of before) expect(now.get(key), key).toEqual(shape);
+    // Kept-on-delete is a resource option, not an input: a 1-manager stack still deletes (and so cleans up) what it removes.
+    expect(run.resources.filter((resource) => resource.retainOnDelete).map((resource) => resource.name)).toEqual([]);
   });
 });

@@ -1,0 +1,111 @@
+// A multi-manager stack (issue 14) through the real index.ts under mocks:
+// managers join with the manager token, roles are enforced from the primary,
+// the primary removes nodes that left the config, every per-node resource is
+// kept on delete, and the quorum guard reads the stack's own last outputs.
+import { describe, expect, it, vi } from "vitest";
+import { removeNodesScript } from "../../components/scripts";
+import {
+  byName,
+  engineConfigFromStackFile,
+  isSecretMarker,
+  MOCK_JOIN_TOKEN,
+  MOCK_MANAGER_JOIN_TOKEN,
+  missingDockerfiles,
+  runProgram,
+  TEST_SSH_KEY,
+  TYPES,
+  type ProgramRun,
+} from "./helpers";
+import { ONE_MANAGER_NODES } from "./one-manager.test";
+
+type Role = "manager" | "worker";
+/** Lab nodes vm1..vmN with the given roles. */
+function nodes(roles: Record<string, Role>) {
+  return Object.entries(roles).map(([name, role]) => ({ name, host: `172.28.0.1${name.slice(2)}`, sshPort: 22, user: "root", role, labels: { vm: `ai-swarm-${name}` } }));
+}
+const THREE_AND_TWO = nodes({ vm1: "manager", vm2: "manager", vm3: "manager", vm4: "worker", vm5: "worker" });
+
+function run(nodeList: unknown[], previous: Record<string, unknown> = {}): Promise<ProgramRun> {
+  return runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }, { nodes: nodeList }), "dev", previous);
+}
+const command = (program: ProgramRun, name: string) => byName(program.resources, TYPES.command, name);
+const names = (program: ProgramRun, prefix: string) => program.resources.filter((resource) => resource.name.startsWith(prefix)).map((resource) => resource.name).sort();
+
+const missing = missingDockerfiles();
+if (missing.length > 0) console.warn(`SKIPPED the multi-manager program tests: ${missing.join(", ")} missing`);
+
+describe.skipIf(missing.length > 0)("a 3-manager stack", () => {
+  it("reads a manager join token (secret, never logged) and joins managers with it, workers with the worker token; no warning", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const program = await run(THREE_AND_TWO);
+    const warnings = warn.mock.calls.map((call) => String(call[0]));
+    warn.mockRestore();
+    expect(warnings.filter((line) => line.includes("fault-tolerant"))).toEqual([]);
+    const token = command(program, "swarm-join-token-manager");
+    expect(token.inputs["create"]).toContain("docker swarm join-token -q manager");
+    expect(token.inputs["logging"]).toBe("none");
+    expect(token.additionalSecretOutputs).toContain("stdout");
+    expect(names(program, "swarm-join-vm")).toEqual(["swarm-join-vm2", "swarm-join-vm3", "swarm-join-vm4", "swarm-join-vm5"]);
+    for (const node of ["vm2", "vm3"]) expect(command(program, `swarm-join-${node}`).inputs["stdin"]).toBe(`${MOCK_MANAGER_JOIN_TOKEN}\n`);
+    for (const node of ["vm4", "vm5"]) expect(command(program, `swarm-join-${node}`).inputs["stdin"]).toBe(`${MOCK_JOIN_TOKEN}\n`);
+    // The token reaches the node on stdin as a secret, and the join dials the primary.
+    expect(isSecretMarker(command(program, "swarm-join-vm2").rawInputs["stdin"])).toBe(true);
+    expect(command(program, "swarm-join-vm2").inputs["create"]).toContain("'172.28.0.11:2377'");
+  });
+
+  it("a 1-manager stack has no manager token and no roles resource, and warns (as in preview) that it is not fault-tolerant", async () => {
+    // Without an engine (mocks), pulumi.log.warn writes to console.warn; the engine prints it as a warning.
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
+    const program = await run(ONE_MANAGER_NODES);
+    const warnings = warn.mock.calls.map((call) => String(call[0]));
+    warn.mockRestore();
+    expect(warnings.filter((line) => line.includes("not fault-tolerant"))).toEqual([
+      'warning: [runtime] ai-swarm:nodes: only one manager (vm1): the stack is not fault-tolerant, losing that VM stops the swarm; give role "manager" to 3 nodes (or 5) to survive the loss of any one VM (docs/pulumi.md, "How many managers")',
+    ]);
+    expect(names(program, "swarm-join-token")).toEqual(["swarm-join-token-worker"]);
+    expect(names(program, "swarm-roles")).toEqual([]);
+  });
+
+  it("enforces roles from the primary after every join and label, before the members step", async () => {
+    const program = await run(THREE_AND_TWO);
+    const roles = command(program, "swarm-roles");
+    expect(roles.inputs["connection"]).toMatchObject({ host: "172.28.0.11" });
+    expect(roles.inputs["create"]).toContain("managers=' vm1 vm2 vm3 '");
+    expect(roles.inputs["create"]).toContain("workers=' vm4 vm5 '");
+    const urn = (name: string) => command(program, name).urn;
+    for (const name of ["swarm-join-vm3", "swarm-node-vm5", "swarm-node-vm1"]) expect(roles.dependencies).toContain(urn(name));
+    expect(command(program, "swarm-members").dependencies).toContain(roles.urn);
+  });
+
+  it("removes nodes that left the config from the primary (members), and keeps every per-node resource on delete", async () => {
+    const program = await run(THREE_AND_TWO);
+    expect(command(program, "swarm-members").inputs["create"]).toBe(removeNodesScript(["vm1", "vm2", "vm3", "vm4", "vm5"]));
+    const perNode = program.resources.filter((resource) => /^(swarm-join-vm|swarm-node-vm|registry-ca-vm)/.test(resource.name));
+    expect(perNode).toHaveLength(4 + 5 + 5);
+    expect(perNode.filter((resource) => !resource.retainOnDelete).map((resource) => resource.name)).toEqual([]);
+    const others = program.resources.filter((resource) => resource.retainOnDelete && !perNode.includes(resource));
+    expect(others.map((resource) => resource.name)).toEqual([]);
+  });
+
+  it("exports the managers, primary first, and reads its own stack's last outputs", async () => {
+    const program = await run(nodes({ vm3: "manager", vm1: "manager", vm2: "manager", vm4: "worker" }));
+    expect(program.outputs["managers"]?.value).toEqual(["vm3", "vm1", "vm2"]);
+    expect(program.stackReferences).toEqual(["organization/ai-swarm/dev"]);
+    expect(command(program, "swarm-init").inputs["connection"]).toMatchObject({ host: "172.28.0.13" });
+  });
+});
+
+describe.skipIf(missing.length > 0)("the quorum guard, through the program", () => {
+  const previous = { managers: ["vm1", "vm2", "vm3"] };
+
+  it("refuses {vm1,vm2,vm3} -> {vm1} (the run fails as in preview), naming the kept and needed counts", async () => {
+    await expect(run(ONE_MANAGER_NODES, previous)).rejects.toThrow(/keeps 1 of the 3 deployed managers \(vm1, vm2, vm3; kept: vm1\).*needs 2 of them/);
+  });
+
+  it("accepts {vm1,vm2,vm3} -> {vm1,vm3,vm4} and a first deploy", async () => {
+    const moved = await run(nodes({ vm1: "manager", vm3: "manager", vm4: "manager", vm5: "worker" }), previous);
+    expect(command(moved, "swarm-init").inputs["create"]).toContain("docker swarm init");
+    const first = await run(THREE_AND_TWO);
+    expect(command(first, "swarm-init").inputs["create"]).toContain("docker swarm init");
+  });
+});
