@@ -32,11 +32,13 @@ import type { ApplyContext } from "./types";
 // Internal parts of the SDK the harness needs: installing our monitor and waiting for its RPCs.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const settings = require("@pulumi/pulumi/runtime/settings") as {
-  setMockOptions(monitor: unknown, project: string, stack: string, preview: boolean): void;
+  setMockOptions(monitor: unknown, project: string, stack: string, preview: boolean, organization?: string): void;
   waitForRPCs(): Promise<void>;
 };
 
 const PROJECT_DIR = path.resolve(__dirname, "..", "..");
+/** The organization of a stack in a DIY (file) backend: always this constant (Pulumi's docs, "Stacks"). */
+const ORGANIZATION = "organization";
 
 export interface DeployOptions {
   stack: string;
@@ -88,11 +90,16 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const failure = new Promise<never>((_, reject) => (failed = reject));
   const monitor = new LiveMonitor({ masker, providers, state, projectDir: options.projectDir, warn }, { line: options.log }, (error) => failed(error));
   await pulumi.runtime.setMocks({ newResource: () => ({ id: undefined, state: {} }), call: () => ({}) }, project, options.stack, false);
-  settings.setMockOptions(monitor, project, options.stack, false);
+  settings.setMockOptions(monitor, project, options.stack, false, ORGANIZATION);
   pulumi.runtime.setAllConfig(engineConfig.config, engineConfig.secretKeys);
   const started = Date.now();
   options.log(`deploying stack ${options.stack} of ${project} with the live harness (program ${path.relative(options.projectDir, options.program)})`);
   const reports: ResourceReport[] = [];
+  // As the engine's language host (cmd/run): an error the program rejects outside any await (a throw in an apply,
+  // such as the quorum guard's) fails the run with its message; the program's own log lines are the engine's diagnostics.
+  const programFailed = (reason: unknown) => failed(reason instanceof Error ? reason : new Error(String(reason)));
+  const programLog = captureProgramLog(warn, options.log);
+  process.on("unhandledRejection", programFailed);
   try {
     const run = (async () => {
       // A fresh copy of the program each run (tests deploy more than once per process).
@@ -109,6 +116,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   } catch (error) {
     throw new Error(masker.mask((error as Error).message));
   } finally {
+    process.removeListener("unhandledRejection", programFailed);
+    programLog.stop();
     stopAllChildren();
     providers.closeAll();
   }
@@ -164,6 +173,14 @@ async function deleteResources(records: StoredResource[], base: Omit<ApplyContex
     }
     const kind = KINDS[record.type];
     if (!kind) throw new Error(`${label}: in the state but of a type the harness cannot delete`);
+    if (record.retainOnDelete === true) {
+      // As the engine: out of the state, and the provider's delete never runs.
+      if (pending.has(record)) base.state.removePendingDelete(record);
+      else base.state.remove(record.urn);
+      reports.push({ urn: record.urn, type: record.type, name: record.name, outcome: "retained", seconds: 0 });
+      log(`  ✓ retained ${label} (retainOnDelete: dropped from the state, not deleted)`);
+      continue;
+    }
     registerStoredProvider(record, base);
     log(`  … deleting ${label}`);
     try {
@@ -360,4 +377,26 @@ if (require.main === module) {
       removeTempFiles();
       process.exit(1);
     });
+}
+
+/**
+ * Without an engine, the SDK's pulumi.log writes "warning: [runtime] …" (and "error: [runtime] …") to
+ * console.warn / console.error. While the program runs those become the harness's warnings (in the
+ * summary, masked) and error lines, as the engine prints a program's diagnostics; the rest passes through.
+ */
+function captureProgramLog(warn: (message: string) => void, log: (line: string) => void): { stop(): void } {
+  const original = { warn: console.warn, error: console.error };
+  const route = (prefix: string, handle: (message: string) => void, fallback: (...args: unknown[]) => void) => (...args: unknown[]) => {
+    const [first] = args;
+    if (args.length === 1 && typeof first === "string" && first.startsWith(prefix)) handle(first.slice(prefix.length));
+    else fallback(...args);
+  };
+  console.warn = route("warning: [runtime] ", warn, original.warn);
+  console.error = route("error: [runtime] ", (message) => log(`  error: ${message}`), original.error);
+  return {
+    stop() {
+      console.warn = original.warn;
+      console.error = original.error;
+    },
+  };
 }

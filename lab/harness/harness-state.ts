@@ -26,6 +26,8 @@ export interface StoredResource {
   /** URNs this resource depends on (deleted after it). */
   dependencies: string[];
   deleteBeforeReplace: boolean;
+  /** The retainOnDelete option: deleting it (or replacing it) drops it from the state without the provider's delete. */
+  retainOnDelete?: boolean;
   /** Inputs after the provider's check (defaults and computed inputs added). */
   inputs: JsonObject;
   outputs: JsonObject;

@@ -6,6 +6,8 @@
 // alone for real in the lab, handing the program the real outputs. After the
 // program ends, deploy.ts deletes what it no longer declares (see `pending`).
 import * as pulumi from "@pulumi/pulumi";
+import { Struct } from "google-protobuf/google/protobuf/struct_pb";
+import * as resproto from "@pulumi/pulumi/proto/resource_pb";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { aliasSpecsOf, aliasUrns, urnOf as aliasesUrnOf, type AliasMessage } from "./aliases";
 import { remoteCommand } from "./appliers/command";
@@ -18,6 +20,7 @@ import { Masker, unwrapSecrets } from "./secrets";
 import { inputsDiff } from "./steps";
 import type { Applied, ApplyContext, ApplyRequest, Outcome, ResourceKind } from "./types";
 import type { ProviderRegistry } from "./providers";
+
 
 /** Every custom resource type the harness can apply. Anything else fails loudly. */
 export const KINDS: Record<string, ResourceKind> = {
@@ -46,7 +49,15 @@ interface RegisterRequest {
   getAdditionalsecretoutputsList(): string[];
   getDependenciesList(): string[];
   getDeletebeforereplace(): boolean;
+  getRetainondelete(): boolean | undefined;
   getAliasesList(): AliasMessage[];
+}
+
+interface ReadRequest {
+  getType(): string;
+  getName(): string;
+  getId(): string;
+  getParent(): string;
 }
 
 interface OutputsRequest {
@@ -95,6 +106,31 @@ export class LiveMonitor extends MockMonitor {
     return super.registerResource(req, callback);
   }
 
+  /**
+   * A read. The only one the program makes is a StackReference to its own stack (the quorum guard):
+   * answered, as the engine does, with the stack's outputs from the last successful run (the state;
+   * this run's outputs are stored only when it succeeds). Anything else fails loudly.
+   */
+  override async readResource(req: ReadRequest, callback: (err: unknown, response: unknown) => void): Promise<void> {
+    const own = `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`;
+    if (req.getType() !== "pulumi:pulumi:StackReference" || req.getId() !== own) {
+      const failure = new InputError(`read of ${req.getType()} ${req.getId()}: the live harness reads only a StackReference to this stack (${own})`);
+      callback(failure, undefined);
+      return;
+    }
+    const { values, secretKeys } = this.ctx.state.outputs();
+    const outputs: Record<string, unknown> = { ...values };
+    for (const key of secretKeys) if (key in outputs) outputs[key] = pulumi.secret(outputs[key]);
+    const state = { name: own, outputs, secretOutputNames: secretKeys };
+    const serialized = await pulumi.runtime.serializeProperties("stack reference", state);
+    const urn = urnOf(req.getParent(), req.getType(), req.getName());
+    const response = new resproto.ReadResourceResponse();
+    response.setUrn(urn);
+    response.setProperties(Struct.fromJavaScript(serialized as Parameters<typeof Struct.fromJavaScript>[0]));
+    this.reporter.line(`  = read ${req.getType()} ${req.getName()} (${own}: ${Object.keys(values).length} outputs of the last run)`);
+    callback(null, response);
+  }
+
   override registerResourceOutputs(req: OutputsRequest, callback: (err: unknown, response: unknown) => void): void {
     if (req.getUrn().includes("::pulumi:pulumi:Stack::")) this.stackOutputs = req.getOutputs()?.toJavaScript();
     super.registerResourceOutputs(req, callback);
@@ -130,6 +166,7 @@ export class LiveMonitor extends MockMonitor {
         provider: args.provider ?? "",
         dependencies: request?.getDependenciesList() ?? [],
         deleteBeforeReplace: request?.getDeletebeforereplace() ?? false,
+        ...(request?.getRetainondelete() === true && { retainOnDelete: true }),
       };
       if (args.type.startsWith("pulumi:providers:")) return this.provider(base, inputs, prior, started);
 
@@ -166,7 +203,8 @@ export class LiveMonitor extends MockMonitor {
         applied = await (kind.update ?? ((r: ApplyRequest, _p: StoredResource, c: ApplyContext) => kind.create(r, c)))(req, prior, ctx);
         outcome = "updated";
       } else if (base.deleteBeforeReplace) {
-        await kind.delete?.(prior, ctx);
+        if (prior.retainOnDelete === true) this.reporter.line(`    kept ${label} (retainOnDelete): not deleted before its replacement`);
+        else await kind.delete?.(prior, ctx);
         this.ctx.state.remove(urn);
         applied = await kind.create(req, ctx);
         outcome = "replaced";

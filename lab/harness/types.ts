@@ -29,7 +29,7 @@ export interface ApplyContext {
 }
 
 /** What happened to a resource, as `pulumi up` reports it. */
-export type Outcome = "created" | "updated" | "replaced" | "unchanged" | "deleted" | "registered";
+export type Outcome = "created" | "updated" | "replaced" | "unchanged" | "deleted" | "retained" | "registered";
 
 export interface Applied {
   id: string;

@@ -78,6 +78,9 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
       extra?: boolean;
       previous?: boolean;
       renamed?: boolean;
+      kept?: boolean;
+      guard?: boolean;
+      warn?: boolean;
     }
 
     /** One project dir per scenario (its state persists across deploys of that scenario). */
@@ -103,6 +106,9 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
             `  ai-swarm:extra: ${variant.extra ? "yes" : "no"}`,
             `  ai-swarm:previous: ${variant.previous ? "yes" : "no"}`,
             `  ai-swarm:renamed: ${variant.renamed ? "yes" : "no"}`,
+            `  ai-swarm:kept: ${variant.kept ? "yes" : "no"}`,
+            `  ai-swarm:guard: ${variant.guard ? "yes" : "no"}`,
+            `  ai-swarm:warn: ${variant.warn ? "yes" : "no"}`,
             "  ai-swarm:sshPrivateKey:",
             "    secure: v1:placeholder",
             "",
@@ -224,6 +230,41 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
       expect(summary.counts).toEqual({ deleted: 4 });
       const again = await s.destroy();
       expect(again.ran).toEqual([]);
+    });
+
+    it("a StackReference to the stack itself reads the outputs of its last successful run", async () => {
+      const s = scenario("self-reference");
+      const first = await s.up();
+      expect(first.outputs["runs"]).toBe(1);
+      const second = await s.up();
+      expect(second.outputs["runs"]).toBe(2);
+      expect(second.lines.join("\n")).toContain("= read pulumi:pulumi:StackReference self (organization/ai-swarm/test: 4 outputs of the last run)");
+      expect(Object.fromEntries(second.counts)).toEqual({ unchanged: 3 });
+    });
+
+    it("a RunError thrown in an apply (the quorum guard) fails the deploy with its message, before the command it gates runs", async () => {
+      const s = scenario("guard");
+      await s.up({ guard: true });
+      const refused = await s.start({ guard: true, trigger: "b" }).result.then(() => undefined, (e: Error) => e);
+      expect(refused?.message).toContain("refused: this stack already ran 1 time(s)");
+      expect(s.log().filter((line) => line === "create tell")).toHaveLength(1);
+    });
+
+    it("a retainOnDelete resource leaves the state without its delete running", async () => {
+      const s = scenario("kept");
+      expect((await s.up({ kept: true })).ran.sort()).toEqual(["create kept", "create tell", "create write v1"]);
+      const dropped = await s.up({ kept: false });
+      expect(dropped.ran).toEqual([]);
+      expect(Object.fromEntries(dropped.counts)).toEqual({ unchanged: 3, retained: 1 });
+      expect(dropped.lines.join("\n")).toContain("✓ retained command:remote:Command kept (retainOnDelete: dropped from the state, not deleted)");
+      expect(fs.readFileSync(s.stateFile, "utf8")).not.toContain("command:remote:Command::kept");
+    });
+
+    it("the program's pulumi.log.warn is a warning of the run (shown and in the summary)", async () => {
+      const s = scenario("warn");
+      const warned = await s.up({ warn: true });
+      expect(warned.summary.warnings).toEqual(["this stack is only a test"]);
+      expect(warned.lines).toContain("  warning: this stack is only a test");
     });
 
     it("a failing command stops the deploy with its stderr, secrets masked", async () => {
