@@ -43,6 +43,8 @@ async function registerDevStack(): Promise<Registered[]> {
     {
       newResource: (args) => {
         registered.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs as JsonObject).value });
+        // A first deploy: the stack has no outputs yet.
+        if (args.type === "pulumi:pulumi:StackReference") return { id: String(args.inputs["name"]), state: { name: args.inputs["name"], outputs: {}, secretOutputNames: [] } };
         const stdout = args.name.endsWith("-resolve")
           ? mockPinnedImages(String(args.inputs["create"]))
           : args.name === "web-tls"
