@@ -392,6 +392,7 @@ export function nodeRolesScript(nodes: readonly { name: string; role: "manager" 
     'demote=""',
     "for id in $(docker node ls -q); do",
     `  ${NODE_NAME_OF_ID}`,
+    '  [ -n "$name" ] || continue',
     `  role=$(docker node inspect --format '{{.Spec.Role}}' "$id")`,
     '  case "$managers" in *" $name "*) [ "$role" = manager ] || promote="$promote $id:$name" ;; esac',
     '  case "$workers" in *" $name "*) [ "$role" = worker ] || demote="$demote $id:$name" ;; esac',

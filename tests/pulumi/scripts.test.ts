@@ -439,6 +439,17 @@ describe("day-two scripts against a fake docker", () => {
     expect(sh(nodeRolesScript(roles), { env }).stdout).toBe("");
   });
 
+  it("roles: leaves alone a node this program did not label, also when no node is a worker", () => {
+    const env = swarmOf([
+      { id: "id1", name: "vm1", role: "manager", status: "ready" },
+      { id: "idx", name: "", role: "manager", status: "ready" },
+    ]);
+    const result = sh(nodeRolesScript([{ name: "vm1", role: "manager" }]), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("");
+    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual([]);
+  });
+
   it.each([
     ["pending", ""],
     ["error", "node removed"],
