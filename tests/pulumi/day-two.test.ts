@@ -106,6 +106,7 @@ describe("the guard fails on a spec that would diff, naming the service and the 
     rawInputs: {},
     additionalSecretOutputs: [],
     deleteBeforeReplace: true,
+    retainOnDelete: false,
     aliasUrns: [],
     inputs: {
       name: "ai-system_worker-go",

@@ -70,6 +70,8 @@ export interface RegisteredResource {
   inputs: Record<string, unknown>;
   additionalSecretOutputs: string[];
   deleteBeforeReplace: boolean;
+  /** Left in place when removed from the program (the engine only forgets it). */
+  retainOnDelete: boolean;
   /** Every earlier URN its aliases name, as the engine resolves them (lab/harness/aliases.ts). */
   aliasUrns: string[];
 }
@@ -149,6 +151,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getAdditionalsecretoutputsList(): string[];
   getDeletebeforereplace(): boolean;
+  getRetainondelete(): boolean | undefined;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
   getAliasesList(): AliasMessage[];
 }
@@ -204,6 +207,7 @@ export async function runProgram(engine: EngineConfig, stack = "dev"): Promise<P
       inputs: unwrapSecrets(raw) as Record<string, unknown>,
       additionalSecretOutputs: request.getAdditionalsecretoutputsList(),
       deleteBeforeReplace: request.getDeletebeforereplace(),
+      retainOnDelete: request.getRetainondelete() ?? false,
       aliasUrns: aliases,
     });
     inFlight++;
