@@ -375,34 +375,34 @@ export function placementScript(serviceNames: readonly string[], timeoutSeconds 
 /**
  * The "uneven spread" decision, as an awk program (pure: text in, verdict out;
  * tests/pulumi/scripts.test.ts runs it). Input lines: `node <hostname>` for
- * every node that may take tasks (Ready and Active), `task <service>
- * <hostname>` for every running task. Prints the first service, in input order
- * and not listed in `-v moved=" a b "`, to force-update next, or nothing when the
- * spread is even. Uneven: one service's task counts, or all the services' task
- * counts together, differ by more than one between two eligible nodes (Swarm
- * spreads a service's tasks, then prefers the node with fewer tasks overall);
- * the service to move is then the uneven one, or one with a task on a most
- * loaded node.
+ * every node that may take tasks (Ready and Active), `load <hostname> <n>`
+ * with the node's running tasks of every service (Swarm places a task on the
+ * node with the fewest tasks of its service, then the fewest tasks in all),
+ * `task <service> <hostname>` for every running task of the services that may
+ * move. Prints the first service, in input order and not listed in
+ * `-v moved=" a b "`, to force-update next, or nothing when the spread is
+ * even. A service is uneven when its own task counts differ by more than one
+ * between two eligible nodes, or when a node holding one of its tasks runs two
+ * or more tasks more in all than an eligible node holding fewer of its tasks
+ * (moving that task would even the load). Tasks pinned elsewhere (the master
+ * on a manager) count in a node's load but are never moved.
  */
 export const UNEVEN_SPREAD_AWK = [
   '$1 == "node" { nodes[++n] = $2; next }',
-  '$1 == "task" { if (!($2 in seen)) { seen[$2] = 1; order[++m] = $2 } count[$2, $3]++; total[$3]++ }',
+  '$1 == "load" { load[$2] = $3; next }',
+  '$1 == "task" { if (!($2 in seen)) { seen[$2] = 1; order[++m] = $2 } count[$2, $3]++ }',
   "END {",
-  "  if (n == 0) exit",
   "  for (i = 1; i <= m; i++) {",
   "    s = order[i]",
   '    if (index(moved, " " s " ")) continue',
   "    hi = -1; lo = -1",
   "    for (j = 1; j <= n; j++) { c = count[s, nodes[j]] + 0; if (hi < 0 || c > hi) hi = c; if (lo < 0 || c < lo) lo = c }",
   "    if (hi - lo > 1) { print s; exit }",
-  "  }",
-  "  hi = -1; lo = -1",
-  "  for (j = 1; j <= n; j++) { c = total[nodes[j]] + 0; if (hi < 0 || c > hi) hi = c; if (lo < 0 || c < lo) lo = c }",
-  "  if (hi - lo <= 1) exit",
-  "  for (i = 1; i <= m; i++) {",
-  "    s = order[i]",
-  '    if (index(moved, " " s " ")) continue',
-  "    for (j = 1; j <= n; j++) if (total[nodes[j]] == hi && count[s, nodes[j]] > 0) { print s; exit }",
+  "    for (j = 1; j <= n; j++) {",
+  "      a = nodes[j]",
+  "      if (count[s, a] + 0 == 0) continue",
+  "      for (k = 1; k <= n; k++) { b = nodes[k]; if (count[s, b] + 0 < count[s, a] && load[a] - load[b] > 1) { print s; exit } }",
+  "    }",
   "  }",
   "}",
 ].join("\n");
@@ -411,15 +411,19 @@ export const UNEVEN_SPREAD_AWK = [
  * On the primary manager: force-update, one at a time (each waits until the
  * service has converged), the services whose spread is uneven
  * (UNEVEN_SPREAD_AWK), each at most once, until the spread is even. Prints
- * "before:" and "after:" with the running tasks per node, and each service it
- * moved, on stdout; nothing moves when the spread is already even.
+ * "before:" and "after:" with the running tasks of these services per node,
+ * and each service it moved, on stdout; nothing moves when the spread is
+ * already even.
  */
 export function rebalanceScript(serviceNames: readonly string[]): string {
   const services = serviceNames.map(shellQuote).join(" ");
   return [
     "set -u",
     "snapshot() {",
-    `  docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' | awk '$2 == "Ready" && $3 == "Active" { print "node", $1 }'`,
+    `  for node in $(docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' | awk '$2 == "Ready" && $3 == "Active" { print $1 }'); do`,
+    '    echo "node $node"',
+    `    echo "load $node $(docker node ps --filter desired-state=running --format '{{.CurrentState}}' "$node" | grep -c '^Running')"`,
+    "  done",
     `  for service in ${services}; do`,
     `    docker service ps --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' "$service" | awk -v s="$service" '$2 == "Running" { print "task", s, $1 }'`,
     "  done",

@@ -424,40 +424,58 @@ function nextToMove(lines: string[], moved: string[] = []): string {
   return result.stdout.trim();
 }
 
-const FIVE_NODES = ["vm1", "vm2", "vm3", "vm4", "vm5"].map((name) => `node ${name}`);
 const task = (service: string, node: string) => `task ${service} ${node}`;
 
+/** Eligible nodes with their load: the tasks given plus `pinned` other tasks (e.g. the master) per node. */
+function swarmLines(nodes: string[], tasks: [string, string][], pinned: Record<string, number> = {}): string[] {
+  return [
+    ...nodes.flatMap((node) => [`node ${node}`, `load ${node} ${tasks.filter(([, on]) => on === node).length + (pinned[node] ?? 0)}`]),
+    ...tasks.map(([service, node]) => task(service, node)),
+  ];
+}
+const FIVE = ["vm1", "vm2", "vm3", "vm4", "vm5"];
+
 describe("the uneven-spread decision (UNEVEN_SPREAD_AWK)", () => {
-  it("leaves an even spread alone: no node holds more than one task above another", () => {
+  it("leaves an even spread alone: no node runs two tasks more than one that could take one", () => {
     // 3 services x 2 replicas on 5 nodes: 2,1,1,1,1 is as even as it gets.
-    const tasks = [task("go", "vm1"), task("go", "vm2"), task("java", "vm3"), task("java", "vm4"), task("python", "vm5"), task("python", "vm1")];
-    expect(nextToMove([...FIVE_NODES, ...tasks])).toBe("");
+    const tasks: [string, string][] = [["go", "vm1"], ["go", "vm2"], ["java", "vm3"], ["java", "vm4"], ["python", "vm5"], ["python", "vm1"]];
+    expect(nextToMove(swarmLines(FIVE, tasks))).toBe("");
   });
 
-  it("after a node came back empty: moves a service that has a task on a most-loaded node, first in order", () => {
-    // vm4 and vm5 were down: their tasks went to vm1-vm3 (2,2,2,0,0).
-    const tasks = [task("go", "vm3"), task("go", "vm1"), task("java", "vm2"), task("java", "vm3"), task("python", "vm1"), task("python", "vm2")];
-    expect(nextToMove([...FIVE_NODES, ...tasks])).toBe("go");
-    expect(nextToMove([...FIVE_NODES, ...tasks], ["go"])).toBe("java");
-    expect(nextToMove([...FIVE_NODES, ...tasks], ["go", "java", "python"])).toBe("");
+  it("counts pinned tasks in a node's load: the primary running master, broker and registry takes no worker, and that is even", () => {
+    // What the lab ran after a fresh deploy: vm1 3 pinned tasks, the 6 workers 2,2,1,1 on vm2-vm5.
+    const tasks: [string, string][] = [["go", "vm2"], ["go", "vm5"], ["java", "vm3"], ["java", "vm4"], ["python", "vm2"], ["python", "vm3"]];
+    expect(nextToMove(swarmLines(FIVE, tasks, { vm1: 3 }))).toBe("");
   });
 
-  it("moves a service whose own tasks are uneven even when the totals are not", () => {
-    const nodes = ["node vm1", "node vm2"];
-    const tasks = [task("go", "vm1"), task("go", "vm1"), task("java", "vm2"), task("java", "vm2")];
-    expect(nextToMove([...nodes, ...tasks])).toBe("go");
-    expect(nextToMove([...nodes, ...tasks], ["go"])).toBe("java");
+  it("after a node came back empty: moves a service that has a task on a node running two more, first in order", () => {
+    // vm5 was down: its tasks went to vm2-vm4 (vm1: 3 pinned; vm2-vm4: 2 workers each; vm5: 0).
+    const tasks: [string, string][] = [["python", "vm2"], ["python", "vm3"], ["go", "vm4"], ["go", "vm2"], ["java", "vm3"], ["java", "vm4"]];
+    const lines = swarmLines(FIVE, tasks, { vm1: 3 });
+    expect(nextToMove(lines)).toBe("python");
+    expect(nextToMove(lines, ["python"])).toBe("go");
+    expect(nextToMove(lines, ["python", "go", "java"])).toBe("");
   });
 
-  it("counts only eligible nodes: a task on a node not listed (down or drained) does not count, an eligible node without tasks counts as 0", () => {
-    const tasks = [task("go", "vm9"), task("go", "vm9"), task("go", "vm1")];
-    expect(nextToMove(["node vm1", "node vm2", ...tasks])).toBe("");
-    expect(nextToMove(["node vm1", "node vm2", "node vm3", task("go", "vm1"), task("go", "vm1")])).toBe("go");
+  it("moves a service whose own tasks are uneven even when the loads are not", () => {
+    const tasks: [string, string][] = [["go", "vm1"], ["go", "vm1"], ["java", "vm2"], ["java", "vm2"]];
+    expect(nextToMove(swarmLines(["vm1", "vm2"], tasks))).toBe("go");
+    expect(nextToMove(swarmLines(["vm1", "vm2"], tasks), ["go"])).toBe("java");
+  });
+
+  it("does not move a task to a node that already runs as many of its service (max replicas per node)", () => {
+    // vm2 is lightly loaded but already runs go; vm1's go task has nowhere better to go.
+    expect(nextToMove(swarmLines(["vm1", "vm2"], [["go", "vm1"], ["go", "vm2"]], { vm1: 3 }))).toBe("");
+  });
+
+  it("counts only eligible nodes: a task on a node not listed (down or drained) does not count, an eligible node without tasks does", () => {
+    expect(nextToMove(["node vm1", "load vm1 1", "node vm2", "load vm2 0", task("go", "vm9"), task("go", "vm9"), task("go", "vm1")])).toBe("");
+    expect(nextToMove(swarmLines(["vm1", "vm2", "vm3"], [["go", "vm1"], ["go", "vm1"]]))).toBe("go");
   });
 
   it("decides nothing without eligible nodes or tasks", () => {
     expect(nextToMove([task("go", "vm1"), task("go", "vm1"), task("go", "vm1")])).toBe("");
-    expect(nextToMove(FIVE_NODES)).toBe("");
+    expect(nextToMove(swarmLines(FIVE, []))).toBe("");
   });
 });
 
@@ -516,6 +534,8 @@ describe("image pulls and rebalance against a fake docker", () => {
       `"node ls --format {{.Hostname}} {{.Status}} {{.Availability}}") printf "vm1 Ready Active\nvm2 Ready Active\nvm3 Ready Active\nvm4 Down Active\n" ;;`,
       `"node ls --format {{.Hostname}} {{.Availability}}") printf "vm1 Active\nvm2 Active\nvm3 Active\nvm4 Active\n" ;;`,
       '"service ps --filter desired-state=running --format {{.Node}} {{.CurrentState}} "*) cat "$FAKE/ps/${*##* }" ;;',
+      // A node's running tasks: the workers' on it.
+      '"node ps --filter desired-state=running --format {{.CurrentState}} "*) cat "$FAKE"/ps/* | awk -v n="${*##* }" \'$1 == n { print "Running" }\' ;;',
       // Swarm puts the moved service's tasks on the emptiest nodes: vm3 and one other.
       '"service update --force --detach=false --quiet s1") printf "vm3 Running 1 second ago\nvm1 Running 1 second ago\n" > "$FAKE/ps/s1" ;;',
       '"service update --force --detach=false --quiet s2") printf "vm3 Running 1 second ago\nvm2 Running 1 second ago\n" > "$FAKE/ps/s2" ;;',
