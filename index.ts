@@ -7,6 +7,7 @@ import { Broker } from "./components/broker";
 import { faultToleranceWarning, loadStackConfig, WORKER_LANGUAGES, type WorkerLanguage } from "./components/config";
 import { AppImages, workerImageName } from "./components/images";
 import { Master } from "./components/master";
+import { NodeImagePulls, pullsOnEveryNode } from "./components/nodeImages";
 import { StackNetwork } from "./components/network";
 import { PinnedImages } from "./components/pinnedImages";
 import { createDockerProviders } from "./components/providers";
@@ -93,6 +94,18 @@ const images = new AppImages(
   { providers: [docker.build], dependsOn: [registry.ready] },
 );
 
+// Multi-manager stacks: every node holds every new image, so a task rescheduled anywhere starts without the registry's VM.
+const multiManager = pullsOnEveryNode(config.nodes);
+const nodePulls = multiManager
+  ? new NodeImagePulls("node-images", {
+      nodes: config.nodes,
+      sshPrivateKey: config.sshPrivateKey,
+      registry: { address: registry.address, username: registry.username, password: registry.password },
+      refs: images.refs,
+      caInstalls: Object.fromEntries(config.nodes.map((node, i) => [node.name, registry.caInstalls[i] as pulumi.Resource])),
+    }).pulls
+  : [];
+
 const network = new StackNetwork("network", { stackName: config.stackName, encrypted: config.network.encrypted }, { ...managerDocker, dependsOn: swarm.ready });
 
 const broker = new Broker(
@@ -120,7 +133,7 @@ const master = new Master(
     timings: { heartbeatTimeoutMs: config.heartbeatTimeoutMs, leaseMs: config.leaseMs, taskTimeoutMs: config.taskTimeoutMs },
   },
   // Every node must trust the registry before any of them pulls.
-  { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, broker.service] },
+  { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, ...nodePulls, broker.service] },
 );
 
 const byLanguage = <T>(pick: (language: WorkerLanguage) => T): Record<WorkerLanguage, T> =>
@@ -143,8 +156,9 @@ const workers = new WorkerPool(
     ...(config.llm.apiKey && { llmApiKey: config.llm.apiKey }),
     manager: onManager,
     nodeNames: config.nodes.map((node) => node.name),
+    rebalance: multiManager,
   },
-  { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, master.service] },
+  { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, ...nodePulls, master.service] },
 );
 
 export const webUrl = `${web.scheme}://${config.manager.host}:${config.ports.web}`;
@@ -174,3 +188,5 @@ export const services = [
 export const workerPlacement = workers.placement;
 /** Run on the manager (ssh) for the live view of which VM runs each worker replica. */
 export const workerPlacementCommand = workers.placementCommand;
+/** Run on the primary manager (sh -s) to spread the workers again after a VM came back; `npm run lab:rebalance` runs it in the lab. */
+export const workerRebalanceScript = workers.rebalanceScript;

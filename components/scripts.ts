@@ -403,12 +403,41 @@ export function nodeRolesScript(nodes: readonly { name: string; role: "manager" 
 }
 
 /**
+ * On any node: pull every image reference it does not hold yet from the
+ * private registry. The password comes on stdin; the login lands in a
+ * throw-away DOCKER_CONFIG and is logged out and removed before the script
+ * ends. A node that already holds every reference does not log in (so a re-run
+ * needs no registry). Prints one line per reference.
+ */
+export function pullImagesScript(registryAddress: string, username: string, refs: readonly string[]): string {
+  const address = shellQuote(registryAddress);
+  return [
+    "set -eu",
+    readLine("password"),
+    `if [ -z "$password" ]; then echo "no registry password on stdin" >&2; exit 1; fi`,
+    'missing=""',
+    `for ref in ${refs.map(shellQuote).join(" ")}; do`,
+    '  if docker image inspect "$ref" >/dev/null 2>&1; then echo "has $ref"; else missing="$missing $ref"; fi',
+    "done",
+    '[ -n "$missing" ] || exit 0',
+    "cfg=$(mktemp -d)",
+    `trap 'DOCKER_CONFIG="$cfg" docker logout ${address} >/dev/null 2>&1 || true; rm -rf "$cfg"' EXIT`,
+    `printf '%s' "$password" | DOCKER_CONFIG="$cfg" docker login --username ${shellQuote(username)} --password-stdin ${address} >/dev/null`,
+    // $missing is split on purpose: references the program quoted above, no spaces.
+    "for ref in $missing; do",
+    `  DOCKER_CONFIG="$cfg" docker pull -q "$ref" >/dev/null || { echo "cannot pull $ref from ${registryAddress}" >&2; exit 1; }`,
+    '  echo "pulled $ref"',
+    "done",
+  ].join("\n");
+}
+
+/**
  * On the manager: which node runs each replica, once every service has
  * converged: as many running tasks as replicas, none still starting, none on
  * a node that is not active. Fails naming the services that did not converge
  * within `timeoutSeconds`.
  */
-export function placementScript(serviceNames: readonly string[], timeoutSeconds = 300): string {
+export function placementScript(serviceNames: readonly string[], timeoutSeconds = 300, rebalance = false): string {
   const services = serviceNames.map(shellQuote).join(" ");
   return [
     "set -u",
@@ -433,7 +462,82 @@ export function placementScript(serviceNames: readonly string[], timeoutSeconds 
     "  fi",
     "  sleep 2",
     "done",
+    // Its progress goes to stderr: stdout is the placement the program reports.
+    ...(rebalance ? [`( ${rebalanceScript(serviceNames)}\n) >&2 || exit 1`] : []),
     `docker service ps --filter desired-state=running --format '{{.Name}} {{.Node}} {{.CurrentState}}' ${services}`,
+  ].join("\n");
+}
+
+/**
+ * The "uneven spread" decision, as an awk program (pure: text in, verdict out;
+ * tests/pulumi/scripts.test.ts runs it). Input lines: `node <hostname>` for
+ * every node that may take tasks (Ready and Active), `load <hostname> <n>`
+ * with the node's running tasks of every service (Swarm places a task on the
+ * node with the fewest tasks of its service, then the fewest tasks in all),
+ * `task <service> <hostname>` for every running task of the services that may
+ * move. Prints the first service, in input order and not listed in
+ * `-v moved=" a b "`, to force-update next, or nothing when the spread is
+ * even. A service is uneven when its own task counts differ by more than one
+ * between two eligible nodes, or when a node holding one of its tasks runs two
+ * or more tasks more in all than an eligible node holding fewer of its tasks
+ * (moving that task would even the load). Tasks pinned elsewhere (the master
+ * on a manager) count in a node's load but are never moved.
+ */
+export const UNEVEN_SPREAD_AWK = [
+  '$1 == "node" { nodes[++n] = $2; next }',
+  '$1 == "load" { load[$2] = $3; next }',
+  '$1 == "task" { if (!($2 in seen)) { seen[$2] = 1; order[++m] = $2 } count[$2, $3]++ }',
+  "END {",
+  "  for (i = 1; i <= m; i++) {",
+  "    s = order[i]",
+  '    if (index(moved, " " s " ")) continue',
+  "    hi = -1; lo = -1",
+  "    for (j = 1; j <= n; j++) { c = count[s, nodes[j]] + 0; if (hi < 0 || c > hi) hi = c; if (lo < 0 || c < lo) lo = c }",
+  "    if (hi - lo > 1) { print s; exit }",
+  "    for (j = 1; j <= n; j++) {",
+  "      a = nodes[j]",
+  "      if (count[s, a] + 0 == 0) continue",
+  "      for (k = 1; k <= n; k++) { b = nodes[k]; if (count[s, b] + 0 < count[s, a] && load[a] - load[b] > 1) { print s; exit } }",
+  "    }",
+  "  }",
+  "}",
+].join("\n");
+
+/**
+ * On the primary manager: force-update, one at a time (each waits until the
+ * service has converged), the services whose spread is uneven
+ * (UNEVEN_SPREAD_AWK), each at most once, until the spread is even. Prints
+ * "before:" and "after:" with the running tasks of these services per node,
+ * and each service it moved, on stdout; nothing moves when the spread is
+ * already even.
+ */
+export function rebalanceScript(serviceNames: readonly string[]): string {
+  const services = serviceNames.map(shellQuote).join(" ");
+  return [
+    "set -u",
+    "snapshot() {",
+    `  for node in $(docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' | awk '$2 == "Ready" && $3 == "Active" { print $1 }'); do`,
+    '    echo "node $node"',
+    `    echo "load $node $(docker node ps --filter desired-state=running --format '{{.CurrentState}}' "$node" | grep -c '^Running')"`,
+    "  done",
+    `  for service in ${services}; do`,
+    `    docker service ps --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' "$service" | awk -v s="$service" '$2 == "Running" { print "task", s, $1 }'`,
+    "  done",
+    "}",
+    "perNode() {",
+    `  snapshot | awk '$1 == "node" { c[$2] += 0 } $1 == "task" { c[$3]++ } END { for (h in c) print h "=" c[h] }' | sort | tr '\\n' ' '`,
+    "}",
+    `echo "before: $(perNode)"`,
+    'moved=" "',
+    "while :; do",
+    `  next=$(snapshot | awk -v moved="$moved" ${shellQuote(UNEVEN_SPREAD_AWK)})`,
+    '  [ -n "$next" ] || break',
+    '  echo "rebalancing $next"',
+    '  if ! docker service update --force --detach=false --quiet "$next" >/dev/null; then echo "force-updating $next failed" >&2; exit 1; fi',
+    '  moved="$moved$next "',
+    "done",
+    `[ "$moved" = " " ] && echo "spread is even: nothing moved"`,
+    `echo "after: $(perNode)"`,
   ].join("\n");
 }
 

@@ -1,7 +1,9 @@
 // The workers: one service per language (replicas spread with at most
 // maxReplicasPerNode per VM), each with its broker password, the gRPC token
 // and the server's LLM key as Docker secrets; and the placement the stack
-// reports, taken once every worker service has converged.
+// reports, taken once every worker service has converged (in a multi-manager
+// stack after the services whose spread is uneven were force-updated: Swarm
+// does not rebalance by itself when a node comes back).
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type * as command from "@pulumi/command";
@@ -9,7 +11,7 @@ import { formerlyInApp } from "./aliases";
 import { childOf } from "./options";
 import { WORKER_LANGUAGES, type WorkerLanguage } from "./config";
 import { remoteCommand } from "./remoteCommand";
-import { asRoot, placementCommand, placementScript } from "./scripts";
+import { asRoot, placementCommand, placementScript, rebalanceScript } from "./scripts";
 import { serviceName, workerServiceArgs, type LlmSettings, type RegistryAuth, type SecretMount, type StackServiceSettings } from "./specs";
 import { swarmSecret } from "./swarmObjects";
 
@@ -38,6 +40,13 @@ export interface WorkerPoolArgs {
   manager: { connection: command.types.input.remote.ConnectionArgs; user: string };
   /** The configured nodes' names: the placement is taken again when they change. */
   nodeNames: string[];
+  /**
+   * Rebalance the worker services whose spread is uneven before the placement
+   * is read (multi-manager stacks; a 1-manager stack keeps today's script).
+   * The placement is read again only when the nodes, the services or their
+   * images change, so a no-change deploy moves nothing.
+   */
+  rebalance?: boolean;
 }
 
 export class WorkerPool extends pulumi.ComponentResource {
@@ -46,6 +55,8 @@ export class WorkerPool extends pulumi.ComponentResource {
   readonly placement: pulumi.Output<string>;
   /** Run this on the manager to see live where every replica runs. */
   readonly placementCommand: string;
+  /** Run this on the primary manager to spread the workers again after a node came back (`npm run lab:rebalance` does). */
+  readonly rebalanceScript: string;
 
   /** The docker provider of the manager goes in `provider`/`providers`; the master, CAs and images in `dependsOn`. */
   constructor(name: string, args: WorkerPoolArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -95,12 +106,13 @@ export class WorkerPool extends pulumi.ComponentResource {
 
     const serviceNames = WORKER_LANGUAGES.map((language) => serviceName(stackName, `worker-${language}`));
     this.placementCommand = placementCommand(serviceNames);
+    this.rebalanceScript = rebalanceScript(serviceNames);
     const snapshot = remoteCommand(
       `${name}-placement`,
       {
         connection: args.manager.connection,
         // Waits until every worker service has converged (no replica starting, none on a drained node).
-        create: asRoot(placementScript(serviceNames), args.manager.user),
+        create: asRoot(placementScript(serviceNames, undefined, args.rebalance ?? false), args.manager.user),
         // Taken again whenever a worker service changes (a new image, new replica counts:
         // an update keeps the service id, so the counts are named here) or the nodes do.
         triggers: [

@@ -1,12 +1,14 @@
-// The lab's command line: `npx tsx lab/cli.ts up [--vms N] | status | down | smoke | token`.
-// The VM count also comes from LAB_VMS (default 4). `token` prints the deployed
+// The lab's command line: `npx tsx lab/cli.ts up [--vms N] | status | down | smoke | token | rebalance`.
+// The VM count also comes from LAB_VMS (default 5). `rebalance` force-updates, one at a
+// time, the worker services whose spread is uneven (after a VM came back), printing
+// the tasks per VM before and after. `token` prints the deployed
 // page's access token (a secret: only when asked, like `pulumi stack output --show-secrets`).
 import { down, log, status, up } from "./lab";
 import { parseVmCount } from "./plan";
 import { smoke } from "./smoke";
-import { stackOutput } from "./stack";
+import { rebalanceLab, stackOutput } from "./stack";
 
-const USAGE = "usage: npx tsx lab/cli.ts up [--vms N] | status | down | smoke | token";
+const USAGE = "usage: npx tsx lab/cli.ts up [--vms N] | status | down | smoke | token | rebalance";
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -19,6 +21,8 @@ async function main(argv: string[]): Promise<void> {
       return noExtraArguments(rest, down);
     case "smoke":
       return noExtraArguments(rest, smoke);
+    case "rebalance":
+      return noExtraArguments(rest, rebalanceLab);
     case "token":
       return noExtraArguments(rest, async () => {
         process.stdout.write(`${String(stackOutput("webToken"))}\n`);

@@ -12,7 +12,6 @@ import {
   LAB_LABEL,
   LAB_NETWORK,
   LAB_SUBNET,
-  PRELOAD_IMAGES,
   SSH_KEY_PATH,
   STATE_DIR,
   VmSpec,
@@ -22,6 +21,7 @@ import {
   knownHostsLine,
   parseImageList,
   planVms,
+  preloadImagesFor,
   sshOptions,
   vmRunArgs,
 } from "./plan";
@@ -52,7 +52,7 @@ export async function up(count: number): Promise<void> {
   await writeKnownHosts(vms);
   await Promise.all(vms.map((vm) => waitForSsh(vm)));
   writeLabJson(vms, mode);
-  await preloadImages(vms[0]!);
+  await preloadImages(vms);
   log(`lab up: ${vms.length} VMs (${vms.map((vm) => `${vm.name} ${vm.address}`).join(", ")}) in ${since(start)}`);
   log(`ssh: ssh ${sshOptions(SSH_KEY_PATH, KNOWN_HOSTS_PATH).join(" ")} root@${vms[0]!.address}`);
 }
@@ -228,12 +228,13 @@ function writeLabJson(vms: VmSpec[], isolation: IsolationMode): void {
 }
 
 /**
- * Loads every base and third-party image into the manager's engine the way an
- * operator's manager would get them: `docker save | ssh manager docker load`.
- * One save for all missing images, so shared layers travel once.
+ * Loads the images each VM needs (preloadImagesFor: the build bases into vm1,
+ * the third-party images into every VM) the way an operator's nodes would get
+ * them: `docker save | ssh VM docker load`, one save per VM for all it lacks,
+ * so shared layers travel once. One VM at a time: the host has 2 cores.
  */
-async function preloadImages(manager: VmSpec): Promise<void> {
-  await copyImages(manager, [...PRELOAD_IMAGES]);
+async function preloadImages(vms: VmSpec[]): Promise<void> {
+  for (const vm of vms) await copyImages(vm, preloadImagesFor(vm));
 }
 
 /** Sends the images a VM lacks (or has in another version) with `docker save | ssh VM docker load`; returns those sent. */
@@ -242,7 +243,9 @@ export async function copyImages(vm: VmSpec, images: string[]): Promise<string[]
   const remote = parseImageList(await runOk("ssh", ssh(vm, ["docker", "image", "ls", "--no-trunc", "--format", "'{{.Repository}}:{{.Tag}} {{.ID}}'"])));
   const missing: string[] = [];
   for (const image of images) {
-    const localId = await runOk("docker", ["image", "inspect", "--format", "{{.Id}}", image]);
+    const local = await run("docker", ["image", "inspect", "--format", "{{.Id}}", image]);
+    if (local.code !== 0) throw new Error(`image ${image} is not on this host, so it cannot be loaded into ${vm.name}: lab/base-images.sh builds it`);
+    const localId = local.stdout.trim();
     if (remote.get(image) !== localId) missing.push(image);
   }
   if (missing.length === 0) {

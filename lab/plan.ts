@@ -12,20 +12,29 @@ export const LAB_GATEWAY = "172.28.0.1";
 /** vm1 gets .11, vm2 .12, … */
 const FIRST_HOST_OCTET = 11;
 export const MAX_VMS = 20;
-export const DEFAULT_VM_COUNT = 4;
+export const DEFAULT_VM_COUNT = 5;
 
 export const VM_IMAGE = "ai-swarm-lab/vm:bookworm";
-/** Base and third-party images a real manager would pull; the lab preloads them into vm1. */
-export const PRELOAD_IMAGES = [
+/** Bases the images build from: the build runs on the primary manager (vm1), so only vm1 gets them. */
+export const BUILD_BASE_IMAGES = [
   "ai-swarm-base/debian:bookworm",
   "ai-swarm-base/debian:bookworm-slim",
   "ai-swarm-base/node:20",
   "ai-swarm-base/python:3.11",
   "ai-swarm-base/go:1.26",
   "ai-swarm-base/maven:3-jdk17",
-  "ai-swarm-base/mosquitto:2",
-  "ai-swarm-base/registry:2",
 ] as const;
+/**
+ * Third-party images the services run (Mosquitto, the registry, etcd): Swarm
+ * may start them on any manager, and no lab VM can pull from a public
+ * registry, so every VM gets them, as a real node would pull them.
+ */
+export const THIRD_PARTY_IMAGES = ["ai-swarm-base/mosquitto:2", "ai-swarm-base/registry:2", "ai-swarm-base/etcd:3.4"] as const;
+
+/** What `lab up` loads into a VM: the build bases on vm1 only, the third-party images everywhere. */
+export function preloadImagesFor(vm: Pick<VmSpec, "name">): string[] {
+  return vm.name === vmName(1) ? [...BUILD_BASE_IMAGES, ...THIRD_PARTY_IMAGES] : [...THIRD_PARTY_IMAGES];
+}
 
 export const STATE_DIR = path.join(__dirname, ".state");
 /** Screenshots of the deployed page, saved by the e2e (test 5) and listed by `npm run evidence`. */
@@ -77,14 +86,24 @@ export function vmName(index: number): string {
   return `ai-swarm-vm${index}`;
 }
 
-/** vm1 is the manager-to-be; the others are workers. */
+/**
+ * How many of a lab's VMs are managers: 3 from 3 VMs on (a Raft majority
+ * survives losing one), else 1 (a manager count of 2 would tolerate no more
+ * faults than 1).
+ */
+export function labManagerCount(count: number): number {
+  return count >= 3 ? 3 : 1;
+}
+
+/** The first labManagerCount(count) VMs are the managers-to-be (vm1 the primary); the others are workers. */
 export function planVms(count: number): VmSpec[] {
   const subnetPrefix = LAB_SUBNET.split(".").slice(0, 3).join(".");
+  const managers = labManagerCount(count);
   return Array.from({ length: count }, (_, i) => {
     const index = i + 1;
     return {
       name: vmName(index),
-      role: index === 1 ? "manager" : "worker",
+      role: index <= managers ? "manager" : "worker",
       address: `${subnetPrefix}.${FIRST_HOST_OCTET + i}`,
       volume: `${vmName(index)}-docker`,
     };

@@ -128,3 +128,56 @@ export function placementRows(tasks: readonly TaskRow[]): string[][] {
 }
 
 export const PLACEMENT_HEADER = ["SERVICE", "REPLICA", "VM", "STATE"] as const;
+
+/** One VM's answer to GET /healthz on the web port (undefined when it did not answer). */
+export interface HealthAnswer {
+  vm: string;
+  body: string | undefined;
+}
+
+/**
+ * The VM whose master leads: the one whose /healthz says `leader: true`
+ * (with two masters the standby says false). Undefined when none does.
+ */
+export function leaderOf(answers: readonly HealthAnswer[]): string | undefined {
+  for (const answer of answers) {
+    if (answer.body === undefined) continue;
+    try {
+      const report = JSON.parse(answer.body) as { leader?: unknown };
+      if (report.leader === true) return answer.vm;
+    } catch {
+      // Not a health report (another server on the port): not a leader.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The page's current URL: with host-mode publishing the page is on the VM that
+ * runs the leading master (the stack's webUrl names the primary manager);
+ * with the routing mesh every node serves it, so the stack's URL holds.
+ */
+export function currentWebUrl(stackWebUrl: string, publishMode: "host" | "ingress", leaderAddress: string | undefined): string {
+  if (publishMode !== "host" || leaderAddress === undefined) return stackWebUrl;
+  const url = new URL(stackWebUrl);
+  url.hostname = leaderAddress;
+  return url.toString().replace(/\/$/, "");
+}
+
+/** What runs where, for `npm run lab`: the master (its leader), the broker, the registry, each worker language. */
+export function roleLines(tasks: readonly TaskRow[], stackName: string, leaderVm: string | undefined): string[] {
+  const vmsOf = (short: string) => [...new Set(tasks.filter((task) => task.service === `${stackName}_${short}`).map((task) => task.node))].sort();
+  const masters = vmsOf("master");
+  const standbys = masters.filter((vm) => vm !== leaderVm);
+  const master =
+    masters.length === 0
+      ? "not running"
+      : leaderVm === undefined
+        ? `${masters.join(", ")} (no leader answered /healthz)`
+        : `${leaderVm} (leader)${standbys.length > 0 ? `, standby on ${standbys.join(", ")}` : ""}`;
+  const lines = [`master:   ${master}`, `broker:   ${vmsOf("mosquitto").join(", ") || "not running"}`, `registry: ${vmsOf("registry").join(", ") || "not running"}`];
+  for (const [language, vms] of [...workerSpread(tasks)].sort(([a], [b]) => a.localeCompare(b))) {
+    lines.push(`${`worker-${language}:`.padEnd(15)} ${[...vms].sort((a, b) => a.localeCompare(b, "en", { numeric: true })).join(", ")}`);
+  }
+  return lines;
+}

@@ -12,6 +12,8 @@
 // anyway (`stack init` writes its encryption salt there), the file is put back
 // byte for byte and the CLI's additions are kept in the copy.
 import { spawn, spawnSync } from "node:child_process";
+import * as https from "node:https";
+import * as http from "node:http";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -20,11 +22,23 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { summaryFileOf, type DeploySummary } from "./harness/deploy";
 import { HarnessState } from "./harness/harness-state";
 import { buildEngineConfig } from "./harness/stack-config";
-import { parseStackConfig, type ParsedConfig } from "../components/config";
+import { parseStackConfig, WORKER_LANGUAGES, type ParsedConfig } from "../components/config";
+import { rebalanceScript } from "../components/scripts";
+import { serviceName } from "../components/specs";
 import { log, ssh } from "./lab";
 import { KNOWN_HOSTS_PATH, LAB_JSON_PATH, STATE_DIR, type VmSpec } from "./plan";
-import { runOk } from "./shell";
-import { labStackProblems, parseTaskLines, RUNNING_TASKS_FORMAT, type LabDescription, type TaskRow } from "./stack-plan";
+import { run, runOk } from "./shell";
+import {
+  currentWebUrl,
+  labStackProblems,
+  leaderOf,
+  parseTaskLines,
+  roleLines,
+  RUNNING_TASKS_FORMAT,
+  type HealthAnswer,
+  type LabDescription,
+  type TaskRow,
+} from "./stack-plan";
 
 export const STACK = "dev";
 export const PROJECT_DIR = path.resolve(__dirname, "..");
@@ -248,8 +262,7 @@ export const WEB_CA_PATH = path.join(STATE_DIR, "web-ca.crt");
  * How to open the deployed page: its URL, the CA to trust (written to
  * lab/.state/web-ca.crt) and where to get the token — never the token itself.
  */
-export function webAccessLines(): string[] {
-  const url = String(stackOutput("webUrl"));
+export function webAccessLines(url = String(stackOutput("webUrl"))): string[] {
   const lines = [`web: ${url}`];
   if (url.startsWith("https:")) {
     const ca = String(stackOutput("webCaCert"));
@@ -281,4 +294,77 @@ export async function runningTasks(manager: VmSpec, stackName: string): Promise<
     rows.push(...parseTaskLines(service, out));
   }
   return rows;
+}
+
+/**
+ * The first manager VM (in the lab's order: the primary first) that answers
+ * as a swarm manager: after the primary's VM is lost, the lab's commands go to
+ * a surviving manager.
+ */
+export async function liveManagerOf(lab: LabDescription): Promise<VmSpec> {
+  const managers = lab.vms.filter((vm) => vm.role === "manager").map((vm) => ({ ...vm, volume: "" }));
+  for (const vm of managers) {
+    const answer = await run("ssh", ssh(vm, ["docker", "node", "ls", "-q"]), { timeoutMs: 15000 });
+    if (answer.code === 0) return vm;
+  }
+  throw new Error(`no manager VM answers as a swarm manager (${managers.map((vm) => vm.name).join(", ")})`);
+}
+
+/** GET /healthz on a VM's web port, from this host through the lab network; undefined when it does not answer within 5 s. */
+function healthOf(address: string, port: number, ca: string | undefined): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const options = { host: address, port, path: "/healthz", timeout: 5000 };
+    const onResponse = (res: http.IncomingMessage) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve(body));
+      res.on("error", () => resolve(undefined));
+    };
+    // The page's certificate is checked against the stack's CA; its names are the primary's (and web.hosts),
+    // not every VM's address, so only the name check is left out of this probe.
+    const req =
+      ca === undefined
+        ? http.get(options, onResponse)
+        : https.get({ ...options, ca, checkServerIdentity: () => undefined }, onResponse);
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(undefined));
+  });
+}
+
+/**
+ * What runs where after a deploy (`npm run lab`): the VMs of the master (the
+ * leader found by asking each master VM's /healthz), the broker, the registry
+ * and each worker language; and the page's current URL.
+ */
+export async function labRoles(lab: LabDescription, config: ParsedConfig): Promise<{ lines: string[]; webUrl: string; tasks: TaskRow[] }> {
+  const manager = await liveManagerOf(lab);
+  const tasks = await runningTasks(manager, config.stackName);
+  const stackWebUrl = String(stackOutput("webUrl"));
+  const ca = stackWebUrl.startsWith("https:") ? String(stackOutput("webCaCert")) : undefined;
+  const masterVms = [...new Set(tasks.filter((task) => task.service === serviceName(config.stackName, "master")).map((task) => task.node))];
+  const answers: HealthAnswer[] = await Promise.all(
+    masterVms.map(async (vm) => {
+      const address = lab.vms.find((candidate) => candidate.name === vm)?.address;
+      return { vm, body: address === undefined ? undefined : await healthOf(address, config.ports.web, ca) };
+    }),
+  );
+  const leader = leaderOf(answers);
+  const leaderAddress = lab.vms.find((vm) => vm.name === leader)?.address;
+  return { lines: roleLines(tasks, config.stackName, leader), webUrl: currentWebUrl(stackWebUrl, config.publishMode, leaderAddress), tasks };
+}
+
+/**
+ * `npm run lab:rebalance`: the stack's rebalance script (components/scripts.ts,
+ * the same one the placement snapshot runs) on a live manager, its script on
+ * stdin (`sh -s`); prints its before/after lines.
+ */
+export async function rebalanceLab(): Promise<void> {
+  const lab = readLab();
+  const config = labStackConfig();
+  const manager = await liveManagerOf(lab);
+  const services = WORKER_LANGUAGES.map((language) => serviceName(config.stackName, `worker-${language}`));
+  log(`rebalancing ${services.join(", ")} from ${manager.name}`);
+  const output = await runOk("ssh", ssh(manager, ["sh", "-s"]), { input: rebalanceScript(services) });
+  console.log(output);
 }

@@ -11,15 +11,19 @@ import {
   parseImageList,
   parseVmCount,
   planVms,
+  preloadImagesFor,
+  BUILD_BASE_IMAGES,
+  THIRD_PARTY_IMAGES,
+  labManagerCount,
   sshOptions,
   vmRunArgs,
   isDeployState,
 } from "../../lab/plan";
 
 describe("parseVmCount", () => {
-  it("defaults to four VMs when nothing is given", () => {
+  it("defaults to five VMs when nothing is given", () => {
     expect(parseVmCount(undefined, "LAB_VMS")).toBe(DEFAULT_VM_COUNT);
-    expect(parseVmCount("  ", "LAB_VMS")).toBe(4);
+    expect(parseVmCount("  ", "LAB_VMS")).toBe(5);
   });
 
   it("accepts a whole number in range", () => {
@@ -34,14 +38,20 @@ describe("parseVmCount", () => {
 });
 
 describe("planVms", () => {
-  it("makes vm1 the manager and gives .11, .12, … on the lab subnet", () => {
-    const vms = planVms(4);
+  it("makes vm1-vm3 the managers (vm1 the primary), the others workers, and gives .11, .12, … on the lab subnet", () => {
+    const vms = planVms(DEFAULT_VM_COUNT);
     expect(vms.map((vm) => [vm.name, vm.role, vm.address, vm.volume])).toEqual([
       ["ai-swarm-vm1", "manager", "172.28.0.11", "ai-swarm-vm1-docker"],
-      ["ai-swarm-vm2", "worker", "172.28.0.12", "ai-swarm-vm2-docker"],
-      ["ai-swarm-vm3", "worker", "172.28.0.13", "ai-swarm-vm3-docker"],
+      ["ai-swarm-vm2", "manager", "172.28.0.12", "ai-swarm-vm2-docker"],
+      ["ai-swarm-vm3", "manager", "172.28.0.13", "ai-swarm-vm3-docker"],
       ["ai-swarm-vm4", "worker", "172.28.0.14", "ai-swarm-vm4-docker"],
+      ["ai-swarm-vm5", "worker", "172.28.0.15", "ai-swarm-vm5-docker"],
     ]);
+  });
+
+  it("has an odd number of managers: 1 below three VMs, else 3", () => {
+    expect([1, 2, 3, 4, 5, 20].map(labManagerCount)).toEqual([1, 1, 3, 3, 3, 3]);
+    expect(planVms(2).map((vm) => vm.role)).toEqual(["manager", "worker"]);
   });
 
   it("keeps addresses distinct for the largest lab", () => {
@@ -146,5 +156,14 @@ describe("isDeployState: what lab down forgets with the VMs", () => {
     for (const entry of ["ssh", "lab.json", "pulumi-passphrase", "dockerd.log", "dockerd.pid", "base-images"]) {
       expect(isDeployState(entry), entry).toBe(false);
     }
+  });
+});
+
+describe("preloadImagesFor", () => {
+  it("loads the build bases into vm1 only, and Mosquitto, the registry and etcd into every VM", () => {
+    const [vm1, ...others] = planVms(DEFAULT_VM_COUNT);
+    expect(preloadImagesFor(vm1!)).toEqual([...BUILD_BASE_IMAGES, ...THIRD_PARTY_IMAGES]);
+    for (const vm of others) expect(preloadImagesFor(vm)).toEqual(["ai-swarm-base/mosquitto:2", "ai-swarm-base/registry:2", "ai-swarm-base/etcd:3.4"]);
+    expect(BUILD_BASE_IMAGES.some((image) => (THIRD_PARTY_IMAGES as readonly string[]).includes(image))).toBe(false);
   });
 });

@@ -6,9 +6,12 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseStackConfig } from "../../components/config";
 import { buildEngineConfig } from "../../lab/harness/stack-config";
-import { planVms } from "../../lab/plan";
+import { DEFAULT_VM_COUNT, planVms } from "../../lab/plan";
 import {
+  currentWebUrl,
   labStackProblems,
+  leaderOf,
+  roleLines,
   markdownTable,
   parseNodeLines,
   parseTaskLines,
@@ -22,7 +25,7 @@ import {
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 
-function lab(count = 4): LabDescription {
+function lab(count = DEFAULT_VM_COUNT): LabDescription {
   return {
     network: "ai-swarm-lab",
     subnet: "172.28.0.0/24",
@@ -43,23 +46,66 @@ function devNodes(): StackNode[] {
 }
 
 describe("the dev stack against the lab", () => {
-  it("the shipped Pulumi.dev.yaml matches a default 4-VM lab", () => {
+  it("the shipped Pulumi.dev.yaml matches a default 5-VM lab", () => {
     expect(labStackProblems(lab(), devNodes())).toEqual([]);
   });
 
   it("names every difference: VM count, unknown host, role, port, user", () => {
-    const nodes = devNodes();
+    // The nodes a 5-VM lab plans (vm1-vm3 managers, vm4 and vm5 workers), checked against a 3-VM lab.
+    const nodes: StackNode[] = lab(5).vms.map((vm, i) => ({ name: `vm${i + 1}`, host: vm.address, role: vm.role, sshPort: 22, user: "root" }));
     nodes[1] = { ...nodes[1]!, host: "172.28.0.99" };
-    nodes[2] = { ...nodes[2]!, role: "manager", sshPort: 2222, user: "admin" };
+    nodes[2] = { ...nodes[2]!, role: "worker", sshPort: 2222, user: "admin" };
     const problems = labStackProblems(lab(3), nodes);
     expect(problems).toEqual([
-      "the stack lists 4 nodes but the lab runs 3 VMs (npm run lab:up -- --vms 4)",
+      "the stack lists 5 nodes but the lab runs 3 VMs (npm run lab:up -- --vms 5)",
       "nodes[1] (vm2): host 172.28.0.99 is not a lab VM (172.28.0.11, 172.28.0.12, 172.28.0.13)",
-      "nodes[2] (vm3): role manager, but ai-swarm-vm3 is the lab's worker",
+      "nodes[2] (vm3): role worker, but ai-swarm-vm3 is the lab's manager",
       "nodes[2] (vm3): sshPort 2222, the lab's sshd listens on 22",
       "nodes[2] (vm3): user admin, the lab's key logs in as root",
       "nodes[3] (vm4): host 172.28.0.14 is not a lab VM (172.28.0.11, 172.28.0.12, 172.28.0.13)",
+      "nodes[4] (vm5): host 172.28.0.15 is not a lab VM (172.28.0.11, 172.28.0.12, 172.28.0.13)",
     ]);
+  });
+});
+
+const row = (service: string, task: string, node: string) => ({ service: `ai-system_${service}`, task: `ai-system_${task}`, node, state: "Running 1 minute ago" });
+
+describe("what runs where (npm run lab)", () => {
+  it("leaderOf: the VM whose /healthz says leader:true; a standby, a silent VM and a non-JSON answer are not", () => {
+    const standby = JSON.stringify({ status: "standby", leader: false, store: "etcd" });
+    const leading = JSON.stringify({ status: "ok", leader: true, store: "etcd" });
+    expect(leaderOf([{ vm: "ai-swarm-vm1", body: standby }, { vm: "ai-swarm-vm2", body: leading }])).toBe("ai-swarm-vm2");
+    expect(leaderOf([{ vm: "ai-swarm-vm1", body: undefined }, { vm: "ai-swarm-vm3", body: "<html>" }, { vm: "ai-swarm-vm2", body: leading }])).toBe("ai-swarm-vm2");
+    expect(leaderOf([{ vm: "ai-swarm-vm1", body: standby }, { vm: "ai-swarm-vm2", body: undefined }])).toBeUndefined();
+    expect(leaderOf([])).toBeUndefined();
+  });
+
+  it("currentWebUrl: host-mode publishing serves the page on the leader's VM; the routing mesh keeps the stack's URL", () => {
+    expect(currentWebUrl("https://172.28.0.11:8888", "host", "172.28.0.13")).toBe("https://172.28.0.13:8888");
+    expect(currentWebUrl("http://172.28.0.11:8888", "host", "172.28.0.12")).toBe("http://172.28.0.12:8888");
+    expect(currentWebUrl("https://192.0.2.11:31663", "ingress", "192.0.2.13")).toBe("https://192.0.2.11:31663");
+    expect(currentWebUrl("https://172.28.0.11:8888", "host", undefined)).toBe("https://172.28.0.11:8888");
+  });
+
+  it("roleLines: the master's leader and standby, the broker, the registry and each worker language's VMs", () => {
+    const tasks = [
+      row("master", "master.1", "ai-swarm-vm2"),
+      row("master", "master.2", "ai-swarm-vm1"),
+      row("mosquitto", "mosquitto.1", "ai-swarm-vm3"),
+      row("registry", "registry.1", "ai-swarm-vm1"),
+      row("worker-go", "worker-go.1", "ai-swarm-vm5"),
+      row("worker-go", "worker-go.2", "ai-swarm-vm4"),
+      row("worker-python", "worker-python.1", "ai-swarm-vm1"),
+    ];
+    expect(roleLines(tasks, "ai-system", "ai-swarm-vm2")).toEqual([
+      "master:   ai-swarm-vm2 (leader), standby on ai-swarm-vm1",
+      "broker:   ai-swarm-vm3",
+      "registry: ai-swarm-vm1",
+      "worker-go:      ai-swarm-vm4, ai-swarm-vm5",
+      "worker-python:  ai-swarm-vm1",
+    ]);
+    expect(roleLines(tasks.slice(0, 1), "ai-system", undefined)[0]).toBe("master:   ai-swarm-vm2 (no leader answered /healthz)");
+    expect(roleLines([], "ai-system", undefined).slice(0, 3)).toEqual(["master:   not running", "broker:   not running", "registry: not running"]);
   });
 });
 

@@ -48,7 +48,7 @@ describe("valid stack files", () => {
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     const config = result.config;
-    expect(config.nodes).toHaveLength(4);
+    expect(config.nodes).toHaveLength(5);
     expect(config.nodes[0]).toMatchObject({ name: "vm1", host: "172.28.0.11", sshPort: 22, user: "root", role: "manager" });
     expect(config).toMatchObject({ endpointMode: "dnsrr", publishMode: "host", network: { encrypted: false }, stackName: "ai-system" });
     expect(config.shutdownGraceMs).toBe(20_000);
@@ -131,11 +131,11 @@ describe("bad configs: every problem, named by its config key", () => {
   });
 
   it("rejects more worker replicas than nodes × max per node", () => {
-    expect(problemsOf(dev({ replicas: { python: 5, go: 1, java: 1 } }))).toContain(
-      "ai-swarm:replicas.python: 5 replicas cannot be placed: 4 nodes × maxReplicasPerNode 1 = 4",
+    expect(problemsOf(dev({ replicas: { python: 6, go: 1, java: 1 } }))).toContain(
+      "ai-swarm:replicas.python: 6 replicas cannot be placed: 5 nodes × maxReplicasPerNode 1 = 5",
     );
     // Two per node makes room.
-    const engine = dev({ replicas: { python: 5, go: 1, java: 1 }, maxReplicasPerNode: 2 });
+    const engine = dev({ replicas: { python: 6, go: 1, java: 1 }, maxReplicasPerNode: 2 });
     expect(parseStackConfig(engine.config, engine.secretKeys).ok).toBe(true);
   });
 

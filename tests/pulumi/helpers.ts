@@ -70,6 +70,7 @@ export interface RegisteredResource {
   inputs: Record<string, unknown>;
   additionalSecretOutputs: string[];
   deleteBeforeReplace: boolean;
+  /** Left in place when removed from the program (the engine only forgets it). */
   retainOnDelete: boolean;
   /** Every earlier URN its aliases name, as the engine resolves them (lab/harness/aliases.ts). */
   aliasUrns: string[];
@@ -154,7 +155,7 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getAdditionalsecretoutputsList(): string[];
   getDeletebeforereplace(): boolean;
-  getRetainondelete(): boolean;
+  getRetainondelete(): boolean | undefined;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
   getAliasesList(): AliasMessage[];
 }

@@ -103,7 +103,7 @@ describeProgram.each([
     endpointMode: "dnsrr",
     publishMode: "host",
     encrypted: false,
-    workers: ["vm2", "vm3", "vm4"],
+    workers: ["vm2", "vm3", "vm4", "vm5"],
     replicas: { "worker-python": 2, "worker-go": 2, "worker-java": 2 },
     addressPoolArgs: "--default-addr-pool '172.29.0.0/16' --default-addr-pool-mask-length 24",
   },
@@ -115,7 +115,7 @@ describeProgram.each([
     endpointMode: "vip",
     publishMode: "ingress",
     encrypted: true,
-    workers: ["worker1", "worker2", "worker3"],
+    workers: ["manager2", "manager3", "worker1", "worker2", "worker3"],
     replicas: { "worker-python": 3, "worker-go": 3, "worker-java": 3 },
     addressPoolArgs: undefined,
   },
@@ -326,7 +326,7 @@ describeProgram.each([
     expect(run.outputs["webUrl"]?.value).toBe(`https://${expected.manager}:${webPort}`);
     expect(run.outputs["registryAddress"]?.value).toBe(`${expected.manager}:5000`);
     const nodes = run.outputs["nodes"]?.value as { name: string; role: string; nodeId: string }[];
-    expect(nodes.map((node) => node.role)).toEqual(["manager", "worker", "worker", "worker"]);
+    expect(nodes.map((node) => node.role)).toEqual(["manager", "manager", "manager", ...(expected.stack === "dev" ? ["worker", "worker"] : ["worker", "worker", "worker"])]);
     expect(nodes.map((node) => node.nodeId)).toEqual(nodes.map((node) => `nodeid-${node.name}`));
     const services = run.outputs["services"]?.value as { name: string; image: string; replicas: number }[];
     expect(services.map((service) => service.name).sort()).toEqual([

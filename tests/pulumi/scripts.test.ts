@@ -24,7 +24,10 @@ import {
   webTlsScript,
   drainRemovedNodesScript,
   pinImagesScript,
+  pullImagesScript,
+  rebalanceScript,
   shellQuote,
+  UNEVEN_SPREAD_AWK,
   swarmInitScript,
   swarmJoinScript,
   swarmLeaveScript,
@@ -68,6 +71,9 @@ const ALL_SCRIPTS: [string, string][] = [
   ["remove nodes", removeNodesScript(["vm1", "vm3"])],
   ["node roles", nodeRolesScript([{ name: "vm1", role: "manager" }, { name: "vm2", role: "worker" }])],
   ["pin images", pinImagesScript(["eclipse-mosquitto:2", "registry:2@sha256:" + "a".repeat(64)])],
+  ["pull images", pullImagesScript("10.0.0.1:5000", "aiswarm", [`10.0.0.1:5000/ai-swarm/master@sha256:${"a".repeat(64)}`])],
+  ["rebalance", rebalanceScript(["ai-system_worker-go", "ai-system_worker-java"])],
+  ["placement with rebalance", placementScript(["ai-system_worker-go"], 300, true)],
 ];
 
 describe("every script", () => {
@@ -532,5 +538,168 @@ describe("day-two scripts against a fake docker", () => {
     const result = sh(placementScript(["s1"], 0), { env });
     expect(result.status).toBe(1);
     expect(result.stderr).toContain("not converged within 0 s: s1");
+  });
+});
+
+/** The uneven-spread decision: awk reading `node`/`task` lines, printing the service to move next (or nothing). */
+function nextToMove(lines: string[], moved: string[] = []): string {
+  const result = spawnSync("awk", ["-v", `moved= ${moved.map((name) => `${name} `).join("")}`, UNEVEN_SPREAD_AWK], { input: lines.join("\n") + "\n", encoding: "utf8" });
+  expect(result.stderr).toBe("");
+  expect(result.status).toBe(0);
+  return result.stdout.trim();
+}
+
+const task = (service: string, node: string) => `task ${service} ${node}`;
+
+/** Eligible nodes with their load: the tasks given plus `pinned` other tasks (e.g. the master) per node. */
+function swarmLines(nodes: string[], tasks: [string, string][], pinned: Record<string, number> = {}): string[] {
+  return [
+    ...nodes.flatMap((node) => [`node ${node}`, `load ${node} ${tasks.filter(([, on]) => on === node).length + (pinned[node] ?? 0)}`]),
+    ...tasks.map(([service, node]) => task(service, node)),
+  ];
+}
+const FIVE = ["vm1", "vm2", "vm3", "vm4", "vm5"];
+
+describe("the uneven-spread decision (UNEVEN_SPREAD_AWK)", () => {
+  it("leaves an even spread alone: no node runs two tasks more than one that could take one", () => {
+    // 3 services x 2 replicas on 5 nodes: 2,1,1,1,1 is as even as it gets.
+    const tasks: [string, string][] = [["go", "vm1"], ["go", "vm2"], ["java", "vm3"], ["java", "vm4"], ["python", "vm5"], ["python", "vm1"]];
+    expect(nextToMove(swarmLines(FIVE, tasks))).toBe("");
+  });
+
+  it("counts pinned tasks in a node's load: the primary running master, broker and registry takes no worker, and that is even", () => {
+    // What the lab ran after a fresh deploy: vm1 3 pinned tasks, the 6 workers 2,2,1,1 on vm2-vm5.
+    const tasks: [string, string][] = [["go", "vm2"], ["go", "vm5"], ["java", "vm3"], ["java", "vm4"], ["python", "vm2"], ["python", "vm3"]];
+    expect(nextToMove(swarmLines(FIVE, tasks, { vm1: 3 }))).toBe("");
+  });
+
+  it("after a node came back empty: moves a service that has a task on a node running two more, first in order", () => {
+    // vm5 was down: its tasks went to vm2-vm4 (vm1: 3 pinned; vm2-vm4: 2 workers each; vm5: 0).
+    const tasks: [string, string][] = [["python", "vm2"], ["python", "vm3"], ["go", "vm4"], ["go", "vm2"], ["java", "vm3"], ["java", "vm4"]];
+    const lines = swarmLines(FIVE, tasks, { vm1: 3 });
+    expect(nextToMove(lines)).toBe("python");
+    expect(nextToMove(lines, ["python"])).toBe("go");
+    expect(nextToMove(lines, ["python", "go", "java"])).toBe("");
+  });
+
+  it("moves a service whose own tasks are uneven even when the loads are not", () => {
+    const tasks: [string, string][] = [["go", "vm1"], ["go", "vm1"], ["java", "vm2"], ["java", "vm2"]];
+    expect(nextToMove(swarmLines(["vm1", "vm2"], tasks))).toBe("go");
+    expect(nextToMove(swarmLines(["vm1", "vm2"], tasks), ["go"])).toBe("java");
+  });
+
+  it("does not move a task to a node that already runs as many of its service (max replicas per node)", () => {
+    // vm2 is lightly loaded but already runs go; vm1's go task has nowhere better to go.
+    expect(nextToMove(swarmLines(["vm1", "vm2"], [["go", "vm1"], ["go", "vm2"]], { vm1: 3 }))).toBe("");
+  });
+
+  it("counts only eligible nodes: a task on a node not listed (down or drained) does not count, an eligible node without tasks does", () => {
+    expect(nextToMove(["node vm1", "load vm1 1", "node vm2", "load vm2 0", task("go", "vm9"), task("go", "vm9"), task("go", "vm1")])).toBe("");
+    expect(nextToMove(swarmLines(["vm1", "vm2", "vm3"], [["go", "vm1"], ["go", "vm1"]]))).toBe("go");
+  });
+
+  it("decides nothing without eligible nodes or tasks", () => {
+    expect(nextToMove([task("go", "vm1"), task("go", "vm1"), task("go", "vm1")])).toBe("");
+    expect(nextToMove(swarmLines(FIVE, []))).toBe("");
+  });
+});
+
+describe("image pulls and rebalance against a fake docker", () => {
+  const held = `10.0.0.1:5000/ai-swarm/master@sha256:${"a".repeat(64)}`;
+  const fresh = `10.0.0.1:5000/ai-swarm/worker-go@sha256:${"b".repeat(64)}`;
+
+  it("pull: pulls only what the node lacks, logged in with the password from stdin in a throw-away config, then logs out", () => {
+    const env = scriptedDocker([
+      `"image inspect ${held}") echo "[]" ;;`,
+      '"image inspect"*) exit 1 ;;',
+      'login*) cat > "$FAKE/login-stdin"; echo "$DOCKER_CONFIG" > "$FAKE/config-dir" ;;',
+      '"pull -q"*) echo "$DOCKER_CONFIG" > "$FAKE/pull-config" ;;',
+      'logout*) ;;',
+    ]);
+    const result = sh(pullImagesScript("10.0.0.1:5000", "aiswarm", [held, fresh]), { env, stdin: "pw-123\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe(`has ${held}\npulled ${fresh}\n`);
+    expect(fs.readFileSync(path.join(dir, "login-stdin"), "utf8")).toBe("pw-123");
+    const configDir = fs.readFileSync(path.join(dir, "config-dir"), "utf8").trim();
+    expect(fs.readFileSync(path.join(dir, "pull-config"), "utf8").trim()).toBe(configDir);
+    expect(fs.existsSync(configDir)).toBe(false);
+    expect(calls().filter((call) => /^(login|pull|logout)/.test(call))).toEqual([
+      "login --username aiswarm --password-stdin 10.0.0.1:5000",
+      `pull -q ${fresh}`,
+      "logout 10.0.0.1:5000",
+    ]);
+    expect(calls().join("\n")).not.toContain("pw-123");
+  });
+
+  it("pull: a node that holds every image does not log in (no registry needed)", () => {
+    const env = scriptedDocker(['"image inspect"*) echo "[]" ;;', "login*) exit 1 ;;"]);
+    const result = sh(pullImagesScript("10.0.0.1:5000", "aiswarm", [held, fresh]), { env, stdin: "pw-123\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(calls().some((call) => call.startsWith("login"))).toBe(false);
+  });
+
+  it("pull: fails naming the image it cannot pull, and without a password says so", () => {
+    const env = scriptedDocker(['"image inspect"*) exit 1 ;;', "login*) cat >/dev/null ;;", '"pull"*) exit 1 ;;']);
+    const failed = sh(pullImagesScript("10.0.0.1:5000", "aiswarm", [fresh]), { env, stdin: "pw-123\n" });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain(`cannot pull ${fresh} from 10.0.0.1:5000`);
+    const noPassword = sh(pullImagesScript("10.0.0.1:5000", "aiswarm", [fresh]), { env, stdin: "" });
+    expect(noPassword.status).toBe(1);
+    expect(noPassword.stderr).toContain("no registry password on stdin");
+  });
+
+  /** Three nodes; vm3 came back empty. A force-update moves the service's tasks as the files under $FAKE/ps say. */
+  function swarmAfterNodeReturned(): Record<string, string> {
+    fs.mkdirSync(path.join(dir, "ps"));
+    const write = (service: string, nodes: string[]) => fs.writeFileSync(path.join(dir, "ps", service), nodes.map((node) => `${node} Running 1 minute ago\n`).join(""));
+    write("s1", ["vm1", "vm2"]);
+    write("s2", ["vm1", "vm2"]);
+    write("s3", ["vm1", "vm2"]);
+    return scriptedDocker([
+      `"node ls --format {{.Hostname}} {{.Status}} {{.Availability}}") printf "vm1 Ready Active\nvm2 Ready Active\nvm3 Ready Active\nvm4 Down Active\n" ;;`,
+      `"node ls --format {{.Hostname}} {{.Availability}}") printf "vm1 Active\nvm2 Active\nvm3 Active\nvm4 Active\n" ;;`,
+      '"service ps --filter desired-state=running --format {{.Node}} {{.CurrentState}} "*) cat "$FAKE/ps/${*##* }" ;;',
+      // A node's running tasks: the workers' on it.
+      '"node ps --filter desired-state=running --format {{.CurrentState}} "*) cat "$FAKE"/ps/* | awk -v n="${*##* }" \'$1 == n { print "Running" }\' ;;',
+      // Swarm puts the moved service's tasks on the emptiest nodes: vm3 and one other.
+      '"service update --force --detach=false --quiet s1") printf "vm3 Running 1 second ago\nvm1 Running 1 second ago\n" > "$FAKE/ps/s1" ;;',
+      '"service update --force --detach=false --quiet s2") printf "vm3 Running 1 second ago\nvm2 Running 1 second ago\n" > "$FAKE/ps/s2" ;;',
+      '"service update"*) exit 1 ;;',
+    ]);
+  }
+
+  it("rebalance: force-updates one service at a time until the spread is even, printing before and after per node", () => {
+    const env = swarmAfterNodeReturned();
+    const result = sh(rebalanceScript(["s1", "s2", "s3"]), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("before: vm1=3 vm2=3 vm3=0 \nrebalancing s1\nrebalancing s2\nafter: vm1=2 vm2=2 vm3=2 \n");
+    expect(calls().filter((call) => call.startsWith("service update"))).toEqual([
+      "service update --force --detach=false --quiet s1",
+      "service update --force --detach=false --quiet s2",
+    ]);
+  });
+
+  it("rebalance: an even spread moves nothing", () => {
+    const env = swarmAfterNodeReturned();
+    fs.writeFileSync(path.join(dir, "ps", "s2"), "vm3 Running 1 minute ago\nvm1 Running 1 minute ago\n");
+    fs.writeFileSync(path.join(dir, "ps", "s3"), "vm2 Running 1 minute ago\nvm3 Running 1 minute ago\n");
+    const result = sh(rebalanceScript(["s1", "s2", "s3"]), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("before: vm1=2 vm2=2 vm3=2 \nspread is even: nothing moved\nafter: vm1=2 vm2=2 vm3=2 \n");
+    expect(calls().some((call) => call.startsWith("service update"))).toBe(false);
+  });
+
+  it("placement with rebalance: rebalances (progress on stderr) before it prints the placement on stdout", () => {
+    const env = swarmAfterNodeReturned();
+    const arms = fs.readFileSync(path.join(dir, "bin", "docker"), "utf8");
+    fs.writeFileSync(
+      path.join(dir, "bin", "docker"),
+      arms.replace('case "$*" in', 'case "$*" in\n  "service inspect"*) echo 2 ;;\n  "service ps --filter desired-state=running --format {{.Name}}"*) echo placement ;;'),
+    );
+    const result = sh(placementScript(["s1", "s2", "s3"], 30, true).replace("sleep 2", "sleep 0"), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("placement\n");
+    expect(result.stderr).toContain("rebalancing s1");
+    expect(result.stderr).toContain("after: vm1=2 vm2=2 vm3=2");
   });
 });
