@@ -7,7 +7,7 @@ import { Broker } from "./components/broker";
 import { faultToleranceWarning, loadStackConfig, WORKER_LANGUAGES, type WorkerLanguage } from "./components/config";
 import { AppImages, workerImageName } from "./components/images";
 import { Master } from "./components/master";
-import { NodeImagePulls, pullsOnEveryNode } from "./components/nodeImages";
+import { NodeImagePulls } from "./components/nodeImages";
 import { StackNetwork } from "./components/network";
 import { PinnedImages } from "./components/pinnedImages";
 import { createDockerProviders } from "./components/providers";
@@ -95,7 +95,6 @@ const images = new AppImages(
 );
 
 // Multi-manager stacks: every node holds every new image, so a task rescheduled anywhere starts without the registry's VM.
-const multiManager = pullsOnEveryNode(config.nodes);
 const nodePulls = multiManager
   ? new NodeImagePulls("node-images", {
       nodes: config.nodes,
