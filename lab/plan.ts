@@ -25,6 +25,7 @@ export const PRELOAD_IMAGES = [
   "ai-swarm-base/maven:3-jdk17",
   "ai-swarm-base/mosquitto:2",
   "ai-swarm-base/registry:2",
+  "ai-swarm-base/etcd:3.4",
 ] as const;
 
 export const STATE_DIR = path.join(__dirname, ".state");
