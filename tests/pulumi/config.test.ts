@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { loadStackConfig, parseStackConfig, StackConfigError, withSecrets } from "../../components/config";
+import { DEFAULT_ETCD_IMAGE, loadStackConfig, parseStackConfig, StackConfigError, withSecrets } from "../../components/config";
 import { integerSetting } from "../../components/workerSettings";
 import { engineConfigFromStackFile, TEST_SSH_KEY, type EngineConfig } from "./helpers";
 
@@ -62,7 +62,7 @@ describe("valid stack files", () => {
     expect(result.config.nodes.every((node) => node.sshPort === 11661)).toBe(true);
     expect(result.config.nodes.every((node) => node.host.startsWith("192.0.2."))).toBe(true);
     // Defaults when keys are absent.
-    expect(result.config.baseImages).toEqual({ mosquitto: "eclipse-mosquitto:2", registry: "registry:2" });
+    expect(result.config.baseImages).toEqual({ mosquitto: "eclipse-mosquitto:2", registry: "registry:2", etcd: DEFAULT_ETCD_IMAGE });
   });
 });
 

@@ -122,6 +122,7 @@ export function mockPinnedImages(script: string): string {
 export const MOCK_JOIN_TOKEN = "SWMTKN-1-mockjointoken0123456789";
 export const MOCK_CA_CERT = "-----BEGIN CERTIFICATE-----\nMOCKCA\n-----END CERTIFICATE-----\n";
 export const MOCK_WEB_CERT = "-----BEGIN CERTIFICATE-----\nMOCKWEBCERT\n-----END CERTIFICATE-----\n";
+export const MOCK_ETCD_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKETCDKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 export const MOCK_WEB_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKWEBKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 
 function mockStdout(name: string): string {
@@ -131,6 +132,7 @@ function mockStdout(name: string): string {
   if (name.startsWith("swarm-node-")) return `nodeid-${name.slice("swarm-node-".length)}\n`; // the label script echoes the id
   if (name === "registry-tls") return MOCK_CA_CERT;
   if (name === "web-tls") return `${MOCK_WEB_CERT}${MOCK_WEB_KEY}`;
+  if (name.startsWith("etcd-tls-")) return `${MOCK_WEB_CERT.replace("MOCKWEBCERT", `MOCKCERT-${name}`)}${MOCK_ETCD_KEY}`;
   if (name === "workers-placement") return "ai-system_worker-go.1 ai-swarm-vm2 Running 5 seconds ago\n";
   return "";
 }
