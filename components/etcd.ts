@@ -68,8 +68,8 @@ export class EtcdCluster extends pulumi.ComponentResource {
     const services: docker.Service[] = [];
     for (const node of args.members) {
       const member = etcdMemberName(node);
-      // The member's DNS alias on the stack network (its peer and client URLs), and localhost for etcdctl inside it.
-      const tls = issue(node, member, `DNS:${member},DNS:localhost,IP:127.0.0.1`);
+      // The member's DNS alias on the stack network, by which its peer and client URLs reach it.
+      const tls = issue(node, member, `DNS:${member}`);
       const before = services[services.length - 1];
       services.push(
         new docker.Service(

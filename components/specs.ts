@@ -557,6 +557,9 @@ export function etcdServiceArgs(settings: StackServiceSettings, node: string, me
       restartPolicy: RESTART_POLICY,
     },
     mode: { replicated: { replicas: 1 } },
-    endpointSpec: endpointSpec(settings),
+    // DNS round-robin whatever endpointMode says: a member accepts a peer only when the peer's
+    // certificate name (etcd-<node>) resolves to the address the connection comes from (etcd
+    // checks peer certificates' DNS SANs since 3.2), and a virtual IP is not that address.
+    endpointSpec: endpointSpec({ ...settings, endpointMode: "dnsrr" }),
   });
 }

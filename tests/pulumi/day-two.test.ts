@@ -15,6 +15,7 @@ import {
   missingDockerfiles,
   runProgram,
   serviceByDockerName,
+  CLUSTER_SECRETS,
   TEST_SSH_KEY,
   TYPES,
   type ProgramRun,
@@ -22,7 +23,6 @@ import {
 } from "./helpers";
 import { perpetualDiffs } from "./serviceGuard";
 
-const CLUSTER_SECRETS = { sshPrivateKey: TEST_SSH_KEY, "registry.password": "registry-password-for-tests-9f3c", "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731" };
 
 const missing = missingDockerfiles();
 const describeProgram = missing.length > 0 ? describe.skip : describe;

@@ -17,6 +17,7 @@ import {
   MOCK_ETCD_KEY,
   runProgram,
   serviceByDockerName,
+  CLUSTER_SECRETS,
   TEST_SSH_KEY,
   TYPES,
   type ProgramRun,
@@ -86,6 +87,16 @@ describe("etcdServiceArgs", () => {
     expect(containerSpec.secrets.map((secret) => secret.fileName)).toEqual(["etcd-ca.crt", "etcd-vm2.crt", "etcd-vm2.key"]);
     expect(Object.values(env).filter((value) => value.includes("-----BEGIN"))).toEqual([]);
     expect(containerSpec["args"]).toEqual([...ETCD_COMPACTION_FLAGS]);
+  });
+
+  it("DNS round-robin even in a stack of virtual IPs (peers must resolve to the address they connect from)", () => {
+    const vip = etcdServiceArgs({ ...settings, endpointMode: "vip", publishMode: "ingress" }, "vm1", ["vm1"], {
+      ...memberRefs,
+      ca: mount("a"),
+      certificate: mount("b"),
+      privateKey: mount("c"),
+    });
+    expect(vip.endpointSpec).toEqual({ mode: "dnsrr" });
   });
 
   it("refuses a node that is not a member, naming it", () => {
@@ -209,6 +220,23 @@ describeProgram("the program with three managers (dev stack, vm2 and vm3 promote
     const image = run.resources.find((r) => r.type === TYPES.image && r.name === "images-etcd");
     expect((image?.inputs["build"] as JsonObject)["args"]).toEqual({ ETCD_IMAGE: "ai-swarm-base/etcd:3.4", RUNTIME_IMAGE: "ai-swarm-base/debian:bookworm-slim" });
     expect(String(((etcdServices()[0]?.inputs["taskSpec"] as JsonObject)["containerSpec"] as JsonObject)["image"])).toMatch(/\/ai-swarm\/etcd@sha256:a{64}$/);
+  });
+});
+
+describeProgram("the program with three managers (cluster example: virtual IPs, ingress; worker1 and worker2 promoted)", () => {
+  it("every service reads back as declared, the members on DNS round-robin", async () => {
+    promoted.nodes = ["worker1", "worker2"];
+    let run: ProgramRun;
+    try {
+      run = await runProgram(engineConfigFromStackFile("Pulumi.cluster.example.yaml", CLUSTER_SECRETS));
+    } finally {
+      promoted.nodes = [];
+    }
+    const services = run.resources.filter((r) => r.type === TYPES.service);
+    const members = services.filter((r) => dockerShortName(r).startsWith("etcd-"));
+    expect(members.map(dockerShortName)).toEqual(["etcd-manager", "etcd-worker1", "etcd-worker2"]);
+    for (const member of members) expect(member.inputs["endpointSpec"]).toEqual({ mode: "dnsrr" });
+    expect(services.flatMap(perpetualDiffs)).toEqual([]);
   });
 });
 

@@ -23,6 +23,9 @@ export function missingDockerfiles(): string[] {
 export const TEST_SSH_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nTESTKEYb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
 
+/** The secrets Pulumi.cluster.example.yaml leaves to the operator, for program runs of that stack. */
+export const CLUSTER_SECRETS = { sshPrivateKey: TEST_SSH_KEY, "registry.password": "registry-password-for-tests-9f3c", "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731" };
+
 export interface EngineConfig {
   config: Record<string, string>;
   secretKeys: string[];
