@@ -6,7 +6,9 @@
 # TLS files …); this script reads the same variables and sets only
 # ETCD_INITIAL_CLUSTER_STATE (and, when it joins, ETCD_INITIAL_CLUSTER):
 #
-#   1. data in ETCD_DATA_DIR: etcd starts as the member it was (the state is ignored).
+#   1. data in ETCD_DATA_DIR: etcd starts as the member it was (the state is ignored);
+#      once it is up, every member whose peer URL is not in ETCD_INITIAL_CLUSTER (a node
+#      removed from the stack config) is removed, in the background (retried for 2 minutes).
 #   2. empty data directory, and no other member of CLUSTER_ENDPOINTS answers:
 #      a new cluster, every member "new" with the configured list.
 #   3. empty data directory, and the cluster exists: every member whose peer URL
@@ -40,28 +42,58 @@ case ",$ETCD_INITIAL_CLUSTER," in
   *) die "ETCD_INITIAL_CLUSTER ($ETCD_INITIAL_CLUSTER) does not list $ETCD_NAME=$MY_PEER_URL" ;;
 esac
 
-if [ -d "$ETCD_DATA_DIR/member/wal" ]; then
-  log "data in $ETCD_DATA_DIR: starting as member $ETCD_NAME"
-  exec etcd "$@"
-fi
-
 OTHERS=$(printf '%s\n' "$CLUSTER_ENDPOINTS" | tr ',' '\n' | grep -v "^${ETCD_ADVERTISE_CLIENT_URLS:-none}\$" | paste -sd, -)
 ctl() {
   etcdctl --endpoints="$OTHERS" --cacert="$ETCD_TRUSTED_CA_FILE" --cert="$ETCD_CERT_FILE" --key="$ETCD_KEY_FILE" \
     --dial-timeout=2s --command-timeout=5s "$@"
 }
-
-# "ID, status, name, peer URLs, client URLs, is learner" per member.
+# A membership change is refused while the cluster elects a leader, and until its leader has been
+# connected to a quorum for a few seconds (etcd's strict reconfiguration check): retry for a minute.
+retry() {
+  tries=0
+  until "$@" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 30 ] || return 1
+    sleep 2
+  done
+}
+# The configured peer URLs, one a line.
+configured=$(printf '%s\n' "$ETCD_INITIAL_CLUSTER" | tr ',' '\n' | sed 's/^[^=]*=//')
+# "ID, status, name, peer URLs, client URLs, is learner" per member, as the other members see it.
 members=
 [ -n "$OTHERS" ] && { members=$(ctl member list -w simple 2>/dev/null) || members=; }
+
+if [ -d "$ETCD_DATA_DIR/member/wal" ]; then
+  # A node removed from the stack config leaves its member behind: the others remove it when
+  # they restart with the new list.
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    id=$(printf '%s' "$line" | awk -F', ' '{print $1}')
+    name=$(printf '%s' "$line" | awk -F', ' '{print $3}')
+    peer=$(printf '%s' "$line" | awk -F', ' '{print $4}')
+    [ "$peer" = "$MY_PEER_URL" ] && continue
+    printf '%s\n' "$configured" | grep -qxF "$peer" && continue
+    # In the background, once this member is up: without it the others may have no quorum.
+    (
+      for _ in $(seq 1 60); do
+        sleep 2
+        if ctl member remove "$id" >/dev/null 2>&1; then log "removed member ${name:-?} ($id, $peer): not in ETCD_INITIAL_CLUSTER"; exit 0; fi
+      done
+      log "could not remove member ${name:-?} ($id, $peer) in 2 minutes"
+    ) &
+  done <<MEMBERS
+$members
+MEMBERS
+  log "data in $ETCD_DATA_DIR: starting as member $ETCD_NAME"
+  exec etcd "$@"
+fi
+
 if [ -z "$members" ]; then
   log "empty $ETCD_DATA_DIR and no other member answers: bootstrapping a new cluster ($ETCD_INITIAL_CLUSTER)"
   export ETCD_INITIAL_CLUSTER_STATE=new
   exec etcd "$@"
 fi
 
-# The configured peer URLs, one a line.
-configured=$(printf '%s\n' "$ETCD_INITIAL_CLUSTER" | tr ',' '\n' | sed 's/^[^=]*=//')
 while IFS= read -r line; do
   id=$(printf '%s' "$line" | awk -F', ' '{print $1}')
   name=$(printf '%s' "$line" | awk -F', ' '{print $3}')
@@ -76,7 +108,7 @@ while IFS= read -r line; do
   else
     log "removing member ${name:-?} ($id, $peer): not in ETCD_INITIAL_CLUSTER"
   fi
-  ctl member remove "$id" >/dev/null || die "member remove $id failed"
+  retry ctl member remove "$id" || die "member remove $id failed for a minute"
   log "removed ${name:-?} ($id)"
 done <<MEMBERS
 $members
@@ -87,14 +119,7 @@ if printf '%s\n' "$members" | awk -F', ' -v url="$MY_PEER_URL" '$4 == url && $5 
   log "the cluster lists $ETCD_NAME unstarted: joining it"
 else
   log "adding $ETCD_NAME ($MY_PEER_URL)"
-  # The leader refuses an add until it has been connected to a quorum for a few seconds
-  # (etcd's strict reconfiguration check), e.g. right after a removal: retry for a minute.
-  tries=0
-  until ctl member add "$ETCD_NAME" --peer-urls="$MY_PEER_URL" >/dev/null 2>&1; do
-    tries=$((tries + 1))
-    [ "$tries" -lt 30 ] || die "member add $ETCD_NAME failed 30 times"
-    sleep 2
-  done
+  retry ctl member add "$ETCD_NAME" --peer-urls="$MY_PEER_URL" || die "member add $ETCD_NAME failed for a minute"
   members=$(ctl member list -w simple) || die "member list failed after member add"
 fi
 
