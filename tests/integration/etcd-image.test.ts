@@ -154,7 +154,7 @@ describeEtcd("the etcd image's entrypoint", () => {
 
   it("members restarting with a shorter list remove the member whose node left the stack", async () => {
     const seats = [await seat("etcd-1", "shrink"), await seat("etcd-2", "shrink"), await seat("etcd-3", "shrink")];
-    const [a, b, c] = seats as [Seat, Seat, Seat];
+    const [a, b] = seats as [Seat, Seat, Seat];
     const running = seats.map((s) => start(s, seats));
     await Promise.all(seats.map((s, i) => healthy(s, running[i])));
     // etcd-3's node is removed from the stack: its member is gone, the others restart with the new list.
@@ -170,7 +170,6 @@ describeEtcd("the etcd image's entrypoint", () => {
     }, 30_000, 500);
     expect(names(list)).toEqual(["etcd-1", "etcd-2"]);
     expect(restarted.logs).toMatch(/removed member etcd-3 \([0-9a-f]+, https:\/\/127\.0\.0\.1:\d+\): not in ETCD_INITIAL_CLUSTER/);
-    expect(c.dataDir).not.toBe(a.dataDir);
   });
 
   it("a member late to the bootstrap joins the cluster that lists it unstarted", async () => {
