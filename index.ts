@@ -5,6 +5,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { Broker } from "./components/broker";
 import { faultToleranceWarning, loadStackConfig, WORKER_LANGUAGES, type WorkerLanguage } from "./components/config";
+import { EtcdCluster } from "./components/etcd";
 import { AppImages, workerImageName } from "./components/images";
 import { Master } from "./components/master";
 import { NodeImagePulls } from "./components/nodeImages";
@@ -12,13 +13,16 @@ import { StackNetwork } from "./components/network";
 import { PinnedImages } from "./components/pinnedImages";
 import { createDockerProviders } from "./components/providers";
 import { PrivateRegistry } from "./components/registry";
-import { serviceName, type StackServiceSettings } from "./components/specs";
+import { MASTER_ETCD_REPLICAS, serviceName, type StackServiceSettings } from "./components/specs";
 import { addressPoolOf, SwarmCluster } from "./components/swarm";
 import { WebAccess } from "./components/webAccess";
 import { WorkerPool } from "./components/workers";
 
 // Validates everything first: a bad config throws one error listing every problem, before any resource exists.
 const config = loadStackConfig();
+/** Every manager's node name, primary first. More than one: etcd members and the master on etcd. */
+const managerNames = config.managers.map((node) => node.name);
+const multiManager = managerNames.length > 1;
 const settings: StackServiceSettings = {
   stackName: config.stackName,
   endpointMode: config.endpointMode,
@@ -28,7 +32,6 @@ const settings: StackServiceSettings = {
 
 const notFaultTolerant = faultToleranceWarning(config.nodes);
 if (notFaultTolerant !== undefined) void pulumi.log.warn(notFaultTolerant);
-const multiManager = config.managers.length > 1;
 
 // The managers deployed last time: this stack's own `managers` output (undefined on the first deploy).
 const self = new pulumi.StackReference("previous-deploy", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}` });
@@ -90,6 +93,7 @@ const images = new AppImages(
     baseImages: config.baseImages,
     platform: config.build.platform,
     repoRoot: path.resolve(__dirname),
+    etcd: multiManager,
   },
   { providers: [docker.build], dependsOn: [registry.ready] },
 );
@@ -119,6 +123,25 @@ const broker = new Broker(
 );
 
 const registryAuth = { serverAddress: registry.address, username: registry.username, password: registry.password };
+const etcd =
+  multiManager && images.etcdRef
+    ? new EtcdCluster(
+        "etcd",
+        {
+          settings,
+          members: managerNames,
+          image: images.etcdRef,
+          registryAuth,
+          networkId: network.id,
+          connection: onManager.connection,
+          user: onManager.user,
+          caCert: registry.caCert,
+          caReady: registry.tls,
+        },
+        // Every node must trust the registry before any of them pulls.
+        { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls] },
+      )
+    : undefined;
 const master = new Master(
   "master",
   {
@@ -130,9 +153,10 @@ const master = new Master(
     web: { ...(web.tls && { tls: web.tls }), ...(web.token && { token: web.token }), metricsOpen: config.web.metricsOpen },
     webPort: config.ports.web,
     timings: { heartbeatTimeoutMs: config.heartbeatTimeoutMs, leaseMs: config.leaseMs, taskTimeoutMs: config.taskTimeoutMs },
+    ...(etcd && { etcd: etcd.client }),
   },
   // Every node must trust the registry before any of them pulls.
-  { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, ...nodePulls, broker.service] },
+  { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls, ...nodePulls, broker.service, ...(etcd?.services ?? [])] },
 );
 
 const byLanguage = <T>(pick: (language: WorkerLanguage) => T): Record<WorkerLanguage, T> =>
@@ -176,7 +200,8 @@ export const nodes = swarm.nodes.map(({ name, host, role, nodeId }) => ({ name, 
 export const services = [
   { name: serviceName(config.stackName, "registry"), image: thirdParty.refs.registry, replicas: 1 },
   { name: serviceName(config.stackName, "mosquitto"), image: thirdParty.refs.mosquitto, replicas: 1 },
-  { name: serviceName(config.stackName, "master"), image: images.refs.master, replicas: 1 },
+  ...(etcd ? etcd.services.map((service) => ({ name: service.name, image: etcd.image, replicas: 1 })) : []),
+  { name: serviceName(config.stackName, "master"), image: images.refs.master, replicas: etcd ? MASTER_ETCD_REPLICAS : 1 },
   ...WORKER_LANGUAGES.map((language) => ({
     name: serviceName(config.stackName, workerImageName(language)),
     image: images.refs[workerImageName(language)],

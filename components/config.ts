@@ -33,6 +33,9 @@ const labelValue = /^[A-Za-z0-9._:/@-]{0,63}$/;
 const imageRef = /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/;
 
 const port = z.number().int().min(1).max(65535);
+
+/** Where images/etcd takes etcd's binaries by default: the official release image (3.5). */
+export const DEFAULT_ETCD_IMAGE = "gcr.io/etcd-development/etcd:v3.5.17";
 const ipv4Cidr = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([89]|1\d|2[0-8])$/;
 
 /** An optional stack setting for one integer of proto/worker-settings.json, within its bounds. */
@@ -134,8 +137,10 @@ const schema = z.strictObject({
       runtime: z.string().regex(imageRef, "must be an image reference").optional(),
       mosquitto: z.string().regex(imageRef, "must be an image reference").default("eclipse-mosquitto:2"),
       registry: z.string().regex(imageRef, "must be an image reference").default("registry:2"),
+      // etcd's binaries for images/etcd (multi-manager stacks only): the official release image.
+      etcd: z.string().regex(imageRef, "must be an image reference").default(DEFAULT_ETCD_IMAGE),
     })
-    .default({ mosquitto: "eclipse-mosquitto:2", registry: "registry:2" }),
+    .default({ mosquitto: "eclipse-mosquitto:2", registry: "registry:2", etcd: DEFAULT_ETCD_IMAGE }),
   build: z
     .strictObject({
       onManager: z.boolean().default(true),

@@ -19,15 +19,20 @@ import { childOf } from "./options";
 
 export const IMAGE_NAMES = ["master", "worker-python", "worker-go", "worker-java"] as const;
 export type ImageName = (typeof IMAGE_NAMES)[number];
+/** images/etcd: built only in a stack with more than one manager (components/etcd.ts). */
+export const ETCD_IMAGE_NAME = "etcd";
+export type BuiltImageName = ImageName | typeof ETCD_IMAGE_NAME;
 
 export function workerImageName(language: WorkerLanguage): ImageName {
   return `worker-${language}`;
 }
 
 /** The Dockerfile ARGs that choose each image's base images (see images/<name>/Dockerfile). */
-export function buildArgsFor(name: ImageName, baseImages: StackConfig["baseImages"]): Record<string, string> {
+export function buildArgsFor(name: BuiltImageName, baseImages: StackConfig["baseImages"]): Record<string, string> {
   const args: Record<string, string | undefined> =
-    name === "master"
+    name === ETCD_IMAGE_NAME
+      ? { ETCD_IMAGE: baseImages.etcd, RUNTIME_IMAGE: baseImages.runtime }
+      : name === "master"
       ? { NODE_IMAGE: baseImages.node }
       : name === "worker-python"
         ? { PYTHON_IMAGE: baseImages.python }
@@ -38,7 +43,7 @@ export function buildArgsFor(name: ImageName, baseImages: StackConfig["baseImage
   return Object.fromEntries(Object.entries(args).filter((entry): entry is [string, string] => entry[1] !== undefined));
 }
 
-export function imageRef(registryAddress: string, name: ImageName, tag: string): string {
+export function imageRef(registryAddress: string, name: BuiltImageName, tag: string): string {
   return `${registryAddress}/ai-swarm/${name}:${tag}`;
 }
 
@@ -58,6 +63,8 @@ export interface AppImagesArgs {
   platform: string;
   /** The repository root: the build context. */
   repoRoot: string;
+  /** Also build images/etcd (a stack with more than one manager). */
+  etcd?: boolean;
 }
 
 export class AppImages extends pulumi.ComponentResource {
@@ -69,6 +76,8 @@ export class AppImages extends pulumi.ComponentResource {
    */
   readonly refs: Record<ImageName, pulumi.Output<string>>;
   readonly images: Record<ImageName, docker.Image>;
+  /** images/etcd, when `etcd` was asked for. */
+  readonly etcdRef?: pulumi.Output<string>;
 
   /** The engine that builds and pushes (the manager's, or the operator's local one) goes in `provider`/`providers`; the registry's readiness in `dependsOn`. */
   constructor(name: string, args: AppImagesArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -76,12 +85,10 @@ export class AppImages extends pulumi.ComponentResource {
     const { registry, repoRoot } = args;
     // Relative to where `pulumi` runs (the project directory), so state does not depend on the operator's paths.
     const context = path.relative(process.cwd(), repoRoot) || ".";
-    const images = {} as Record<ImageName, docker.Image>;
-    const refs = {} as Record<ImageName, pulumi.Output<string>>;
-    for (const imageName of IMAGE_NAMES) {
+    const build = (imageName: BuiltImageName): docker.Image => {
       const buildArgs = buildArgsFor(imageName, args.baseImages);
       const tag = contentTag(repoRoot, imageName, buildArgs);
-      const image = new docker.Image(
+      return new docker.Image(
         `${name}-${imageName}`,
         {
           imageName: imageRef(registry.address, imageName, tag),
@@ -96,11 +103,17 @@ export class AppImages extends pulumi.ComponentResource {
         },
         childOf(this, opts, { aliases: [{ name: imageName }] }),
       );
+    };
+    const images = {} as Record<ImageName, docker.Image>;
+    const refs = {} as Record<ImageName, pulumi.Output<string>>;
+    for (const imageName of IMAGE_NAMES) {
+      const image = build(imageName);
       images[imageName] = image;
       refs[imageName] = image.repoDigest;
     }
     this.images = images;
     this.refs = refs;
-    this.registerOutputs({ refs });
+    if (args.etcd === true) this.etcdRef = build(ETCD_IMAGE_NAME).repoDigest;
+    this.registerOutputs({ refs, ...(this.etcdRef && { etcdRef: this.etcdRef }) });
   }
 }

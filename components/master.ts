@@ -5,7 +5,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { formerlyInApp } from "./aliases";
 import { childOf } from "./options";
-import { masterServiceArgs, type MasterTimings, type RegistryAuth, type SecretMount, type StackServiceSettings, type WebRefs } from "./specs";
+import { masterServiceArgs, type MasterEtcdRefs, type MasterTimings, type RegistryAuth, type SecretMount, type StackServiceSettings, type WebRefs } from "./specs";
 import { generatedPassword, swarmSecret } from "./swarmObjects";
 import type { WebTls } from "./webAccess";
 
@@ -25,6 +25,8 @@ export interface MasterArgs {
   webPort: number;
   /** Heartbeat timeout, lease and task timeout, as far as the stack config sets them. */
   timings: MasterTimings;
+  /** A stack with more than one manager: STORE=etcd on these members (components/etcd.ts); absent, SQLite. */
+  etcd?: MasterEtcdRefs;
 }
 
 export class Master extends pulumi.ComponentResource {
@@ -63,6 +65,7 @@ export class Master extends pulumi.ComponentResource {
         web,
         webPort: args.webPort,
         timings: args.timings,
+        ...(args.etcd && { etcd: args.etcd }),
       }),
       // A service has a fixed name: a replacement must remove the old one first.
       { ...child, aliases: [formerlyInApp("master")], deleteBeforeReplace: true },

@@ -5,8 +5,9 @@ import type * as docker from "@pulumi/docker";
 import type * as pulumi from "@pulumi/pulumi";
 import type { LlmProvider, WorkerLanguage } from "./config";
 import { durationText } from "./durations";
+import { ETCD_COMPACTION_FLAGS } from "./etcdSettings";
 import { CONTAINER_PATHS, MASTER_MQTT_USER, MQTT_CONTAINER_PORT, workerMqttUser } from "./mosquitto";
-import { REGISTRY_DIR } from "./scripts";
+import { NODE_NAME_LABEL, REGISTRY_DIR } from "./scripts";
 
 export const MASTER_HTTP_PORT = 8888;
 export const MASTER_GRPC_PORT = 50051;
@@ -33,6 +34,7 @@ export const LIMITS = {
   python: { nanoCpus: 0.5 * CPU, memoryBytes: 256 * MIB },
   go: { nanoCpus: 0.5 * CPU, memoryBytes: 128 * MIB },
   java: { nanoCpus: 1 * CPU, memoryBytes: 512 * MIB },
+  etcd: { nanoCpus: 0.5 * CPU, memoryBytes: 256 * MIB },
 } as const;
 
 // Every field below is declared in the form the docker provider reads back from
@@ -303,7 +305,21 @@ export interface WebRefs {
   metricsOpen: boolean;
 }
 
+/** The master's store in a stack with more than one manager: the etcd members and its client certificate. */
+export interface MasterEtcdRefs {
+  /** Every member's client URL. */
+  endpoints: readonly string[];
+  ca: SecretMount;
+  certificate: SecretMount;
+  privateKey: SecretMount;
+}
+
+/** Leader and standby (images/master/README.md, leadership): two masters, never two on one manager. */
+export const MASTER_ETCD_REPLICAS = 2;
+
 export interface MasterRefs extends AppRefs {
+  /** STORE=etcd on these members; absent, SQLite on the manager's volume (a one-manager stack). */
+  etcd?: MasterEtcdRefs;
   web: WebRefs;
   /** The published port of the page and the REST API. */
   webPort: number;
@@ -333,9 +349,22 @@ function webEnv(web: WebRefs): Record<string, string> {
   };
 }
 
+/** The master's store variables: SQLite on its volume, or etcd with its TLS files as Docker secrets. */
+function storeEnv(etcd: MasterEtcdRefs | undefined): Record<string, string> {
+  if (etcd === undefined) return { DB_PATH: "/data/master.db" };
+  return {
+    STORE: "etcd",
+    ETCD_ENDPOINTS: etcd.endpoints.join(","),
+    ETCD_CA_FILE: secretFile(etcd.ca.fileName),
+    ETCD_CERT_FILE: secretFile(etcd.certificate.fileName),
+    ETCD_KEY_FILE: secretFile(etcd.privateKey.fileName),
+  };
+}
+
 export function masterServiceArgs(settings: StackServiceSettings, refs: MasterRefs): docker.ServiceArgs {
-  const { web } = refs;
+  const { web, etcd } = refs;
   const webSecrets = [web.certificate, web.privateKey, web.token].filter((mount): mount is SecretMount => mount !== undefined);
+  const etcdSecrets = etcd === undefined ? [] : [etcd.ca, etcd.certificate, etcd.privateKey];
   return serviceArgs(settings, "master", {
     auth: refs.registryAuth,
     taskSpec: {
@@ -346,7 +375,7 @@ export function masterServiceArgs(settings: StackServiceSettings, refs: MasterRe
           GRPC_PORT: String(MASTER_GRPC_PORT),
           ...brokerEnv(settings, MASTER_MQTT_USER, secretFile(refs.mqttPassword.fileName)),
           GRPC_TOKEN_FILE: secretFile(refs.grpcToken.fileName),
-          DB_PATH: "/data/master.db",
+          ...storeEnv(etcd),
           ...webEnv(web),
           ...setVariables({
             HEARTBEAT_TIMEOUT_MS: refs.timings.heartbeatTimeoutMs,
@@ -354,20 +383,21 @@ export function masterServiceArgs(settings: StackServiceSettings, refs: MasterRe
             TASK_TIMEOUT_MS: refs.timings.taskTimeoutMs,
           }),
         },
-        secrets: [refs.grpcToken, refs.mqttPassword, ...webSecrets],
-        // The queue lives in SQLite on this volume, so the master stays on the manager that holds it.
-        mounts: [{ type: "volume", source: serviceName(settings.stackName, "master-data"), target: "/data" }, TMP_MOUNT],
+        secrets: [refs.grpcToken, refs.mqttPassword, ...webSecrets, ...etcdSecrets],
+        // SQLite: the queue lives on this volume, so the master stays on the manager that holds it.
+        // etcd: nothing on the node; any manager will do.
+        mounts: etcd === undefined ? [{ type: "volume", source: serviceName(settings.stackName, "master-data"), target: "/data" }, TMP_MOUNT] : [TMP_MOUNT],
         // The test is the image's own HEALTHCHECK (it knows whether it serves HTTPS); the spec sets the timings.
         healthcheck: healthTimings(20),
         ...hardened(),
         stopGracePeriod: durationText(20),
       },
       networksAdvanceds: [{ id: refs.networkId, aliases: [MASTER_ALIAS] }],
-      placement: { constraints: MANAGER_ONLY },
+      placement: etcd === undefined ? { constraints: MANAGER_ONLY } : { constraints: MANAGER_ONLY, maxReplicas: 1 },
       resources: { limits: LIMITS.master },
       restartPolicy: RESTART_POLICY,
     },
-    mode: { replicated: { replicas: 1 } },
+    mode: { replicated: { replicas: etcd === undefined ? 1 : MASTER_ETCD_REPLICAS } },
     endpointSpec: endpointSpec(settings, [{ name: "web", target: MASTER_HTTP_PORT, published: refs.webPort }]),
   });
 }
@@ -443,5 +473,93 @@ export function workerServiceArgs(settings: StackServiceSettings, worker: Worker
     },
     mode: { replicated: { replicas: worker.replicas } },
     endpointSpec: endpointSpec(settings),
+  });
+}
+
+/** etcd's ports in every member's container, on the stack network only (never published). */
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+
+/** The member's name, service suffix and DNS alias on the stack network (`etcd-<node>`). */
+export function etcdMemberName(node: string): string {
+  return `etcd-${node}`;
+}
+
+/** The client URL of the member on `node`, as the master and the other members reach it. */
+export function etcdClientUrl(node: string): string {
+  return `https://${etcdMemberName(node)}:${ETCD_CLIENT_PORT}`;
+}
+
+export function etcdPeerUrl(node: string): string {
+  return `https://${etcdMemberName(node)}:${ETCD_PEER_PORT}`;
+}
+
+export interface EtcdMemberRefs {
+  networkId: pulumi.Input<string>;
+  /** images/etcd, pinned by the digest its build pushed. */
+  image: pulumi.Input<string>;
+  registryAuth: RegistryAuth;
+  /** The stack CA's certificate, and this member's certificate and key (server and client). */
+  ca: SecretMount;
+  certificate: SecretMount;
+  privateKey: SecretMount;
+}
+
+/** Where the member's volume is mounted; etcd's data directory is below it (etcd makes it 0700). */
+const ETCD_VOLUME_TARGET = "/var/lib/etcd";
+
+/**
+ * The etcd member on `node` (images/etcd/README.md): pinned to that node by its
+ * ai-swarm.node label, its own volume, TLS with client certificates on the peer
+ * and the client port, the settings as etcd's own ETCD_* variables (the
+ * entrypoint reads them to bootstrap or join), the compaction flags as arguments.
+ * `members` is every manager's node name, in config order.
+ */
+export function etcdServiceArgs(settings: StackServiceSettings, node: string, members: readonly string[], refs: EtcdMemberRefs): docker.ServiceArgs {
+  if (!members.includes(node)) throw new Error(`etcd member ${node} is not one of the members (${members.join(", ")})`);
+  const name = etcdMemberName(node);
+  const tls = { ca: secretFile(refs.ca.fileName), cert: secretFile(refs.certificate.fileName), key: secretFile(refs.privateKey.fileName) };
+  return serviceArgs(settings, name, {
+    auth: refs.registryAuth,
+    taskSpec: {
+      containerSpec: {
+        image: refs.image,
+        args: [...ETCD_COMPACTION_FLAGS],
+        env: {
+          ETCD_NAME: name,
+          ETCD_DATA_DIR: `${ETCD_VOLUME_TARGET}/data`,
+          ETCD_LISTEN_PEER_URLS: `https://0.0.0.0:${ETCD_PEER_PORT}`,
+          ETCD_LISTEN_CLIENT_URLS: `https://0.0.0.0:${ETCD_CLIENT_PORT}`,
+          ETCD_INITIAL_ADVERTISE_PEER_URLS: etcdPeerUrl(node),
+          ETCD_ADVERTISE_CLIENT_URLS: etcdClientUrl(node),
+          ETCD_INITIAL_CLUSTER: members.map((member) => `${etcdMemberName(member)}=${etcdPeerUrl(member)}`).join(","),
+          ETCD_INITIAL_CLUSTER_TOKEN: serviceName(settings.stackName, "etcd"),
+          CLUSTER_ENDPOINTS: members.map(etcdClientUrl).join(","),
+          ETCD_CLIENT_CERT_AUTH: "true",
+          ETCD_TRUSTED_CA_FILE: tls.ca,
+          ETCD_CERT_FILE: tls.cert,
+          ETCD_KEY_FILE: tls.key,
+          ETCD_PEER_CLIENT_CERT_AUTH: "true",
+          ETCD_PEER_TRUSTED_CA_FILE: tls.ca,
+          ETCD_PEER_CERT_FILE: tls.cert,
+          ETCD_PEER_KEY_FILE: tls.key,
+          ETCD_LOGGER: "zap",
+        },
+        secrets: [refs.ca, refs.certificate, refs.privateKey],
+        mounts: [{ type: "volume", source: serviceName(settings.stackName, `etcd-data-${node}`), target: ETCD_VOLUME_TARGET }, TMP_MOUNT],
+        // Runs as root (the volume's owner) and needs no capability: ports above 1024, its own files.
+        ...hardened(),
+        stopGracePeriod: durationText(20),
+      },
+      networksAdvanceds: [{ id: refs.networkId, aliases: [name] }],
+      placement: { constraints: [`node.labels.${NODE_NAME_LABEL}==${node}`] },
+      resources: { limits: LIMITS.etcd },
+      restartPolicy: RESTART_POLICY,
+    },
+    mode: { replicated: { replicas: 1 } },
+    // DNS round-robin whatever endpointMode says: a member accepts a peer only when the peer's
+    // certificate name (etcd-<node>) resolves to the address the connection comes from (etcd
+    // checks peer certificates' DNS SANs since 3.2), and a virtual IP is not that address.
+    endpointSpec: endpointSpec({ ...settings, endpointMode: "dnsrr" }),
   });
 }

@@ -97,12 +97,15 @@ export class WebAccess extends pulumi.ComponentResource {
   }
 }
 
-/** webTlsScript prints the certificate, then the key. */
-export function splitCertificateAndKey(stdout: pulumi.Output<string>): { certificate: pulumi.Output<string>; privateKey: pulumi.Output<string> } {
+/** webTlsScript and etcdTlsScript print the certificate, then the key; `what` names the command in the error. */
+export function splitCertificateAndKey(
+  stdout: pulumi.Output<string>,
+  what = "the web certificate command",
+): { certificate: pulumi.Output<string>; privateKey: pulumi.Output<string> } {
   const parts = stdout.apply((text) => {
     const at = text.search(/-----BEGIN [A-Z ]*PRIVATE KEY-----/);
     if (at <= 0 || !text.includes("-----BEGIN CERTIFICATE-----")) {
-      throw new Error("the web certificate command printed no certificate and key (see its stderr on the manager)");
+      throw new Error(`${what} printed no certificate and key (see its stderr on the manager)`);
     }
     return { certificate: `${text.slice(0, at).trim()}\n`, privateKey: `${text.slice(at).trim()}\n` };
   });

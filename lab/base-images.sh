@@ -10,6 +10,7 @@
 #   ai-swarm-base/maven:3-jdk17         MAVEN_IMAGE
 #   ai-swarm-base/mosquitto:2           stands in for eclipse-mosquitto:2
 #   ai-swarm-base/registry:2            stands in for registry:2
+#   ai-swarm-base/etcd:3.4              etcd's binaries for images/etcd (ETCD_IMAGE)
 #   ai-swarm-lab/vm:bookworm            one lab VM (Docker-in-Docker + sshd)
 #
 # Each image carries the label ai-swarm.recipe = hash of its recipe (its folder
@@ -312,6 +313,7 @@ main() {
   build_image ai-swarm-base/maven:3-jdk17 maven "$slim" -- "$extra_cas"
   build_image ai-swarm-base/mosquitto:2 mosquitto "$slim"
   build_image ai-swarm-base/registry:2 registry "$slim"
+  build_image ai-swarm-base/etcd:3.4 etcd "$slim"
   build_image ai-swarm-lab/vm:bookworm vm "$debian"
   print_sizes
   log "all images ready in $((SECONDS - start))s"

@@ -94,8 +94,8 @@ export async function etcdHealthy(endpoint: string, tls: EtcdClientTls): Promise
   });
 }
 
-/** Writes a certificate and key printed by etcdTlsScript to `dir/name.{crt,key}`. */
-function issue(name: string, caDir: string, dir: string): { certFile: string; keyFile: string } {
+/** Writes a certificate and key printed by etcdTlsScript (CA in caDir, made on first use) to `dir/name.{crt,key}`. */
+export function issueEtcdCertificate(name: string, caDir: string, dir: string): { certFile: string; keyFile: string } {
   const result = spawnSync("sh", ["-c", etcdTlsScript(name, "IP:127.0.0.1,DNS:localhost", caDir, path.join(dir, "issued"))], { encoding: "utf8" });
   if (result.status !== 0) throw new Error(`etcdTlsScript ${name} failed: ${result.stderr}`);
   const end = "-----END CERTIFICATE-----\n";
@@ -128,10 +128,10 @@ export async function startEtcd(count = 3): Promise<EtcdCluster> {
   const plan: { name: string; client: number; peer: number }[] = [];
   for (let i = 1; i <= count; i++) plan.push({ name: `etcd-${i}`, client: await port(), peer: await port() });
   const initialCluster = plan.map((m) => `${m.name}=https://127.0.0.1:${m.peer}`).join(",");
-  const clientTls: EtcdClientTls = { caFile: path.join(caDir, "ca.crt"), ...issue("master", caDir, root) };
+  const clientTls: EtcdClientTls = { caFile: path.join(caDir, "ca.crt"), ...issueEtcdCertificate("master", caDir, root) };
 
   const members: EtcdMember[] = plan.map(({ name, client, peer }) => {
-    const tls = issue(name, caDir, root);
+    const tls = issueEtcdCertificate(name, caDir, root);
     const args = [
       `--name=${name}`,
       `--data-dir=${path.join(root, name)}`,
@@ -190,7 +190,7 @@ export async function startEtcd(count = 3): Promise<EtcdCluster> {
     clientTls,
     strangerTls() {
       const strangerRoot = path.join(root, "stranger");
-      return { caFile: clientTls.caFile, ...issue("stranger", path.join(strangerRoot, "ca"), strangerRoot) };
+      return { caFile: clientTls.caFile, ...issueEtcdCertificate("stranger", path.join(strangerRoot, "ca"), strangerRoot) };
     },
     async stop() {
       for (const m of members) m.resume(); // a stopped process ignores SIGTERM until continued

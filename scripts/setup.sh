@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 timed() { local started=$SECONDS; "$@"; echo "    done in $((SECONDS - started)) s"; }
 
-APT_PACKAGES=(mosquitto etcd-server chromium protobuf-compiler openssh-server openssh-client)
+APT_PACKAGES=(mosquitto etcd-server etcd-client chromium protobuf-compiler openssh-server openssh-client)
 install_system_packages() {
   local missing=()
   for pkg in "${APT_PACKAGES[@]}"; do

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import {
+  DEFAULT_ETCD_IMAGE,
   faultToleranceWarning,
   loadStackConfig,
   managersOf,
@@ -71,7 +72,7 @@ describe("valid stack files", () => {
     expect(result.config.nodes.every((node) => node.sshPort === 11661)).toBe(true);
     expect(result.config.nodes.every((node) => node.host.startsWith("192.0.2."))).toBe(true);
     // Defaults when keys are absent.
-    expect(result.config.baseImages).toEqual({ mosquitto: "eclipse-mosquitto:2", registry: "registry:2" });
+    expect(result.config.baseImages).toEqual({ mosquitto: "eclipse-mosquitto:2", registry: "registry:2", etcd: DEFAULT_ETCD_IMAGE });
   });
 });
 

@@ -8,8 +8,6 @@
 // the service and the field, before it can cost a restart of every task.
 import { beforeAll, describe, expect, it } from "vitest";
 import { InputError } from "../../lab/harness/json";
-import { translateService } from "../../lab/harness/service-spec";
-import { describeDiffs, readBackService, serviceDiff } from "../../lab/harness/service-state";
 import type { JsonObject } from "../../lab/harness/json";
 import {
   dockerShortName,
@@ -17,31 +15,14 @@ import {
   missingDockerfiles,
   runProgram,
   serviceByDockerName,
+  CLUSTER_SECRETS,
   TEST_SSH_KEY,
   TYPES,
   type ProgramRun,
   type RegisteredResource,
 } from "./helpers";
-import { storedByDocker } from "./serviceGuard";
+import { perpetualDiffs } from "./serviceGuard";
 
-const CLUSTER_SECRETS = { sshPrivateKey: TEST_SSH_KEY, "registry.password": "registry-password-for-tests-9f3c", "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731" };
-
-/**
- * What a registry answers for an image's digest on the provider's create. The lab's base images
- * (ai-swarm-base/*) are local names no registry serves: the recorded registry service kept its tag.
- */
-function digestFor(image: string): string | undefined {
-  return image.startsWith("ai-swarm-base/") ? undefined : `sha256:${"b".repeat(64)}`;
-}
-
-/** The differences a no-change `pulumi up` would find for one declared service. */
-export function perpetualDiffs(service: RegisteredResource): string[] {
-  const declared = service.inputs as JsonObject;
-  const { spec } = translateService(declared);
-  const stored = storedByDocker(spec, digestFor);
-  const state = readBackService(stored.spec, stored.endpoint, { auth: declared["auth"] ?? null, convergeConfig: declared["convergeConfig"] ?? null });
-  return describeDiffs(String(declared["name"]), serviceDiff(declared, state));
-}
 
 const missing = missingDockerfiles();
 const describeProgram = missing.length > 0 ? describe.skip : describe;

@@ -23,6 +23,9 @@ export function missingDockerfiles(): string[] {
 export const TEST_SSH_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nTESTKEYb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
 
+/** The secrets Pulumi.cluster.example.yaml leaves to the operator, for program runs of that stack. */
+export const CLUSTER_SECRETS = { sshPrivateKey: TEST_SSH_KEY, "registry.password": "registry-password-for-tests-9f3c", "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731" };
+
 export interface EngineConfig {
   config: Record<string, string>;
   secretKeys: string[];
@@ -125,6 +128,7 @@ export const MOCK_JOIN_TOKEN = "SWMTKN-1-mockjointoken0123456789";
 export const MOCK_MANAGER_JOIN_TOKEN = "SWMTKN-1-mockmanagertoken9876543210";
 export const MOCK_CA_CERT = "-----BEGIN CERTIFICATE-----\nMOCKCA\n-----END CERTIFICATE-----\n";
 export const MOCK_WEB_CERT = "-----BEGIN CERTIFICATE-----\nMOCKWEBCERT\n-----END CERTIFICATE-----\n";
+export const MOCK_ETCD_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKETCDKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 export const MOCK_WEB_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKWEBKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 
 function mockStdout(name: string): string {
@@ -135,6 +139,7 @@ function mockStdout(name: string): string {
   if (name.startsWith("swarm-node-")) return `nodeid-${name.slice("swarm-node-".length)}\n`; // the label script echoes the id
   if (name === "registry-tls") return MOCK_CA_CERT;
   if (name === "web-tls") return `${MOCK_WEB_CERT}${MOCK_WEB_KEY}`;
+  if (name.startsWith("etcd-tls-")) return `${MOCK_WEB_CERT.replace("MOCKWEBCERT", `MOCKCERT-${name}`)}${MOCK_ETCD_KEY}`;
   if (name === "workers-placement") return "ai-system_worker-go.1 ai-swarm-vm2 Running 5 seconds ago\n";
   return "";
 }

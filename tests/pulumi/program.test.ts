@@ -353,7 +353,8 @@ describeProgram.each([
   });
 
   it("derives each image's build args from config the way images.ts documents", () => {
-    expect(buildArgsFor("worker-go", { go: "x/go:1", mosquitto: "m", registry: "r" })).toEqual({ GO_IMAGE: "x/go:1" });
+    expect(buildArgsFor("worker-go", { go: "x/go:1", mosquitto: "m", registry: "r", etcd: "e" })).toEqual({ GO_IMAGE: "x/go:1" });
+    expect(buildArgsFor("etcd", { runtime: "x/slim", mosquitto: "m", registry: "r", etcd: "x/etcd:3" })).toEqual({ ETCD_IMAGE: "x/etcd:3", RUNTIME_IMAGE: "x/slim" });
   });
 });
 

@@ -6,8 +6,10 @@
 //   tag-only image through the registry and stores `repo:tag@sha256:…`
 //   (updates send the image as declared);
 // - the runtime Endpoint reports the endpoint mode and published ports.
-import type { ApiObject } from "../../lab/harness/service-spec";
-import type { ServiceEndpoint } from "../../lab/harness/service-state";
+import type { JsonObject } from "../../lab/harness/json";
+import { translateService, type ApiObject } from "../../lab/harness/service-spec";
+import { describeDiffs, readBackService, serviceDiff, type ServiceEndpoint } from "../../lab/harness/service-state";
+import type { RegisteredResource } from "./helpers";
 
 export { canonicalState } from "../../lab/harness/service-state";
 
@@ -28,4 +30,21 @@ export function storedByDocker(spec: ApiObject, digestFor: (image: string) => st
   const ports = endpointSpec.Ports ?? [];
   const endpoint: ServiceEndpoint = mode === "dnsrr" && ports.length === 0 ? { Spec: {} } : { Spec: { Mode: mode }, Ports: ports };
   return { spec: stored, endpoint };
+}
+
+/**
+ * What a registry answers for an image's digest on the provider's create. The lab's base images
+ * (ai-swarm-base/*) are local names no registry serves: the recorded registry service kept its tag.
+ */
+function digestFor(image: string): string | undefined {
+  return image.startsWith("ai-swarm-base/") ? undefined : `sha256:${"b".repeat(64)}`;
+}
+
+/** The differences a no-change `pulumi up` would find for one declared service. */
+export function perpetualDiffs(service: RegisteredResource): string[] {
+  const declared = service.inputs as JsonObject;
+  const { spec } = translateService(declared);
+  const stored = storedByDocker(spec, digestFor);
+  const state = readBackService(stored.spec, stored.endpoint, { auth: declared["auth"] ?? null, convergeConfig: declared["convergeConfig"] ?? null });
+  return describeDiffs(String(declared["name"]), serviceDiff(declared, state));
 }
