@@ -1,10 +1,13 @@
-// The live end-to-end test (npm run test:e2e): on a FRESH 4-VM lab (any
+// The live end-to-end test (npm run test:e2e): on a FRESH 5-VM lab (any
 // running lab is taken down first), deploy the dev stack the way `npm run lab`
 // does, check the deployed system for real (issue 5), then day two on the same
 // lab (issue 9): a deploy that changes nothing restarts nothing, scaling one
 // language up and back, removing a node and adding it back, one edited image
 // rebuilding and rolling one service — each checked by what the swarm shows —
-// then a worker VM stopped mid-burst, and teardown. Every check prints what it
+// then a worker VM stopped mid-burst and the spread restored when it is back,
+// then (issue 14) the VM running the master and the VM running the broker
+// killed for good, each mid-burst, each replaced by a config change; and
+// teardown. Every check prints what it
 // saw; deploy times are printed at the end. Traffic goes only to the lab's own
 // containers (172.28.0.0/24) and loopback.
 import { randomUUID } from "node:crypto";
@@ -20,7 +23,6 @@ import type { DeploySummary } from "../../lab/harness/deploy";
 import {
   deployDevStack,
   deployWithHarness,
-  managerOf,
   onVm,
   prepareDeploy,
   PROJECT_DIR,
@@ -39,6 +41,7 @@ import {
   workerLanguageOf,
   workerSpread,
   type LabDescription,
+  type NodeRow,
   type TaskRow,
 } from "../../lab/stack-plan";
 import type { ParsedConfig } from "../../components/config";
@@ -46,7 +49,7 @@ import { launchChromium } from "../../launch/browser";
 import { askThroughPage, signInThroughPage } from "../support/browser";
 import { getQuery, listWorkers, postQuery, request as apiRequest, signIn, waitForAnswer, type ApiOptions, type QueryView } from "../../launch/api";
 
-const VM_COUNT = 4;
+const VM_COUNT = 5;
 const LANGUAGES = ["python", "go", "java"] as const;
 const QUERIES = 30;
 /** Per query: with 6 workers and SIMULATED_WORK_MS 10 s, 30 queries take about a minute. */
@@ -91,7 +94,7 @@ async function teardown(): Promise<void> {
   await timed("lab down", () => down());
 }
 
-describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
+describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
   beforeAll(async () => {
     await timed("lab down before (fresh start)", () => down());
     await timed("lab up", () => up(VM_COUNT));
@@ -115,17 +118,19 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     for (const [name, summary] of Object.entries(deploys)) say(`  ${name.padEnd(34)} ${summary ? JSON.stringify(summary.counts) : "(Pulumi CLI)"}`);
   });
 
-  it("1. docker node ls on the manager shows four Ready nodes", async () => {
-    const nodes = parseNodeLines(await onVm(managerOf(lab), `docker node ls --format '${NODE_LS_FORMAT}'`));
+  it("1. docker node ls on the manager shows five Ready nodes, the configured managers among them with one Leader", async () => {
+    const nodes = parseNodeLines(await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`));
     say(`nodes:\n${textTable(["HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER"], nodes.map((n) => [n.hostname, n.status, n.availability, n.managerStatus]))}`);
     expect(nodes.map((node) => node.hostname).sort()).toEqual([...vmNames].sort());
     expect(nodes.every((node) => node.status === "Ready" && node.availability === "Active")).toBe(true);
-    expect(nodes.filter((node) => node.managerStatus === "Leader").map((node) => node.hostname)).toEqual([managerOf(lab).name]);
+    const managers = config.nodes.filter((node) => node.role === "manager").map((node) => vmOfNode(node.name).name);
+    expect(nodes.filter((node) => node.managerStatus !== "").map((node) => node.hostname).sort()).toEqual([...managers].sort());
+    expect(nodes.filter((node) => node.managerStatus === "Leader")).toHaveLength(1);
   });
 
   it("2. the registry answers only over TLS and only with credentials; every app image comes from it", async () => {
-    const registry = `${managerOf(lab).address}:${config.registry.port}`;
-    const ca = await onVm(managerOf(lab), `cat /etc/docker/certs.d/${registry}/ca.crt`);
+    const registry = `${aliveManager().address}:${config.registry.port}`;
+    const ca = await onVm(aliveManager(), `cat /etc/docker/certs.d/${registry}/ca.crt`);
     expect(ca).toContain("BEGIN CERTIFICATE");
 
     const plain = await request(`http://${registry}/v2/_catalog`, {});
@@ -160,7 +165,7 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
   });
 
   it("3. worker replicas of each language run on ≥2 VMs, and the three languages span ≥3 VMs", async () => {
-    const tasks = await runningTasks(managerOf(lab), config.stackName);
+    const tasks = await runningTasks(aliveManager(), config.stackName);
     say(`placement:\n${textTable(PLACEMENT_HEADER, placementRows(tasks))}`);
     const spread = workerSpread(tasks);
     for (const language of LANGUAGES) {
@@ -317,10 +322,10 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     it("9. removing vm4 from the stack drains it, moves its replicas and removes it from the swarm; adding it back joins it again", async () => {
       const without = writeStackVariant("no-vm4", (c) => (c["ai-swarm:nodes"] = (c["ai-swarm:nodes"] as { name: string }[]).filter((n) => n.name !== "vm4")));
       const removed = await deploy("remove vm4", without);
-      const nodes = parseNodeLines(await onVm(managerOf(lab), `docker node ls --format '${NODE_LS_FORMAT}'`));
+      const nodes = parseNodeLines(await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`));
       say(`after removing vm4: ${nodes.map((n) => n.hostname).join(", ")}`);
       expect(nodes.map((n) => n.hostname)).not.toContain("ai-swarm-vm4");
-      const tasks = await runningTasks(managerOf(lab), config.stackName);
+      const tasks = await runningTasks(aliveManager(), config.stackName);
       expect(tasks.filter((t) => t.node === "ai-swarm-vm4")).toEqual([]);
       expect(tasks.filter((t) => workerLanguageOf(t.service) !== undefined)).toHaveLength(LANGUAGES.reduce((sum, l) => sum + config.replicas[l], 0));
       const placement = String(stackOutput("workerPlacement"));
@@ -331,7 +336,7 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
         expect(removed.warnings).toEqual([]);
       }
       const added = await deploy("add vm4 back");
-      const back = parseNodeLines(await onVm(managerOf(lab), `docker node ls --format '${NODE_LS_FORMAT}'`));
+      const back = parseNodeLines(await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`));
       expect(back.find((n) => n.hostname === "ai-swarm-vm4")).toMatchObject({ status: "Ready", availability: "Active" });
       expect(back).toHaveLength(VM_COUNT);
       if (added) expect(added.resources.filter((r) => r.outcome === "created").map((r) => r.name).sort()).toEqual(["registry-ca-vm4", "swarm-join-vm4", "swarm-node-vm4"]);
@@ -367,9 +372,9 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
   });
 
   it(`11. stopping a worker VM during a burst of ${QUERIES} queries loses none`, async () => {
-    const manager = managerOf(lab);
+    const manager = aliveManager();
     const before = await runningTasks(manager, config.stackName);
-    const victim = workerVmToStop(before, manager.name);
+    const victim = workerVmToStop(before, nodesNow().filter((n) => n.role === "manager").map((n) => vmOfNode(n.name).name));
     stoppedVm = victim;
     say(`will stop ${victim} (worker replicas there: ${before.filter((t) => t.node === victim).map((t) => t.task).join(", ")})`);
     const ids = await submitMany("failover");
@@ -390,6 +395,45 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     say(`swarm rescheduled the worker replicas:\n${textTable(PLACEMENT_HEADER, placementRows(after))}`);
   });
 
+  it("11b. the stopped VM comes back: npm run lab:rebalance spreads the workers over it again (issue 14, point 4)", async () => {
+    const vm = lab.vms.find((candidate) => candidate.name === stoppedVm);
+    if (!vm) throw new Error("test 11 stopped no VM");
+    await runOk("docker", ["start", vm.name]);
+    await waitForSsh(vm);
+    await waitForNode(vm.name, "Ready");
+    stoppedVm = undefined;
+    const before = workerCounts(await runningTasks(aliveManager(), config.stackName));
+    say(`worker replicas per VM with ${vm.name} back: ${JSON.stringify(before)}`);
+    expect(before.get(vm.name) ?? 0).toBe(0);
+    const printed = await timed("lab:rebalance", () => runOk("npx", ["tsx", path.join(PROJECT_DIR, "lab", "cli.ts"), "rebalance"]));
+    say(`lab:rebalance printed:\n${printed.trim()}`);
+    const after = workerCounts(await runningTasks(aliveManager(), config.stackName));
+    say(`worker replicas per VM after the rebalance: ${JSON.stringify(after)}`);
+    expect(after.get(vm.name) ?? 0).toBeGreaterThan(0);
+    const counts = lab.vms.filter((v) => !dead.has(v.name)).map((v) => after.get(v.name) ?? 0);
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+  });
+
+  describe("issue 14: VMs lost for good, on the same lab", () => {
+    it("14a. docker kill of the VM running the leading master mid-burst: every query answered once, the page back, the dead node Down", async () => {
+      await loseVmMidBurst("master", (await findLeader()).vm.name);
+    });
+
+    it("14b. the lost VM removed from the stack config (a worker VM promoted to keep three managers): the stack converges on what is left", async () => {
+      await replaceLostVms("without-first-loss");
+    });
+
+    it("14c. docker kill of the VM running Mosquitto mid-burst: every query answered once, the page back, the dead node Down", async () => {
+      const broker = (await runningTasks(aliveManager(), config.stackName)).find((t) => t.service === `${config.stackName}_mosquitto`);
+      if (!broker) throw new Error("no running Mosquitto task");
+      await loseVmMidBurst("broker", broker.node);
+    });
+
+    it("14d. that VM removed from the stack config too: the stack converges on the three VMs left", async () => {
+      await replaceLostVms("without-second-loss");
+    });
+  });
+
   it("12. destroy (the live harness) removes the stack's services, secrets, configs and network and the workers leave, with no warning", async () => {
     if (pulumiCliOnPath()) return say("the Pulumi CLI deployed: `pulumi destroy` is its own (not run here)");
     if (stoppedVm) {
@@ -401,7 +445,7 @@ describe("issue 5: the live deployment on a fresh 4-VM lab", () => {
     deploys["destroy"] = summary;
     say(`destroy: ${JSON.stringify(summary.counts)} in ${summary.seconds.toFixed(1)} s`);
     expect(summary.warnings).toEqual([]);
-    const manager = managerOf(lab);
+    const manager = aliveManager();
     expect(await stackServices(manager, config.stackName)).toEqual([]);
     const leftovers = await onVm(manager, `docker secret ls -q; docker config ls -q; docker network ls -q --filter name=${config.stackName}_`);
     expect(leftovers.trim()).toBe("");
@@ -441,8 +485,8 @@ async function deploy(name: string, configFile?: string): Promise<DeploySummary 
 /** Service name → the ids of its tasks that should be running (sorted): restarts show up as new ids. */
 async function taskIds(): Promise<Map<string, string[]>> {
   const ids = new Map<string, string[]>();
-  for (const service of await stackServices(managerOf(lab), config.stackName)) {
-    const out = await onVm(managerOf(lab), `docker service ps -q --filter desired-state=running ${service}`);
+  for (const service of await stackServices(aliveManager(), config.stackName)) {
+    const out = await onVm(aliveManager(), `docker service ps -q --filter desired-state=running ${service}`);
     ids.set(service, out.split("\n").map((id) => id.trim()).filter(Boolean).sort());
   }
   return ids;
@@ -479,7 +523,7 @@ function expectRebuilt(summary: DeploySummary, names: string[]): void {
 
 /** The VMs running the language's worker replicas. */
 async function workerNodes(language: (typeof LANGUAGES)[number]): Promise<string[]> {
-  return (await runningTasks(managerOf(lab), config.stackName)).filter((t) => workerLanguageOf(t.service) === language).map((t) => t.node);
+  return (await runningTasks(aliveManager(), config.stackName)).filter((t) => workerLanguageOf(t.service) === language).map((t) => t.node);
 }
 
 interface HttpResult {
@@ -511,8 +555,8 @@ function request(url: string, options: { ca?: string; user?: string; password?: 
 
 async function serviceImages(): Promise<Map<string, string>> {
   const images = new Map<string, string>();
-  for (const service of await stackServices(managerOf(lab), config.stackName)) {
-    images.set(service, await onVm(managerOf(lab), `docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' ${service}`));
+  for (const service of await stackServices(aliveManager(), config.stackName)) {
+    images.set(service, await onVm(aliveManager(), `docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' ${service}`));
   }
   return images;
 }
@@ -522,9 +566,9 @@ function escape(text: string): string {
 }
 
 /** Submits QUERIES queries, each in its own session (a session may queue only a few). */
-async function submitMany(tag: string): Promise<string[]> {
+async function submitMany(tag: string, count = QUERIES): Promise<string[]> {
   const ids: string[] = [];
-  for (let i = 1; i <= QUERIES; i++) {
+  for (let i = 1; i <= count; i++) {
     const sessionId = `e2e-${tag}-${randomUUID()}`;
     const { status, body } = await postQuery(webUrl, { query: `e2e ${tag} ${i}: what is a swarm task?` }, { token: webToken, ca: webCa, sessionId });
     if (status !== 202 || typeof body["id"] !== "string") throw new Error(`query ${i} refused: ${status} ${JSON.stringify(body)}`);
@@ -544,15 +588,15 @@ function tally(answers: QueryView[]): Record<string, number> {
   return counts;
 }
 
-/** The worker VM (never the manager) running the most worker replicas. */
-function workerVmToStop(tasks: TaskRow[], managerName: string): string {
+/** The worker VM (never a manager) running the most worker replicas. */
+function workerVmToStop(tasks: TaskRow[], managerNames: readonly string[]): string {
   const perVm = new Map<string, number>();
   for (const task of tasks) {
-    if (workerLanguageOf(task.service) === undefined || task.node === managerName) continue;
+    if (workerLanguageOf(task.service) === undefined || managerNames.includes(task.node)) continue;
     perVm.set(task.node, (perVm.get(task.node) ?? 0) + 1);
   }
   const [victim] = [...perVm.entries()].sort((a, b) => b[1] - a[1])[0] ?? [];
-  if (victim === undefined) throw new Error("no VM other than the manager runs a worker");
+  if (victim === undefined) throw new Error("no VM other than the managers runs a worker");
   return victim;
 }
 
@@ -573,7 +617,7 @@ async function waitForReschedule(stopped: string): Promise<TaskRow[]> {
   const wanted = LANGUAGES.reduce((sum, language) => sum + config.replicas[language], 0);
   const deadline = Date.now() + 180_000;
   for (;;) {
-    const workers = (await runningTasks(managerOf(lab), config.stackName)).filter((t) => workerLanguageOf(t.service) !== undefined);
+    const workers = (await runningTasks(aliveManager(), config.stackName)).filter((t) => workerLanguageOf(t.service) !== undefined);
     if (workers.length === wanted && workers.every((t) => t.node !== stopped)) return workers;
     if (Date.now() > deadline) throw new Error(`worker replicas not rescheduled off ${stopped} within 180 s: ${JSON.stringify(workers)}`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -592,6 +636,175 @@ async function waitForSsh(vm: { name: string; address: string; role: "manager" |
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
+}
+
+// ------------------------------------------------- issue 14: VMs lost for good
+
+/** VMs this test killed (docker kill) and never starts again. */
+const dead = new Set<string>();
+/** The stack's nodes as the last deploy's config lists them (issue 14 edits them). */
+let currentNodes: ParsedConfig["nodes"] | undefined;
+const nodesNow = (): ParsedConfig["nodes"] => currentNodes ?? config.nodes;
+
+/** The lab VM a stack node names (by its address). */
+function vmOfNode(name: string): LabDescription["vms"][number] & { volume: string } {
+  const node = nodesNow().find((candidate) => candidate.name === name) ?? config.nodes.find((candidate) => candidate.name === name);
+  const vm = lab.vms.find((candidate) => candidate.address === node?.host);
+  if (!vm) throw new Error(`no lab VM for stack node ${name}`);
+  return { ...vm, volume: "" };
+}
+
+/** The first manager of the current config whose VM is alive: where the test reads the swarm from. */
+function aliveManager(): LabDescription["vms"][number] & { volume: string } {
+  const node = nodesNow().find((candidate) => candidate.role === "manager" && !dead.has(vmOfNode(candidate.name).name));
+  if (!node) throw new Error("no live manager left");
+  return vmOfNode(node.name);
+}
+
+/** Worker replicas per VM. */
+function workerCounts(tasks: readonly TaskRow[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const task of tasks.filter((t) => workerLanguageOf(t.service) !== undefined)) counts.set(task.node, (counts.get(task.node) ?? 0) + 1);
+  return counts;
+}
+
+/** The master that leads, asked on each live manager's published web port (host mode: only VMs running a master answer). */
+async function findLeader(timeoutMs = 120_000): Promise<{ url: string; vm: LabDescription["vms"][number] }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const node of nodesNow().filter((n) => n.role === "manager")) {
+      const vm = vmOfNode(node.name);
+      if (dead.has(vm.name)) continue;
+      const url = `https://${vm.address}:${config.ports.web}`;
+      const health = await apiRequest(`${url}/healthz`, {}, { ca: webCa }).catch(() => undefined);
+      if (health?.status === 200 && (JSON.parse(health.text) as { leader?: boolean }).leader === true) return { url, vm };
+    }
+    if (Date.now() > deadline) throw new Error(`no master leads on a live manager within ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** Waits until `docker node ls` on a live manager shows the VM with this status (Ready, Down). */
+async function waitForNode(hostname: string, status: string, timeoutMs = 120_000): Promise<NodeRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const nodes = await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`).then(parseNodeLines).catch(() => []);
+    if (nodes.find((n) => n.hostname === hostname)?.status === status) return nodes;
+    if (Date.now() > deadline) throw new Error(`${hostname} is not ${status} within ${timeoutMs / 1000} s: ${JSON.stringify(nodes)}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+/** "result accepted" per task id in the logs of the master tasks Swarm can still read (a dead VM's logs are gone with it). */
+async function acceptedResults(): Promise<Map<string, number>> {
+  const out = await onVm(aliveManager(), `docker service logs --raw ${config.stackName}_master 2>/dev/null || true`);
+  const counts = new Map<string, number>();
+  for (const line of out.split("\n")) {
+    if (!line.includes('"result accepted"')) continue;
+    try {
+      const id = (JSON.parse(line) as { task_id?: string }).task_id;
+      if (id !== undefined) counts.set(id, (counts.get(id) ?? 0) + 1);
+    } catch {
+      // a line cut by the log driver: not a result line we can count
+    }
+  }
+  return counts;
+}
+
+/**
+ * Kills `victim` (docker kill: no shutdown, never started again) once a burst of
+ * queries is under way; then every accepted query must be answered, once, by
+ * whoever leads; the page must answer again; a live manager shows a Leader and
+ * the dead node Down. Prints the seconds from the kill to each.
+ */
+async function loseVmMidBurst(what: string, victim: string): Promise<void> {
+  const leader = await findLeader();
+  webUrl = leader.url;
+  const tasks = await runningTasks(aliveManager(), config.stackName);
+  say(`${what}: killing ${victim}, which runs ${tasks.filter((t) => t.node === victim).map((t) => t.task).join(", ") || "nothing of the stack"}; the master leads on ${leader.vm.name}`);
+  const ids = await submitMany(`lose-${what}`);
+  const started = Date.now();
+  while (Date.now() - started < 60_000) {
+    const views = await Promise.all(ids.map((id) => getQuery(webUrl, id, 0, asClient(id))));
+    if (views.filter((v) => v.status === "done").length >= 3) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const killedAt = Date.now();
+  await runOk("docker", ["kill", victim]);
+  dead.add(victim);
+
+  const next = await findLeader(180_000);
+  const ledAfter = (Date.now() - killedAt) / 1000;
+  webUrl = next.url;
+  const page = await apiRequest(`${webUrl}/`, {}, { ca: webCa });
+  expect(page.status).toBe(200);
+  const probe = (await submitMany(`after-${what}`, 1))[0] as string;
+  const probeAnswer = await waitForAnswer(webUrl, probe, ANSWER_TIMEOUT_MS, asClient(probe));
+  const pageBack = (Date.now() - killedAt) / 1000;
+  say(`${what}: ${victim} killed → a master leads on ${next.vm.name} after ${ledAfter.toFixed(1)} s → the page answers a new query after ${pageBack.toFixed(1)} s (target ≤ 30 s)`);
+  expect(probeAnswer.status).toBe("done");
+
+  const answers = await timed(`${QUERIES} queries with ${victim} lost`, () => Promise.all(ids.map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, asClient(id)))));
+  say(`answers: ${JSON.stringify(tally(answers))}`);
+  expect(answers.filter((a) => a.status !== "done").map((a) => `${a.id}: ${a.status} ${a.error}`)).toEqual([]);
+  for (const answer of answers.filter((a) => a.worker?.node === victim)) {
+    expect(answer.timings["completed_ms"] ?? Infinity, `query ${answer.id} answered by ${victim} after it was killed`).toBeLessThanOrEqual(killedAt + 1000);
+  }
+  const twice = [...(await acceptedResults()).entries()].filter(([, n]) => n > 1);
+  expect(twice, "a result accepted twice").toEqual([]);
+  // Read again: each answer is what it was (nothing re-answered it since).
+  const again = await Promise.all(ids.map((id) => getQuery(webUrl, id, 0, asClient(id))));
+  expect(again.map((v) => `${v.id} ${v.answer}`)).toEqual(answers.map((v) => `${v.id} ${v.answer}`));
+
+  const nodes = await waitForNode(victim, "Down");
+  say(`docker node ls on ${aliveManager().name}:\n${textTable(["HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER"], nodes.map((n) => [n.hostname, n.status, n.availability, n.managerStatus]))}`);
+  expect(nodes.filter((n) => n.managerStatus === "Leader")).toHaveLength(1);
+  timings[`${what} lost: a master leads`] = ledAfter * 1000;
+  timings[`${what} lost: the page answers again`] = pageBack * 1000;
+}
+
+/**
+ * The answer to a lost VM: remove it from the stack config; if it was a
+ * manager, promote a live worker VM so that three managers remain. Deploys and
+ * checks that the stack converged on what is left.
+ */
+async function replaceLostVms(variant: string): Promise<void> {
+  const lost = nodesNow().filter((node) => dead.has(vmOfNode(node.name).name));
+  expect(lost.length).toBeGreaterThan(0);
+  const kept = nodesNow().filter((node) => !lost.includes(node)).map((node) => ({ ...node }));
+  const managersLost = lost.filter((node) => node.role === "manager").length;
+  const promoted: string[] = [];
+  for (const node of kept) {
+    if (promoted.length >= managersLost) break;
+    if (node.role === "worker") {
+      node.role = "manager";
+      promoted.push(node.name);
+    }
+  }
+  say(`new stack config: without ${lost.map((n) => n.name).join(", ")}${promoted.length > 0 ? `; promoted ${promoted.join(", ")} to manager` : ""}`);
+  const file = writeStackVariant(variant, (c) => {
+    const nodes = c["ai-swarm:nodes"] as { name: string; role: string }[];
+    c["ai-swarm:nodes"] = nodes
+      .filter((n) => kept.some((k) => k.name === n.name))
+      .map((n) => ({ ...n, role: kept.find((k) => k.name === n.name)?.role ?? n.role }));
+  });
+  const summary = await deploy(`replace ${lost.map((n) => n.name).join(", ")}`, file);
+  currentNodes = kept;
+  if (summary) expect(summary.warnings).toEqual([]);
+  webCa = String(stackOutput("webCaCert"));
+
+  const nodes = parseNodeLines(await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`));
+  say(`docker node ls:\n${textTable(["HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER"], nodes.map((n) => [n.hostname, n.status, n.availability, n.managerStatus]))}`);
+  expect(nodes.map((n) => n.hostname).sort()).toEqual(kept.map((n) => vmOfNode(n.name).name).sort());
+  expect(nodes.every((n) => n.status === "Ready" && n.availability === "Active")).toBe(true);
+  expect(nodes.filter((n) => n.managerStatus !== "").map((n) => n.hostname).sort()).toEqual(kept.filter((n) => n.role === "manager").map((n) => vmOfNode(n.name).name).sort());
+  const tasks = await runningTasks(aliveManager(), config.stackName);
+  say(`placement:\n${textTable(PLACEMENT_HEADER, placementRows(tasks))}`);
+  expect(tasks.filter((t) => dead.has(t.node))).toEqual([]);
+  expect(tasks.filter((t) => workerLanguageOf(t.service) !== undefined)).toHaveLength(LANGUAGES.reduce((sum, l) => sum + config.replicas[l], 0));
+  webUrl = (await findLeader()).url;
+  const id = (await submitMany(variant, 1))[0] as string;
+  expect((await waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, asClient(id))).status).toBe("done");
 }
 
 async function list(args: string[]): Promise<string[]> {
