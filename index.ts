@@ -77,7 +77,8 @@ const web = new WebAccess("web", {
   auth: config.web.auth,
   connection: onManager.connection,
   user: onManager.user,
-  hosts: [config.manager.host, ...config.web.hosts],
+  // The master may run on any manager: its certificate names every one.
+  hosts: [...config.managers.map((node) => node.host), ...config.web.hosts],
   caCert: registry.caCert,
   caReady: registry.tls,
   port: config.ports.web,

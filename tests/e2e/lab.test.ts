@@ -101,10 +101,11 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
     ({ lab, config } = prepareDeploy());
     deploys["cold deploy"] = await timed("cold deploy", () => deployDevStack());
     const manager = config.nodes.find((node) => node.role === "manager");
-    webUrl = `https://${manager?.host}:${config.ports.web}`;
-    expect(stackOutput("webUrl")).toBe(webUrl);
+    expect(stackOutput("webUrl")).toBe(`https://${manager?.host}:${config.ports.web}`);
     webToken = String(stackOutput("webToken"));
     webCa = String(stackOutput("webCaCert"));
+    // Host-mode publishing: the page is on the VM that runs the leading master.
+    webUrl = (await findLeader()).url;
     vmNames = lab.vms.map((vm) => vm.name);
     say(`web: ${webUrl}; VMs: ${vmNames.join(", ")}`);
   });
@@ -161,7 +162,8 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
       // Pinned by the digest the build pushed (issue 9): Docker keeps it as declared.
       expect(image, service).toMatch(new RegExp(`^${escape(registry)}/ai-swarm/[a-z-]+@sha256:[0-9a-f]{64}$`));
     }
-    expect(images.size).toBe(6);
+    // master, mosquitto, registry, three worker languages, and an etcd member per manager.
+    expect(images.size).toBe(6 + config.nodes.filter((node) => node.role === "manager").length);
   });
 
   it("3. worker replicas of each language run on ≥2 VMs, and the three languages span ≥3 VMs", async () => {
@@ -271,7 +273,10 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
       }
     }
     say(`containers:\n${textTable(["VM", "SERVICE", "READ-ONLY", "CAP DROP", "CAP ADD", "TMPFS"], rows)}`);
-    expect(new Set(rows.map((row) => row[1]))).toEqual(new Set(["master", "mosquitto", "registry", "worker-python", "worker-go", "worker-java"].map((s) => `${config.stackName}_${s}`)));
+    const members = config.nodes.filter((node) => node.role === "manager").map((node) => `etcd-${node.name}`);
+    expect(new Set(rows.map((row) => row[1]))).toEqual(
+      new Set(["master", "mosquitto", "registry", "worker-python", "worker-go", "worker-java", ...members].map((s) => `${config.stackName}_${s}`)),
+    );
     for (const [vm, service, readOnly, capDrop, capAdd, tmpfs] of rows) {
       const where = `${service} on ${vm}`;
       expect(readOnly, where).toBe("true");
