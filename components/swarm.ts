@@ -151,6 +151,9 @@ export class SwarmCluster extends pulumi.ComponentResource {
       {
         connection: this.managerConnection,
         create: asRoot(this.multiManager ? removeNodesScript(configured) : drainRemovedNodesScript(configured), manager.user),
+        // `pulumi destroy` of a multi-manager stack: the per-node resources are kept on delete, so the
+        // primary removes every other node here (demoted, drained, removed), as the workers' leave did before.
+        ...(this.multiManager && { delete: asRoot(removeNodesScript([manager.name]), manager.user) }),
       },
       { parent: this, dependsOn: [...this.ready], aliases: [{ name: "members" }] },
     );
