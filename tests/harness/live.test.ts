@@ -153,6 +153,9 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
       expect(ran).toEqual(["create write v1", "create tell"]);
       const text = lines.join("\n");
       expect(text).toMatch(/✓ created command:remote:Command write/);
+      // What the command printed, as the engine shows it under the resource (logging defaults to stdout and stderr), secrets masked.
+      expect(lines).toContain("    | written hello");
+      expect(lines).toContain("    | pw is [secret]");
       expect(text.indexOf("✓ created command:remote:Command write")).toBeLessThan(text.indexOf("… command:remote:Command tell"));
       expect(text).not.toContain(password);
       expect(text).not.toContain(sshd.privateKey.split("\n")[1]);

@@ -64,6 +64,7 @@ async function runPhase(
   let result: RunResult = { code: 0, stdout: "", stderr: "" };
   if (script !== undefined && script !== "") {
     result = await runWithDialRetries(target, script, { env, stdin }, dialErrorLimit, ctx);
+    showLogged(optString(inputs, "logging", path) ?? "stdoutAndStderr", result, ctx);
     if (result.code !== 0) {
       throw new Error(
         `${path}: ${phase} command exited ${result.code} on ${target.user}@${target.host}:${target.port}\n` +
@@ -137,6 +138,19 @@ async function runWithDialRetries(
     ctx.progress(`cannot reach ${target.host}:${target.port} yet (${result.stderr.trim().split("\n").pop()}); retry ${attempt}/${dialErrorLimit}`);
     await new Promise((resolve) => setTimeout(resolve, 2000));
   }
+}
+
+/**
+ * The provider streams what `logging` names (default stdoutAndStderr; "none" hides all) to the engine,
+ * which shows it under the resource: e.g. the members command's "removing vm2 (down)…". Masked.
+ */
+function showLogged(logging: string, result: RunResult, ctx: ApplyContext): void {
+  const streams = { stdout: ["stdout", "stdoutAndStderr"], stderr: ["stderr", "stdoutAndStderr"] };
+  const shown = [
+    ...(streams.stdout.includes(logging) ? [result.stdout] : []),
+    ...(streams.stderr.includes(logging) ? [result.stderr] : []),
+  ];
+  for (const line of shown.join("\n").split("\n")) if (line.trim() !== "") ctx.progress(`| ${ctx.masker.mask(line)}`);
 }
 
 function trimOneNewline(text: string): string {
