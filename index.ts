@@ -67,6 +67,7 @@ const registry = new PrivateRegistry(
     username: config.registry.username,
     image: thirdParty.refs.registry,
     keepCaOnDelete: multiManager,
+    pinToPrimary: multiManager,
     ...(config.registry.password && { password: config.registry.password }),
   },
   { ...managerDocker, dependsOn: [swarm.init] },

@@ -41,6 +41,11 @@ export interface RegistryArgs {
   /** The registry's image, pinned by digest where a registry served it. */
   image: pulumi.Input<string>;
   /** Keep each node's CA install on delete (multi-manager stacks, where a removed node's VM may be gone). */
+  /**
+   * Several managers: pin the registry to `manager` (the primary), where its address, CA key and files
+   * are; with one manager it may run on any manager, which is that one.
+   */
+  pinToPrimary?: boolean;
   keepCaOnDelete?: boolean;
 }
 
@@ -120,7 +125,7 @@ export class PrivateRegistry extends pulumi.ComponentResource {
     );
     this.service = new docker.Service(
       `${name}-service`,
-      registryServiceArgs(args.settings, { image: args.image, revision, port: args.port }),
+      registryServiceArgs(args.settings, { image: args.image, revision, port: args.port, ...(args.pinToPrimary && { pinnedTo: manager.name }) }),
       // A service has a fixed name: a replacement must remove the old one first.
       childOf(this, opts, { dependsOn: [tls, auth], deleteBeforeReplace: true, aliases: [{ name: "registry" }] }),
     );

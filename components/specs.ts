@@ -187,6 +187,11 @@ export interface RegistryRefs {
   revision: pulumi.Input<string>;
   /** The port the registry is published on (on the manager). */
   port: number;
+  /**
+   * With several managers, the primary's node name: the registry is pinned there (its address
+   * is the primary's, and its CA key and files live there). Unset (one manager): any manager.
+   */
+  pinnedTo?: string;
 }
 
 /** The private registry, on the manager, serving TLS with the deploy-time certificate and htpasswd auth. */
@@ -216,7 +221,7 @@ export function registryServiceArgs(settings: StackServiceSettings, refs: Regist
         ...hardened(),
         stopGracePeriod: durationText(10),
       },
-      placement: { constraints: MANAGER_ONLY },
+      placement: { constraints: refs.pinnedTo === undefined ? MANAGER_ONLY : [`node.labels.${NODE_NAME_LABEL}==${refs.pinnedTo}`] },
       resources: { limits: LIMITS.registry },
       restartPolicy: RESTART_POLICY,
     },
