@@ -16,7 +16,7 @@ import type { JsonObject } from "../../lab/harness/json";
 import { unwrapSecrets } from "../../lab/harness/secrets";
 import { translateService } from "../../lab/harness/service-spec";
 import { buildEngineConfig } from "../../lab/harness/stack-config";
-import { mockPinnedImages } from "../pulumi/helpers";
+import { mockPinnedImages, mockStdout } from "../pulumi/helpers";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const PROGRAM = path.join(ROOT, "index.ts");
@@ -45,11 +45,8 @@ async function registerDevStack(): Promise<Registered[]> {
         registered.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs as JsonObject).value });
         // A first deploy: the stack has no outputs yet.
         if (args.type === "pulumi:pulumi:StackReference") return { id: String(args.inputs["name"]), state: { name: args.inputs["name"], outputs: {}, secretOutputNames: [] } };
-        const stdout = args.name.endsWith("-resolve")
-          ? mockPinnedImages(String(args.inputs["create"]))
-          : args.name === "web-tls"
-            ? "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n"
-            : "";
+        // The commands print what the helpers' mocks print (a certificate and key for web-tls and every etcd-tls-*).
+        const stdout = args.name.endsWith("-resolve") ? mockPinnedImages(String(args.inputs["create"])) : mockStdout(args.name);
         return { id: `${args.name}-id`, state: { ...args.inputs, stdout, result: "generated-value-123", repoDigest: `r@sha256:${"0".repeat(64)}`, imageName: args.inputs["imageName"] } };
       },
       call: () => ({}),

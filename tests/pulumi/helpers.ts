@@ -131,7 +131,8 @@ export const MOCK_WEB_CERT = "-----BEGIN CERTIFICATE-----\nMOCKWEBCERT\n-----END
 export const MOCK_ETCD_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKETCDKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 export const MOCK_WEB_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKWEBKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 
-function mockStdout(name: string): string {
+/** What each remote command prints under mocks (by resource name); program-compat uses it too. */
+export function mockStdout(name: string): string {
   if (name === "swarm-init") return "managernodeid0001\n";
   if (name === "swarm-join-token-worker") return `${MOCK_JOIN_TOKEN}\n`;
   if (name === "swarm-join-token-manager") return `${MOCK_MANAGER_JOIN_TOKEN}\n`;
