@@ -1,12 +1,10 @@
 // The etcd members and the master on etcd (a stack with more than one
 // manager): the pure specs, the whole program under mocks with three managers,
 // and a one-manager stack that keeps every resource and spec it had.
-//
-// Until the config accepts 3 managers (issue 14, the config part), the program
-// runs here with the dev stack file's vm2 and vm3 turned into managers after the
-// config is validated: loadStackConfig is wrapped (vi.mock below); nothing else
-// is changed.
-import { beforeAll, describe, expect, it, vi } from "vitest";
+// The dev stack file has three managers (vm1-vm3), the cluster example three
+// (manager, manager2, manager3); the one-manager run is the dev stack with the
+// lab's earlier nodes (one-manager.test.ts ONE_MANAGER_NODES).
+import { beforeAll, describe, expect, it } from "vitest";
 import type { JsonObject } from "../../lab/harness/json";
 import { ETCD_COMPACTION_FLAGS } from "../../components/etcdSettings";
 import { etcdServiceArgs, masterServiceArgs, type MasterRefs, type SecretMount, type StackServiceSettings } from "../../components/specs";
@@ -22,20 +20,9 @@ import {
   TYPES,
   type ProgramRun,
   type RegisteredResource,
+  ONE_MANAGER_NODES,
 } from "./helpers";
 import { perpetualDiffs } from "./serviceGuard";
-
-const promoted = vi.hoisted(() => ({ nodes: [] as string[] }));
-vi.mock("../../components/config", async (importOriginal) => {
-  const original = await importOriginal<typeof import("../../components/config")>();
-  return {
-    ...original,
-    loadStackConfig: () => {
-      const config = original.loadStackConfig();
-      return { ...config, nodes: config.nodes.map((node) => (promoted.nodes.includes(node.name) ? { ...node, role: "manager" as const } : node)) };
-    },
-  };
-});
 
 const settings: StackServiceSettings = { stackName: "ai-system", endpointMode: "dnsrr", publishMode: "host", topicPrefix: "ai-system" };
 const mount = (fileName: string): SecretMount => ({ secretId: `${fileName}-id`, secretName: `ai-system_${fileName}-1234abcd`, fileName });
@@ -164,15 +151,10 @@ if (missing.length > 0) console.warn(`SKIPPED the etcd program tests: ${missing.
 const envOf = (service: RegisteredResource): Record<string, string> =>
   ((service.inputs["taskSpec"] as JsonObject)["containerSpec"] as JsonObject)["env"] as Record<string, string>;
 
-describeProgram("the program with three managers (dev stack, vm2 and vm3 promoted)", () => {
+describeProgram("the program with three managers (dev stack: vm1-vm3)", () => {
   let run: ProgramRun;
   beforeAll(async () => {
-    promoted.nodes = ["vm2", "vm3"];
-    try {
-      run = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }));
-    } finally {
-      promoted.nodes = [];
-    }
+    run = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }));
   });
 
   const etcdServices = (): RegisteredResource[] => run.resources.filter((r) => r.type === TYPES.service && dockerShortName(r).startsWith("etcd-"));
@@ -223,18 +205,12 @@ describeProgram("the program with three managers (dev stack, vm2 and vm3 promote
   });
 });
 
-describeProgram("the program with three managers (cluster example: virtual IPs, ingress; worker1 and worker2 promoted)", () => {
+describeProgram("the program with three managers (cluster example: virtual IPs, ingress; manager, manager2, manager3)", () => {
   it("every service reads back as declared, the members on DNS round-robin", async () => {
-    promoted.nodes = ["worker1", "worker2"];
-    let run: ProgramRun;
-    try {
-      run = await runProgram(engineConfigFromStackFile("Pulumi.cluster.example.yaml", CLUSTER_SECRETS));
-    } finally {
-      promoted.nodes = [];
-    }
+    const run = await runProgram(engineConfigFromStackFile("Pulumi.cluster.example.yaml", CLUSTER_SECRETS));
     const services = run.resources.filter((r) => r.type === TYPES.service);
     const members = services.filter((r) => dockerShortName(r).startsWith("etcd-"));
-    expect(members.map(dockerShortName)).toEqual(["etcd-manager", "etcd-worker1", "etcd-worker2"]);
+    expect(members.map(dockerShortName)).toEqual(["etcd-manager", "etcd-manager2", "etcd-manager3"]);
     for (const member of members) expect(member.inputs["endpointSpec"]).toEqual({ mode: "dnsrr" });
     expect(services.flatMap(perpetualDiffs)).toEqual([]);
   });
@@ -243,7 +219,7 @@ describeProgram("the program with three managers (cluster example: virtual IPs, 
 describeProgram("a one-manager stack is unchanged", () => {
   let run: ProgramRun;
   beforeAll(async () => {
-    run = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }));
+    run = await runProgram(engineConfigFromStackFile("Pulumi.dev.yaml", { sshPrivateKey: TEST_SSH_KEY }, { nodes: ONE_MANAGER_NODES }));
   });
 
   it("declares no etcd resource and builds no etcd image", () => {

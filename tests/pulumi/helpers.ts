@@ -23,6 +23,16 @@ export function missingDockerfiles(): string[] {
 export const TEST_SSH_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nTESTKEYb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
 
+/** The lab's stack as it was before issue 14: one manager (vm1) and three workers. */
+export const ONE_MANAGER_NODES = ["vm1", "vm2", "vm3", "vm4"].map((name, index) => ({
+  name,
+  host: `172.28.0.1${index + 1}`,
+  sshPort: 22,
+  user: "root",
+  role: index === 0 ? "manager" : "worker",
+  labels: { vm: `ai-swarm-${name}` },
+}));
+
 /** The secrets Pulumi.cluster.example.yaml leaves to the operator, for program runs of that stack. */
 export const CLUSTER_SECRETS = { sshPrivateKey: TEST_SSH_KEY, "registry.password": "registry-password-for-tests-9f3c", "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731" };
 

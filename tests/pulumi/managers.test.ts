@@ -15,8 +15,8 @@ import {
   TEST_SSH_KEY,
   TYPES,
   type ProgramRun,
+  ONE_MANAGER_NODES,
 } from "./helpers";
-import { ONE_MANAGER_NODES } from "./one-manager.test";
 
 type Role = "manager" | "worker";
 /** Lab nodes vm1..vmN with the given roles. */

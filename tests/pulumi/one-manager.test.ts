@@ -7,19 +7,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { engineConfigFromStackFile, missingDockerfiles, resourceShapes, runProgram, TEST_SSH_KEY } from "./helpers";
+import { engineConfigFromStackFile, missingDockerfiles, ONE_MANAGER_NODES, resourceShapes, runProgram, TEST_SSH_KEY } from "./helpers";
 
 const FIXTURE = path.join(__dirname, "fixtures", "one-manager-resources.json");
-
-/** The lab's stack as it was before issue 14: one manager (vm1) and three workers. */
-export const ONE_MANAGER_NODES = ["vm1", "vm2", "vm3", "vm4"].map((name, index) => ({
-  name,
-  host: `172.28.0.1${index + 1}`,
-  sshPort: 22,
-  user: "root",
-  role: index === 0 ? "manager" : "worker",
-  labels: { vm: `ai-swarm-${name}` },
-}));
 
 type Shape = { type: string; name: string };
 const byKey = (shapes: unknown[]): Map<string, unknown> => new Map(shapes.map((shape) => [`${(shape as Shape).type} ${(shape as Shape).name}`, shape]));
