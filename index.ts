@@ -4,7 +4,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { Broker } from "./components/broker";
-import { faultToleranceWarning, loadStackConfig, WORKER_LANGUAGES, type WorkerLanguage } from "./components/config";
+import { faultToleranceWarning, isMultiManager, loadStackConfig, WORKER_LANGUAGES, type WorkerLanguage } from "./components/config";
 import { EtcdCluster } from "./components/etcd";
 import { AppImages, workerImageName } from "./components/images";
 import { Master } from "./components/master";
@@ -22,7 +22,7 @@ import { WorkerPool } from "./components/workers";
 const config = loadStackConfig();
 /** Every manager's node name, primary first. More than one: etcd members and the master on etcd. */
 const managerNames = config.managers.map((node) => node.name);
-const multiManager = managerNames.length > 1;
+const multiManager = isMultiManager(config.nodes);
 const settings: StackServiceSettings = {
   stackName: config.stackName,
   endpointMode: config.endpointMode,
@@ -106,7 +106,7 @@ const nodePulls = multiManager
       nodes: config.nodes,
       sshPrivateKey: config.sshPrivateKey,
       registry: { address: registry.address, username: registry.username, password: registry.password },
-      refs: images.refs,
+      refs: [...Object.values(images.refs), ...(images.etcdRef ? [images.etcdRef] : [])],
       caInstalls: Object.fromEntries(config.nodes.map((node, i) => [node.name, registry.caInstalls[i] as pulumi.Resource])),
     }).pulls
   : [];

@@ -283,6 +283,15 @@ export function managersOf(nodes: readonly NodeConfig[]): NodeConfig[] {
   return nodes.filter((node) => node.role === "manager");
 }
 
+/**
+ * A multi-manager stack (3 or 5 managers): manager joins, roles and removal from the primary,
+ * per-node resources kept on delete, etcd and the master on it, images pulled on every node, the
+ * registry pinned to the primary, rebalancing. A 1-manager stack keeps the resources it had before.
+ */
+export function isMultiManager(nodes: readonly Pick<NodeConfig, "role">[]): boolean {
+  return nodes.filter((node) => node.role === "manager").length > 1;
+}
+
 /** What preview and up warn about a stack that a single lost VM can stop, or undefined when it has 3 or 5 managers. */
 export function faultToleranceWarning(nodes: readonly NodeConfig[]): string | undefined {
   const managers = managersOf(nodes);

@@ -14,7 +14,7 @@
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { NodeConfig } from "./config";
-import type { ImageName, RegistryLogin } from "./images";
+import type { RegistryLogin } from "./images";
 import { remoteCommand } from "./remoteCommand";
 import { asRoot, pullImagesScript } from "./scripts";
 import { sshConnection } from "./swarm";
@@ -26,15 +26,10 @@ export interface NodeImagePullsArgs {
   sshPrivateKey: pulumi.Input<string>;
   /** The registry the images were pushed to, and its login. */
   registry: RegistryLogin;
-  /** Each image as the services declare it (repository@sha256:digest). */
-  refs: Record<ImageName, pulumi.Output<string>>;
+  /** Every pushed image (images/etcd too) as the services declare it (repository@sha256:digest). */
+  refs: pulumi.Output<string>[];
   /** Each node's install of the registry's CA, by node name: a node pulls only once it trusts the registry. */
   caInstalls: Record<string, pulumi.Resource>;
-}
-
-/** True when the stack runs more than one manager: only then are images pulled on every node. */
-export function pullsOnEveryNode(nodes: readonly Pick<NodeConfig, "role">[]): boolean {
-  return nodes.filter((node) => node.role === "manager").length > 1;
 }
 
 export class NodeImagePulls extends pulumi.ComponentResource {
@@ -43,7 +38,7 @@ export class NodeImagePulls extends pulumi.ComponentResource {
 
   constructor(name: string, args: NodeImagePullsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ai-swarm:index:NodeImagePulls", name, {}, opts);
-    const refs = Object.values<pulumi.Output<string>>(args.refs);
+    const refs = args.refs;
     const refList = pulumi.all(refs);
     this.pulls = args.nodes.map((node) => {
       const caInstall = args.caInstalls[node.name];

@@ -27,7 +27,7 @@
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { FORMER } from "./aliases";
-import { managersOf, type NodeConfig, quorumProblem } from "./config";
+import { isMultiManager, managersOf, type NodeConfig, quorumProblem } from "./config";
 import { remoteCommand } from "./remoteCommand";
 import {
   type AddressPool,
@@ -101,7 +101,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
     if (!manager) throw new pulumi.RunError("SwarmCluster: no node has role manager");
     this.manager = manager;
     this.prefix = name;
-    this.multiManager = managers.length > 1;
+    this.multiManager = isMultiManager(args.nodes);
     this.managerConnection = sshConnection(manager, args.sshPrivateKey);
 
     const managerNames = managers.map((node) => node.name);

@@ -80,8 +80,8 @@ describe.skipIf(missing.length > 0)("a 3-manager stack", () => {
   it("removes nodes that left the config from the primary (members), and keeps every per-node resource on delete", async () => {
     const program = await run(THREE_AND_TWO);
     expect(command(program, "swarm-members").inputs["create"]).toBe(removeNodesScript(["vm1", "vm2", "vm3", "vm4", "vm5"]));
-    const perNode = program.resources.filter((resource) => /^(swarm-join-vm|swarm-node-vm|registry-ca-vm)/.test(resource.name));
-    expect(perNode).toHaveLength(4 + 5 + 5);
+    const perNode = program.resources.filter((resource) => /^(swarm-join-vm|swarm-node-vm|registry-ca-vm|node-images-vm)/.test(resource.name));
+    expect(perNode).toHaveLength(4 + 5 + 5 + 5);
     expect(perNode.filter((resource) => !resource.retainOnDelete).map((resource) => resource.name)).toEqual([]);
     const others = program.resources.filter((resource) => resource.retainOnDelete && !perNode.includes(resource));
     expect(others.map((resource) => resource.name)).toEqual([]);
