@@ -4,11 +4,14 @@
 // plain input or output.
 import { beforeAll, describe, expect, it } from "vitest";
 import { contentTag } from "../../components/buildContext";
-import { buildArgsFor, type ImageName } from "../../components/images";
+import { DEFAULT_ETCD_IMAGE } from "../../components/config";
+import { buildArgsFor, type BuiltImageName, type ImageName } from "../../components/images";
 import {
   byName,
+  CLUSTER_SECRETS,
   engineConfigFromStackFile,
   MOCK_JOIN_TOKEN,
+  MOCK_MANAGER_JOIN_TOKEN,
   MOCK_WEB_KEY,
   REPO_ROOT,
   serviceByDockerName,
@@ -26,11 +29,6 @@ import { dockerSpecProblems } from "./dockerSpec";
 import { integerSetting, timingRuleProblems } from "../../components/workerSettings";
 
 const WORKERS = ["worker-python", "worker-go", "worker-java"] as const;
-const CLUSTER_SECRETS = {
-  sshPrivateKey: TEST_SSH_KEY,
-  "registry.password": "registry-password-for-tests-9f3c",
-  "llm.apiKey": "AIzaFakeGeminiKeyForTests-7731",
-};
 
 const missing = missingDockerfiles();
 if (missing.length > 0) {
@@ -99,11 +97,13 @@ describeProgram.each([
     stack: "dev",
     file: "Pulumi.dev.yaml",
     secrets: { sshPrivateKey: TEST_SSH_KEY },
+    primary: "vm1",
     manager: "172.28.0.11",
     endpointMode: "dnsrr",
     publishMode: "host",
     encrypted: false,
-    workers: ["vm2", "vm3", "vm4", "vm5"],
+    managers: ["vm2", "vm3"],
+    workers: ["vm4", "vm5"],
     replicas: { "worker-python": 2, "worker-go": 2, "worker-java": 2 },
     addressPoolArgs: "--default-addr-pool '172.29.0.0/16' --default-addr-pool-mask-length 24",
   },
@@ -111,11 +111,13 @@ describeProgram.each([
     stack: "cluster",
     file: "Pulumi.cluster.example.yaml",
     secrets: CLUSTER_SECRETS,
+    primary: "manager",
     manager: "192.0.2.11",
     endpointMode: "vip",
     publishMode: "ingress",
     encrypted: true,
-    workers: ["manager2", "manager3", "worker1", "worker2", "worker3"],
+    managers: ["manager2", "manager3"],
+    workers: ["worker1", "worker2", "worker3"],
     replicas: { "worker-python": 3, "worker-go": 3, "worker-java": 3 },
     addressPoolArgs: undefined,
   },
@@ -125,7 +127,16 @@ describeProgram.each([
     run = await runProgram(engineConfigFromStackFile(expected.file, expected.secrets), expected.stack);
   });
 
-  it("bootstraps the swarm: init on the manager, every join after init and after the worker token", () => {
+  /** The stack's services: the six of every stack and one etcd member per manager (a 3-manager stack). */
+  const serviceNames = (): string[] =>
+    [
+      "ai-system_master", "ai-system_mosquitto", "ai-system_registry", "ai-system_worker-go", "ai-system_worker-java", "ai-system_worker-python",
+      ...[expected.primary, ...expected.managers].map((node) => `ai-system_etcd-${node}`),
+    ].sort();
+  /** Every node but the primary: each joins the swarm. */
+  const joining = (): string[] => [...expected.managers, ...expected.workers];
+
+  it("bootstraps the swarm: init on the primary, every join after init and after its role's token", () => {
     const init = byName(run.resources, TYPES.command, "swarm-init");
     expect((init.inputs["connection"] as { host: string }).host).toBe(expected.manager);
     const initScript = String(init.inputs["create"]);
@@ -135,28 +146,36 @@ describeProgram.each([
     expect(token.additionalSecretOutputs).toContain("stdout");
     expect(token.inputs["logging"]).toBe("none");
     expect(dependsOn(token, init)).toBe(true);
-    for (const worker of expected.workers) {
-      const join = byName(run.resources, TYPES.command, `swarm-join-${worker}`);
-      expect(dependsOn(join, init), `join-${worker} after init`).toBe(true);
-      expect(dependsOn(join, token), `join-${worker} gets the token`).toBe(true);
+    const managerToken = byName(run.resources, TYPES.command, "swarm-join-token-manager");
+    expect(managerToken.additionalSecretOutputs).toContain("stdout");
+    expect(managerToken.inputs["logging"]).toBe("none");
+    expect(dependsOn(managerToken, init)).toBe(true);
+    for (const node of joining()) {
+      const join = byName(run.resources, TYPES.command, `swarm-join-${node}`);
+      const roleToken = expected.managers.includes(node) ? managerToken : token;
+      expect(dependsOn(join, init), `join-${node} after init`).toBe(true);
+      expect(dependsOn(join, roleToken), `join-${node} gets the ${roleToken.name}`).toBe(true);
       expect(join.deleteBeforeReplace).toBe(true);
       expect(String(join.inputs["delete"])).toContain("docker swarm leave");
-      // The manager drains and removes the node before it leaves (deleted first, so created after).
-      const labels = byName(run.resources, TYPES.command, `swarm-node-${worker}`);
+      const labels = byName(run.resources, TYPES.command, `swarm-node-${node}`);
       expect(dependsOn(labels, join)).toBe(true);
-      expect(String(labels.inputs["delete"])).toMatch(/--availability drain[\s\S]*docker node rm/);
+      // A worker's label resource drains and removes it on delete; a manager's has no delete (the primary's members step removes it).
+      if (expected.workers.includes(node)) expect(String(labels.inputs["delete"])).toMatch(/--availability drain[\s\S]*docker node rm/);
+      else expect(labels.inputs["delete"]).toBeUndefined();
     }
-    expect(run.resources.filter((r) => r.type === TYPES.command && r.name.startsWith("swarm-join-") && r.name !== "swarm-join-token-worker")).toHaveLength(
-      expected.workers.length,
+    expect(run.resources.filter((r) => r.type === TYPES.command && /^swarm-join-(?!token-)/.test(r.name)).map((r) => r.name)).toEqual(
+      joining().map((node) => `swarm-join-${node}`),
     );
   });
 
   it("passes the join token on stdin as a secret, never in a command line", () => {
-    for (const worker of expected.workers) {
-      const join = byName(run.resources, TYPES.command, `swarm-join-${worker}`);
+    for (const node of joining()) {
+      const join = byName(run.resources, TYPES.command, `swarm-join-${node}`);
+      const roleToken = expected.managers.includes(node) ? MOCK_MANAGER_JOIN_TOKEN : MOCK_JOIN_TOKEN;
       expect(isSecretMarker(join.rawInputs["stdin"])).toBe(true);
-      expect(join.inputs["stdin"]).toBe(`${MOCK_JOIN_TOKEN}\n`);
+      expect(join.inputs["stdin"]).toBe(`${roleToken}\n`);
       expect(String(join.inputs["create"])).not.toContain(MOCK_JOIN_TOKEN);
+      expect(String(join.inputs["create"])).not.toContain(MOCK_MANAGER_JOIN_TOKEN);
     }
   });
 
@@ -176,7 +195,7 @@ describeProgram.each([
   it("sets up the registry: TLS made on the manager, CA on every node, ready before any image", () => {
     const tls = byName(run.resources, TYPES.command, "registry-tls");
     expect((tls.inputs["connection"] as { host: string }).host).toBe(expected.manager);
-    const nodes = [expected.manager, ...expected.workers];
+    const nodes = [expected.manager, ...joining()];
     const caInstalls = run.resources.filter((r) => r.type === TYPES.command && r.name.startsWith("registry-ca-"));
     expect(caInstalls).toHaveLength(nodes.length);
     for (const install of caInstalls) {
@@ -191,11 +210,11 @@ describeProgram.each([
     }
   });
 
-  it("builds the four images from the repo root, tagged by content, pushed to the private registry", () => {
+  it("builds the four images and images/etcd from the repo root, tagged by content, pushed to the private registry", () => {
     const images = run.resources.filter((r) => r.type === TYPES.image);
-    expect(images.map((image) => image.name).sort()).toEqual(["images-master", "images-worker-go", "images-worker-java", "images-worker-python"]);
+    expect(images.map((image) => image.name).sort()).toEqual(["images-etcd", "images-master", "images-worker-go", "images-worker-java", "images-worker-python"]);
     for (const image of images) {
-      const name = image.name.replace(/^images-/, "") as ImageName;
+      const name = image.name.replace(/^images-/, "") as BuiltImageName;
       const inputs = image.inputs as { imageName: string; build: { context: string; dockerfile: string; args: Record<string, string> }; registry: { server: string } };
       const tag = contentTag(REPO_ROOT, name, inputs.build.args);
       expect(inputs.imageName).toBe(`${expected.manager}:5000/ai-swarm/${name}:${tag}`);
@@ -216,9 +235,11 @@ describeProgram.each([
       expect(args["worker-python"]).toEqual({ PYTHON_IMAGE: "ai-swarm-base/python:3.11" });
       expect(args["worker-go"]).toEqual({ GO_IMAGE: "ai-swarm-base/go:1.26" });
       expect(args["worker-java"]).toEqual({ MAVEN_IMAGE: "ai-swarm-base/maven:3-jdk17", RUNTIME_IMAGE: "ai-swarm-base/debian:bookworm-slim" });
+      expect(args["etcd"]).toEqual({ ETCD_IMAGE: "ai-swarm-base/etcd:3.4", RUNTIME_IMAGE: "ai-swarm-base/debian:bookworm-slim" });
     } else {
-      // No base images configured: the Dockerfiles' defaults (the official images) apply.
-      for (const name of Object.keys(args)) expect(args[name]).toEqual({});
+      // No base images configured: the Dockerfiles' defaults (the official images) apply; etcd's binaries come from the config's default.
+      for (const name of Object.keys(args).filter((name) => name !== "etcd")) expect(args[name], name).toEqual({});
+      expect(args["etcd"]).toEqual({ ETCD_IMAGE: DEFAULT_ETCD_IMAGE });
     }
   });
 
@@ -228,10 +249,7 @@ describeProgram.each([
     const options = network.inputs["options"] as Record<string, string> | undefined;
     expect(options !== undefined && "encrypted" in options).toBe(expected.encrypted);
     const services = servicesOf(run);
-    expect(services.map((service) => spec(service).name).sort()).toEqual([
-      "ai-system_master", "ai-system_mosquitto", "ai-system_registry",
-      "ai-system_worker-go", "ai-system_worker-java", "ai-system_worker-python",
-    ]);
+    expect(services.map((service) => spec(service).name).sort()).toEqual(serviceNames());
     for (const name of ["master", ...WORKERS]) {
       const service = serviceByDockerName(run.resources, name);
       expect(dependsOn(service, byName(run.resources, TYPES.image, `images-${name}`)), `${name} after its image`).toBe(true);
@@ -242,7 +260,7 @@ describeProgram.each([
     expect(dependsOn(mosquitto, network)).toBe(true);
     // The app's services wait for every node; the registry (pinned to the manager) needs only the init.
     const appServices = services.filter((service) => dockerShortName(service) !== "registry");
-    for (const worker of expected.workers) {
+    for (const worker of joining()) {
       const labels = byName(run.resources, TYPES.command, `swarm-node-${worker}`);
       for (const service of appServices) expect(dependsOn(service, labels), `${service.name} after ${worker} joined`).toBe(true);
     }
@@ -290,17 +308,19 @@ describeProgram.each([
     }
   });
 
-  it("pins master, broker and registry to the manager and publishes the web port per config", () => {
-    for (const name of ["master", "mosquitto", "registry"]) {
+  it("runs master and broker on any manager, the registry on the primary, and publishes the web port per config", () => {
+    for (const name of ["master", "mosquitto"]) {
       expect(spec(serviceByDockerName(run.resources, name)).taskSpec.placement.constraints).toEqual(["node.role==manager"]);
     }
+    expect(spec(serviceByDockerName(run.resources, "registry")).taskSpec.placement.constraints).toEqual([`node.labels.ai-swarm.node==${expected.primary}`]);
     const master = spec(serviceByDockerName(run.resources, "master"));
     const webPort = expected.stack === "dev" ? 8888 : 31663;
     expect(master.endpointSpec).toEqual({
       mode: expected.endpointMode,
       ports: [{ name: "web", protocol: "tcp", targetPort: 8888, publishedPort: webPort, publishMode: expected.publishMode }],
     });
-    expect(master.taskSpec.containerSpec.env).toMatchObject({ DB_PATH: "/data/master.db", HTTP_PORT: "8888", GRPC_PORT: "50051", MQTT_USERNAME: "master" });
+    // On etcd (a 3-manager stack; the one-manager SQLite spec: etcd.test.ts).
+    expect(master.taskSpec.containerSpec.env).toMatchObject({ STORE: "etcd", HTTP_PORT: "8888", GRPC_PORT: "50051", MQTT_USERNAME: "master" });
     const mqtt = spec(serviceByDockerName(run.resources, "mosquitto")).endpointSpec.ports?.[0];
     expect(mqtt?.publishedPort).toBe(expected.stack === "dev" ? 1883 : 21662);
   });
@@ -329,9 +349,7 @@ describeProgram.each([
     expect(nodes.map((node) => node.role)).toEqual(["manager", "manager", "manager", ...(expected.stack === "dev" ? ["worker", "worker"] : ["worker", "worker", "worker"])]);
     expect(nodes.map((node) => node.nodeId)).toEqual(nodes.map((node) => `nodeid-${node.name}`));
     const services = run.outputs["services"]?.value as { name: string; image: string; replicas: number }[];
-    expect(services.map((service) => service.name).sort()).toEqual([
-      "ai-system_master", "ai-system_mosquitto", "ai-system_registry", "ai-system_worker-go", "ai-system_worker-java", "ai-system_worker-python",
-    ]);
+    expect(services.map((service) => service.name).sort()).toEqual(serviceNames());
     for (const service of services.filter((s) => s.name.includes("worker"))) {
       expect(service.image).toMatch(/ai-swarm\/worker-[a-z]+@sha256:[0-9a-f]{64}$/);
       expect(service.replicas).toBe(expected.replicas[service.name.replace("ai-system_", "") as (typeof WORKERS)[number]]);
