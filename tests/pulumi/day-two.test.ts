@@ -13,6 +13,7 @@ import {
   dockerShortName,
   engineConfigFromStackFile,
   missingDockerfiles,
+  ONE_MANAGER_NODES,
   runProgram,
   serviceByDockerName,
   CLUSTER_SECRETS,
@@ -29,19 +30,23 @@ const describeProgram = missing.length > 0 ? describe.skip : describe;
 if (missing.length > 0) console.warn(`SKIPPED the day-two guard: ${missing.join(", ")} missing`);
 
 describeProgram.each([
-  { label: "dev (lab)", file: "Pulumi.dev.yaml", secrets: { sshPrivateKey: TEST_SSH_KEY }, overrides: {} },
-  { label: "cluster example", file: "Pulumi.cluster.example.yaml", secrets: CLUSTER_SECRETS, overrides: {} },
+  { label: "dev (lab)", file: "Pulumi.dev.yaml", secrets: { sshPrivateKey: TEST_SSH_KEY }, overrides: {}, managers: ["vm1", "vm2", "vm3"] },
+  { label: "dev, one manager", file: "Pulumi.dev.yaml", secrets: { sshPrivateKey: TEST_SSH_KEY }, overrides: { nodes: ONE_MANAGER_NODES }, managers: ["vm1"] },
+  { label: "cluster example", file: "Pulumi.cluster.example.yaml", secrets: CLUSTER_SECRETS, overrides: {}, managers: ["manager", "manager2", "manager3"] },
   {
     label: "cluster example, long shutdown grace, no published MQTT, pinned third-party images",
     file: "Pulumi.cluster.example.yaml",
     secrets: CLUSTER_SECRETS,
+    managers: ["manager", "manager2", "manager3"],
     overrides: {
       shutdownGraceMs: 65_000,
       ports: { web: 31663 },
       baseImages: { mosquitto: `eclipse-mosquitto:2@sha256:${"c".repeat(64)}`, registry: `registry:2@sha256:${"d".repeat(64)}` },
     },
   },
-])("no perpetual diff: $label", ({ file, secrets, overrides }) => {
+])("no perpetual diff: $label", ({ file, secrets, overrides, managers }) => {
+  /** One etcd member per manager in a multi-manager stack, none in a 1-manager stack. */
+  const etcdMembers = managers.length > 1 ? managers.map((node) => `etcd-${node}`) : [];
   let run: ProgramRun;
   beforeAll(async () => {
     run = await runProgram(engineConfigFromStackFile(file, secrets, overrides));
@@ -49,7 +54,7 @@ describeProgram.each([
 
   it("every service reads back exactly as declared", () => {
     const services = run.resources.filter((resource) => resource.type === TYPES.service);
-    expect(services.map(dockerShortName).sort()).toEqual(["master", "mosquitto", "registry", "worker-go", "worker-java", "worker-python"]);
+    expect(services.map(dockerShortName).sort()).toEqual([...etcdMembers, "master", "mosquitto", "registry", "worker-go", "worker-java", "worker-python"].sort());
     expect(services.flatMap(perpetualDiffs)).toEqual([]);
   });
 
@@ -63,7 +68,9 @@ describeProgram.each([
     const services = run.resources.filter((resource) => resource.type === TYPES.service);
     expect(services.filter((service) => !service.deleteBeforeReplace).map((service) => service.name)).toEqual([]);
     const images = run.resources.filter((resource) => resource.type === TYPES.image);
-    expect(images.map((image) => (image.inputs["build"] as { platform?: string }).platform)).toEqual(["linux/amd64", "linux/amd64", "linux/amd64", "linux/amd64"]);
+    // The four app images, and images/etcd in a multi-manager stack.
+    expect(images.map((image) => image.name)).toEqual(["images-master", "images-worker-python", "images-worker-go", "images-worker-java", ...(etcdMembers.length > 0 ? ["images-etcd"] : [])]);
+    expect(images.map((image) => (image.inputs["build"] as { platform?: string }).platform)).toEqual(images.map(() => "linux/amd64"));
   });
 
   it("every app image is pinned by the digest the build pushed", () => {
