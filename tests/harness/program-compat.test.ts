@@ -16,7 +16,7 @@ import type { JsonObject } from "../../lab/harness/json";
 import { unwrapSecrets } from "../../lab/harness/secrets";
 import { translateService } from "../../lab/harness/service-spec";
 import { buildEngineConfig } from "../../lab/harness/stack-config";
-import { mockPinnedImages, mockStdout } from "../pulumi/helpers";
+import { mockPinnedImages, mockStdout, programRejections } from "../pulumi/helpers";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const PROGRAM = path.join(ROOT, "index.ts");
@@ -57,10 +57,16 @@ async function registerDevStack(): Promise<Registered[]> {
     "organization",
   );
   pulumi.runtime.setAllConfig(config, secretKeys);
-  // Imported through vitest's TypeScript pipeline (plain require cannot load .ts here).
-  await pulumi.runtime.runInPulumiStack(async () => (await import(PROGRAM)) as Record<string, unknown>);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  await (require("@pulumi/pulumi/runtime/settings") as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  // An error thrown inside an apply fails the run, as in the engine, instead of leaving an RPC that never ends.
+  const rejected = programRejections();
+  try {
+    // Imported through vitest's TypeScript pipeline (plain require cannot load .ts here).
+    await Promise.race([pulumi.runtime.runInPulumiStack(async () => (await import(PROGRAM)) as Record<string, unknown>), rejected.first]);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    await Promise.race([(require("@pulumi/pulumi/runtime/settings") as { waitForRPCs(): Promise<void> }).waitForRPCs(), rejected.first]);
+  } finally {
+    rejected.stop();
+  }
   return registered;
 }
 

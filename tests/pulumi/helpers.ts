@@ -271,7 +271,7 @@ export async function runProgram(engine: EngineConfig, stack = "dev", previousOu
  * engine's language host (cmd/run) fails the program on the first such rejection, printing a
  * RunError's message alone. So does this, while the program runs: `first` rejects with it.
  */
-function programRejections(): { first: Promise<never>; stop(): void } {
+export function programRejections(): { first: Promise<never>; stop(): void } {
   const others = process.listeners("unhandledRejection");
   process.removeAllListeners("unhandledRejection");
   let fail: (error: unknown) => void = () => undefined;
