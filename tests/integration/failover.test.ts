@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { request, type QueryView } from "../../launch/api";
 import { etcdMasterEnv, etcdMissing, startEtcd, type EtcdCluster } from "../../launch/etcd";
 import { startMosquitto, type Broker } from "../../launch/mosquitto";
-import { eventually, freePort } from "../../launch/ports";
+import { accepts, eventually, freePort } from "../../launch/ports";
 import { masterMissing, startMaster, startWorker, workerMissing, type Master, type StartedWorker } from "../../launch/system";
 import { startTcpProxy, type TcpProxy } from "../../launch/tcpProxy";
 import { CHROMIUM, launchChromium } from "../../launch/browser";
@@ -197,6 +197,8 @@ describe.skipIf(missing !== undefined)("master failover with the queue in etcd",
     const third = await startMaster({ mqttPort: broker.port, env: { ...etcdMasterEnv(cluster, { prefix }), LEADER_TTL_S: String(LEADER_TTL_S) } });
     started.masters.push(third);
     expect((await health(third)).leader).toBe(false);
+    // A standby's gRPC port stays closed: a worker's channel moves on to the leader's address.
+    expect(await accepts(third.grpcPort)).toBe(false);
     third.process.signal("SIGTERM");
     expect(await third.process.waitForExit(10_000)).toBe(0);
   });

@@ -118,7 +118,7 @@ async function run(cfg: Config, log: Logger): Promise<void> {
       tls: web.tls,
       auth: webAuth,
     });
-    ports = await standby.start(protoDir, cfg.bindHost, cfg.httpPort, cfg.grpcPort);
+    ports = { httpPort: await standby.start(cfg.bindHost, cfg.httpPort), grpcPort: cfg.grpcPort };
     const stopStandby = (signal: string): void => {
       log.info("shutting down", { signal, role: "standby" });
       role.leadership.close();
@@ -136,7 +136,7 @@ async function run(cfg: Config, log: Logger): Promise<void> {
       log.error("lost leadership: stopped dispatching; exiting (a restarted master stands by)", { reason });
       process.exit(1);
     });
-    log.info("standing by: campaigning for leadership", { http_port: ports.httpPort, grpc_port: ports.grpcPort, ttl_s: cfg.leaderTtlS });
+    log.info("standing by: campaigning for leadership (the gRPC port opens once this master leads)", { http_port: ports.httpPort, ttl_s: cfg.leaderTtlS });
     fence = await role.leadership.campaign().catch(async (error: unknown): Promise<never> => {
       // close() on SIGTERM ends the campaign: stopStandby exits 0 once the ports are closed.
       if (role.leadership.state === "closed") await new Promise<never>(() => undefined);

@@ -6,16 +6,18 @@
 //   — the REST API and Socket.IO — 503 with Retry-After and who leads. Every
 //   connection is closed after its answer, so behind a VIP the client's next
 //   one may reach the leader.
-// - gRPC port: every call UNAVAILABLE (workers retry it, docs/protocol.md rule
-//   5), and connections are closed after a second, so a worker's channel
-//   reconnects and, behind a VIP, reaches the leader.
+// - gRPC port: closed. A worker's connection is refused, so its channel tries
+//   the service's next address (Swarm's DNS round-robin lists every master;
+//   gRPC's pick_first connects to the first that accepts) or, behind a VIP,
+//   reconnects until it reaches the leader; its calls fail UNAVAILABLE meanwhile,
+//   which it retries (docs/protocol.md rule 5). An open port that refused every
+//   call kept a connected worker on the standby: measured on the lab, a Java
+//   worker gave up a result after 29 attempts, all answered by the standby.
 // It holds no queue: it never connects to MQTT and opens no store.
-import * as grpc from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, join } from "node:path";
 import { bearerToken, readCookie, SESSION_COOKIE, WebAuth } from "./auth";
-import { loadServiceDefinition, status } from "./grpcServer";
 import { sendJson as send, type HealthFacts, type HealthReport, type StaticFile, type WebAuthOptions } from "./httpServer";
 import type { Metrics } from "./metrics";
 import { securityHeaders, setSecurityHeaders } from "./securityHeaders";
@@ -24,8 +26,6 @@ import { WebServer, type TlsFiles } from "./webServer";
 
 /** What a client is told to wait before trying again (seconds). */
 export const STANDBY_RETRY_AFTER_S = 1;
-/** A worker's connection to a standby lives this long, so its channel reconnects (and may reach the leader). */
-const STANDBY_CONNECTION_AGE_MS = 1_000;
 /** How long closing the standby ports may take before open connections are dropped. */
 const STANDBY_CLOSE_MS = 500;
 
@@ -40,7 +40,7 @@ export interface StandbyDeps {
   auth?: WebAuthOptions;
 }
 
-/** The message of every refused request and call. */
+/** The message of every refused request. */
 export function standbyMessage(leader: string | undefined): string {
   return `this master is standing by; the leader is ${leader ?? "not known yet"}`;
 }
@@ -57,11 +57,6 @@ export function socketIoClientScript(): StaticFile {
 
 export class StandbyServers {
   private readonly web: WebServer;
-  private readonly grpc = new grpc.Server({
-    "grpc.enable_channelz": 0,
-    "grpc.max_connection_age_ms": STANDBY_CONNECTION_AGE_MS,
-    "grpc.max_connection_age_grace_ms": STANDBY_CONNECTION_AGE_MS,
-  });
   private readonly auth?: WebAuth;
   private readonly files: ReadonlyMap<string, StaticFile>;
 
@@ -80,26 +75,14 @@ export class StandbyServers {
     }, deps.tls);
   }
 
-  /** Listens on the web and gRPC ports; resolves with the bound ports. */
-  async start(protoDir: string, host: string, httpPort: number, grpcPort: number): Promise<{ httpPort: number; grpcPort: number }> {
-    const refuse = (_call: unknown, callback: grpc.sendUnaryData<unknown>): void => {
-      callback(status(grpc.status.UNAVAILABLE, standbyMessage(this.deps.leader())));
-    };
-    this.grpc.addService(loadServiceDefinition(protoDir), { SendResult: refuse, GetTaskCredential: refuse });
-    const address = host.includes(":") ? `[${host}]:${grpcPort}` : `${host}:${grpcPort}`;
-    const boundGrpc = await new Promise<number>((resolve, reject) => {
-      this.grpc.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
-    });
-    const boundHttp = await this.web.listen(httpPort, host);
-    return { httpPort: boundHttp, grpcPort: boundGrpc };
+  /** Listens on the web port only (the gRPC port stays closed until this master leads); resolves with the bound port. */
+  async start(host: string, httpPort: number): Promise<number> {
+    return this.web.listen(httpPort, host);
   }
 
-  /** Frees both ports at once (open connections are dropped after a moment): the leader's servers bind them next. */
+  /** Frees the web port (open connections are dropped after a moment): the leader's servers bind it next. */
   async close(): Promise<void> {
-    await Promise.all([
-      boundedClose(this.web.close(), STANDBY_CLOSE_MS, () => this.web.destroyConnections()),
-      boundedClose(new Promise<void>((done) => this.grpc.tryShutdown(() => done())), STANDBY_CLOSE_MS, () => this.grpc.forceShutdown()),
-    ]);
+    await boundedClose(this.web.close(), STANDBY_CLOSE_MS, () => this.web.destroyConnections());
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

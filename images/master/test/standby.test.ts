@@ -1,13 +1,11 @@
 // A standby master's ports (standby.ts), for real on loopback: what browsers,
-// REST clients, Docker's health check, Prometheus and workers hear from a
+// REST clients, Docker's health check and Prometheus hear from a
 // master that does not lead.
-import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { memberHealth } from "../src/etcdMembers";
 import { loadPublicFiles, type HealthFacts } from "../src/httpServer";
 import { Metrics } from "../src/metrics";
 import { StandbyServers } from "../src/standby";
-import { call, callbackClient, PROTO_DIR, type CallbackClient } from "./helpers/fakeWorker";
 
 const TOKEN = "standby-web-token-0123456789";
 const LEADER = "manager-2:8888 (pid 41)";
@@ -23,7 +21,6 @@ const FACTS: HealthFacts = {
 describe("standby servers", () => {
   let standby: StandbyServers;
   let base: string;
-  let grpcClient: CallbackClient;
   let transitions = 0;
 
   beforeAll(async () => {
@@ -40,13 +37,11 @@ describe("standby servers", () => {
       leader: () => LEADER,
       auth: { token: TOKEN, sessionTtlMs: 60_000, metricsOpen: false },
     });
-    const ports = await standby.start(PROTO_DIR, "127.0.0.1", 0, 0);
-    base = `http://127.0.0.1:${ports.httpPort}`;
-    grpcClient = callbackClient(`127.0.0.1:${ports.grpcPort}`);
+    base = `http://127.0.0.1:${await standby.start("127.0.0.1", 0)}`;
+
   });
 
   afterAll(async () => {
-    grpcClient?.close();
     await standby?.close();
   });
 
@@ -89,14 +84,6 @@ describe("standby servers", () => {
     const text = await res.text();
     expect(text).toMatch(/^aiswarm_master_leader 0$/m);
     expect(text).toMatch(/^aiswarm_master_leader_transitions_total 2$/m);
-  });
-
-  it("gRPC: every call UNAVAILABLE (workers retry it) with who leads", async () => {
-    const refused = { code: grpc.status.UNAVAILABLE, details: `this master is standing by; the leader is ${LEADER}` };
-    const result = await call(grpcClient.SendResult, grpcClient, { task_id: "t", worker_id: "w", answer: "a" }, "any-token").catch((e: unknown) => e);
-    expect(result).toMatchObject(refused);
-    const credential = await call(grpcClient.GetTaskCredential, grpcClient, { task_id: "t", worker_id: "w" }, "any-token").catch((e: unknown) => e);
-    expect(credential).toMatchObject(refused);
   });
 });
 
