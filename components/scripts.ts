@@ -77,20 +77,30 @@ export function swarmJoinScript(advertiseAddr: string, managerAddr: string): str
   ].join("\n");
 }
 
+/** On the primary: every node id the swarm knows, one a line. */
+export const NODE_IDS_SCRIPT = "docker node ls -q";
+
 /**
- * On a node of a multi-manager stack: as swarmJoinScript, but a node that still
- * holds the state of a swarm that removed it (`docker node rm --force` while its
- * VM was down) leaves that state behind first. Such a node reports the local
- * state "pending" or "error", or "active" with an error from its managers: it
- * is not in this swarm, so leaving loses nothing.
+ * On a node of a multi-manager stack (token, then the ids of every node the
+ * swarm knows, one a line, on stdin): joins the swarm unless it is an active
+ * member of it. A node this swarm removed earlier is left in a stale state:
+ * `pending` or `error` when it was down at its removal, or `active` with an id
+ * the swarm no longer knows when it was up (`docker node rm --force` never
+ * tells the node); it leaves that state first. Prints the node id.
  */
 export function swarmRejoinScript(advertiseAddr: string, managerAddr: string): string {
   return [
     "set -eu",
     readLine("token"),
     `if [ -z "$token" ]; then echo "no join token on stdin" >&2; exit 1; fi`,
+    // The rest of stdin: the node ids the primary listed (none when it could not list them).
+    "known=$(cat)",
     `state=$(${SWARM_STATE})`,
     `problem=$(docker info --format '{{.Swarm.Error}}')`,
+    `id=$(${NODE_ID})`,
+    `if [ "$state" = active ] && [ -z "$problem" ] && [ -n "$known" ] && ! printf '%s\n' "$known" | grep -qxF "$id"; then`,
+    `  problem="this swarm no longer knows node id $id (it was removed)"`,
+    "fi",
     `if [ "$state" = pending ] || [ "$state" = error ] || { [ "$state" = active ] && [ -n "$problem" ]; }; then`,
     `  echo "leaving a stale swarm state ($state\${problem:+: $problem}) before joining" >&2`,
     "  docker swarm leave --force >/dev/null",

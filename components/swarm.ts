@@ -34,6 +34,7 @@ import {
   asRoot,
   drainAndRemoveScript,
   drainRemovedNodesScript,
+  NODE_IDS_SCRIPT,
   NODE_NAME_LABEL,
   joinTokenScript,
   nodeRolesScript,
@@ -127,11 +128,21 @@ export class SwarmCluster extends pulumi.ComponentResource {
     const workerToken = this.joinToken("worker", { aliases: [{ name: "join-token-worker" }] });
     const managerToken = this.multiManager ? this.joinToken("manager", {}) : undefined;
 
+    // Multi-manager: the node ids the swarm knows, read on the primary whenever the configured nodes change, so a
+    // node removed earlier while it was up (it still believes it is a member) sees that and joins afresh.
+    const knownIds = this.multiManager
+      ? remoteCommand(
+          `${name}-node-ids`,
+          { connection: this.managerConnection, create: asRoot(NODE_IDS_SCRIPT, manager.user), triggers: args.nodes.map((node) => node.name).sort() },
+          { parent: this, dependsOn: [this.init] },
+        ).stdout
+      : undefined;
+
     this.nodes = [{ name: manager.name, host: manager.host, role: "manager", nodeId: managerLabels.stdout }];
     this.ready = [this.init, managerLabels];
     for (const node of args.nodes.filter((candidate) => candidate !== manager)) {
       const token = node.role === "manager" && managerToken ? managerToken.stdout : workerToken.stdout;
-      const join = this.joinNode(node, manager, token, args.sshPrivateKey);
+      const join = this.joinNode(node, manager, knownIds ? pulumi.all([token, knownIds]).apply(([value, ids]) => `${value.trim()}\n${ids.trim()}`) : token, args.sshPrivateKey);
       const labels = this.labelNode(node, join.stdout, [join]);
       this.nodes.push({ name: node.name, host: node.host, role: node.role, nodeId: labels.stdout });
       this.ready.push(join, labels);
@@ -187,6 +198,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
   private joinNode(
     node: NodeConfig,
     manager: NodeConfig,
+    /** The join token (multi-manager: then the node ids the swarm knows, one a line). */
     token: pulumi.Output<string>,
     privateKey: pulumi.Input<string>,
   ): command.remote.Command {

@@ -410,12 +410,12 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
     await waitForNode(vm.name, "Ready");
     stoppedVm = undefined;
     const before = workerCounts(await runningTasks(aliveManager(), config.stackName));
-    say(`worker replicas per VM with ${vm.name} back: ${JSON.stringify(before)}`);
+    say(`worker replicas per VM with ${vm.name} back: ${JSON.stringify(Object.fromEntries(before))}`);
     expect(before.get(vm.name) ?? 0).toBe(0);
     const printed = await timed("lab:rebalance", () => runOk("npx", ["tsx", path.join(PROJECT_DIR, "lab", "cli.ts"), "rebalance"]));
     say(`lab:rebalance printed:\n${printed.trim()}`);
     const after = workerCounts(await runningTasks(aliveManager(), config.stackName));
-    say(`worker replicas per VM after the rebalance: ${JSON.stringify(after)}`);
+    say(`worker replicas per VM after the rebalance: ${JSON.stringify(Object.fromEntries(after))}`);
     expect(after.get(vm.name) ?? 0).toBeGreaterThan(0);
     const counts = lab.vms.filter((v) => !dead.has(v.name)).map((v) => after.get(v.name) ?? 0);
     expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);

@@ -475,15 +475,32 @@ describe("day-two scripts against a fake docker", () => {
     expect(calls().filter((call) => call.startsWith("swarm"))).toEqual(["swarm leave --force", "swarm join --advertise-addr 10.0.0.2 --token SWMTKN-1-abc 10.0.0.1:2377"]);
   });
 
-  it("rejoin: leaves a healthy member alone and fails clearly without a token", () => {
+  it("rejoin: an active node whose id the swarm no longer knows (removed while it was up) leaves, then joins", () => {
+    const env = scriptedDocker([
+      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/left" ]; then echo inactive; else echo active; fi ;;`,
+      '"info --format {{.Swarm.Error}}") echo ;;',
+      `"info --format {{.Swarm.NodeID}}") if [ -e "$FAKE/left" ]; then echo new-id; else echo old-id; fi ;;`,
+      '"swarm leave --force") touch "$FAKE/left" ;;',
+      '"swarm join "*) ;;',
+    ]);
+    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\nid-primary\nid-other\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("new-id\n");
+    expect(result.stderr).toContain("leaving a stale swarm state (active: this swarm no longer knows node id old-id (it was removed))");
+    expect(calls().filter((call) => call.startsWith("swarm"))).toEqual(["swarm leave --force", "swarm join --advertise-addr 10.0.0.2 --token SWMTKN-1-abc 10.0.0.1:2377"]);
+  });
+
+  it("rejoin: leaves a healthy member alone (its id listed, or no list) and fails clearly without a token", () => {
     const env = scriptedDocker([
       '"info --format {{.Swarm.LocalNodeState}}") echo active ;;',
       '"info --format {{.Swarm.Error}}") echo ;;',
       '"info --format {{.Swarm.NodeID}}") echo same-id ;;',
     ]);
-    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\n" });
-    expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toBe("same-id\n");
+    for (const stdin of ["SWMTKN-1-abc\n", "SWMTKN-1-abc\nid-primary\nsame-id\n"]) {
+      const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin });
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toBe("same-id\n");
+    }
     expect(calls().filter((call) => call.startsWith("swarm"))).toEqual([]);
     const empty = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "" });
     expect(empty.status).toBe(1);
