@@ -141,11 +141,15 @@ export const MOCK_WEB_CERT = "-----BEGIN CERTIFICATE-----\nMOCKWEBCERT\n-----END
 export const MOCK_ETCD_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKETCDKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 export const MOCK_WEB_KEY = "-----BEGIN PRIVATE KEY-----\nMOCKWEBKEYSECRET0123456789\n-----END PRIVATE KEY-----\n";
 
+/** What `docker node ls -q` prints on the primary (swarm-node-ids): the ids a multi-manager join receives after its token. */
+export const MOCK_NODE_IDS = "managernodeid0001\nnodeid-vm2\n";
+
 /** What each remote command prints under mocks (by resource name); program-compat uses it too. */
 export function mockStdout(name: string): string {
   if (name === "swarm-init") return "managernodeid0001\n";
   if (name === "swarm-join-token-worker") return `${MOCK_JOIN_TOKEN}\n`;
   if (name === "swarm-join-token-manager") return `${MOCK_MANAGER_JOIN_TOKEN}\n`;
+  if (name === "swarm-node-ids") return MOCK_NODE_IDS;
   if (name.startsWith("swarm-join-")) return `nodeid-${name.slice("swarm-join-".length)}\n`;
   if (name.startsWith("swarm-node-")) return `nodeid-${name.slice("swarm-node-".length)}\n`; // the label script echoes the id
   if (name === "registry-tls") return MOCK_CA_CERT;

@@ -10,6 +10,7 @@ import {
   isSecretMarker,
   MOCK_JOIN_TOKEN,
   MOCK_MANAGER_JOIN_TOKEN,
+  MOCK_NODE_IDS,
   missingDockerfiles,
   runProgram,
   TEST_SSH_KEY,
@@ -46,8 +47,10 @@ describe.skipIf(missing.length > 0)("a 3-manager stack", () => {
     expect(token.inputs["logging"]).toBe("none");
     expect(token.additionalSecretOutputs).toContain("stdout");
     expect(names(program, "swarm-join-vm")).toEqual(["swarm-join-vm2", "swarm-join-vm3", "swarm-join-vm4", "swarm-join-vm5"]);
-    for (const node of ["vm2", "vm3"]) expect(command(program, `swarm-join-${node}`).inputs["stdin"]).toBe(`${MOCK_MANAGER_JOIN_TOKEN}\n`);
-    for (const node of ["vm4", "vm5"]) expect(command(program, `swarm-join-${node}`).inputs["stdin"]).toBe(`${MOCK_JOIN_TOKEN}\n`);
+    // After the token, the node ids the primary lists: a node removed while it was up sees it is no longer one of them.
+    for (const node of ["vm2", "vm3"]) expect(command(program, `swarm-join-${node}`).inputs["stdin"]).toBe(`${MOCK_MANAGER_JOIN_TOKEN}\n${MOCK_NODE_IDS}`);
+    for (const node of ["vm4", "vm5"]) expect(command(program, `swarm-join-${node}`).inputs["stdin"]).toBe(`${MOCK_JOIN_TOKEN}\n${MOCK_NODE_IDS}`);
+    expect(command(program, "swarm-node-ids").inputs["triggers"]).toEqual(["vm1", "vm2", "vm3", "vm4", "vm5"]);
     // The token reaches the node on stdin as a secret, and the join dials the primary.
     expect(isSecretMarker(command(program, "swarm-join-vm2").rawInputs["stdin"])).toBe(true);
     expect(command(program, "swarm-join-vm2").inputs["create"]).toContain("'172.28.0.11:2377'");

@@ -12,6 +12,7 @@ import {
   engineConfigFromStackFile,
   MOCK_JOIN_TOKEN,
   MOCK_MANAGER_JOIN_TOKEN,
+  MOCK_NODE_IDS,
   MOCK_WEB_KEY,
   REPO_ROOT,
   serviceByDockerName,
@@ -173,7 +174,7 @@ describeProgram.each([
       const join = byName(run.resources, TYPES.command, `swarm-join-${node}`);
       const roleToken = expected.managers.includes(node) ? MOCK_MANAGER_JOIN_TOKEN : MOCK_JOIN_TOKEN;
       expect(isSecretMarker(join.rawInputs["stdin"])).toBe(true);
-      expect(join.inputs["stdin"]).toBe(`${roleToken}\n`);
+      expect(join.inputs["stdin"]).toBe(`${roleToken}\n${MOCK_NODE_IDS}`);
       expect(String(join.inputs["create"])).not.toContain(MOCK_JOIN_TOKEN);
       expect(String(join.inputs["create"])).not.toContain(MOCK_MANAGER_JOIN_TOKEN);
     }
