@@ -18,7 +18,7 @@ import * as https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { down, up } from "../../lab/lab";
 import { EVIDENCE_DIR, formatDuration, LAB_LABEL, LAB_NETWORK } from "../../lab/plan";
-import { runOk } from "../../lab/shell";
+import { run, runOk } from "../../lab/shell";
 import type { DeploySummary } from "../../lab/harness/deploy";
 import {
   deployDevStack,
@@ -412,13 +412,16 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
     const before = workerCounts(await runningTasks(aliveManager(), config.stackName));
     say(`worker replicas per VM with ${vm.name} back: ${JSON.stringify(Object.fromEntries(before))}`);
     expect(before.get(vm.name) ?? 0).toBe(0);
-    const printed = await timed("lab:rebalance", () => runOk("npx", ["tsx", path.join(PROJECT_DIR, "lab", "cli.ts"), "rebalance"]));
-    say(`lab:rebalance printed:\n${printed.trim()}`);
+    const rebalance = () => run("npx", ["tsx", path.join(PROJECT_DIR, "lab", "cli.ts"), "rebalance"]);
+    const first = await timed("lab:rebalance", rebalance);
+    say(`lab:rebalance printed:\n${`${first.stdout}${first.stderr}`.trim()}`);
+    expect(first.code).toBe(0);
     const after = workerCounts(await runningTasks(aliveManager(), config.stackName));
     say(`worker replicas per VM after the rebalance: ${JSON.stringify(Object.fromEntries(after))}`);
     expect(after.get(vm.name) ?? 0).toBeGreaterThan(0);
-    const counts = lab.vms.filter((v) => !dead.has(v.name)).map((v) => after.get(v.name) ?? 0);
-    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    // Even by the rule the placement snapshot also applies (components/scripts.ts, UNEVEN_SPREAD_AWK): a second run moves nothing.
+    const second = await rebalance();
+    expect(`${second.stdout}${second.stderr}`).toContain("spread is even: nothing moved");
   });
 
   describe("issue 14: VMs lost for good, on the same lab", () => {
@@ -431,6 +434,8 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
     });
 
     it("14c. docker kill of the VM running Mosquitto mid-burst: every query answered once, the page back, the dead node Down", async () => {
+      // Killing another manager before the first was replaced would leave 1 of 3: no Raft quorum, by design.
+      if (!replaced.has("without-first-loss")) throw new Error("14b did not converge: not killing a second VM");
       const broker = (await runningTasks(aliveManager(), config.stackName)).find((t) => t.service === `${config.stackName}_mosquitto`);
       if (!broker) throw new Error("no running Mosquitto task");
       await loseVmMidBurst("broker", broker.node);
@@ -647,6 +652,8 @@ async function waitForSsh(vm: { name: string; address: string; role: "manager" |
 
 // ------------------------------------------------- issue 14: VMs lost for good
 
+/** The replacement deploys (14b, 14d) that succeeded. */
+const replaced = new Set<string>();
 /** VMs this test killed (docker kill) and never starts again. */
 const dead = new Set<string>();
 /** The stack's nodes as the last deploy's config lists them (issue 14 edits them). */
@@ -739,6 +746,20 @@ async function loseVmMidBurst(what: string, victim: string): Promise<void> {
   const killedAt = Date.now();
   await runOk("docker", ["kill", victim]);
   dead.add(victim);
+  // What Swarm does meanwhile, for the record: when it marks the VM Down, and when the broker runs again elsewhere.
+  const seen: Record<string, number> = {};
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const nodes = await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`).then(parseNodeLines).catch(() => []);
+      if (seen["node Down"] === undefined && nodes.find((n) => n.hostname === victim)?.status === "Down") seen["node Down"] = Date.now() - killedAt;
+      const broker = await onVm(aliveManager(), `docker service ps --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' ${config.stackName}_mosquitto`).catch(() => "");
+      if (seen["broker running"] === undefined && broker.split("\n").some((line) => line.startsWith("ai-swarm-") && !line.startsWith(`${victim} `) && line.includes("Running"))) {
+        seen["broker running"] = Date.now() - killedAt;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  })();
 
   const next = await findLeader(180_000);
   const ledAfter = (Date.now() - killedAt) / 1000;
@@ -748,7 +769,12 @@ async function loseVmMidBurst(what: string, victim: string): Promise<void> {
   const probe = (await submitMany(`after-${what}`, 1))[0] as string;
   const probeAnswer = await waitForAnswer(webUrl, probe, ANSWER_TIMEOUT_MS, asClient(probe));
   const pageBack = (Date.now() - killedAt) / 1000;
-  say(`${what}: ${victim} killed → a master leads on ${next.vm.name} after ${ledAfter.toFixed(1)} s → the page answers a new query after ${pageBack.toFixed(1)} s (target ≤ 30 s)`);
+  watching = false;
+  await watcher;
+  say(
+    `${what}: ${victim} killed → a master leads on ${next.vm.name} after ${ledAfter.toFixed(1)} s → the page answers a new query after ${pageBack.toFixed(1)} s (target ≤ 30 s); ` +
+      `meanwhile Swarm: ${Object.entries(seen).map(([event, ms]) => `${event} at ${(ms / 1000).toFixed(1)} s`).join(", ") || "nothing seen"}`,
+  );
   expect(probeAnswer.status).toBe("done");
 
   const answers = await timed(`${QUERIES} queries with ${victim} lost`, () => Promise.all(ids.map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, asClient(id)))));
@@ -796,6 +822,7 @@ async function replaceLostVms(variant: string): Promise<void> {
       .map((n) => ({ ...n, role: kept.find((k) => k.name === n.name)?.role ?? n.role }));
   });
   const summary = await deploy(`replace ${lost.map((n) => n.name).join(", ")}`, file);
+  replaced.add(variant);
   currentNodes = kept;
   if (summary) expect(summary.warnings).toEqual([]);
   webCa = String(stackOutput("webCaCert"));
