@@ -12,7 +12,12 @@ import type { TaskPublisher } from "./queryService";
 import { boundedClose, SHUTDOWN_STEP_MS, type StepEnd } from "./shutdown";
 
 const MIN_RECONNECT_MS = 500;
-const MAX_RECONNECT_MS = 30_000;
+/**
+ * At most this long between two attempts while the broker is away. When the broker's VM is lost,
+ * Swarm starts Mosquitto on another manager some 20 s later; a longer cap (it was 30 s) added up to
+ * that much again before the master saw it (the Go and Java workers cap theirs at 5 s too).
+ */
+const MAX_RECONNECT_MS = 5_000;
 
 export interface BridgeHandlers {
   message(msg: IncomingMsg): void;
