@@ -40,13 +40,12 @@ export interface RegistryArgs {
   password?: pulumi.Output<string>;
   /** The registry's image, pinned by digest where a registry served it. */
   image: pulumi.Input<string>;
-  /** Keep each node's CA install on delete (multi-manager stacks, where a removed node's VM may be gone). */
   /**
-   * Several managers: pin the registry to `manager` (the primary), where its address, CA key and files
-   * are; with one manager it may run on any manager, which is that one.
+   * Several managers (3 or 5): the registry is pinned to `manager` (the primary), where its address, CA key
+   * and files are; each node's CA install is kept on delete, since a removed node's VM may be gone. With one
+   * manager it runs on any manager (that one) and a removed node's CA is deleted, as before.
    */
-  pinToPrimary?: boolean;
-  keepCaOnDelete?: boolean;
+  severalManagers?: boolean;
 }
 
 /** The certificate's subject alternative name: IP:… for an address, DNS:… for a name. */
@@ -113,7 +112,7 @@ export class PrivateRegistry extends pulumi.ComponentResource {
             stdin: tls.stdout,
           },
           // Kept on delete when asked (multi-manager stacks): the node may be gone for good when it leaves the config.
-          childOf(this, opts, { aliases: [{ name: `registry-ca-${node.name}` }], ...(args.keepCaOnDelete && { retainOnDelete: true }) }),
+          childOf(this, opts, { aliases: [{ name: `registry-ca-${node.name}` }], ...(args.severalManagers && { retainOnDelete: true }) }),
         ),
     );
 
@@ -125,7 +124,7 @@ export class PrivateRegistry extends pulumi.ComponentResource {
     );
     this.service = new docker.Service(
       `${name}-service`,
-      registryServiceArgs(args.settings, { image: args.image, revision, port: args.port, ...(args.pinToPrimary && { pinnedTo: manager.name }) }),
+      registryServiceArgs(args.settings, { image: args.image, revision, port: args.port, ...(args.severalManagers && { pinnedTo: manager.name }) }),
       // A service has a fixed name: a replacement must remove the old one first.
       childOf(this, opts, { dependsOn: [tls, auth], deleteBeforeReplace: true, aliases: [{ name: "registry" }] }),
     );
