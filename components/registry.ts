@@ -1,7 +1,10 @@
 // Registry: a private image registry on the manager, with TLS from a CA made
-// at deploy time on the manager (its key never leaves that machine) and
-// htpasswd (bcrypt) auth. The CA certificate is installed on every node under
-// /etc/docker/certs.d/<host:port>/ so every engine trusts the registry.
+// at deploy time on the manager and htpasswd (bcrypt) auth. The CA certificate
+// is installed on every node under /etc/docker/certs.d/<host:port>/ so every
+// engine trusts the registry. With one manager the CA's key never leaves it.
+// With several, every manager keeps a copy of the CA (the key passes through
+// the stack state as a secret), so the manager that becomes the primary when
+// the primary is lost signs with the same CA.
 import { createHash } from "node:crypto";
 import type * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
@@ -14,6 +17,8 @@ import { htpasswdLine } from "./credentials";
 import { remoteCommand } from "./remoteCommand";
 import {
   asRoot,
+  installCaScript,
+  readCaScript,
   REGISTRY_DIR,
   registryCaPath,
   registryReadyScript,
@@ -64,6 +69,8 @@ export class PrivateRegistry extends pulumi.ComponentResource {
   readonly caInstalls: command.remote.Command[];
   /** Makes the stack's CA (and the registry's certificate) on the manager. */
   readonly tls: command.remote.Command;
+  /** Several managers: each manager's copy of the stack's CA, in the order of `nodes` (none with one manager). */
+  readonly caCopies: command.remote.Command[];
   /** Completes once the registry accepts a login over TLS: images push after this. */
   readonly ready: command.remote.Command;
   readonly service: docker.Service;
@@ -130,6 +137,26 @@ export class PrivateRegistry extends pulumi.ComponentResource {
     );
 
     this.caInstalls = caInstalls;
+    // Several managers: every manager keeps the CA, so the next primary (the next manager listed, once this one is
+    // lost) signs with it and every engine, etcd member and browser that trusts it keeps trusting what it signs.
+    // Kept on delete: a removed manager's VM may be gone.
+    this.caCopies = [];
+    if (args.severalManagers) {
+      const caKey = remoteCommand(
+        `${name}-shared-ca`,
+        { connection: managerConnection, create: asRoot(readCaScript(), manager.user), logging: "none" },
+        childOf(this, opts, { dependsOn: [tls], additionalSecretOutputs: ["stdout"] }),
+      );
+      this.caCopies = args.nodes
+        .filter((node) => node.role === "manager")
+        .map((node) =>
+          remoteCommand(
+            `${name}-shared-ca-${node.name}`,
+            { connection: sshConnection(node, args.sshPrivateKey), create: asRoot(installCaScript(), node.user), stdin: caKey.stdout, logging: "none" },
+            childOf(this, opts, { retainOnDelete: true }),
+          ),
+        );
+    }
     const managerCa = caInstalls[args.nodes.indexOf(manager)];
     this.ready = remoteCommand(
       `${name}-ready`,

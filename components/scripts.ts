@@ -275,6 +275,45 @@ export function etcdTlsScript(name: string, subjectAltNames: string, caDir = REG
   return signedCertScript(name, subjectAltNames, name, "serverAuth,clientAuth", caDir, dir);
 }
 
+/**
+ * On the primary: prints the stack's CA, key then certificate, for the copy
+ * every other manager keeps (installCaScript). Run with logging off; the
+ * program holds its stdout as a secret.
+ */
+export function readCaScript(dir = REGISTRY_DIR): string {
+  return ["set -eu", `ca=${shellQuote(dir)}`, `cat "$ca/ca.key" "$ca/ca.crt"`].join("\n");
+}
+
+/**
+ * On a manager: installs the stack's CA (key then certificate, on stdin) in
+ * `dir`, where the CA-signing scripts look for it, so that this manager, once
+ * it is the primary, signs with the same CA and nothing that trusts the CA
+ * needs anything new. If it held another CA, the certificates issued with that
+ * one (`*.crt` in `issuedDirs`) are removed, so they are issued again.
+ */
+export function installCaScript(dir = REGISTRY_DIR, issuedDirs: readonly string[] = [`${REGISTRY_DIR}/certs`, WEB_TLS_DIR, ETCD_TLS_DIR]): string {
+  return [
+    "set -eu",
+    NEED_OPENSSL,
+    `ca=${shellQuote(dir)}`,
+    "umask 077",
+    `mkdir -p "$ca"`,
+    `chmod 755 "$ca"`,
+    `tmp="$(mktemp -d "$ca/.install.XXXXXX")"`,
+    `trap 'rm -rf "$tmp"' EXIT`,
+    `cat > "$tmp/in.pem"`,
+    `openssl pkey -in "$tmp/in.pem" -out "$tmp/ca.key" || { echo "installing the stack CA: no private key on stdin" >&2; exit 1; }`,
+    `openssl x509 -in "$tmp/in.pem" -out "$tmp/ca.crt" || { echo "installing the stack CA: no certificate on stdin" >&2; exit 1; }`,
+    `if ! cmp -s "$tmp/ca.crt" "$ca/ca.crt"; then`,
+    ...issuedDirs.map((issued) => `  rm -f ${shellQuote(issued)}/*.crt`),
+    "fi",
+    `chmod 600 "$tmp/ca.key"`,
+    `chmod 644 "$tmp/ca.crt"`,
+    `mv -f "$tmp/ca.key" "$ca/ca.key"`,
+    `mv -f "$tmp/ca.crt" "$ca/ca.crt"`,
+  ].join("\n");
+}
+
 /** Writes stdin to a file atomically with the given mode (used for htpasswd and CA certificates). */
 export function writeStdinToFileScript(filePath: string, mode: string): string {
   const file = shellQuote(filePath);

@@ -57,6 +57,30 @@ export async function up(count: number): Promise<void> {
   log(`ssh: ssh ${sshOptions(SSH_KEY_PATH, KNOWN_HOSTS_PATH).join(" ")} root@${vms[0]!.address}`);
 }
 
+/**
+ * One more VM for the running lab, as an operator buys a new machine after
+ * losing one: vm<index> at the plan's address, with the third-party images
+ * loaded, its host key pinned and lab.json listing it. Unlike `up`, it keeps
+ * the deploy state: the other VMs still hold what it describes. (The e2e's
+ * replacement of a lost primary; a worker by the plan until a deploy names it.)
+ */
+export async function addVm(index: number): Promise<VmSpec> {
+  const start = Date.now();
+  const vm = planVms(index)[index - 1] as VmSpec;
+  if ((await containerState(vm.name)) !== undefined) throw new Error(`${vm.name} exists already: add a VM with a new index`);
+  const description = JSON.parse(fs.readFileSync(LAB_JSON_PATH, "utf8")) as { isolation: IsolationMode; vms: Pick<VmSpec, "name" | "role" | "address">[] };
+  await runOk("docker", ["volume", "create", "--label", `${LAB_LABEL}=1`, vm.volume]);
+  await startVm(vm, ensureLabKey(), description.isolation);
+  await waitForDockerd(vm);
+  fs.appendFileSync(KNOWN_HOSTS_PATH, `${await hostKeyLine(vm)}\n`, { mode: 0o600 });
+  await waitForSsh(vm);
+  description.vms.push({ name: vm.name, role: vm.role, address: vm.address });
+  fs.writeFileSync(LAB_JSON_PATH, JSON.stringify(description, null, 2) + "\n");
+  await copyImages(vm, preloadImagesFor(vm));
+  log(`added ${vm.name} (${vm.address}) to the lab in ${since(start)}`);
+  return vm;
+}
+
 async function runLabScript(script: string, args: string[]): Promise<void> {
   const result = await run("bash", [path.join(__dirname, script), ...args], { inheritOutput: true });
   if (result.code !== 0) throw new Error(`lab/${script} ${args.join(" ")} failed (exit ${result.code}); see its output above`);
@@ -205,12 +229,14 @@ function waitForSsh(vm: VmSpec): Promise<void> {
  */
 async function writeKnownHosts(vms: VmSpec[]): Promise<void> {
   const lines: string[] = [];
-  for (const vm of vms) {
-    await waitUntil("host key", vm, async () => (await run("docker", ["exec", vm.name, "test", "-s", "/etc/ssh/ssh_host_ed25519_key.pub"])).code === 0);
-    const hostKey = await runOk("docker", ["exec", vm.name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
-    lines.push(knownHostsLine(vm.address, hostKey));
-  }
+  for (const vm of vms) lines.push(await hostKeyLine(vm));
   fs.writeFileSync(KNOWN_HOSTS_PATH, lines.join("\n") + "\n", { mode: 0o600 });
+}
+
+/** The VM's known_hosts line, its host key read through the engine. */
+async function hostKeyLine(vm: VmSpec): Promise<string> {
+  await waitUntil("host key", vm, async () => (await run("docker", ["exec", vm.name, "test", "-s", "/etc/ssh/ssh_host_ed25519_key.pub"])).code === 0);
+  return knownHostsLine(vm.address, await runOk("docker", ["exec", vm.name, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]));
 }
 
 function writeLabJson(vms: VmSpec[], isolation: IsolationMode): void {

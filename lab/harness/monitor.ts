@@ -231,7 +231,11 @@ export class LiveMonitor extends MockMonitor {
     }
   }
 
-  /** A provider resource: the same id while its inputs are the same, so resources using it see no change. */
+  /**
+   * A provider resource keeps its id, as the engine's provider registry does on an update (a config change its
+   * DiffConfig does not call a replacement, e.g. the docker provider's `host` when the primary changes): every
+   * resource referring to it, a deleted one too, is then handled with the new config.
+   */
   private provider(
     base: Omit<StoredResource, "id" | "inputs" | "outputs" | "secretInputKeys" | "secretOutputKeys">,
     inputs: JsonObject,
@@ -239,12 +243,13 @@ export class LiveMonitor extends MockMonitor {
     started: number,
   ): { id: string; state: Record<string, unknown> } {
     const same = prior !== undefined && inputsDiff(prior.inputs, inputs).action === "same";
-    const id = same && prior ? prior.id : `provider-${base.name}-${Date.now().toString(36)}`;
+    const id = prior ? prior.id : `provider-${base.name}-${Date.now().toString(36)}`;
+    const outcome = same ? "unchanged" : prior ? "updated" : "registered";
     this.ctx.providers.register(id, base.type, base.name, inputs);
     this.ctx.state.put({ ...base, id, inputs, outputs: inputs, secretInputKeys: [], secretOutputKeys: [] });
     this.report(
-      { urn: base.urn, type: base.type, name: base.name, outcome: same ? "unchanged" : "registered", seconds: (Date.now() - started) / 1000 },
-      `  ${same ? "=" : "✓"} ${same ? "unchanged" : "registered"} provider ${base.type.slice("pulumi:providers:".length)} ${base.name}`,
+      { urn: base.urn, type: base.type, name: base.name, outcome, seconds: (Date.now() - started) / 1000 },
+      `  ${same ? "=" : "✓"} ${outcome} provider ${base.type.slice("pulumi:providers:".length)} ${base.name}`,
     );
     return { id, state: inputs };
   }

@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// The live end-to-end suite (npm run test:e2e): a fresh 4-VM lab, a real
+// The live end-to-end suite (npm run test:e2e): a fresh 5-VM lab, a real
 // deploy, checks against it, teardown. Long steps, one file, strictly in order.
 export default defineConfig({
   test: {

@@ -81,6 +81,7 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
       kept?: boolean;
       guard?: boolean;
       warn?: boolean;
+      engineHost?: string;
     }
 
     /** One project dir per scenario (its state persists across deploys of that scenario). */
@@ -109,6 +110,7 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
             `  ai-swarm:kept: ${variant.kept ? "yes" : "no"}`,
             `  ai-swarm:guard: ${variant.guard ? "yes" : "no"}`,
             `  ai-swarm:warn: ${variant.warn ? "yes" : "no"}`,
+            ...(variant.engineHost ? [`  ai-swarm:engineHost: ${variant.engineHost}`] : []),
             "  ai-swarm:sshPrivateKey:",
             "    secure: v1:placeholder",
             "",
@@ -251,6 +253,19 @@ describe.skipIf(!canRun)("live harness against a real sshd", () => {
       const refused = await s.start({ guard: true, trigger: "b" }).result.then(() => undefined, (e: Error) => e);
       expect(refused?.message).toContain("refused: this stack already ran 1 time(s)");
       expect(s.log().filter((line) => line === "create tell")).toHaveLength(1);
+    });
+
+    it("a provider whose host changes is updated under the same id (as the engine's registry), so the resources that refer to it follow it", async () => {
+      const s = scenario("provider-host");
+      await s.up({ engineHost: "ssh://root@192.0.2.1:22" });
+      const idOf = () => Object.values((JSON.parse(fs.readFileSync(s.stateFile, "utf8")) as { resources: Record<string, { type: string; id: string }> }).resources).find((r) => r.type === "pulumi:providers:docker")?.id;
+      const before = idOf();
+      expect(before).toBeDefined();
+      const moved = await s.up({ engineHost: "ssh://root@192.0.2.4:22" });
+      expect(moved.summary.resources.filter((r) => r.type === "pulumi:providers:docker").map((r) => r.outcome)).toEqual(["updated"]);
+      expect(idOf()).toBe(before);
+      const again = await s.up({ engineHost: "ssh://root@192.0.2.4:22" });
+      expect(again.summary.resources.filter((r) => r.type === "pulumi:providers:docker").map((r) => r.outcome)).toEqual(["unchanged"]);
     });
 
     it("a retainOnDelete resource leaves the state without its delete running", async () => {

@@ -83,11 +83,43 @@ describe.skipIf(missing.length > 0)("a 3-manager stack", () => {
   it("removes nodes that left the config from the primary (members), and keeps every per-node resource on delete", async () => {
     const program = await run(THREE_AND_TWO);
     expect(command(program, "swarm-members").inputs["create"]).toBe(removeNodesScript(["vm1", "vm2", "vm3", "vm4", "vm5"]));
-    const perNode = program.resources.filter((resource) => /^(swarm-join-vm|swarm-node-vm|registry-ca-vm|node-images-vm)/.test(resource.name));
-    expect(perNode).toHaveLength(4 + 5 + 5 + 5);
+    const perNode = program.resources.filter((resource) => /^(swarm-join-vm|swarm-node-vm|registry-ca-vm|registry-shared-ca-vm|node-images-vm)/.test(resource.name));
+    expect(perNode).toHaveLength(4 + 5 + 5 + 3 + 5);
     expect(perNode.filter((resource) => !resource.retainOnDelete).map((resource) => resource.name)).toEqual([]);
     const others = program.resources.filter((resource) => resource.retainOnDelete && !perNode.includes(resource));
     expect(others.map((resource) => resource.name)).toEqual([]);
+  });
+
+  it("every manager keeps a copy of the stack's CA, read on the primary as a secret and never logged", async () => {
+    const program = await run(THREE_AND_TWO);
+    const read = command(program, "registry-shared-ca");
+    expect(read.inputs["connection"]).toMatchObject({ host: "172.28.0.11" });
+    expect(read.inputs["create"]).toContain('cat "$ca/ca.key" "$ca/ca.crt"');
+    expect(read.inputs["logging"]).toBe("none");
+    expect(read.additionalSecretOutputs).toContain("stdout");
+    expect(read.dependencies).toContain(command(program, "registry-tls").urn);
+    expect(names(program, "registry-shared-ca-")).toEqual(["registry-shared-ca-vm1", "registry-shared-ca-vm2", "registry-shared-ca-vm3"]);
+    for (const [node, host] of [["vm1", "172.28.0.11"], ["vm2", "172.28.0.12"], ["vm3", "172.28.0.13"]] as const) {
+      const copy = command(program, `registry-shared-ca-${node}`);
+      expect(copy.inputs["connection"]).toMatchObject({ host });
+      expect(copy.inputs["create"]).toContain("openssl pkey");
+      expect(copy.inputs["logging"]).toBe("none");
+      expect(isSecretMarker(copy.rawInputs["stdin"])).toBe(true);
+      expect(copy.retainOnDelete).toBe(true);
+    }
+    // One manager: the CA's key stays on it.
+    const single = await run(ONE_MANAGER_NODES);
+    expect(names(single, "registry-shared-ca-")).toEqual([]);
+    expect(names(single, "registry-shared-ca")).toEqual([]);
+  });
+
+  it("the primary lost: the next manager listed runs the primary's commands, its registry address names it, and it keeps its CA copy", async () => {
+    const program = await run(nodes({ vm4: "manager", vm5: "manager", vm6: "manager", vm2: "worker" }));
+    for (const name of ["swarm-init", "registry-tls", "registry-shared-ca", "swarm-members"]) expect(command(program, name).inputs["connection"]).toMatchObject({ host: "172.28.0.14" });
+    expect(command(program, "registry-tls").inputs["create"]).toContain("IP:172.28.0.14");
+    expect(names(program, "registry-shared-ca-")).toEqual(["registry-shared-ca-vm4", "registry-shared-ca-vm5", "registry-shared-ca-vm6"]);
+    expect(program.outputs["managers"]?.value).toEqual(["vm4", "vm5", "vm6"]);
+    expect(command(program, "registry-ca-vm2").inputs["create"]).toContain("/etc/docker/certs.d/172.28.0.14:5000/ca.crt");
   });
 
   it("exports the managers, primary first, and reads its own stack's last outputs", async () => {

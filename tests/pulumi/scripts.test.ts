@@ -19,6 +19,8 @@ import {
   nodeLabelScript,
   placementScript,
   registryReadyScript,
+  readCaScript,
+  installCaScript,
   registryTlsScript,
   removeRegistryCaScript,
   webTlsScript,
@@ -61,6 +63,8 @@ const ALL_SCRIPTS: [string, string][] = [
   ["labels", nodeLabelScript("abc123", { zone: "a", "ai-swarm.node": "vm2" }, "vm2")],
   ["drain", drainAndRemoveScript("abc123")],
   ["tls", registryTlsScript("IP:10.0.0.1", "10.0.0.1")],
+  ["read the CA", readCaScript()],
+  ["install the CA", installCaScript()],
   ["write file", writeStdinToFileScript("/etc/docker/certs.d/10.0.0.1:5000/ca.crt", "644")],
   ["remove ca", removeRegistryCaScript("10.0.0.1:5000")],
   ["registry ready", registryReadyScript("10.0.0.1:5000", "aiswarm")],
@@ -149,6 +153,64 @@ describe("registry TLS on the manager (real openssl)", () => {
     expect(second.status, second.stderr).toBe(0);
     expect(second.stdout).toBe(first.stdout);
     expect(openssl("x509", "-in", path.join(dir, "certs", "registry.crt"), "-noout", "-text")).toContain("DNS:manager.example");
+  });
+});
+
+describe("the stack's CA on every manager, for the day the primary is lost (real openssl)", () => {
+  function openssl(...args: string[]): string {
+    const result = spawnSync("openssl", args, { encoding: "utf8" });
+    if (result.status !== 0) throw new Error(result.stderr);
+    return result.stdout;
+  }
+
+  it("a manager holding the primary's copy signs with the same CA: the new registry certificate verifies against the CA every node trusts", () => {
+    const primary = path.join(dir, "primary");
+    const other = path.join(dir, "other");
+    const ca = sh(registryTlsScript("IP:10.0.0.1", "10.0.0.1", primary)).stdout;
+    const read = sh(readCaScript(primary));
+    expect(read.status, read.stderr).toBe(0);
+    expect(read.stdout).toContain("PRIVATE KEY");
+    const install = sh(installCaScript(other, [path.join(other, "certs")]), { stdin: read.stdout });
+    expect(install.status, install.stderr).toBe(0);
+    expect(install.stdout).toBe("");
+    expect(fs.statSync(path.join(other, "ca.key")).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(other).filter((entry) => entry.startsWith(".install"))).toEqual([]);
+    // The other manager becomes the primary: same CA printed, a certificate for its own address.
+    const promoted = sh(registryTlsScript("IP:10.0.0.4", "10.0.0.4", other));
+    expect(promoted.status, promoted.stderr).toBe(0);
+    expect(promoted.stdout).toBe(ca);
+    fs.writeFileSync(path.join(dir, "trusted.crt"), ca);
+    expect(openssl("verify", "-CAfile", path.join(dir, "trusted.crt"), path.join(other, "certs", "registry.crt"))).toContain("OK");
+    expect(openssl("x509", "-in", path.join(other, "certs", "registry.crt"), "-noout", "-text")).toContain("IP Address:10.0.0.4");
+  });
+
+  it("installing the same CA again changes nothing; another CA replaces it and drops the certificates the old one issued", () => {
+    const first = path.join(dir, "first");
+    const second = path.join(dir, "second");
+    sh(registryTlsScript("IP:10.0.0.1", "10.0.0.1", first));
+    sh(registryTlsScript("IP:10.0.0.1", "10.0.0.1", second));
+    const before = fs.readFileSync(path.join(second, "certs", "registry.crt"), "utf8");
+    const own = sh(readCaScript(second)).stdout;
+    expect(sh(installCaScript(second, [path.join(second, "certs")]), { stdin: own }).status).toBe(0);
+    expect(fs.readFileSync(path.join(second, "certs", "registry.crt"), "utf8")).toBe(before);
+    const other = sh(readCaScript(first)).stdout;
+    expect(sh(installCaScript(second, [path.join(second, "certs")]), { stdin: other }).status).toBe(0);
+    expect(fs.existsSync(path.join(second, "certs", "registry.crt"))).toBe(false);
+    expect(fs.readFileSync(path.join(second, "ca.crt"), "utf8")).toBe(fs.readFileSync(path.join(first, "ca.crt"), "utf8"));
+  });
+
+  it("refuses stdin without a key or a certificate, naming what is missing, and leaves the CA it had", () => {
+    const target = path.join(dir, "target");
+    sh(registryTlsScript("IP:10.0.0.1", "10.0.0.1", target));
+    const caBefore = fs.readFileSync(path.join(target, "ca.crt"), "utf8");
+    const noKey = sh(installCaScript(target, []), { stdin: caBefore });
+    expect(noKey.status).not.toBe(0);
+    expect(noKey.stderr).toContain("no private key on stdin");
+    const keyOnly = sh(readCaScript(target)).stdout.split("-----BEGIN CERTIFICATE-----")[0] ?? "";
+    const noCert = sh(installCaScript(target, []), { stdin: keyOnly });
+    expect(noCert.status).not.toBe(0);
+    expect(noCert.stderr).toContain("no certificate on stdin");
+    expect(fs.readFileSync(path.join(target, "ca.crt"), "utf8")).toBe(caBefore);
   });
 });
 

@@ -151,7 +151,8 @@ export class GrpcServer {
     callback: grpc.sendUnaryData<{ accepted: boolean; duplicate: boolean }>,
   ): void {
     if (decision === "accepted") {
-      this.log.debug("result accepted", { task_id: r.task_id, worker_id: r.worker_id });
+      // Info, not debug: one line per answer, the audit of who answered what (the e2e counts them: none twice).
+      this.log.info("result accepted", { task_id: r.task_id, worker_id: r.worker_id });
       return callback(null, { accepted: true, duplicate: false });
     }
     const fields = { task_id: r.task_id, worker_id: r.worker_id, peer: call.getPeer() };
