@@ -4,7 +4,10 @@
 // - a network partition: cut() stops every byte both ways without closing
 //   anything (what a cable pulled between two VMs looks like: no RST, no FIN,
 //   only silence), heal() drops the silenced connections and lets new ones
-//   through again.
+//   through again;
+// - a VM lost for good: lose() silences the connections open now (the dead
+//   VM's end of them is gone without a word) while new connections still reach
+//   the backends that answer, as Swarm's DNS and VIP stop naming a dead task.
 import net from "node:net";
 
 export interface TcpProxy {
@@ -16,12 +19,16 @@ export interface TcpProxy {
   cut(): void;
   /** Ends the silence: the silenced connections are dropped, new ones are forwarded again. */
   heal(): void;
+  /** Silences the connections open now, for good (nothing passes, nothing is closed); new ones are forwarded as before. */
+  lose(): void;
   close(): Promise<void>;
 }
 
 interface Pair {
   client: net.Socket;
   backend?: net.Socket;
+  /** Lost: silent for good, whatever its backend does. */
+  lost?: boolean;
 }
 
 /** Starts a proxy on a free loopback port in front of `backendPorts` (on 127.0.0.1), round-robin. */
@@ -45,6 +52,7 @@ export async function startTcpProxy(backendPorts: readonly number[]): Promise<Tc
       pair.client.resume();
     });
     backend.once("error", () => {
+      if (pair.lost) return;
       if (!backend.connecting || silent) {
         pair.client.destroy();
         return;
@@ -55,7 +63,7 @@ export async function startTcpProxy(backendPorts: readonly number[]): Promise<Tc
       else pair.client.destroy();
     });
     backend.once("close", () => {
-      if (!silent) pair.client.destroy();
+      if (!silent && !pair.lost) pair.client.destroy();
     });
   };
 
@@ -66,7 +74,7 @@ export async function startTcpProxy(backendPorts: readonly number[]): Promise<Tc
     client.on("error", () => pair.backend?.destroy());
     client.once("close", () => {
       pairs.delete(pair);
-      if (!silent) pair.backend?.destroy();
+      if (!silent && !pair.lost) pair.backend?.destroy();
     });
     if (!silent) connectBackend(pair, 0);
   });
@@ -87,6 +95,17 @@ export async function startTcpProxy(backendPorts: readonly number[]): Promise<Tc
         backend?.unpipe();
         client.pause();
         backend?.pause();
+      }
+    },
+    lose() {
+      for (const pair of pairs) {
+        pair.lost = true;
+        pair.client.unpipe();
+        pair.backend?.unpipe();
+        pair.client.pause();
+        pair.backend?.pause();
+        // Whatever the backend does now (a killed process closes its end) never reaches the client.
+        pair.backend?.removeAllListeners("data");
       }
     },
     heal() {

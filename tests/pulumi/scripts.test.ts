@@ -45,6 +45,12 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+function openssl(...args: string[]): string {
+  const result = spawnSync("openssl", args, { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(result.stderr);
+  return result.stdout;
+}
+
 function sh(script: string, options: { stdin?: string; env?: Record<string, string> } = {}) {
   const result = spawnSync("sh", ["-c", script], {
     input: options.stdin ?? "",
@@ -102,11 +108,6 @@ describe("every script", () => {
 });
 
 describe("registry TLS on the manager (real openssl)", () => {
-  function openssl(...args: string[]): string {
-    const result = spawnSync("openssl", args, { encoding: "utf8" });
-    if (result.status !== 0) throw new Error(result.stderr);
-    return result.stdout;
-  }
 
   it("makes a CA and a server certificate for the address, prints only the CA, and is idempotent", () => {
     const first = sh(registryTlsScript("IP:10.0.0.1", "10.0.0.1", dir));
@@ -157,11 +158,6 @@ describe("registry TLS on the manager (real openssl)", () => {
 });
 
 describe("the stack's CA on every manager, for the day the primary is lost (real openssl)", () => {
-  function openssl(...args: string[]): string {
-    const result = spawnSync("openssl", args, { encoding: "utf8" });
-    if (result.status !== 0) throw new Error(result.stderr);
-    return result.stdout;
-  }
 
   it("a manager holding the primary's copy signs with the same CA: the new registry certificate verifies against the CA every node trusts", () => {
     const primary = path.join(dir, "primary");
@@ -215,11 +211,6 @@ describe("the stack's CA on every manager, for the day the primary is lost (real
 });
 
 describe("the web page's certificate on the manager (real openssl)", () => {
-  function openssl(...args: string[]): string {
-    const result = spawnSync("openssl", args, { encoding: "utf8" });
-    if (result.status !== 0) throw new Error(result.stderr);
-    return result.stdout;
-  }
   const split = (stdout: string) => {
     const at = stdout.indexOf("-----BEGIN PRIVATE KEY-----");
     return { cert: stdout.slice(0, at), key: stdout.slice(at) };

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/ai-swarm/ai-swarm/images/worker-go/internal/pb"
 )
@@ -25,6 +26,12 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 // the swarm's overlay network (the contract has no gRPC TLS setting).
 func (bearerToken) RequireTransportSecurity() bool { return false }
 
+// keepaliveParams: a ping every 10 s, even between calls; a connection whose
+// ping goes unanswered for 5 s is dropped (docs/protocol.md, rule 5). Without
+// it a connection to a master whose VM is gone (silence, no FIN) looks open for
+// ever, every call on it times out, and the leader is never looked up again.
+var keepaliveParams = keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}
+
 // dialMaster makes a lazy client connection: it connects on the first call
 // and reconnects by itself. Its own reconnect backoff is capped at 5 s (the
 // default grows to 2 min), so a master that comes back is reached quickly.
@@ -32,6 +39,7 @@ func dialMaster(addr, token string) (*grpc.ClientConn, pb.WorkerCallbackClient, 
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(bearerToken(token)),
+		grpc.WithKeepaliveParams(keepaliveParams),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 2, Jitter: 0.2, MaxDelay: 5 * time.Second},
 			MinConnectTimeout: callTimeout,

@@ -21,10 +21,23 @@ CALL_TIMEOUT_S = 5.0
 # gRPC's own reconnect backoff grows to 120 s by default, so after a long master
 # outage calls would keep failing fast long after it is back. Keep it in step
 # with the SendResult schedule (200 ms doubling to 5 s).
+#
+# Keepalive (docs/protocol.md, rule 5): a ping every 10 s, even between calls,
+# and a connection whose ping goes unanswered for 5 s is dropped. Without it a
+# connection to a master whose VM is gone (no FIN, no RST: silence) looks open
+# for ever, every call on it times out, and the channel never looks up the
+# leader again. gRPC core closes the connection on an unanswered ping only
+# with ping_timeout_ms set (keepalive_timeout_ms alone did not, on 1.85: the
+# failover suite's lost-VM test).
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.ping_timeout_ms", 5_000),
 ]
 RETRYABLE_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}

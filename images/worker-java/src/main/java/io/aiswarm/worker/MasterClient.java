@@ -27,6 +27,10 @@ public final class MasterClient implements AutoCloseable {
         void sleep(long ms) throws InterruptedException;
     }
 
+    /** gRPC keepalive: the ping interval, and how long a ping may go unanswered (docs/protocol.md, rule 5). */
+    static final long KEEPALIVE_TIME_S = 10;
+    static final long KEEPALIVE_TIMEOUT_S = 5;
+
     private final ManagedChannel channel;
     private final WorkerCallbackGrpc.WorkerCallbackBlockingStub stub;
     private final LongSupplier clock;
@@ -38,7 +42,15 @@ public final class MasterClient implements AutoCloseable {
 
     MasterClient(String target, String token, LongSupplier clock, Sleeper sleeper) {
         // The master speaks plaintext gRPC inside the overlay network; the token authenticates.
-        this.channel = NettyChannelBuilder.forTarget(target).usePlaintext().build();
+        // Keepalive (docs/protocol.md, rule 5): a ping every 10 s, even between calls; a connection whose ping
+        // goes unanswered for 5 s is dropped. Without it a connection to a master whose VM is gone (silence, no
+        // FIN) looks open for ever, every call on it times out, and the channel never looks up the leader again.
+        this.channel = NettyChannelBuilder.forTarget(target)
+                .usePlaintext()
+                .keepAliveTime(KEEPALIVE_TIME_S, TimeUnit.SECONDS)
+                .keepAliveTimeout(KEEPALIVE_TIMEOUT_S, TimeUnit.SECONDS)
+                .keepAliveWithoutCalls(true)
+                .build();
         Metadata headers = new Metadata();
         headers.put(AUTHORIZATION, "Bearer " + token);
         this.stub = WorkerCallbackGrpc.newBlockingStub(channel)
