@@ -425,8 +425,9 @@ describe("day-two scripts against a fake docker", () => {
   });
 
   /** Nodes for the fake: id → name, role, status; `node demote`/`promote`/`rm` change the state files under $FAKE. */
-  function swarmOf(nodes: { id: string; name: string; role: string; status: string; running?: boolean }[], options: { rmRefusals?: number } = {}) {
+  function swarmOf(nodes: { id: string; name: string; role: string; status: string; running?: boolean }[], options: { rmRefusals?: number; updateRefusals?: number } = {}) {
     fs.writeFileSync(path.join(dir, "rm-refusals"), String(options.rmRefusals ?? 0));
+    fs.writeFileSync(path.join(dir, "update-refusals"), String(options.updateRefusals ?? 0));
     for (const node of nodes) fs.writeFileSync(path.join(dir, `role-${node.id}`), node.role);
     return scriptedDocker([
       `"node ls -q") for id in $(ls "$FAKE" | sed -n 's/^role-//p'); do echo "$id"; done ;;`,
@@ -436,7 +437,7 @@ describe("day-two scripts against a fake docker", () => {
       '"node demote "*) echo worker > "$FAKE/role-${*##* }" ;;',
       '"node promote "*) echo manager > "$FAKE/role-${*##* }" ;;',
       ...nodes.map((node) => `"node ps ${node.id} "*) ${node.running ? "echo 'Running 2 minutes ago'" : "true"} ;;`),
-      '"node update --availability drain "*) ;;',
+      '"node update --availability drain "*) left=$(cat "$FAKE/update-refusals"); if [ "$left" -gt 0 ]; then echo $((left - 1)) > "$FAKE/update-refusals"; echo "rpc error: code = Unknown desc = update out of sequence" >&2; exit 1; fi ;;',
       '"node rm --force "*) left=$(cat "$FAKE/rm-refusals"); if [ "$left" -gt 0 ]; then echo $((left - 1)) > "$FAKE/rm-refusals"; echo "node is a member of the raft cluster" >&2; exit 1; fi; rm "$FAKE/role-${*##* }" ;;',
     ]);
   }
@@ -470,6 +471,19 @@ describe("day-two scripts against a fake docker", () => {
     expect(result.stdout).toBe("removing vm4 (ready)…\n  demoted vm4\nremoved vm4\n");
     expect(calls().filter((call) => call.startsWith("node ps"))).toHaveLength(2); // one check per second, for at most 2 s
     expect(calls().filter((call) => call.startsWith("node rm"))).toHaveLength(3);
+  });
+
+  it("remove: retries the drain while Swarm refuses it right after the demote (update out of sequence)", () => {
+    const env = swarmOf([{ id: "id5", name: "vm5", role: "manager", status: "ready" }], { updateRefusals: 2 });
+    const result = sh(removeNodesScript(["vm4"], 2, 5), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("removing vm5 (ready)…\n  demoted vm5\nremoved vm5\n");
+    expect(calls().filter((call) => call.startsWith("node update"))).toHaveLength(3);
+    // Refused for good: the script fails with Swarm's reason.
+    const stuck = swarmOf([{ id: "id6", name: "vm6", role: "worker", status: "ready" }], { updateRefusals: 99 });
+    const failed = sh(removeNodesScript(["vm4"], 2, 2), { env: stuck });
+    expect(failed.status).not.toBe(0);
+    expect(failed.stderr).toContain("update out of sequence");
   });
 
   it("remove: fails, naming Docker's reason, when rm keeps refusing", () => {
