@@ -87,10 +87,11 @@ const web = new WebAccess("web", {
   ...(config.web.privateKey && { privateKey: config.web.privateKey }),
 });
 
+const registryLogin = { address: registry.address, username: registry.username, password: registry.password };
 const images = new AppImages(
   "images",
   {
-    registry: { address: registry.address, username: registry.username, password: registry.password },
+    registry: registryLogin,
     baseImages: config.baseImages,
     platform: config.build.platform,
     repoRoot: path.resolve(__dirname),
@@ -104,7 +105,7 @@ const nodePulls = multiManager
   ? new NodeImagePulls("node-images", {
       nodes: config.nodes,
       sshPrivateKey: config.sshPrivateKey,
-      registry: { address: registry.address, username: registry.username, password: registry.password },
+      registry: registryLogin,
       refs: [...Object.values(images.refs), ...(images.etcdRef ? [images.etcdRef] : [])],
       caInstalls: Object.fromEntries(config.nodes.map((node, i) => [node.name, registry.caInstalls[i] as pulumi.Resource])),
     }).pulls
@@ -124,25 +125,25 @@ const broker = new Broker(
 );
 
 const registryAuth = { serverAddress: registry.address, username: registry.username, password: registry.password };
-const etcd =
-  multiManager && images.etcdRef
-    ? new EtcdCluster(
-        "etcd",
-        {
-          settings,
-          members: managerNames,
-          image: images.etcdRef,
-          registryAuth,
-          networkId: network.id,
-          connection: onManager.connection,
-          user: onManager.user,
-          caCert: registry.caCert,
-          caReady: registry.tls,
-        },
-        // Every node must trust the registry before any of them pulls.
-        { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls] },
-      )
-    : undefined;
+// images/etcd is built only in a multi-manager stack.
+const etcd = images.etcdRef
+  ? new EtcdCluster(
+      "etcd",
+      {
+        settings,
+        members: managerNames,
+        image: images.etcdRef,
+        registryAuth,
+        networkId: network.id,
+        connection: onManager.connection,
+        user: onManager.user,
+        caCert: registry.caCert,
+        caReady: registry.tls,
+      },
+      // Every node must trust the registry before any of them pulls.
+      { ...managerDocker, dependsOn: [...swarm.ready, ...registry.caInstalls] },
+    )
+  : undefined;
 const master = new Master(
   "master",
   {

@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { FORMER } from "./aliases";
 import { childOf } from "./options";
-import { isIpAddress, type NodeConfig } from "./config";
+import { isIpAddress, managersOf, type NodeConfig } from "./config";
 import { htpasswdLine } from "./credentials";
 import { remoteCommand } from "./remoteCommand";
 import {
@@ -69,8 +69,6 @@ export class PrivateRegistry extends pulumi.ComponentResource {
   readonly caInstalls: command.remote.Command[];
   /** Makes the stack's CA (and the registry's certificate) on the manager. */
   readonly tls: command.remote.Command;
-  /** Several managers: each manager's copy of the stack's CA, in the order of `nodes` (none with one manager). */
-  readonly caCopies: command.remote.Command[];
   /** Completes once the registry accepts a login over TLS: images push after this. */
   readonly ready: command.remote.Command;
   readonly service: docker.Service;
@@ -140,22 +138,19 @@ export class PrivateRegistry extends pulumi.ComponentResource {
     // Several managers: every manager keeps the CA, so the next primary (the next manager listed, once this one is
     // lost) signs with it and every engine, etcd member and browser that trusts it keeps trusting what it signs.
     // Kept on delete: a removed manager's VM may be gone.
-    this.caCopies = [];
     if (args.severalManagers) {
       const caKey = remoteCommand(
         `${name}-shared-ca`,
         { connection: managerConnection, create: asRoot(readCaScript(), manager.user), logging: "none" },
         childOf(this, opts, { dependsOn: [tls], additionalSecretOutputs: ["stdout"] }),
       );
-      this.caCopies = args.nodes
-        .filter((node) => node.role === "manager")
-        .map((node) =>
-          remoteCommand(
-            `${name}-shared-ca-${node.name}`,
-            { connection: sshConnection(node, args.sshPrivateKey), create: asRoot(installCaScript(), node.user), stdin: caKey.stdout, logging: "none" },
-            childOf(this, opts, { retainOnDelete: true }),
-          ),
+      for (const node of managersOf(args.nodes)) {
+        remoteCommand(
+          `${name}-shared-ca-${node.name}`,
+          { connection: sshConnection(node, args.sshPrivateKey), create: asRoot(installCaScript(), node.user), stdin: caKey.stdout, logging: "none" },
+          childOf(this, opts, { retainOnDelete: true }),
         );
+      }
     }
     const managerCa = caInstalls[args.nodes.indexOf(manager)];
     this.ready = remoteCommand(

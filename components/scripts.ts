@@ -393,9 +393,11 @@ const NODE_NAME_OF_ID = `name=$(docker node inspect --format '{{index .Spec.Labe
  * the node, so a node whose VM is gone is removed too. Prints one progress
  * line before and one after each node.
  */
-export function removeNodesScript(configuredNames: readonly string[], waitSeconds = 60, rmAttempts = 30): string {
+export function removeNodesScript(configuredNames: readonly string[], waitSeconds = 60, attempts = 30): string {
   return [
     "set -eu",
+    // Runs a docker command until Swarm takes it, once a second; after `attempts` refusals, once more with its error shown (and fatal).
+    `retry() { i=0; until "$@" >/dev/null 2>&1; do i=$((i + 1)); if [ "$i" -ge ${attempts} ]; then "$@" >/dev/null; fi; sleep 1; done; }`,
     `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
     "for id in $(docker node ls -q); do",
     `  ${NODE_NAME_OF_ID}`,
@@ -408,12 +410,7 @@ export function removeNodesScript(configuredNames: readonly string[], waitSecond
     '    echo "  demoted $name"',
     "  fi",
     // Right after a demote the node's spec version moves on: Swarm refuses the drain ("update out of sequence") until then.
-    "  i=0",
-    '  until docker node update --availability drain "$id" >/dev/null 2>&1; do',
-    "    i=$((i + 1))",
-    `    if [ "$i" -ge ${rmAttempts} ]; then docker node update --availability drain "$id" >/dev/null; fi`,
-    "    sleep 1",
-    "  done",
+    '  retry docker node update --availability drain "$id"',
     '  if [ "$status" != down ]; then',
     "    i=0",
     `    while [ "$i" -lt ${waitSeconds} ] && docker node ps "$id" --filter desired-state=running --format '{{.CurrentState}}' | grep -q '^Running'; do`,
@@ -421,12 +418,7 @@ export function removeNodesScript(configuredNames: readonly string[], waitSecond
     "    done",
     "  fi",
     // A demoted manager leaves Raft asynchronously: rm refuses it until then.
-    "  i=0",
-    '  until docker node rm --force "$id" >/dev/null 2>&1; do',
-    "    i=$((i + 1))",
-    `    if [ "$i" -ge ${rmAttempts} ]; then docker node rm --force "$id" >/dev/null; fi`,
-    "    sleep 1",
-    "  done",
+    '  retry docker node rm --force "$id"',
     '  echo "removed $name"',
     "done",
   ].join("\n");

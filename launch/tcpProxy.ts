@@ -104,8 +104,6 @@ export async function startTcpProxy(backendPorts: readonly number[]): Promise<Tc
         pair.backend?.unpipe();
         pair.client.pause();
         pair.backend?.pause();
-        // Whatever the backend does now (a killed process closes its end) never reaches the client.
-        pair.backend?.removeAllListeners("data");
       }
     },
     heal() {
