@@ -56,6 +56,24 @@ export function swarmInitScript(advertiseAddr: string, pool?: AddressPool): stri
   ].join("\n");
 }
 
+const HEARTBEAT_PERIOD = `docker info --format '{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}'`;
+
+/**
+ * On a manager: sets how often every node reports to the swarm's leader
+ * (`docker swarm update --dispatcher-heartbeat`), unless it already is that.
+ * Prints the period in force, as Docker writes it (e.g. `2s`).
+ */
+export function dispatcherHeartbeatScript(seconds: number): string {
+  if (!Number.isInteger(seconds) || seconds < 1) throw new RangeError(`the dispatcher heartbeat must be a whole number of seconds ≥ 1, got ${seconds}`);
+  return [
+    "set -eu",
+    `if [ "$(${HEARTBEAT_PERIOD})" != ${seconds}s ]; then`,
+    `  docker swarm update --dispatcher-heartbeat ${seconds}s >/dev/null`,
+    "fi",
+    HEARTBEAT_PERIOD,
+  ].join("\n");
+}
+
 /** On the manager: the join token for a role, alone on stdout (captured as a secret output). */
 export function joinTokenScript(role: "worker" | "manager"): string {
   return `set -eu\ndocker swarm join-token -q ${role}`;

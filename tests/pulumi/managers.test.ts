@@ -3,7 +3,8 @@
 // the primary removes nodes that left the config, every per-node resource is
 // kept on delete, and the quorum guard reads the stack's own last outputs.
 import { describe, expect, it, vi } from "vitest";
-import { removeNodesScript } from "../../components/scripts";
+import { dispatcherHeartbeatScript, removeNodesScript } from "../../components/scripts";
+import { DISPATCHER_HEARTBEAT_S } from "../../components/swarm";
 import {
   byName,
   engineConfigFromStackFile,
@@ -67,6 +68,16 @@ describe.skipIf(missing.length > 0)("a 3-manager stack", () => {
     ]);
     expect(names(program, "swarm-join-token")).toEqual(["swarm-join-token-worker"]);
     expect(names(program, "swarm-roles")).toEqual([]);
+  });
+
+  it("shortens the swarm's dispatcher heartbeat from the primary, once the swarm exists; a 1-manager stack keeps Docker's", async () => {
+    const program = await run(THREE_AND_TWO);
+    const heartbeat = command(program, "swarm-heartbeat");
+    expect(heartbeat.inputs["connection"]).toMatchObject({ host: "172.28.0.11" });
+    expect(heartbeat.inputs["create"]).toBe(dispatcherHeartbeatScript(DISPATCHER_HEARTBEAT_S));
+    expect(heartbeat.inputs["create"]).toContain(`docker swarm update --dispatcher-heartbeat ${DISPATCHER_HEARTBEAT_S}s`);
+    expect(heartbeat.dependencies).toContain(command(program, "swarm-init").urn);
+    expect(names(await run(ONE_MANAGER_NODES), "swarm-heartbeat")).toEqual([]);
   });
 
   it("enforces roles from the primary after every join and label, before the members step", async () => {

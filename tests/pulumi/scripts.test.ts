@@ -14,6 +14,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   asRoot,
+  dispatcherHeartbeatScript,
   drainAndRemoveScript,
   joinTokenScript,
   nodeLabelScript,
@@ -275,6 +276,8 @@ function installFakeDocker(state: { swarm: string; control?: boolean; labels?: s
       '  *LocalNodeState*) cat "$FAKE/state" ;;',
       '  *ControlAvailable*) cat "$FAKE/control" ;;',
       '  *NodeID*) echo node-id-123 ;;',
+      '  *HeartbeatPeriod*) cat "$FAKE/heartbeat" 2>/dev/null || echo 5s ;;',
+      '  "swarm update --dispatcher-heartbeat "*) echo "$4" > "$FAKE/heartbeat"; echo "Swarm updated." ;;',
       '  "swarm init"*) echo active > "$FAKE/state"; echo true > "$FAKE/control"; echo "docker swarm join --token SWMTKN-1-secret 10.0.0.1:2377" ;;',
       '  "swarm join"*) echo active > "$FAKE/state"; echo "This node joined a swarm as a worker." ;;',
       '  "swarm leave"*) echo inactive > "$FAKE/state" ;;',
@@ -323,6 +326,17 @@ describe("swarm scripts against a fake docker", () => {
     const result = sh(swarmInitScript("10.0.0.1"), { env });
     expect(result.status).toBe(1);
     expect(result.stderr).toContain("is in a swarm but is not a manager");
+  });
+
+  it("the dispatcher heartbeat is updated only when it differs, quietly, and the period in force is printed", () => {
+    const env = installFakeDocker({ swarm: "active", control: true });
+    const first = sh(dispatcherHeartbeatScript(2), { env });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toBe("2s\n");
+    const again = sh(dispatcherHeartbeatScript(2), { env });
+    expect(again.stdout).toBe("2s\n");
+    expect(calls().filter((call) => call.startsWith("swarm update"))).toEqual(["swarm update --dispatcher-heartbeat 2s"]);
+    expect(() => dispatcherHeartbeatScript(0.5)).toThrow("whole number of seconds ≥ 1, got 0.5");
   });
 
   it("join takes the token from stdin, joins once, and leaves a joined node alone", () => {

@@ -70,9 +70,14 @@ export interface HealthFacts {
   current_leader?: string;
 }
 
-/** The body of /healthz. */
+/**
+ * The body of /healthz. `degraded`: the store answers but the broker does not;
+ * the master still serves the page and accepts queries (they wait, queued,
+ * until the broker is back), so Docker's health check passes: restarting the
+ * master would not bring the broker back, and would cost a leader.
+ */
 export interface HealthReport extends HealthFacts {
-  status: "ok" | "unavailable" | "standby";
+  status: "ok" | "degraded" | "unavailable" | "standby";
 }
 
 export interface WebAuthOptions {
@@ -406,9 +411,9 @@ export class HttpApi {
 
   private healthz(res: ServerResponse): void {
     const facts = this.deps.health();
-    const ok = facts.mqtt && facts.db;
-    const report: HealthReport = { status: ok ? "ok" : "unavailable", ...facts };
-    sendJson(res, ok ? 200 : 503, report);
+    const status = !facts.db ? "unavailable" : facts.mqtt ? "ok" : "degraded";
+    const report: HealthReport = { status, ...facts };
+    sendJson(res, facts.db ? 200 : 503, report);
   }
 
   private async metrics(res: ServerResponse): Promise<void> {

@@ -2,7 +2,6 @@
 // SQLite on 127.0.0.1): access control with a token, sessions and their
 // isolation, security headers, the Origin rule, the sign-in back-off, and TLS
 // with a certificate made here by openssl (plain HTTP on the same port).
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +11,7 @@ import type { QueryView } from "../src/queryService";
 import { CONTENT_SECURITY_POLICY } from "../src/securityHeaders";
 import { startApi, type TestApi } from "./helpers/api";
 import { cookieFrom, request, type Reply, type RequestInit } from "./helpers/client";
-import { builtMasterExists } from "./helpers/master";
+import { builtMasterExists, runHealthcheck } from "./helpers/master";
 import { eventually as waitUntil, freePort, sleep } from "../../../launch/ports";
 import { makeCertificate, opensslMissing, type TestCertificate } from "./helpers/tls";
 
@@ -472,11 +471,7 @@ describe.skipIf(noOpenssl !== undefined)("TLS on the web port", () => {
   });
 
   it.skipIf(!builtMasterExists())("dist/healthcheck.js exits 0 against the TLS port and 1 when nothing answers", async () => {
-    const run = (env: Record<string, string>): Promise<number | null> =>
-      new Promise((resolve) => {
-        const child = spawn(process.execPath, [join(__dirname, "..", "dist", "healthcheck.js")], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: "ignore" });
-        child.once("exit", resolve);
-      });
+    const run = runHealthcheck;
     expect(await run({ HTTP_PORT: String(t.port), WEB_TLS_CERT_FILE: cert.certFile })).toBe(0);
     expect(await run({ HTTP_PORT: String(t.port) })).toBe(0); // plain /healthz is answered too
     expect(await run({ HTTP_PORT: String(await freePort()), WEB_TLS_CERT_FILE: cert.certFile })).toBe(1);

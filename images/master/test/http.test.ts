@@ -33,6 +33,8 @@ let service: QueryService;
 let api: HttpApi;
 let base: string;
 let mqttUp = true;
+/** The store's answer to /healthz's ping, as the test wants it. */
+let dbUp = true;
 const publisher = new RecordingPublisher();
 
 beforeAll(async () => {
@@ -53,7 +55,7 @@ beforeAll(async () => {
   api = new HttpApi({
     service, metrics, log, maxQueryChars: MAX_CHARS,
     rateLimiter: new RateLimiter(RATE),
-    health: () => ({ mqtt: mqttUp, db: store.ping(), leader: true, store: "sqlite" }),
+    health: () => ({ mqtt: mqttUp, db: dbUp && store.ping(), leader: true, store: "sqlite" }),
     clusterPushMs: 100,
     // Long chart steps: a step boundary (the chart moving on) never falls in a test's quiet period.
     cluster: { historyStepMs: 600_000 },
@@ -273,15 +275,20 @@ describe("other endpoints", () => {
     for (const id of ["w-c1", "w-c2"]) service.onWorkerMessage({ v: 1, type: "status", worker_id: id, status: "offline", task_id: null, ts: 0 });
   });
 
-  it("GET /healthz is 200 with the broker up and 503 without", async () => {
+  it("GET /healthz is 200 ok with the broker up, 200 degraded without it, 503 without the store", async () => {
     const up = await fetch(`${base}/healthz`);
     expect(up.status).toBe(200);
     expect(await up.json()).toEqual({ status: "ok", mqtt: true, db: true, leader: true, store: "sqlite" });
     mqttUp = false;
-    const down = await fetch(`${base}/healthz`);
+    const noBroker = await fetch(`${base}/healthz`);
+    dbUp = false;
+    const noStore = await fetch(`${base}/healthz`);
     mqttUp = true;
-    expect(down.status).toBe(503);
-    expect(await down.json()).toMatchObject({ mqtt: false, db: true });
+    dbUp = true;
+    expect(noBroker.status).toBe(200);
+    expect(await noBroker.json()).toEqual({ status: "degraded", mqtt: false, db: true, leader: true, store: "sqlite" });
+    expect(noStore.status).toBe(503);
+    expect(await noStore.json()).toEqual({ status: "unavailable", mqtt: false, db: false, leader: true, store: "sqlite" });
   });
 
   it("GET /metrics is Prometheus text with the documented series", async () => {

@@ -114,7 +114,7 @@ describe.skipIf(missing !== undefined)("shutdown of the master process", () => {
       });
 
       await broker.stop();
-      await waitUntil("healthz 503", async () => ((await fetch(`${base}/healthz`)).status === 503 ? true : undefined));
+      await waitUntil("healthz to say the broker is gone", async () => (((await (await fetch(`${base}/healthz`)).json()) as { mqtt: boolean }).mqtt ? undefined : true));
       const stopping = master;
       master = undefined;
       expect(await stopping.kill("SIGTERM")).toBe(0);

@@ -1,7 +1,7 @@
 // Runs the built master (dist/main.js) as a real process and reads its JSON logs.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { mosquittoMissing } from "../../../../launch/mosquitto";
 import { eventually as waitUntil, freePort } from "../../../../launch/ports";
 
@@ -24,6 +24,14 @@ export interface MasterProcess {
 
 export function builtMasterExists(): boolean {
   return existsSync(MAIN_JS);
+}
+
+/** The image's HEALTHCHECK (dist/healthcheck.js) as Docker runs it, with this environment: its exit code. */
+export function runHealthcheck(env: Record<string, string>): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(dirname(MAIN_JS), "healthcheck.js")], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: "ignore" });
+    child.once("exit", resolve);
+  });
 }
 
 export function spawnMaster(env: Record<string, string>): MasterProcess {
