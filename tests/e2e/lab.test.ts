@@ -792,7 +792,11 @@ async function loseVmMidBurst(what: string, victim: string): Promise<void> {
   const leader = await findLeader();
   webUrl = leader.url;
   const tasks = await runningTasks(aliveManager(), config.stackName);
-  say(`${what}: killing ${victim}, which runs ${tasks.filter((t) => t.node === victim).map((t) => t.task).join(", ") || "nothing of the stack"}; the master leads on ${leader.vm.name}`);
+  const raftLeader = parseNodeLines(await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`)).find((n) => n.managerStatus === "Leader")?.hostname;
+  say(
+    `${what}: killing ${victim}, which runs ${tasks.filter((t) => t.node === victim).map((t) => t.task).join(", ") || "nothing of the stack"}; ` +
+      `the master leads on ${leader.vm.name}; the swarm's Raft leader is ${raftLeader ?? "unknown"}`,
+  );
   const ids = await submitMany(`lose-${what}`);
   const started = Date.now();
   while (Date.now() - started < 60_000) {
@@ -803,7 +807,7 @@ async function loseVmMidBurst(what: string, victim: string): Promise<void> {
   const killedAt = Date.now();
   await runOk("docker", ["kill", victim]);
   dead.add(victim);
-  // What Swarm does meanwhile, for the record: when it marks the VM Down, and when the broker runs again elsewhere.
+  // What Swarm does until the burst is answered, for the record: when it marks the VM Down, and when the broker runs again elsewhere.
   const seen: Record<string, number> = {};
   let watching = true;
   const watcher = (async () => {
@@ -818,39 +822,46 @@ async function loseVmMidBurst(what: string, victim: string): Promise<void> {
     }
   })();
 
-  let next = await findLeader(180_000);
-  const ledAfter = (Date.now() - killedAt) / 1000;
-  webUrl = next.url;
-  // The page is back when the leader serves it and accepts a query (answers wait their turn behind the burst).
-  // Until then a refused or cut connection (a master just taking over its port) is part of the wait, not a failure.
-  let probe: string | undefined;
-  for (const deadline = Date.now() + 180_000; probe === undefined; ) {
-    let why: string;
-    try {
-      const page = await apiRequest(`${webUrl}/`, {}, { ca: webCa });
-      why = `GET / answered ${page.status}`;
-      if (page.status === 200) probe = (await submitMany(`after-${what}`, 1))[0];
-    } catch (error) {
-      why = (error as Error).message;
+  // Measured until the burst and a query sent after it are answered; the watcher stops however that ends.
+  const { next, ledAfter, pageBack, refused, answers, probeAnswer } = await (async () => {
+    let next = await findLeader(180_000);
+    const ledAfter = (Date.now() - killedAt) / 1000;
+    webUrl = next.url;
+    // The page is back when the leader serves it and accepts a query (answers wait their turn behind the burst).
+    // Until then a refused or cut connection (a master just taking over its port) is part of the wait, not a failure.
+    let probe: string | undefined;
+    let refused: string | undefined;
+    for (const deadline = Date.now() + 180_000; probe === undefined; ) {
+      let why: string;
+      try {
+        const page = await apiRequest(`${webUrl}/`, {}, { ca: webCa });
+        why = `GET / answered ${page.status}`;
+        if (page.status === 200) probe = (await submitMany(`after-${what}`, 1))[0];
+      } catch (error) {
+        why = (error as Error).message;
+      }
+      if (probe === undefined) {
+        refused = why;
+        if (Date.now() > deadline) throw new Error(`the page did not serve and accept a query within 180 s of the kill: ${why}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        next = await findLeader(180_000);
+        webUrl = next.url;
+      }
     }
-    if (probe === undefined) {
-      if (Date.now() > deadline) throw new Error(`the page did not serve and accept a query within 180 s of the kill: ${why}`);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      next = await findLeader(180_000);
-      webUrl = next.url;
-    }
-  }
-  const pageBack = (Date.now() - killedAt) / 1000;
-  watching = false;
-  await watcher;
-  const answers = await timed(`${QUERIES} queries with ${victim} lost`, () => Promise.all(ids.map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, asClient(id)))));
-  const probeAnswer = await waitForAnswer(webUrl, probe, ANSWER_TIMEOUT_MS, asClient(probe));
+    const pageBack = (Date.now() - killedAt) / 1000;
+    const answers = await timed(`${QUERIES} queries with ${victim} lost`, () => Promise.all(ids.map((id) => waitForAnswer(webUrl, id, ANSWER_TIMEOUT_MS, asClient(id)))));
+    const probeAnswer = await waitForAnswer(webUrl, probe, ANSWER_TIMEOUT_MS, asClient(probe));
+    return { next, ledAfter, pageBack, refused, answers, probeAnswer };
+  })().finally(() => {
+    watching = false;
+    return watcher;
+  });
   expect(probeAnswer.status).toBe("done");
   const probeAnswered = ((probeAnswer.timings["completed_ms"] ?? NaN) - killedAt) / 1000;
   const firstAnswer = (Math.min(...answers.map((a) => a.timings["completed_ms"] ?? Infinity).filter((t) => t > killedAt)) - killedAt) / 1000;
   say(
     `${what}: ${victim} killed → a master leads on ${next.vm.name} after ${ledAfter.toFixed(1)} s → the page serves and accepts a query after ${pageBack.toFixed(1)} s (target ≤ 30 s; ` +
-      `its /healthz then: ${next.health}) → the first answer after the kill at ${firstAnswer.toFixed(1)} s; the query sent when the page was back answered at ${probeAnswered.toFixed(1)} s; ` +
+      `its /healthz then: ${next.health}${refused === undefined ? "" : `; the last refusal before: ${refused}`}) → the first answer after the kill at ${firstAnswer.toFixed(1)} s; the query sent when the page was back answered at ${probeAnswered.toFixed(1)} s; ` +
       `meanwhile Swarm: ${Object.entries(seen).map(([event, ms]) => `${event} at ${(ms / 1000).toFixed(1)} s`).join(", ") || "nothing seen"}`,
   );
   say(`answers: ${JSON.stringify(tally(answers))}`);
