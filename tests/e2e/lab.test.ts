@@ -807,15 +807,20 @@ async function loseVmMidBurst(what: string, victim: string): Promise<void> {
   const killedAt = Date.now();
   await runOk("docker", ["kill", victim]);
   dead.add(victim);
-  // What Swarm does until the burst is answered, for the record: when it marks the VM Down, and when the broker runs again elsewhere.
+  // What Swarm does until the burst is answered, for the record: (if the victim led the swarm's Raft) when another
+  // manager leads, when it marks the VM Down, and (if it ran there) when the broker runs again elsewhere.
+  const brokerLost = tasks.some((t) => t.node === victim && t.service === `${config.stackName}_mosquitto`);
   const seen: Record<string, number> = {};
   let watching = true;
   const watcher = (async () => {
     while (watching) {
       const nodes = await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`).then(parseNodeLines).catch(() => []);
+      if (raftLeader === victim && seen["a new Raft leader"] === undefined && nodes.some((n) => n.managerStatus === "Leader" && n.hostname !== victim)) {
+        seen["a new Raft leader"] = Date.now() - killedAt;
+      }
       if (seen["node Down"] === undefined && nodes.find((n) => n.hostname === victim)?.status === "Down") seen["node Down"] = Date.now() - killedAt;
-      const broker = await onVm(aliveManager(), `docker service ps --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' ${config.stackName}_mosquitto`).catch(() => "");
-      if (seen["broker running"] === undefined && broker.split("\n").some((line) => line.startsWith("ai-swarm-") && !line.startsWith(`${victim} `) && line.includes("Running"))) {
+      const broker = brokerLost ? await onVm(aliveManager(), `docker service ps --filter desired-state=running --format '{{.Node}} {{.CurrentState}}' ${config.stackName}_mosquitto`).catch(() => "") : "";
+      if (brokerLost && seen["broker running"] === undefined && broker.split("\n").some((line) => line.startsWith("ai-swarm-") && !line.startsWith(`${victim} `) && line.includes("Running"))) {
         seen["broker running"] = Date.now() - killedAt;
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
