@@ -41,10 +41,10 @@ export interface WorkerPoolArgs {
   /** The configured nodes' names: the placement is taken again when they change. */
   nodeNames: string[];
   /**
-   * Rebalance the worker services whose spread is uneven before the placement
-   * is read (multi-manager stacks; a 1-manager stack keeps today's script).
-   * The placement is read again only when the nodes, the services or their
-   * images change, so a no-change deploy moves nothing.
+   * Rebalance the worker services whose spread is uneven, before the placement
+   * is read, on a deploy whose node set changed (multi-manager stacks; a
+   * 1-manager stack keeps today's script). Never on any other deploy: a
+   * replica or image change moves no other service, a no-change deploy nothing.
    */
   rebalance?: boolean;
 }
@@ -107,12 +107,27 @@ export class WorkerPool extends pulumi.ComponentResource {
     const serviceNames = WORKER_LANGUAGES.map((language) => serviceName(stackName, `worker-${language}`));
     this.placementCommand = placementCommand(serviceNames);
     this.rebalanceScript = rebalanceScript(serviceNames);
+    const services = Object.values(this.services);
+    // Run again only when the nodes change (a VM added, back, or removed): Swarm then leaves the spread uneven.
+    // On a replica change Swarm places the new tasks itself, and a rebalance then would restart other services.
+    const rebalance =
+      args.rebalance === true
+        ? remoteCommand(
+            `${name}-rebalance`,
+            {
+              connection: args.manager.connection,
+              create: asRoot(placementScript(serviceNames, undefined, true), args.manager.user),
+              triggers: [JSON.stringify({ nodes: args.nodeNames })],
+            },
+            childOf(this, opts, { dependsOn: services }),
+          )
+        : undefined;
     const snapshot = remoteCommand(
       `${name}-placement`,
       {
         connection: args.manager.connection,
         // Waits until every worker service has converged (no replica starting, none on a drained node).
-        create: asRoot(placementScript(serviceNames, undefined, args.rebalance ?? false), args.manager.user),
+        create: asRoot(placementScript(serviceNames), args.manager.user),
         // Taken again whenever a worker service changes (a new image, new replica counts:
         // an update keeps the service id, so the counts are named here) or the nodes do.
         triggers: [
@@ -121,7 +136,7 @@ export class WorkerPool extends pulumi.ComponentResource {
           JSON.stringify({ replicas: args.replicas, maxReplicasPerNode: args.maxReplicasPerNode, nodes: args.nodeNames }),
         ],
       },
-      childOf(this, opts, { aliases: [formerlyInApp("placement")], dependsOn: Object.values(this.services) }),
+      childOf(this, opts, { aliases: [formerlyInApp("placement")], dependsOn: rebalance ? [...services, rebalance] : services }),
     );
     this.placement = snapshot.stdout;
     this.registerOutputs({ placement: this.placement });

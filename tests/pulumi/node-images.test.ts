@@ -72,9 +72,16 @@ describeProgram("a multi-manager stack under mocks: every node pulls every new i
     }
   });
 
-  it("rebalances uneven worker services before it reads the placement, and exports the rebalance script", () => {
+  it("rebalances uneven worker services before it reads the placement, only when the nodes change; exports the rebalance script", () => {
+    const rebalance = byName(r.resources, TYPES.command, "workers-rebalance");
     const placement = byName(r.resources, TYPES.command, "workers-placement");
-    expect(String(placement.inputs["create"])).toContain("docker service update --force");
+    expect(String(rebalance.inputs["create"])).toContain("docker service update --force");
+    expect(placement.dependencies).toContain(rebalance.urn);
+    for (const short of ["worker-python", "worker-go", "worker-java"]) expect(rebalance.dependencies).toContain(serviceNamed(r, short).urn);
+    // Its only trigger is the node set: a replica or image change re-reads the placement but moves no other service.
+    expect(rebalance.inputs["triggers"]).toEqual([JSON.stringify({ nodes: FIVE_NODES.map((node) => node.name) })]);
+    expect(String(placement.inputs["create"])).not.toContain("service update --force");
+    expect(JSON.stringify(placement.inputs["triggers"])).toContain("replicas");
     expect(String(r.outputs["workerRebalanceScript"]?.value)).toContain("docker service update --force");
   });
 
@@ -94,6 +101,7 @@ describeProgram("a 1-manager stack under mocks keeps what it declared before", (
 
   it("declares no per-node pull, and its placement script does not rebalance", () => {
     expect(pullsOf(run)).toEqual([]);
+    expect(run.resources.filter((resource) => resource.name === "workers-rebalance")).toEqual([]);
     expect(String(byName(run.resources, TYPES.command, "workers-placement").inputs["create"])).not.toContain("service update --force");
   });
 
