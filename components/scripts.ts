@@ -125,9 +125,37 @@ export function swarmRejoinScript(advertiseAddr: string, managerAddr: string): s
     `  state=$(${SWARM_STATE})`,
     "fi",
     `if [ "$state" != active ]; then`,
-    `  docker swarm join --advertise-addr ${shellQuote(advertiseAddr)} --token "$token" ${shellQuote(`${managerAddr}:2377`)} >/dev/null`,
+    joinLines(advertiseAddr, managerAddr),
     "fi",
     NODE_ID,
+  ].join("\n");
+}
+
+/**
+ * `docker swarm join` with the token in `$token` (multi-manager stacks).
+ * Docker stops waiting after 20 s ("Timeout was reached before node joined.
+ * The attempt to join the swarm will continue in the background"); a manager
+ * joining while a lost manager is still a Raft member can take longer (e2e
+ * run 10), so that answer is waited out, at most `waitSeconds`, until the node
+ * is active. Any other failure fails with Docker's message.
+ */
+function joinLines(advertiseAddr: string, managerAddr: string, waitSeconds = 120): string {
+  return [
+    `  if ! out=$(docker swarm join --advertise-addr ${shellQuote(advertiseAddr)} --token "$token" ${shellQuote(`${managerAddr}:2377`)} 2>&1 >/dev/null); then`,
+    '    case "$out" in',
+    `      *"continue in the background"*) echo "the join takes longer than Docker waits; waiting for it (at most ${waitSeconds} s)" >&2 ;;`,
+    `      *) printf '%s\n' "$out" >&2; exit 1 ;;`,
+    "    esac",
+    "  fi",
+    "  waited=0",
+    `  while [ "$(${SWARM_STATE})" != active ]; do`,
+    `    if [ "$waited" -ge ${waitSeconds} ]; then`,
+    `      echo "node ${advertiseAddr} did not join within ${waitSeconds} s: $(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.Error}}')" >&2`,
+    "      exit 1",
+    "    fi",
+    "    sleep 2",
+    "    waited=$((waited + 2))",
+    "  done",
   ].join("\n");
 }
 

@@ -543,11 +543,11 @@ describe("day-two scripts against a fake docker", () => {
     ["active", "rpc error: node not found"],
   ])("rejoin: a node left %s by a swarm that removed it leaves that state, then joins", (state, error) => {
     const env = scriptedDocker([
-      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/left" ]; then echo inactive; else echo ${state}; fi ;;`,
+      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/joined" ]; then echo active; elif [ -e "$FAKE/left" ]; then echo inactive; else echo ${state}; fi ;;`,
       `"info --format {{.Swarm.Error}}") echo ${shellQuote(error)} ;;`,
       '"info --format {{.Swarm.NodeID}}") echo new-id ;;',
       '"swarm leave --force") touch "$FAKE/left" ;;',
-      '"swarm join "*) ;;',
+      '"swarm join "*) touch "$FAKE/joined" ;;',
     ]);
     const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\n" });
     expect(result.status, result.stderr).toBe(0);
@@ -558,17 +558,41 @@ describe("day-two scripts against a fake docker", () => {
 
   it("rejoin: an active node whose id the swarm no longer knows (removed while it was up) leaves, then joins", () => {
     const env = scriptedDocker([
-      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/left" ]; then echo inactive; else echo active; fi ;;`,
+      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/joined" ]; then echo active; elif [ -e "$FAKE/left" ]; then echo inactive; else echo active; fi ;;`,
       '"info --format {{.Swarm.Error}}") echo ;;',
       `"info --format {{.Swarm.NodeID}}") if [ -e "$FAKE/left" ]; then echo new-id; else echo old-id; fi ;;`,
       '"swarm leave --force") touch "$FAKE/left" ;;',
-      '"swarm join "*) ;;',
+      '"swarm join "*) touch "$FAKE/joined" ;;',
     ]);
     const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\nid-primary\nid-other\n" });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("new-id\n");
     expect(result.stderr).toContain("leaving a stale swarm state (active: this swarm no longer knows node id old-id (it was removed))");
     expect(calls().filter((call) => call.startsWith("swarm"))).toEqual(["swarm leave --force", "swarm join --advertise-addr 10.0.0.2 --token SWMTKN-1-abc 10.0.0.1:2377"]);
+  });
+
+  it("rejoin: a join Docker stops waiting for (it goes on in the background) is waited out until the node is active; any other failure fails with Docker's message", () => {
+    const background = "Error response from daemon: Timeout was reached before node joined. The attempt to join the swarm will continue in the background.";
+    const env = scriptedDocker([
+      // pending after the join, active on the second look
+      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/looked" ]; then echo active; elif [ -e "$FAKE/joined" ]; then touch "$FAKE/looked"; echo pending; else echo inactive; fi ;;`,
+      '"info --format {{.Swarm.Error}}") echo ;;',
+      '"info --format {{.Swarm.NodeID}}") echo new-id ;;',
+      `"swarm join "*) touch "$FAKE/joined"; echo ${shellQuote(background)} >&2; exit 1 ;;`,
+    ]);
+    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("new-id\n");
+    expect(result.stderr).toContain("the join takes longer than Docker waits; waiting for it (at most 120 s)");
+    expect(result.stderr).not.toContain("SWMTKN");
+    const refused = scriptedDocker([
+      '"info --format {{.Swarm.LocalNodeState}}") echo inactive ;;',
+      '"info --format {{.Swarm.Error}}") echo ;;',
+      '"swarm join "*) echo "Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary" >&2; exit 1 ;;',
+    ]);
+    const failed = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env: refused, stdin: "SWMTKN-1-abc\n" });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain("A valid join token is necessary");
   });
 
   it("rejoin: leaves a healthy member alone (its id listed, or no list) and fails clearly without a token", () => {
