@@ -55,7 +55,7 @@ import {
  * 0.5 s), and only then starts its tasks elsewhere; a new leader (after the
  * leader's VM is lost) first gives every node that long to report again.
  * Docker's default, 5 s, made that 15 s on the lab (40 s when the leader's
- * own VM was lost: an election first); 2 s makes it 4–6 s (30 s). The cost:
+ * own VM was lost: an election first); 2 s makes it 3.5–6.6 s (22–30 s). The cost:
  * one small RPC per node every 2 s.
  */
 export const DISPATCHER_HEARTBEAT_S = 2;
