@@ -144,7 +144,7 @@ function joinLines(advertiseAddr: string, managerAddr: string, waitSeconds = 120
     `  if ! out=$(docker swarm join --advertise-addr ${shellQuote(advertiseAddr)} --token "$token" ${shellQuote(`${managerAddr}:2377`)} 2>&1 >/dev/null); then`,
     '    case "$out" in',
     `      *"continue in the background"*) echo "the join takes longer than Docker waits; waiting for it (at most ${waitSeconds} s)" >&2 ;;`,
-    `      *) printf '%s\n' "$out" >&2; exit 1 ;;`,
+    `      *) printf '%s\\n' "$out" >&2; exit 1 ;;`,
     "    esac",
     "  fi",
     "  waited=0",
