@@ -56,7 +56,8 @@ export function swarmInitScript(advertiseAddr: string, pool?: AddressPool): stri
   ].join("\n");
 }
 
-const HEARTBEAT_PERIOD = `docker info --format '{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}'`;
+/** On a manager: the swarm's dispatcher heartbeat period, as Docker writes it (e.g. `2s`). */
+export const HEARTBEAT_PERIOD = `docker info --format '{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}'`;
 
 /**
  * On a manager: sets how often every node reports to the swarm's leader

@@ -20,10 +20,9 @@
 // first listed manager) inits the swarm; the other managers join with the
 // manager token (…-join-token-manager); …-heartbeat on the primary shortens
 // how long Swarm takes to see a VM is gone (DISPATCHER_HEARTBEAT_S); …-roles
-// on the primary promotes and demotes nodes whose role changed; and
-// …-members on the primary removes
-// nodes that left the config itself (demote, drain, node rm --force), since
-// their VM may be gone for good. So every per-node resource is kept on delete
+// on the primary promotes and demotes nodes whose role changed; and …-members
+// on the primary removes nodes that left the config itself (demote, drain,
+// node rm --force), since their VM may be gone for good. So every per-node resource is kept on delete
 // (retainOnDelete): its delete would dial the removed node. A 1-manager stack
 // keeps the resources and inputs it had before.
 import type * as command from "@pulumi/command";
@@ -54,9 +53,9 @@ import {
  * in seconds. Swarm marks a node Down when it misses three reports (plus
  * 0.5 s), and only then starts its tasks elsewhere; a new leader (after the
  * leader's VM is lost) first gives every node that long to report again.
- * Docker's default, 5 s, made that 15 s on the lab (40 s when the leader's
- * own VM was lost: an election first); 2 s makes it 3.5–6.6 s (22–30 s). The cost:
- * one small RPC per node every 2 s.
+ * Docker's default is 5 s; the cost of 2 s is one small RPC per node every
+ * 2 s. What it changed on the lab: docs/pulumi.md, "How fast Swarm sees a VM
+ * is gone".
  */
 export const DISPATCHER_HEARTBEAT_S = 2;
 

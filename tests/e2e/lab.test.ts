@@ -47,6 +47,7 @@ import {
   type TaskRow,
 } from "../../lab/stack-plan";
 import type { ParsedConfig } from "../../components/config";
+import { HEARTBEAT_PERIOD } from "../../components/scripts";
 import { DISPATCHER_HEARTBEAT_S } from "../../components/swarm";
 import { launchChromium } from "../../launch/browser";
 import { askThroughPage, signInThroughPage } from "../support/browser";
@@ -131,7 +132,7 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
     expect(nodes.filter((node) => node.managerStatus !== "").map((node) => node.hostname).sort()).toEqual([...managers].sort());
     expect(nodes.filter((node) => node.managerStatus === "Leader")).toHaveLength(1);
     // Every node reports to the swarm's leader every DISPATCHER_HEARTBEAT_S: a lost VM is Down after three missed reports.
-    const heartbeat = (await onVm(aliveManager(), `docker info --format '{{.Swarm.Cluster.Spec.Dispatcher.HeartbeatPeriod}}'`)).trim();
+    const heartbeat = (await onVm(aliveManager(), HEARTBEAT_PERIOD)).trim();
     say(`swarm dispatcher heartbeat: ${heartbeat}`);
     expect(heartbeat).toBe(`${DISPATCHER_HEARTBEAT_S}s`);
   });
