@@ -7,7 +7,8 @@
 // then a worker VM stopped mid-burst and the spread restored when it is back,
 // then (issue 14) the VM running the master, the VM running the broker and
 // the primary manager's VM killed for good, each mid-burst, each replaced by a
-// config change (the primary by a VM added to the lab); and teardown. Every check prints what it
+// config change (the primary by a VM added to the lab; whichever loss takes
+// the primary, the next manager builds); and teardown. Every check prints what it
 // saw; deploy times are printed at the end. Traffic goes only to the lab's own
 // containers (172.28.0.0/24) and loopback.
 import { randomUUID } from "node:crypto";
@@ -455,7 +456,6 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
 
     it("14e. docker kill of the primary manager's VM (registry, CA, builds) mid-burst: every query answered once, the page back, the dead node Down", async () => {
       if (!replaced.has("without-second-loss")) throw new Error("14d did not converge: not killing a third VM");
-      caBeforePrimaryLoss = String(stackOutput("webCaCert"));
       const primary = nodesNow().find((node) => node.role === "manager");
       if (!primary) throw new Error("no manager in the stack config");
       await loseVmMidBurst("primary", vmOfNode(primary.name).name);
@@ -466,22 +466,17 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
       lab = readLab();
       pinLabHostKeys(lab);
       const added = { name: vm.name.replace(/^ai-swarm-/, ""), host: vm.address, sshPort: 22, user: "root", role: "manager" as const, labels: { vm: vm.name } };
-      // The next primary builds the images: the lab stands in for Docker Hub, where a real VM would pull the build bases.
-      const next = nodesNow().find((node) => node.role === "manager" && !dead.has(vmOfNode(node.name).name));
-      if (!next) throw new Error("no live manager to become the primary");
-      say(`the next primary is ${next.name}; loading the build bases into it (what it would pull from Docker Hub)`);
-      await timed("build bases to the next primary", () => copyImages({ ...vmOfNode(next.name), volume: "" }, [...BUILD_BASE_IMAGES]));
       await replaceLostVms("without-primary", [added]);
+      const next = nodesNow().find((node) => node.role === "manager");
+      if (!next) throw new Error("no manager left in the stack config");
 
-      // Same CA: every engine, etcd member and browser that trusted it still does.
-      expect(String(stackOutput("webCaCert")), "the stack's CA after the primary was replaced").toBe(caBeforePrimaryLoss);
       const registryAddress = `${next.host}:${config.registry.port}`;
       const registryTasks = (await runningTasks(aliveManager(), config.stackName)).filter((t) => t.service === `${config.stackName}_registry`);
       const built = [...(await serviceImages())].filter(([service]) => /_(master|worker-|etcd-)/.test(service));
       say(`registry: ${registryTasks.map((t) => `${t.task} on ${t.node}`).join(", ")}; services pulling from ${registryAddress}: ${built.filter(([, image]) => image.startsWith(`${registryAddress}/`)).length} of ${built.length}`);
       expect(registryTasks.map((t) => t.node)).toEqual([vmOfNode(next.name).name]);
       for (const [service, image] of built) expect(image, `${service} pulls from the new registry`).toMatch(new RegExp(`^${escape(registryAddress)}/`));
-      const catalog = await request(`https://${registryAddress}/v2/_catalog`, { ca: caBeforePrimaryLoss, user: config.registry.username, password: String(stackOutput("registryPassword")) });
+      const catalog = await request(`https://${registryAddress}/v2/_catalog`, { ca: webCa, user: config.registry.username, password: String(stackOutput("registryPassword")) });
       say(`the new registry's catalog: ${catalog.status} ${catalog.body.trim()}`);
       expect(catalog.status).toBe(200);
     }, 30 * 60_000); // a new VM, the build bases and every image built afresh on the next primary
@@ -705,9 +700,6 @@ async function waitForSsh(vm: { name: string; address: string; role: "manager" |
 }
 
 // ------------------------------------------------- issue 14: VMs lost for good
-
-/** The stack's CA just before the primary was killed (14e): the repaired stack must keep it (14f). */
-let caBeforePrimaryLoss = "";
 /** The replacement deploys (14b, 14d, 14f) that succeeded. */
 const replaced = new Set<string>();
 /** VMs this test killed (docker kill) and never starts again. */
@@ -917,6 +909,15 @@ async function replaceLostVms(variant: string, added: ParsedConfig["nodes"] = []
     `new stack config: without ${lost.map((n) => n.name).join(", ")}${promoted.length > 0 ? `; promoted ${promoted.join(", ")} to manager` : ""}` +
       `${added.length > 0 ? `; added ${added.map((n) => `${n.name} (${n.role})`).join(", ")}` : ""}`,
   );
+  // A lost primary (in 14e, or in 14a/14c when the master or the broker ran there): the next manager listed builds the
+  // images. The lab stands in for Docker Hub, where a real VM would pull the build bases.
+  const primaryBefore = nodesNow().find((node) => node.role === "manager");
+  const primaryAfter = kept.find((node) => node.role === "manager");
+  if (!primaryAfter) throw new Error("no manager left in the stack config");
+  if (primaryBefore && lost.includes(primaryBefore)) {
+    say(`the primary ${primaryBefore.name} is lost; the next primary is ${primaryAfter.name}: loading the build bases into it (what it would pull from Docker Hub)`);
+    await timed("build bases to the next primary", () => copyImages({ ...vmOfNode(primaryAfter.name), volume: "" }, [...BUILD_BASE_IMAGES]));
+  }
   const file = writeStackVariant(variant, (c) => {
     const nodes = c["ai-swarm:nodes"] as { name: string; role: string }[];
     c["ai-swarm:nodes"] = [
@@ -930,7 +931,8 @@ async function replaceLostVms(variant: string, added: ParsedConfig["nodes"] = []
   replaced.add(variant);
   currentNodes = kept;
   if (summary) expect(summary.warnings).toEqual([]);
-  webCa = String(stackOutput("webCaCert"));
+  // Same CA, the primary lost or not: every engine, etcd member and browser that trusted it still does.
+  expect(String(stackOutput("webCaCert")), "the stack's CA after the replacement").toBe(webCa);
 
   const nodes = parseNodeLines(await onVm(aliveManager(), `docker node ls --format '${NODE_LS_FORMAT}'`));
   say(`docker node ls:\n${textTable(["HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER"], nodes.map((n) => [n.hostname, n.status, n.availability, n.managerStatus]))}`);

@@ -2,7 +2,18 @@
 // at ETCD_ENDPOINTS with this master's client certificate. The leader part
 // (leader.ts) campaigns first and passes the fence it won; the etcd store's
 // every commit is then conditional on that fence.
-import { Etcd3 } from "etcd3";
+import {
+  BrokenCircuitError,
+  circuitBreaker,
+  CircuitState,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  type IDefaultPolicyContext,
+  type IPolicy,
+  noJitterGenerator,
+} from "cockatiel";
+import { Etcd3, GRPCCancelledError, isRecoverableError } from "etcd3";
 import type { Config, EtcdConfig } from "./config";
 import { EtcdStore, type Fence } from "./etcdStore";
 import { SqliteStore } from "./sqliteStore";
@@ -18,6 +29,48 @@ export const ETCD_CALL_TIMEOUT_MS = 5_000;
  */
 export const ETCD_MAX_RESPONSE_BYTES = 128 * 1024 * 1024;
 
+/**
+ * How long a member that failed a call is passed over (ms): the first time
+ * `initialDelay`, doubling while its trial calls keep failing, at most
+ * `maxDelay`; one answered call and it is used again.
+ */
+export const ETCD_MEMBER_BACKOFF = { initialDelay: 1_000, maxDelay: 10_000 } as const;
+
+/**
+ * The fault handling of one member, so that a lost member costs a call, not
+ * the leader's lease: one failed call (unanswered within its deadline,
+ * refused, reset) and the member is passed over (ETCD_MEMBER_BACKOFF); the
+ * calls meanwhile, the leader's keepalive retry included, go to another
+ * member. A call this master cancelled itself (a watch it closed) is no fault
+ * of the member.
+ *
+ * cockatiel's circuit breaker, with two changes from etcd3's default: it
+ * opens on the first failure (the default's 3 consecutive failures never
+ * come from a dead member's keepalives: opening the stream counts as a
+ * success, its error as one failure), and while one call tests a passed-over
+ * member again, the others go elsewhere (the breaker would make them wait for
+ * that test, which waits its whole deadline on a dead member, 5 s, the TTL of
+ * the leader's lease). docs/pulumi.md, "A leader whose etcd member's VM is
+ * lost", has what this fixed.
+ */
+export class EtcdMemberPolicy implements IPolicy {
+  declare readonly _altReturn: never;
+  private readonly breaker = circuitBreaker(
+    handleWhen((error) => isRecoverableError(error) && !(error instanceof GRPCCancelledError)),
+    {
+      breaker: new ConsecutiveBreaker(1),
+      halfOpenAfter: new ExponentialBackoff({ generator: noJitterGenerator, exponent: 2, ...ETCD_MEMBER_BACKOFF }),
+    },
+  );
+  readonly onSuccess = this.breaker.onSuccess;
+  readonly onFailure = this.breaker.onFailure;
+
+  execute<T>(fn: (context: IDefaultPolicyContext) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+    if (this.breaker.state === CircuitState.HalfOpen) return Promise.reject(new BrokenCircuitError("this etcd member is being tested; passed over meanwhile"));
+    return this.breaker.execute(fn, signal);
+  }
+}
+
 /** An etcd client speaking TLS to the members, authenticated by this master's certificate. */
 export function createEtcdClient(etcd: EtcdConfig): Etcd3 {
   return new Etcd3({
@@ -28,6 +81,8 @@ export function createEtcdClient(etcd: EtcdConfig): Etcd3 {
       privateKey: Buffer.from(etcd.key),
     },
     dialTimeout: ETCD_CALL_TIMEOUT_MS,
+    // With one member there is no other to pass over to: etcd3's default then.
+    faultHandling: etcd.endpoints.length > 1 ? { host: () => new EtcdMemberPolicy() } : {},
     grpcOptions: { "grpc.max_receive_message_length": ETCD_MAX_RESPONSE_BYTES },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
   });

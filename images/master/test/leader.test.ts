@@ -1,11 +1,16 @@
 // Leadership: the lease timing rules alone, then the protocol against three
 // real etcd members (launch/etcd.ts: TLS with client certificates).
 import { readFileSync } from "node:fs";
-import { Etcd3 } from "etcd3";
+import { BrokenCircuitError } from "cockatiel";
+import { Etcd3, GRPCCancelledError, GRPCDeadlineExceededError } from "etcd3";
+// etcd3 documents Etcd3.deterministicOrder but wires only this one: tests pick the hosts' order with it.
+import { ConnectionPool } from "etcd3/lib/connection-pool";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { etcdMissing, startEtcd, type EtcdClientTls, type EtcdCluster } from "../../../launch/etcd";
+import { startTcpProxy } from "../../../launch/tcpProxy";
 import { Leadership, LeaseClock, keyEventEndsLeadership, readAttempt } from "../src/leader";
 import { createLogger } from "../src/log";
+import { createEtcdClient, EtcdMemberPolicy } from "../src/storeFactory";
 
 describe("LeaseClock", () => {
   it("counts the lease from the send time of the grant, minus the safety margin", () => {
@@ -51,6 +56,38 @@ describe("LeaseClock", () => {
     const log = createLogger("error", () => undefined);
     expect(() => new Leadership({ client, key: "k", value: "v", ttlS: 0.5, log })).toThrow(/ttlS/);
     client.close();
+  });
+});
+
+describe("an etcd member's fault handling", () => {
+  const failWith = (error: Error) => () => Promise.reject(error);
+
+  it("passes a member over after one failed call, and tries it again a second later", async () => {
+    const policy = new EtcdMemberPolicy();
+    await expect(policy.execute(failWith(new GRPCDeadlineExceededError("deadline exceeded")))).rejects.toBeInstanceOf(GRPCDeadlineExceededError);
+    await expect(policy.execute(() => Promise.resolve("answered"))).rejects.toBeInstanceOf(BrokenCircuitError);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await expect(policy.execute(() => Promise.resolve("answered"))).resolves.toBe("answered");
+  });
+
+  it("while one call tests a passed-over member again, the others go elsewhere at once instead of waiting for it", async () => {
+    const policy = new EtcdMemberPolicy();
+    await expect(policy.execute(failWith(new GRPCDeadlineExceededError("deadline exceeded")))).rejects.toBeInstanceOf(GRPCDeadlineExceededError);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    let answer: (value: string) => void = () => undefined;
+    const test = policy.execute(() => new Promise<string>((resolve) => (answer = resolve)));
+    const other = policy.execute(() => Promise.resolve("answered")).catch((error: unknown) => error);
+    const waited = new Promise((resolve) => setTimeout(() => resolve("waited for the test"), 200));
+    expect(await Promise.race([other, waited])).toBeInstanceOf(BrokenCircuitError);
+    answer("the member is back");
+    await expect(test).resolves.toBe("the member is back");
+    await expect(policy.execute(() => Promise.resolve("answered"))).resolves.toBe("answered");
+  });
+
+  it("a call this master cancelled is no fault of the member", async () => {
+    const policy = new EtcdMemberPolicy();
+    await expect(policy.execute(failWith(new GRPCCancelledError("cancelled")))).rejects.toBeInstanceOf(GRPCCancelledError);
+    await expect(policy.execute(() => Promise.resolve("answered"))).resolves.toBe("answered");
   });
 });
 
@@ -184,6 +221,63 @@ describe.skipIf(missing !== undefined)("Leadership against three etcd members", 
       member.resume();
     }
     b.leadership.close();
+  });
+});
+
+describe.skipIf(missing !== undefined)("Leadership when an etcd member's VM is lost", () => {
+  let cluster: EtcdCluster;
+  beforeAll(async () => {
+    cluster = await startEtcd(3);
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it("the leader keeps its lease (the production TTL) while every call tries the silent member first", async () => {
+    const ttlS = 5; // LEADER_TTL_S's default
+    const proxies = await Promise.all(cluster.members.map((m) => startTcpProxy([m.clientPort])));
+    const tls = cluster.clientTls;
+    const client = createEtcdClient({
+      endpoints: proxies.map((p) => `https://127.0.0.1:${p.port}`),
+      ca: readFileSync(tls.caFile, "utf8"),
+      cert: readFileSync(tls.certFile, "utf8"),
+      key: readFileSync(tls.keyFile, "utf8"),
+      prefix: "/test-lost-member",
+    });
+    const lines: string[] = [];
+    const key = `/test-lost-member/${process.pid}/leader`;
+    const leadership = new Leadership({ client, key, value: "master-a", ttlS, log: createLogger("info", (line) => lines.push(line)) });
+    ConnectionPool.deterministicOrder = true; // every call draws the last member first: the worst draw, each time
+    try {
+      const fence = await leadership.campaign();
+      const lostReasons: string[] = [];
+      leadership.onLost((reason) => lostReasons.push(reason));
+      proxies[proxies.length - 1]?.cut(); // its VM gone: no FIN, no RST, connections left hanging
+      // Meanwhile the store's reads, one after the other, as a leader's commits go: some of them test the silent member again.
+      const until = performance.now() + 3 * ttlS * 1000;
+      let reads = 0;
+      let slowestReadMs = 0;
+      while (performance.now() < until) {
+        const sentAt = performance.now();
+        expect((await client.get(key).exec()).kvs[0]?.lease, "the leader key still carries the lease").toBe(fence.leaseId);
+        slowestReadMs = Math.max(slowestReadMs, performance.now() - sentAt);
+        reads += 1;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const failures = lines.filter((l) => l.includes("leader keepalive failed")).length;
+      console.log(
+        `silent member, ${3 * ttlS} s: ${failures} keepalive(s) failed and were retried on another member; ${reads} reads, the slowest ${Math.round(slowestReadMs)} ms`,
+      );
+      expect(lostReasons).toEqual([]);
+      expect(leadership.state).toBe("leading");
+      expect(leadership.transitions).toBe(1);
+      expect(failures).toBeGreaterThan(0); // the silent member was drawn, so the test saw the fault
+    } finally {
+      ConnectionPool.deterministicOrder = false;
+      leadership.close();
+      client.close();
+      await Promise.all(proxies.map((p) => p.close()));
+    }
   });
 });
 
