@@ -474,14 +474,21 @@ export function removeNodesScript(configuredNames: readonly string[], waitSecond
 /**
  * On the primary manager of a multi-manager stack: gives every configured node
  * its configured role. Promotions run before demotions, so the number of
- * managers never dips while roles move. Prints one line per change.
+ * managers never dips while roles move. Before promoting, a manager that is
+ * down and no longer configured (its VM lost) is demoted, so it is out of Raft
+ * first: a promoted node joins Raft through a manager it picks at random, and
+ * one that picks a dead manager stops for good ("manager stopped: can't
+ * initialize raft node"). Each promotion waits (at most `waitSeconds`) until the
+ * node is a reachable manager, and fails naming it otherwise. Prints one line
+ * per change.
  */
-export function nodeRolesScript(nodes: readonly { name: string; role: "manager" | "worker" }[]): string {
+export function nodeRolesScript(nodes: readonly { name: string; role: "manager" | "worker" }[], waitSeconds = 60): string {
   const names = (role: string) => shellQuote(` ${nodes.filter((node) => node.role === role).map((node) => node.name).sort().join(" ")} `);
   return [
     "set -eu",
     `managers=${names("manager")}`,
     `workers=${names("worker")}`,
+    'lost=""',
     'promote=""',
     'demote=""',
     "for id in $(docker node ls -q); do",
@@ -490,8 +497,32 @@ export function nodeRolesScript(nodes: readonly { name: string; role: "manager" 
     `  role=$(docker node inspect --format '{{.Spec.Role}}' "$id")`,
     '  case "$managers" in *" $name "*) [ "$role" = manager ] || promote="$promote $id:$name" ;; esac',
     '  case "$workers" in *" $name "*) [ "$role" = worker ] || demote="$demote $id:$name" ;; esac',
+    '  case "$managers$workers" in *" $name "*) continue ;; esac',
+    `  if [ "$role" = manager ] && [ "$(docker node inspect --format '{{.Status.State}}' "$id")" = down ]; then lost="$lost $id:$name"; fi`,
     "done",
-    'for item in $promote; do docker node promote "${item%%:*}" >/dev/null; echo "promoted ${item#*:} to manager"; done',
+    'if [ -n "$promote" ]; then',
+    "  for item in $lost; do",
+    '    id=${item%%:*}',
+    '    docker node demote "$id" >/dev/null',
+    "    i=0",
+    // Out of Raft once Swarm no longer reports it as a manager: the workers are then told the managers that are left.
+    `    while [ "$i" -lt ${waitSeconds} ] && [ -n "$(docker node inspect --format '{{if .ManagerStatus}}in raft{{end}}' "$id")" ]; do i=$((i + 1)); sleep 1; done`,
+    '    echo "demoted ${item#*:} (down, no longer configured) before promoting"',
+    "  done",
+    "fi",
+    'for item in $promote; do',
+    '  id=${item%%:*}',
+    '  docker node promote "$id" >/dev/null',
+    "  i=0",
+    `  until [ "$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}' "$id")" = reachable ]; do`,
+    `    if [ "$i" -ge ${waitSeconds} ]; then`,
+    `      echo "promoted \${item#*:}, but it is not a reachable manager after ${waitSeconds} s: its manager could not join the swarm's Raft (see 'docker info' on it); remove it from nodes, deploy, then add it back" >&2`,
+    "      exit 1",
+    "    fi",
+    "    i=$((i + 1)); sleep 1",
+    "  done",
+    '  echo "promoted ${item#*:} to manager (reachable after ${i} s)"',
+    "done",
     'for item in $demote; do docker node demote "${item%%:*}" >/dev/null; echo "demoted ${item#*:} to worker"; done',
   ].join("\n");
 }

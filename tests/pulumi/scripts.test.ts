@@ -439,7 +439,10 @@ describe("day-two scripts against a fake docker", () => {
   });
 
   /** Nodes for the fake: id → name, role, status; `node demote`/`promote`/`rm` change the state files under $FAKE. */
-  function swarmOf(nodes: { id: string; name: string; role: string; status: string; running?: boolean }[], options: { rmRefusals?: number; updateRefusals?: number } = {}) {
+  function swarmOf(
+    nodes: { id: string; name: string; role: string; status: string; running?: boolean }[],
+    options: { rmRefusals?: number; updateRefusals?: number; neverReachable?: string } = {},
+  ) {
     fs.writeFileSync(path.join(dir, "rm-refusals"), String(options.rmRefusals ?? 0));
     fs.writeFileSync(path.join(dir, "update-refusals"), String(options.updateRefusals ?? 0));
     for (const node of nodes) fs.writeFileSync(path.join(dir, `role-${node.id}`), node.role);
@@ -448,6 +451,10 @@ describe("day-two scripts against a fake docker", () => {
       ...nodes.map((node) => `*"ai-swarm.node"*" ${node.id}") echo ${node.name} ;;`),
       ...nodes.map((node) => `*Status.State*" ${node.id}") echo ${node.status} ;;`),
       '*Spec.Role*) cat "$FAKE/role-${*##* }" ;;',
+      // A manager is in Raft and reachable (one node may be promoted and never get there); a worker is neither.
+      `*Reachability*" ${options.neverReachable ?? "-"}") echo unknown ;;`,
+      '*Reachability*) if [ "$(cat "$FAKE/role-${*##* }")" = manager ]; then echo reachable; fi ;;',
+      '*"in raft"*) if [ "$(cat "$FAKE/role-${*##* }")" = manager ]; then echo in raft; fi ;;',
       '"node demote "*) echo worker > "$FAKE/role-${*##* }" ;;',
       '"node promote "*) echo manager > "$FAKE/role-${*##* }" ;;',
       ...nodes.map((node) => `"node ps ${node.id} "*) ${node.running ? "echo 'Running 2 minutes ago'" : "true"} ;;`),
@@ -521,9 +528,54 @@ describe("day-two scripts against a fake docker", () => {
     ] as const;
     const result = sh(nodeRolesScript(roles), { env });
     expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toBe("promoted vm4 to manager\ndemoted vm2 to worker\n");
+    expect(result.stdout).toBe("promoted vm4 to manager (reachable after 0 s)\ndemoted vm2 to worker\n");
     expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual(["node promote id4", "node demote id2"]);
     expect(sh(nodeRolesScript(roles), { env }).stdout).toBe("");
+  });
+
+  it("roles: a lost manager (down, no longer configured) is out of Raft before a worker is promoted in its place", () => {
+    const env = swarmOf([
+      { id: "id1", name: "vm1", role: "manager", status: "down" },
+      { id: "id2", name: "vm2", role: "manager", status: "ready" },
+      { id: "id3", name: "vm3", role: "manager", status: "ready" },
+      { id: "id4", name: "vm4", role: "worker", status: "ready" },
+    ]);
+    const roles = [
+      { name: "vm2", role: "manager" },
+      { name: "vm3", role: "manager" },
+      { name: "vm4", role: "manager" },
+    ] as const;
+    const result = sh(nodeRolesScript(roles), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("demoted vm1 (down, no longer configured) before promoting\npromoted vm4 to manager (reachable after 0 s)\n");
+    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual(["node demote id1", "node promote id4"]);
+  });
+
+  it("roles: with nothing to promote, a lost manager is left to the removal (swarm-members)", () => {
+    const env = swarmOf([
+      { id: "id1", name: "vm1", role: "manager", status: "down" },
+      { id: "id2", name: "vm2", role: "manager", status: "ready" },
+    ]);
+    const result = sh(nodeRolesScript([{ name: "vm2", role: "manager" }]), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("");
+    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual([]);
+  });
+
+  it("roles: a promoted node that never becomes a reachable manager fails the deploy, naming it and what to do", () => {
+    const env = swarmOf(
+      [
+        { id: "id1", name: "vm1", role: "manager", status: "ready" },
+        { id: "id4", name: "vm4", role: "worker", status: "ready" },
+      ],
+      { neverReachable: "id4" },
+    );
+    const result = sh(nodeRolesScript([{ name: "vm1", role: "manager" }, { name: "vm4", role: "manager" }], 2), { env });
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain("promoted vm4, but it is not a reachable manager after 2 s");
+    expect(result.stderr).toContain("remove it from nodes, deploy, then add it back");
+    expect(calls().filter((call) => call.includes("Reachability"))).toHaveLength(3); // once a second, for at most 2 s
   });
 
   it("roles: leaves alone a node this program did not label, also when no node is a worker", () => {
