@@ -31,8 +31,10 @@ export const ETCD_MAX_RESPONSE_BYTES = 128 * 1024 * 1024;
 
 /**
  * How long a member that failed a call is passed over (ms): the first time
- * `initialDelay`, doubling while its trial calls keep failing, at most
- * `maxDelay`; one answered call and it is used again.
+ * `initialDelay`, doubling while the calls that test it again keep failing,
+ * at most `maxDelay`; one answered call and it is used again. (A stream's
+ * test is its opening, which a dead member's channel accepts: after a failed
+ * keepalive the pause stays `initialDelay`.)
  */
 export const ETCD_MEMBER_BACKOFF = { initialDelay: 1_000, maxDelay: 10_000 } as const;
 
