@@ -148,16 +148,34 @@ function joinLines(advertiseAddr: string, managerAddr: string, waitSeconds = 120
     `      *) printf '%s\\n' "$out" >&2; exit 1 ;;`,
     "    esac",
     "  fi",
-    "  waited=0",
-    `  while [ "$(${SWARM_STATE})" != active ]; do`,
-    `    if [ "$waited" -ge ${waitSeconds} ]; then`,
-    `      echo "node ${advertiseAddr} did not join within ${waitSeconds} s: $(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.Error}}')" >&2`,
-    "      exit 1",
-    "    fi",
-    "    sleep 2",
-    "    waited=$((waited + 2))",
-    "  done",
+    ...waitOrFail(
+      "  ",
+      `[ "$(${SWARM_STATE})" = active ]`,
+      waitSeconds,
+      `node ${advertiseAddr} did not join within ${waitSeconds} s: $(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.Error}}')`,
+      2,
+    ),
   ].join("\n");
+}
+
+/**
+ * Shell lines (each starting with `indent`): test `condition` every
+ * `stepSeconds` until it holds; past `seconds`, print `failure` (double-quoted,
+ * so it may use $(…) and variables) to stderr and exit 1. Leaves the seconds
+ * waited in `$waited`.
+ */
+function waitOrFail(indent: string, condition: string, seconds: number, failure: string, stepSeconds = 1): string[] {
+  return [
+    "waited=0",
+    `until ${condition}; do`,
+    `  if [ "$waited" -ge ${seconds} ]; then`,
+    `    echo "${failure}" >&2`,
+    "    exit 1",
+    "  fi",
+    `  sleep ${stepSeconds}`,
+    `  waited=$((waited + ${stepSeconds}))`,
+    "done",
+  ].map((line) => `${indent}${line}`);
 }
 
 /** On a node being removed (runs after the manager drained and removed it): leave if still in the swarm. */
@@ -513,15 +531,13 @@ export function nodeRolesScript(nodes: readonly { name: string; role: "manager" 
     'for item in $promote; do',
     '  id=${item%%:*}',
     '  docker node promote "$id" >/dev/null',
-    "  i=0",
-    `  until [ "$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}' "$id")" = reachable ]; do`,
-    `    if [ "$i" -ge ${waitSeconds} ]; then`,
-    `      echo "promoted \${item#*:}, but it is not a reachable manager after ${waitSeconds} s: its manager could not join the swarm's Raft (see 'docker info' on it); remove it from nodes, deploy, then add it back" >&2`,
-    "      exit 1",
-    "    fi",
-    "    i=$((i + 1)); sleep 1",
-    "  done",
-    '  echo "promoted ${item#*:} to manager (reachable after ${i} s)"',
+    ...waitOrFail(
+      "  ",
+      `[ "$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}' "$id")" = reachable ]`,
+      waitSeconds,
+      `promoted \${item#*:}, but it is not a reachable manager after ${waitSeconds} s: its manager could not join the swarm's Raft (see 'docker info' on it); remove it from nodes, deploy, then add it back`,
+    ),
+    '  echo "promoted ${item#*:} to manager (reachable after ${waited} s)"',
     "done",
     'for item in $demote; do docker node demote "${item%%:*}" >/dev/null; echo "demoted ${item#*:} to worker"; done',
   ].join("\n");

@@ -22,9 +22,9 @@
 // how long Swarm takes to see a VM is gone (DISPATCHER_HEARTBEAT_S); …-roles
 // on the primary promotes and demotes nodes whose role changed; and …-members
 // on the primary removes nodes that left the config itself (demote, drain,
-// node rm --force), since their VM may be gone for good. So every per-node resource is kept on delete
-// (retainOnDelete): its delete would dial the removed node. A 1-manager stack
-// keeps the resources and inputs it had before.
+// node rm --force), since their VM may be gone for good. So every per-node
+// resource is kept on delete (retainOnDelete): its delete would dial the
+// removed node. A 1-manager stack keeps the resources and inputs it had before.
 import type * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { FORMER } from "./aliases";

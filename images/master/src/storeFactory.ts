@@ -36,7 +36,7 @@ export const ETCD_MAX_RESPONSE_BYTES = 128 * 1024 * 1024;
  * test is its opening, which a dead member's channel accepts: after a failed
  * keepalive the pause stays `initialDelay`.)
  */
-export const ETCD_MEMBER_BACKOFF = { initialDelay: 1_000, maxDelay: 10_000 } as const;
+const ETCD_MEMBER_BACKOFF = { initialDelay: 1_000, maxDelay: 10_000 } as const;
 
 /**
  * The fault handling of one member, so that a lost member costs a call, not
