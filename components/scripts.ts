@@ -576,9 +576,10 @@ export function pullImagesScript(registryAddress: string, username: string, refs
  * On the manager: which node runs each replica, once every service has
  * converged: as many running tasks as replicas, none still starting, none on
  * a node that is not active. Fails naming the services that did not converge
- * within `timeoutSeconds`.
+ * within `timeoutSeconds`. Given a `rebalance` script (rebalanceScript), runs
+ * it next, its progress on stderr, before it prints the placement.
  */
-export function placementScript(serviceNames: readonly string[], timeoutSeconds = 300, rebalance = false): string {
+export function placementScript(serviceNames: readonly string[], timeoutSeconds = 300, rebalance?: string): string {
   const services = serviceNames.map(shellQuote).join(" ");
   return [
     "set -u",
@@ -604,56 +605,100 @@ export function placementScript(serviceNames: readonly string[], timeoutSeconds 
     "  sleep 2",
     "done",
     // Its progress goes to stderr: stdout is the placement the program reports.
-    ...(rebalance ? [`( ${rebalanceScript(serviceNames)}\n) >&2 || exit 1`] : []),
+    ...(rebalance === undefined ? [] : [`( ${rebalance}\n) >&2 || exit 1`]),
     `docker service ps --filter desired-state=running --format '{{.Name}} {{.Node}} {{.CurrentState}}' ${services}`,
   ].join("\n");
 }
 
 /**
- * The "uneven spread" decision, as an awk program (pure: text in, verdict out;
- * tests/pulumi/scripts.test.ts runs it). Input lines: `node <hostname>` for
- * every node that may take tasks (Ready and Active), `load <hostname> <n>`
- * with the node's running tasks of every service (Swarm places a task on the
- * node with the fewest tasks of its service, then the fewest tasks in all),
- * `task <service> <hostname>` for every running task of the services that may
- * move. Prints the first service, in input order and not listed in
- * `-v moved=" a b "`, to force-update next, or nothing when the spread is
- * even. A service is uneven when its own task counts differ by more than one
- * between two eligible nodes, or when a node holding one of its tasks runs two
- * or more tasks more in all than an eligible node holding fewer of its tasks
- * (moving that task would even the load). Tasks pinned elsewhere (the master
- * on a manager) count in a node's load but are never moved.
+ * The "uneven spread" decision and the plan that evens it, as an awk program
+ * (pure: text in, verdict out; tests/pulumi/scripts.test.ts runs it). Input
+ * lines: `node <hostname>` for every node that may take tasks (Ready and
+ * Active), `load <hostname> <n>` with the node's running tasks of every
+ * service, `task <service> <hostname>` for every running task of the worker
+ * services.
+ *
+ * The spread is uneven when a service's own tasks differ by more than one
+ * between two eligible nodes, or when the worker tasks of all the services
+ * together do (a node running none while another runs two is uneven, however
+ * busy the first is with the master, the broker or etcd: Swarm's own rule
+ * counts those too, and then leaves every worker on the non-manager VMs).
+ * It then plans where each service's tasks go: service by service, each task
+ * on the node with the fewest tasks of that service planned (so a service is
+ * as even as it can be, never above the maxReplicasPerNode it runs under),
+ * then the fewest worker tasks planned, then a node that runs it now (fewest
+ * moves), then the fewest tasks in all, then input order. It prints the
+ * first service, in input order and not listed in `-v moved=" a b "`, whose
+ * tasks are not where the plan puts them, as `<service> <plan, comma-separated>
+ * <eligible nodes outside the plan…>`, or nothing when the spread is even.
  */
 export const UNEVEN_SPREAD_AWK = [
   '$1 == "node" { nodes[++n] = $2; next }',
   '$1 == "load" { load[$2] = $3; next }',
-  '$1 == "task" { if (!($2 in seen)) { seen[$2] = 1; order[++m] = $2 } count[$2, $3]++ }',
+  '$1 == "task" { if (!($2 in seen)) { seen[$2] = 1; order[++m] = $2 } total[$2]++; count[$2, $3]++ }',
+  // Is node a a better place than node b for the next task of service s?
+  "function better(s, a, b,    runsA, runsB) {",
+  "  if (plan[s, a] + 0 != plan[s, b] + 0) return plan[s, a] + 0 < plan[s, b] + 0",
+  "  if (planned[a] + 0 != planned[b] + 0) return planned[a] + 0 < planned[b] + 0",
+  "  runsA = count[s, a] + 0 > plan[s, a] + 0; runsB = count[s, b] + 0 > plan[s, b] + 0",
+  "  if (runsA != runsB) return runsA",
+  "  return load[a] + 0 < load[b] + 0",
+  "}",
   "END {",
+  "  uneven = 0",
+  "  for (j = 1; j <= n; j++) { w = 0; for (i = 1; i <= m; i++) w += count[order[i], nodes[j]]; if (j == 1 || w > hi) hi = w; if (j == 1 || w < lo) lo = w }",
+  "  if (n > 0 && hi - lo > 1) uneven = 1",
+  "  for (i = 1; i <= m && !uneven; i++) {",
+  "    s = order[i]",
+  "    for (j = 1; j <= n; j++) { c = count[s, nodes[j]] + 0; if (j == 1 || c > hi) hi = c; if (j == 1 || c < lo) lo = c }",
+  "    if (n > 0 && hi - lo > 1) uneven = 1",
+  "  }",
+  "  if (!uneven) exit",
+  "  for (i = 1; i <= m; i++) {",
+  "    s = order[i]",
+  "    for (t = 1; t <= total[s]; t++) {",
+  '      best = ""',
+  "      for (j = 1; j <= n; j++) { a = nodes[j]; if (best == \"\" || better(s, a, best)) best = a }",
+  "      plan[s, best]++; planned[best]++",
+  "    }",
+  "  }",
   "  for (i = 1; i <= m; i++) {",
   "    s = order[i]",
   '    if (index(moved, " " s " ")) continue',
-  "    hi = -1; lo = -1",
-  "    for (j = 1; j <= n; j++) { c = count[s, nodes[j]] + 0; if (hi < 0 || c > hi) hi = c; if (lo < 0 || c < lo) lo = c }",
-  "    if (hi - lo > 1) { print s; exit }",
+  "    same = 1; onto = \"\"; outside = \"\"",
   "    for (j = 1; j <= n; j++) {",
   "      a = nodes[j]",
-  "      if (count[s, a] + 0 == 0) continue",
-  "      for (k = 1; k <= n; k++) { b = nodes[k]; if (count[s, b] + 0 < count[s, a] && load[a] - load[b] > 1) { print s; exit } }",
+  "      if (count[s, a] + 0 != plan[s, a] + 0) same = 0",
+  '      for (t = 1; t <= plan[s, a]; t++) onto = onto (onto == "" ? "" : ",") a',
+  '      if (plan[s, a] + 0 == 0) outside = outside " " a',
   "    }",
+  // A task on a node that is not eligible is never where the plan puts it.
+  "    placed = 0; for (j = 1; j <= n; j++) placed += count[s, nodes[j]]",
+  "    if (placed != total[s]) same = 0",
+  '    if (!same) { print s, onto outside; exit }',
   "  }",
   "}",
 ].join("\n");
 
+/** The node label the rebalance puts on a node it paused, so that it (or its next run) resumes only those. */
+export const REBALANCE_PAUSE_LABEL = "ai-swarm.rebalance-paused";
+
 /**
- * On the primary manager: force-update, one at a time (each waits until the
- * service has converged), the services whose spread is uneven
- * (UNEVEN_SPREAD_AWK), each at most once, until the spread is even. Prints
- * "before:" and "after:" with the running tasks of these services per node,
- * and each service it moved, on stdout; nothing moves when the spread is
- * already even.
+ * On the primary manager: while the worker spread is uneven
+ * (UNEVEN_SPREAD_AWK), force-update, one at a time, the next service not yet
+ * moved whose tasks are not where the plan puts them, with every other
+ * eligible node paused meanwhile (a paused node keeps its tasks and takes no
+ * new one): Swarm's scheduler, which prefers the node with the fewest tasks in
+ * all, would otherwise put them back on the non-manager VMs. Each service
+ * moves at most once. The paused nodes carry REBALANCE_PAUSE_LABEL and are
+ * resumed after each move, on any exit, and by the next run if this one was
+ * killed. Prints "before:" and "after:" with the worker tasks per node, and
+ * each service it moved and where, on stdout; nothing moves when the spread
+ * is already even.
  */
 export function rebalanceScript(serviceNames: readonly string[]): string {
   const services = serviceNames.map(shellQuote).join(" ");
+  const label = shellQuote(REBALANCE_PAUSE_LABEL);
   return [
     "set -u",
     "snapshot() {",
@@ -668,14 +713,29 @@ export function rebalanceScript(serviceNames: readonly string[]): string {
     "perNode() {",
     `  snapshot | awk '$1 == "node" { c[$2] += 0 } $1 == "task" { c[$3]++ } END { for (h in c) print h "=" c[h] }' | sort | tr '\\n' ' '`,
     "}",
+    "resume() {",
+    `  for node in $(docker node inspect --format '{{.Description.Hostname}} {{index .Spec.Labels "${REBALANCE_PAUSE_LABEL}"}}' $(docker node ls -q) | awk 'NF > 1 { print $1 }'); do`,
+    `    docker node update --availability active --label-rm ${label} "$node" >/dev/null || { echo "cannot resume $node: run docker node update --availability active $node" >&2; return 1; }`,
+    '    [ -z "${1:-}" ] || echo "resumed $node, left paused by an interrupted rebalance"',
+    "  done",
+    "}",
+    "resume stale || exit 1",
+    "trap resume EXIT",
+    "trap 'exit 1' HUP INT TERM",
     `echo "before: $(perNode)"`,
     'moved=" "',
     "while :; do",
     `  next=$(snapshot | awk -v moved="$moved" ${shellQuote(UNEVEN_SPREAD_AWK)})`,
     '  [ -n "$next" ] || break',
-    '  echo "rebalancing $next"',
-    '  if ! docker service update --force --detach=false --quiet "$next" >/dev/null; then echo "force-updating $next failed" >&2; exit 1; fi',
-    '  moved="$moved$next "',
+    // Words the program and docker wrote: a service name, node names; split on purpose.
+    '  set -- $next; service=$1; onto=$2; shift 2',
+    '  echo "rebalancing $service onto $onto"',
+    '  for node in "$@"; do',
+    `    docker node update --availability pause --label-add ${label}=true "$node" >/dev/null || { echo "cannot pause $node" >&2; exit 1; }`,
+    "  done",
+    '  if ! docker service update --force --detach=false --quiet "$service" >/dev/null; then echo "force-updating $service failed" >&2; exit 1; fi',
+    "  resume || exit 1",
+    '  moved="$moved$service "',
     "done",
     `[ "$moved" = " " ] && echo "spread is even: nothing moved"`,
     `echo "after: $(perNode)"`,

@@ -116,7 +116,7 @@ export class WorkerPool extends pulumi.ComponentResource {
             `${name}-rebalance`,
             {
               connection: args.manager.connection,
-              create: asRoot(placementScript(serviceNames, undefined, true), args.manager.user),
+              create: asRoot(placementScript(serviceNames, undefined, this.rebalanceScript), args.manager.user),
               triggers: [JSON.stringify({ nodes: args.nodeNames })],
             },
             childOf(this, opts, { dependsOn: services }),

@@ -28,6 +28,7 @@ import {
   drainRemovedNodesScript,
   pinImagesScript,
   pullImagesScript,
+  REBALANCE_PAUSE_LABEL,
   rebalanceScript,
   shellQuote,
   UNEVEN_SPREAD_AWK,
@@ -84,7 +85,7 @@ const ALL_SCRIPTS: [string, string][] = [
   ["pin images", pinImagesScript(["eclipse-mosquitto:2", "registry:2@sha256:" + "a".repeat(64)])],
   ["pull images", pullImagesScript("10.0.0.1:5000", "aiswarm", [`10.0.0.1:5000/ai-swarm/master@sha256:${"a".repeat(64)}`])],
   ["rebalance", rebalanceScript(["ai-system_worker-go", "ai-system_worker-java"])],
-  ["placement with rebalance", placementScript(["ai-system_worker-go"], 300, true)],
+  ["placement with rebalance", placementScript(["ai-system_worker-go"], 300, rebalanceScript(["ai-system_worker-go"]))],
 ];
 
 describe("every script", () => {
@@ -715,7 +716,7 @@ describe("day-two scripts against a fake docker", () => {
   });
 });
 
-/** The uneven-spread decision: awk reading `node`/`task` lines, printing the service to move next (or nothing). */
+/** The uneven-spread decision: awk reading `node`/`load`/`task` lines; prints the service to move next, its plan and the nodes to pause (or nothing). */
 function nextToMove(lines: string[], moved: string[] = []): string {
   const result = spawnSync("awk", ["-v", `moved= ${moved.map((name) => `${name} `).join("")}`, UNEVEN_SPREAD_AWK], { input: lines.join("\n") + "\n", encoding: "utf8" });
   expect(result.stderr).toBe("");
@@ -725,7 +726,7 @@ function nextToMove(lines: string[], moved: string[] = []): string {
 
 const task = (service: string, node: string) => `task ${service} ${node}`;
 
-/** Eligible nodes with their load: the tasks given plus `pinned` other tasks (e.g. the master) per node. */
+/** Eligible nodes with their load: the tasks given plus `pinned` other tasks (etcd, the master, the broker, the registry) per node. */
 function swarmLines(nodes: string[], tasks: [string, string][], pinned: Record<string, number> = {}): string[] {
   return [
     ...nodes.flatMap((node) => [`node ${node}`, `load ${node} ${tasks.filter(([, on]) => on === node).length + (pinned[node] ?? 0)}`]),
@@ -733,43 +734,59 @@ function swarmLines(nodes: string[], tasks: [string, string][], pinned: Record<s
   ];
 }
 const FIVE = ["vm1", "vm2", "vm3", "vm4", "vm5"];
+/** The dev lab's managers after a cold deploy: etcd on each; registry, broker and the two masters spread over them. */
+const MANAGERS_PINNED = { vm1: 3, vm2: 2, vm3: 2 };
 
 describe("the uneven-spread decision (UNEVEN_SPREAD_AWK)", () => {
-  it("leaves an even spread alone: no node runs two tasks more than one that could take one", () => {
+  it("leaves an even spread alone: no node runs two worker tasks more than another", () => {
     // 3 services x 2 replicas on 5 nodes: 2,1,1,1,1 is as even as it gets.
     const tasks: [string, string][] = [["go", "vm1"], ["go", "vm2"], ["java", "vm3"], ["java", "vm4"], ["python", "vm5"], ["python", "vm1"]];
-    expect(nextToMove(swarmLines(FIVE, tasks))).toBe("");
+    expect(nextToMove(swarmLines(FIVE, tasks, MANAGERS_PINNED))).toBe("");
   });
 
-  it("counts pinned tasks in a node's load: the primary running master, broker and registry takes no worker, and that is even", () => {
-    // What the lab ran after a fresh deploy: vm1 3 pinned tasks, the 6 workers 2,2,1,1 on vm2-vm5.
+  it("every worker on the two non-manager VMs (CI, e2e test 3): uneven however busy the managers are; the plan keeps what it can", () => {
+    // Swarm's own rule (fewest tasks in all) put all six there: 3 each against the managers' 2-3 pinned tasks.
+    const tasks: [string, string][] = [["python", "vm4"], ["python", "vm5"], ["go", "vm4"], ["go", "vm5"], ["java", "vm4"], ["java", "vm5"]];
+    const lines = swarmLines(FIVE, tasks, MANAGERS_PINNED);
+    // python stays; go goes to the two least loaded managers, every other eligible node paused meanwhile.
+    expect(nextToMove(lines)).toBe("go vm2,vm3 vm1 vm4 vm5");
+    // java next: one task onto the manager with no worker planned, one kept where it runs.
+    expect(nextToMove(lines, ["go"])).toBe("java vm1,vm4 vm2 vm3 vm5");
+    expect(nextToMove(lines, ["go", "java"])).toBe("");
+  });
+
+  it("a manager with pinned tasks and no worker, while others run two, gets one", () => {
     const tasks: [string, string][] = [["go", "vm2"], ["go", "vm5"], ["java", "vm3"], ["java", "vm4"], ["python", "vm2"], ["python", "vm3"]];
-    expect(nextToMove(swarmLines(FIVE, tasks, { vm1: 3 }))).toBe("");
+    expect(nextToMove(swarmLines(FIVE, tasks, { vm1: 3 }))).toBe("python vm1,vm2 vm3 vm4 vm5");
   });
 
-  it("after a node came back empty: moves a service that has a task on a node running two more, first in order", () => {
+  it("after a node came back empty: moves the first service the plan places differently, each at most once", () => {
     // vm5 was down: its tasks went to vm2-vm4 (vm1: 3 pinned; vm2-vm4: 2 workers each; vm5: 0).
     const tasks: [string, string][] = [["python", "vm2"], ["python", "vm3"], ["go", "vm4"], ["go", "vm2"], ["java", "vm3"], ["java", "vm4"]];
     const lines = swarmLines(FIVE, tasks, { vm1: 3 });
-    expect(nextToMove(lines)).toBe("python");
-    expect(nextToMove(lines, ["python"])).toBe("go");
+    // go keeps vm4 and takes vm5, the emptier of the two nodes without a worker planned.
+    expect(nextToMove(lines)).toBe("go vm4,vm5 vm1 vm2 vm3");
+    expect(nextToMove(lines, ["go"])).toBe("java vm1,vm3 vm2 vm4 vm5");
     expect(nextToMove(lines, ["python", "go", "java"])).toBe("");
   });
 
-  it("moves a service whose own tasks are uneven even when the loads are not", () => {
+  it("moves a service whose own tasks are uneven even when the worker counts are not (maxReplicasPerNode 2)", () => {
     const tasks: [string, string][] = [["go", "vm1"], ["go", "vm1"], ["java", "vm2"], ["java", "vm2"]];
-    expect(nextToMove(swarmLines(["vm1", "vm2"], tasks))).toBe("go");
-    expect(nextToMove(swarmLines(["vm1", "vm2"], tasks), ["go"])).toBe("java");
+    expect(nextToMove(swarmLines(["vm1", "vm2"], tasks))).toBe("go vm1,vm2");
+    expect(nextToMove(swarmLines(["vm1", "vm2"], tasks), ["go"])).toBe("java vm1,vm2");
   });
 
-  it("does not move a task to a node that already runs as many of its service (max replicas per node)", () => {
-    // vm2 is lightly loaded but already runs go; vm1's go task has nowhere better to go.
-    expect(nextToMove(swarmLines(["vm1", "vm2"], [["go", "vm1"], ["go", "vm2"]], { vm1: 3 }))).toBe("");
+  it("plans each service as evenly as it can be: never more of it on a node than now, however many nodes it leaves", () => {
+    // Three go tasks, two of them on vm1 (maxReplicasPerNode 2): the plan spreads them over vm1, vm2 and vm3.
+    const tasks: [string, string][] = [["go", "vm1"], ["go", "vm1"], ["go", "vm2"], ["java", "vm1"]];
+    expect(nextToMove(swarmLines(["vm1", "vm2", "vm3"], tasks))).toBe("go vm1,vm2,vm3");
+    // Two nodes, max 1, two replicas each: 2,2 is all there is.
+    expect(nextToMove(swarmLines(["vm1", "vm2"], [["go", "vm1"], ["go", "vm2"], ["java", "vm1"], ["java", "vm2"]], { vm1: 3 }))).toBe("");
   });
 
   it("counts only eligible nodes: a task on a node not listed (down or drained) does not count, an eligible node without tasks does", () => {
     expect(nextToMove(["node vm1", "load vm1 1", "node vm2", "load vm2 0", task("go", "vm9"), task("go", "vm9"), task("go", "vm1")])).toBe("");
-    expect(nextToMove(swarmLines(["vm1", "vm2", "vm3"], [["go", "vm1"], ["go", "vm1"]]))).toBe("go");
+    expect(nextToMove(swarmLines(["vm1", "vm2", "vm3"], [["go", "vm1"], ["go", "vm1"]]))).toBe("go vm1,vm2 vm3");
   });
 
   it("decides nothing without eligible nodes or tasks", () => {
@@ -822,58 +839,111 @@ describe("image pulls and rebalance against a fake docker", () => {
     expect(noPassword.stderr).toContain("no registry password on stdin");
   });
 
-  /** Three nodes; vm3 came back empty. A force-update moves the service's tasks as the files under $FAKE/ps say. */
-  function swarmAfterNodeReturned(): Record<string, string> {
+  /**
+   * A swarm for the rebalance: nodes and their pinned tasks (etcd, master, broker, registry), the worker services'
+   * tasks under $FAKE/ps, paused nodes under $FAKE/paused (with the rebalance's label). A force-update replaces the
+   * service's tasks one at a time, stop-first, each where Swarm's scheduler would put it (swarmkit's nodeLess: an
+   * Active node, fewest tasks of the service, then fewest tasks in all; at most one per node here).
+   */
+  function swarmOfWorkers(nodes: string[], pinned: Record<string, number>, tasks: Record<string, string[]>, options: { failing?: string } = {}) {
     fs.mkdirSync(path.join(dir, "ps"));
-    const write = (service: string, nodes: string[]) => fs.writeFileSync(path.join(dir, "ps", service), nodes.map((node) => `${node} Running 1 minute ago\n`).join(""));
-    write("s1", ["vm1", "vm2"]);
-    write("s2", ["vm1", "vm2"]);
-    write("s3", ["vm1", "vm2"]);
+    fs.mkdirSync(path.join(dir, "paused"));
+    fs.writeFileSync(path.join(dir, "nodes"), nodes.join(" "));
+    fs.writeFileSync(path.join(dir, "pinned"), Object.entries(pinned).flatMap(([node, n]) => Array.from({ length: n }, () => `${node} Running\n`)).join(""));
+    for (const [service, on] of Object.entries(tasks)) fs.writeFileSync(path.join(dir, "ps", service), on.map((node) => `${node} Running 1 minute ago\n`).join(""));
+    const schedule = [
+      'svc="${*##* }"; n=$(grep -c . "$FAKE/ps/$svc"); i=0',
+      'while [ $i -lt $n ]; do',
+      '  sed -i 1d "$FAKE/ps/$svc"',
+      '  to=$(for h in $(cat "$FAKE/nodes"); do [ -e "$FAKE/paused/$h" ] && continue; echo "$h $(grep -c "^$h " "$FAKE/ps/$svc") $(cat "$FAKE"/ps/* "$FAKE/pinned" | grep -c "^$h ")"; done | awk \'$2 < 1\' | sort -s -k2,2n -k3,3n | head -n 1 | cut -d" " -f1)',
+      '  [ -n "$to" ] || exit 1',
+      '  echo "$to Running 1 second ago" >> "$FAKE/ps/$svc"; i=$((i + 1))',
+      'done',
+    ].join("\n");
     return scriptedDocker([
-      `"node ls --format {{.Hostname}} {{.Status}} {{.Availability}}") printf "vm1 Ready Active\nvm2 Ready Active\nvm3 Ready Active\nvm4 Down Active\n" ;;`,
-      `"node ls --format {{.Hostname}} {{.Availability}}") printf "vm1 Active\nvm2 Active\nvm3 Active\nvm4 Active\n" ;;`,
+      `"node ls --format {{.Hostname}} {{.Status}} {{.Availability}}") for h in $(cat "$FAKE/nodes"); do if [ -e "$FAKE/paused/$h" ]; then echo "$h Ready Pause"; else echo "$h Ready Active"; fi; done; echo "vm9 Down Active" ;;`,
+      '"node ls -q") for h in $(cat "$FAKE/nodes"); do echo "$h"; done ;;',
+      `"node inspect --format"*) for h in $(cat "$FAKE/nodes"); do if [ -e "$FAKE/paused/$h" ]; then echo "$h true"; else echo "$h "; fi; done ;;`,
+      `"node update --availability pause --label-add ${REBALANCE_PAUSE_LABEL}=true "*) touch "$FAKE/paused/\${*##* }" ;;`,
+      `"node update --availability active --label-rm ${REBALANCE_PAUSE_LABEL} "*) rm "$FAKE/paused/\${*##* }" ;;`,
       '"service ps --filter desired-state=running --format {{.Node}} {{.CurrentState}} "*) cat "$FAKE/ps/${*##* }" ;;',
-      // A node's running tasks: the workers' on it.
-      '"node ps --filter desired-state=running --format {{.CurrentState}} "*) cat "$FAKE"/ps/* | awk -v n="${*##* }" \'$1 == n { print "Running" }\' ;;',
-      // Swarm puts the moved service's tasks on the emptiest nodes: vm3 and one other.
-      '"service update --force --detach=false --quiet s1") printf "vm3 Running 1 second ago\nvm1 Running 1 second ago\n" > "$FAKE/ps/s1" ;;',
-      '"service update --force --detach=false --quiet s2") printf "vm3 Running 1 second ago\nvm2 Running 1 second ago\n" > "$FAKE/ps/s2" ;;',
-      '"service update"*) exit 1 ;;',
+      '"node ps --filter desired-state=running --format {{.CurrentState}} "*) cat "$FAKE"/ps/* "$FAKE/pinned" | awk -v n="${*##* }" \'$1 == n { print "Running" }\' ;;',
+      ...(options.failing ? [`"service update --force --detach=false --quiet ${options.failing}") exit 1 ;;`] : []),
+      `"service update --force --detach=false --quiet "*) ${schedule} ;;`,
     ]);
   }
+  const tasksOn = (service: string) => fs.readFileSync(path.join(dir, "ps", service), "utf8").split("\n").filter(Boolean).map((line) => line.split(" ")[0]);
+  const pausedNow = () => fs.readdirSync(path.join(dir, "paused"));
+  /** CI's cold deploy: Swarm put every worker on the two non-manager VMs, the managers busy with 3, 3 and 3 pinned tasks. */
+  const ALL_ON_TWO = { s1: ["vm4", "vm5"], s2: ["vm4", "vm5"], s3: ["vm4", "vm5"] };
+  const BUSY_MANAGERS = { vm1: 3, vm2: 3, vm3: 3 };
 
-  it("rebalance: force-updates one service at a time until the spread is even, printing before and after per node", () => {
-    const env = swarmAfterNodeReturned();
+  it("rebalance: moves each planned service with the other nodes paused, so Swarm puts the tasks where planned; then resumes them", () => {
+    const env = swarmOfWorkers(FIVE, BUSY_MANAGERS, ALL_ON_TWO);
     const result = sh(rebalanceScript(["s1", "s2", "s3"]), { env });
     expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toBe("before: vm1=3 vm2=3 vm3=0 \nrebalancing s1\nrebalancing s2\nafter: vm1=2 vm2=2 vm3=2 \n");
-    expect(calls().filter((call) => call.startsWith("service update"))).toEqual([
-      "service update --force --detach=false --quiet s1",
-      "service update --force --detach=false --quiet s2",
-    ]);
+    expect(result.stdout).toBe(
+      [
+        "before: vm1=0 vm2=0 vm3=0 vm4=3 vm5=3 ",
+        "rebalancing s2 onto vm1,vm2",
+        "rebalancing s3 onto vm3,vm4",
+        "after: vm1=1 vm2=1 vm3=1 vm4=2 vm5=1 ",
+        "",
+      ].join("\n"),
+    );
+    expect([tasksOn("s1"), tasksOn("s2").sort(), tasksOn("s3").sort()]).toEqual([["vm4", "vm5"], ["vm1", "vm2"], ["vm3", "vm4"]]);
+    expect(pausedNow()).toEqual([]);
+    const nodeUpdates = calls().filter((call) => call.startsWith("node update"));
+    expect(nodeUpdates.filter((call) => call.includes("--availability pause")).map((call) => call.split(" ").pop())).toEqual(["vm3", "vm4", "vm5", "vm1", "vm2", "vm5"]);
+    expect(nodeUpdates.filter((call) => call.includes("--availability active")).map((call) => call.split(" ").pop()).sort()).toEqual(["vm1", "vm2", "vm3", "vm4", "vm5", "vm5"]);
   });
 
-  it("rebalance: an even spread moves nothing", () => {
-    const env = swarmAfterNodeReturned();
-    fs.writeFileSync(path.join(dir, "ps", "s2"), "vm3 Running 1 minute ago\nvm1 Running 1 minute ago\n");
-    fs.writeFileSync(path.join(dir, "ps", "s3"), "vm2 Running 1 minute ago\nvm3 Running 1 minute ago\n");
+  it("rebalance: without the pause, Swarm's own rule would put the moved tasks straight back (what the fake's scheduler does)", () => {
+    const env = swarmOfWorkers(FIVE, BUSY_MANAGERS, ALL_ON_TWO);
+    const forceUpdate = sh("docker service update --force --detach=false --quiet s2", { env });
+    expect(forceUpdate.status, forceUpdate.stderr).toBe(0);
+    expect(tasksOn("s2").sort()).toEqual(["vm4", "vm5"]);
+  });
+
+  it("rebalance: an even spread moves nothing and pauses nothing; a second run after a rebalance moves nothing", () => {
+    const env = swarmOfWorkers(FIVE, BUSY_MANAGERS, { s1: ["vm4", "vm5"], s2: ["vm1", "vm2"], s3: ["vm3", "vm4"] });
     const result = sh(rebalanceScript(["s1", "s2", "s3"]), { env });
     expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toBe("before: vm1=2 vm2=2 vm3=2 \nspread is even: nothing moved\nafter: vm1=2 vm2=2 vm3=2 \n");
-    expect(calls().some((call) => call.startsWith("service update"))).toBe(false);
+    expect(result.stdout).toBe("before: vm1=1 vm2=1 vm3=1 vm4=2 vm5=1 \nspread is even: nothing moved\nafter: vm1=1 vm2=1 vm3=1 vm4=2 vm5=1 \n");
+    expect(calls().some((call) => call.startsWith("service update") || call.startsWith("node update"))).toBe(false);
+  });
+
+  it("rebalance: nodes an interrupted run left paused (its label on them) are resumed first, and said so", () => {
+    const env = swarmOfWorkers(FIVE, BUSY_MANAGERS, { s1: ["vm4", "vm5"], s2: ["vm1", "vm2"], s3: ["vm3", "vm4"] });
+    fs.writeFileSync(path.join(dir, "paused", "vm2"), "");
+    const result = sh(rebalanceScript(["s1", "s2", "s3"]), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.split("\n")[0]).toBe("resumed vm2, left paused by an interrupted rebalance");
+    expect(result.stdout).toContain("spread is even: nothing moved");
+    expect(pausedNow()).toEqual([]);
+  });
+
+  it("rebalance: a force-update that fails ends it naming the service, with every node it paused resumed", () => {
+    const env = swarmOfWorkers(FIVE, BUSY_MANAGERS, ALL_ON_TWO, { failing: "s2" });
+    const result = sh(rebalanceScript(["s1", "s2", "s3"]), { env });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("force-updating s2 failed");
+    expect(result.stdout).toContain("rebalancing s2 onto vm1,vm2");
+    expect(pausedNow()).toEqual([]);
+    expect(calls().filter((call) => call.includes("--availability pause"))).toHaveLength(3);
   });
 
   it("placement with rebalance: rebalances (progress on stderr) before it prints the placement on stdout", () => {
-    const env = swarmAfterNodeReturned();
+    const env = swarmOfWorkers(FIVE, BUSY_MANAGERS, ALL_ON_TWO);
     const arms = fs.readFileSync(path.join(dir, "bin", "docker"), "utf8");
     fs.writeFileSync(
       path.join(dir, "bin", "docker"),
       arms.replace('case "$*" in', 'case "$*" in\n  "service inspect"*) echo 2 ;;\n  "service ps --filter desired-state=running --format {{.Name}}"*) echo placement ;;'),
     );
-    const result = sh(placementScript(["s1", "s2", "s3"], 30, true).replace("sleep 2", "sleep 0"), { env });
+    const result = sh(placementScript(["s1", "s2", "s3"], 30, rebalanceScript(["s1", "s2", "s3"])).replace("sleep 2", "sleep 0"), { env });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("placement\n");
-    expect(result.stderr).toContain("rebalancing s1");
-    expect(result.stderr).toContain("after: vm1=2 vm2=2 vm3=2");
+    expect(result.stderr).toContain("rebalancing s2 onto vm1,vm2");
+    expect(result.stderr).toContain("after: vm1=1 vm2=1 vm3=1 vm4=2 vm5=1");
   });
 });
