@@ -714,7 +714,7 @@ export function rebalanceScript(serviceNames: readonly string[]): string {
     `  snapshot | awk '$1 == "node" { c[$2] += 0 } $1 == "task" { c[$3]++ } END { for (h in c) print h "=" c[h] }' | sort | tr '\\n' ' '`,
     "}",
     "resume() {",
-    `  for node in $(docker node inspect --format '{{.Description.Hostname}} {{index .Spec.Labels "${REBALANCE_PAUSE_LABEL}"}}' $(docker node ls -q) | awk 'NF > 1 { print $1 }'); do`,
+    `  for node in $(docker node inspect --format '{{.Description.Hostname}} {{index .Spec.Labels "${REBALANCE_PAUSE_LABEL}"}}' $(docker node ls -q) | awk '$2 == "true" { print $1 }'); do`,
     `    docker node update --availability active --label-rm ${label} "$node" >/dev/null || { echo "cannot resume $node: run docker node update --availability active $node" >&2; return 1; }`,
     '    [ -z "${1:-}" ] || echo "resumed $node, left paused by an interrupted rebalance"',
     "  done",
