@@ -793,6 +793,45 @@ describe("the uneven-spread decision (UNEVEN_SPREAD_AWK)", () => {
     expect(nextToMove([task("go", "vm1"), task("go", "vm1"), task("go", "vm1")])).toBe("");
     expect(nextToMove(swarmLines(FIVE, []))).toBe("");
   });
+
+  it("converges on 150 random spreads: each service moved where planned, at most once, leaves an even spread that plans no move", () => {
+    // A seeded generator (mulberry32): the same 150 cases every run.
+    let seed = 20261130;
+    const random = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = (from: number, to: number) => from + Math.floor(random() * (to - from + 1));
+    for (let run = 0; run < 150; run++) {
+      const nodes = FIVE.concat(["vm6"]).slice(0, pick(2, 6));
+      const max = pick(1, 2);
+      const pinned = Object.fromEntries(nodes.map((node) => [node, pick(0, 3)]));
+      const placed = new Map<string, string[]>();
+      for (const service of ["python", "go", "java"].slice(0, pick(1, 3))) {
+        const room = nodes.flatMap((node) => Array.from({ length: max }, () => node));
+        placed.set(service, Array.from({ length: pick(1, nodes.length * max) }, () => room.splice(Math.floor(random() * room.length), 1)[0] ?? ""));
+      }
+      const lines = () => swarmLines(nodes, [...placed].flatMap(([service, on]) => on.map((node): [string, string] => [service, node])), pinned);
+      const moved: string[] = [];
+      for (let next = nextToMove(lines()); next !== ""; next = nextToMove(lines(), moved)) {
+        const [service = "", onto = ""] = next.split(" ");
+        expect(moved, `case ${run}: ${service} planned twice`).not.toContain(service);
+        placed.set(service, onto.split(","));
+        moved.push(service);
+      }
+      const perNode = (on: string[]) => nodes.map((node) => on.filter((n) => n === node).length);
+      const spreadOf = (counts: number[]) => Math.max(...counts) - Math.min(...counts);
+      const label = `case ${run}: ${JSON.stringify(Object.fromEntries(placed))}`;
+      expect(spreadOf(perNode([...placed.values()].flat())), label).toBeLessThanOrEqual(1);
+      for (const on of placed.values()) {
+        expect(spreadOf(perNode(on)), label).toBeLessThanOrEqual(1);
+        expect(Math.max(...perNode(on)), label).toBeLessThanOrEqual(max);
+      }
+      expect(nextToMove(lines()), label).toBe("");
+    }
+  });
 });
 
 describe("image pulls and rebalance against a fake docker", () => {
