@@ -189,7 +189,8 @@ describe("issue 5: the live deployment on a fresh 5-VM lab", () => {
     expect([...allWorkerVms].every((node) => vmNames.includes(node))).toBe(true);
     // Issue 14, point 2: spread over every VM, the managers' etcd, master, broker and registry notwithstanding
     // (Swarm alone had put all six on the two non-manager VMs in CI; workers-rebalance evens it in the cold deploy).
-    const perVm = vmNames.map((vm) => workerCounts(tasks).get(vm) ?? 0);
+    const counts = workerCounts(tasks);
+    const perVm = vmNames.map((vm) => counts.get(vm) ?? 0);
     say(`worker tasks per VM: ${vmNames.map((vm, i) => `${vm}=${perVm[i]}`).join(" ")}`);
     expect(Math.max(...perVm) - Math.min(...perVm)).toBeLessThanOrEqual(1);
   });

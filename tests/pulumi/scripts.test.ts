@@ -884,7 +884,7 @@ describe("image pulls and rebalance against a fake docker", () => {
    * service's tasks one at a time, stop-first, each where Swarm's scheduler would put it (swarmkit's nodeLess: an
    * Active node, fewest tasks of the service, then fewest tasks in all; at most one per node here).
    */
-  function swarmOfWorkers(nodes: string[], pinned: Record<string, number>, tasks: Record<string, string[]>, options: { failing?: string } = {}) {
+  function swarmOfWorkers(nodes: string[], pinned: Record<string, number>, tasks: Record<string, string[]>, options: { failing?: string; ignorePause?: boolean } = {}) {
     fs.mkdirSync(path.join(dir, "ps"));
     fs.mkdirSync(path.join(dir, "paused"));
     fs.writeFileSync(path.join(dir, "nodes"), nodes.join(" "));
@@ -903,7 +903,7 @@ describe("image pulls and rebalance against a fake docker", () => {
       `"node ls --format {{.Hostname}} {{.Status}} {{.Availability}}") for h in $(cat "$FAKE/nodes"); do if [ -e "$FAKE/paused/$h" ]; then echo "$h Ready Pause"; else echo "$h Ready Active"; fi; done; echo "vm9 Down Active" ;;`,
       '"node ls -q") for h in $(cat "$FAKE/nodes"); do echo "$h"; done ;;',
       `"node inspect --format"*) for h in $(cat "$FAKE/nodes"); do if [ -e "$FAKE/paused/$h" ]; then echo "$h true"; else echo "$h "; fi; done ;;`,
-      `"node update --availability pause --label-add ${REBALANCE_PAUSE_LABEL}=true "*) touch "$FAKE/paused/\${*##* }" ;;`,
+      `"node update --availability pause --label-add ${REBALANCE_PAUSE_LABEL}=true "*) ${options.ignorePause ? ":" : 'touch "$FAKE/paused/${*##* }"'} ;;`,
       `"node update --availability active --label-rm ${REBALANCE_PAUSE_LABEL} "*) rm "$FAKE/paused/\${*##* }" ;;`,
       '"service ps --filter desired-state=running --format {{.Node}} {{.CurrentState}} "*) cat "$FAKE/ps/${*##* }" ;;',
       '"node ps --filter desired-state=running --format {{.CurrentState}} "*) cat "$FAKE"/ps/* "$FAKE/pinned" | awk -v n="${*##* }" \'$1 == n { print "Running" }\' ;;',
@@ -937,11 +937,12 @@ describe("image pulls and rebalance against a fake docker", () => {
     expect(nodeUpdates.filter((call) => call.includes("--availability active")).map((call) => call.split(" ").pop()).sort()).toEqual(["vm1", "vm2", "vm3", "vm4", "vm5", "vm5"]);
   });
 
-  it("rebalance: without the pause, Swarm's own rule would put the moved tasks straight back (what the fake's scheduler does)", () => {
-    const env = swarmOfWorkers(FIVE, BUSY_MANAGERS, ALL_ON_TWO);
-    const forceUpdate = sh("docker service update --force --detach=false --quiet s2", { env });
-    expect(forceUpdate.status, forceUpdate.stderr).toBe(0);
-    expect(tasksOn("s2").sort()).toEqual(["vm4", "vm5"]);
+  it("rebalance: the pause is what moves them: with a docker that ignores it, Swarm's rule puts every task straight back", () => {
+    const env = swarmOfWorkers(FIVE, BUSY_MANAGERS, ALL_ON_TWO, { ignorePause: true });
+    const result = sh(rebalanceScript(["s1", "s2", "s3"]), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toContain("rebalancing s2 onto vm1,vm2");
+    expect(result.stdout).toContain("after: vm1=0 vm2=0 vm3=0 vm4=3 vm5=3 ");
   });
 
   it("rebalance: an even spread moves nothing and pauses nothing; a second run after a rebalance moves nothing", () => {
