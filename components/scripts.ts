@@ -96,18 +96,59 @@ export function swarmJoinScript(advertiseAddr: string, managerAddr: string): str
   ].join("\n");
 }
 
-/** On the primary: every node id the swarm knows, one a line. */
-export const NODE_IDS_SCRIPT = "docker node ls -q";
+/**
+ * On the primary, whenever the configured nodes change and before any node
+ * joins: every manager that is down and no longer configured (its VM lost) is
+ * demoted, so it is out of Raft before a manager joins in its place, and the
+ * workers are told the managers that are left. Then prints every node id the
+ * swarm knows, one a line (the joins read them); progress goes to stderr.
+ */
+export function knownNodeIdsScript(configuredNames: readonly string[], waitSeconds = 60, attempts = 30): string {
+  return [
+    "set -eu",
+    RETRY(attempts),
+    `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
+    "for id in $(docker node ls -q); do",
+    `  ${NODE_NAME_OF_ID}`,
+    '  [ -n "$name" ] || continue',
+    '  case "$keep" in *" $name "*) continue ;; esac',
+    `  [ "$(docker node inspect --format '{{.Spec.Role}}' "$id")" = manager ] || continue`,
+    `  [ "$(docker node inspect --format '{{.Status.State}}' "$id")" = down ] || continue`,
+    '  retry docker node demote "$id"',
+    ...waitOrFail(
+      "  ",
+      `[ -z "$(docker node inspect --format '{{if .ManagerStatus}}in raft{{end}}' "$id")" ]`,
+      waitSeconds,
+      "demoted $name (down, no longer configured), but Swarm still lists it in Raft after " + waitSeconds + " s",
+    ),
+    '  echo "demoted $name (down, no longer configured): out of Raft before a manager joins" >&2',
+    "done",
+    "docker node ls -q",
+  ].join("\n");
+}
+
+/** Shell function `retry CMD…`: runs CMD until Swarm takes it, once a second; after `attempts` refusals, once more with its error shown (and fatal under set -e). */
+const RETRY = (attempts: number) =>
+  `retry() { i=0; until "$@" >/dev/null 2>&1; do i=$((i + 1)); if [ "$i" -ge ${attempts} ]; then "$@" >/dev/null; fi; sleep 1; done; }`;
 
 /**
- * On a node of a multi-manager stack (token, then the ids of every node the
- * swarm knows, one a line, on stdin): joins the swarm unless it is an active
- * member of it. A node this swarm removed earlier is left in a stale state:
- * `pending` or `error` when it was down at its removal, or `active` with an id
- * the swarm no longer knows when it was up (`docker node rm --force` never
- * tells the node); it leaves that state first. Prints the node id.
+ * On a node of a multi-manager stack (the token for its `role`, then the ids
+ * of every node the swarm knows, one a line, on stdin): joins the swarm unless
+ * it is an active member of it. A node this swarm removed earlier is left in a
+ * stale state: `pending` or `error` when it was down at its removal, or
+ * `active` with an id the swarm no longer knows when it was up (`docker node rm
+ * --force` never tells the node); it leaves that state first.
+ *
+ * A worker whose role is now manager is promoted by joining again, as a
+ * manager, through `managerAddr` (the primary, which this deploy just reached),
+ * and then removes its old worker entry. `docker node promote` is not used:
+ * the promoted node joins Raft through the manager it first joined through
+ * (swarmkit node.go, runManager: JoinAddr) until its Docker restarts, and if
+ * that VM is the one lost, its manager stops for good ("manager stopped: can't
+ * initialize raft node"; e2e run 17). The cost: its tasks start again
+ * elsewhere, as when a VM is lost. Prints the node id.
  */
-export function swarmRejoinScript(advertiseAddr: string, managerAddr: string): string {
+export function swarmRejoinScript(advertiseAddr: string, managerAddr: string, role: "manager" | "worker" = "worker", attempts = 30): string {
   return [
     "set -eu",
     readLine("token"),
@@ -125,9 +166,29 @@ export function swarmRejoinScript(advertiseAddr: string, managerAddr: string): s
     "  docker swarm leave --force >/dev/null",
     `  state=$(${SWARM_STATE})`,
     "fi",
+    ...(role === "manager"
+      ? [
+          'worker_entry=""',
+          `if [ "$state" = active ] && [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then`,
+          `  echo "promoting this worker: joining again as a manager through ${managerAddr} (its tasks start again elsewhere)" >&2`,
+          '  worker_entry=$id',
+          "  docker swarm leave --force >/dev/null",
+          `  state=$(${SWARM_STATE})`,
+          "fi",
+        ]
+      : []),
     `if [ "$state" != active ]; then`,
     joinLines(advertiseAddr, managerAddr),
     "fi",
+    ...(role === "manager"
+      ? [
+          'if [ -n "$worker_entry" ]; then',
+          `  ${RETRY(attempts)}`,
+          '  retry docker node rm --force "$worker_entry"',
+          '  echo "removed its old worker entry $worker_entry" >&2',
+          "fi",
+        ]
+      : []),
     NODE_ID,
   ].join("\n");
 }
@@ -138,16 +199,26 @@ export function swarmRejoinScript(advertiseAddr: string, managerAddr: string): s
  * The attempt to join the swarm will continue in the background"); a manager
  * joining while a lost manager is still a Raft member can take longer (e2e
  * run 10), so that answer is waited out, at most `waitSeconds`, until the node
- * is active. Any other failure fails with Docker's message.
+ * is active. A manager's join that fails on Raft (its Raft could not start,
+ * or the leader did not answer in time) leaves the half-made state and is
+ * tried again, `tries` times in all. Any other failure (a wrong token, an
+ * unreachable primary) fails at once with Docker's message.
  */
-function joinLines(advertiseAddr: string, managerAddr: string, waitSeconds = 120): string {
+function joinLines(advertiseAddr: string, managerAddr: string, waitSeconds = 120, tries = 3): string {
   return [
-    `  if ! out=$(docker swarm join --advertise-addr ${shellQuote(advertiseAddr)} --token "$token" ${shellQuote(`${managerAddr}:2377`)} 2>&1 >/dev/null); then`,
+    "  try=1",
+    `  until out=$(docker swarm join --advertise-addr ${shellQuote(advertiseAddr)} --token "$token" ${shellQuote(`${managerAddr}:2377`)} 2>&1 >/dev/null); do`,
     '    case "$out" in',
-    `      *"continue in the background"*) echo "the join takes longer than Docker waits; waiting for it (at most ${waitSeconds} s)" >&2 ;;`,
+    `      *"continue in the background"*) echo "the join takes longer than Docker waits; waiting for it (at most ${waitSeconds} s)" >&2; break ;;`,
+    `      *"can't initialize raft node"*|*"context deadline exceeded"*|*"code = Unavailable"*)`,
+    `        if [ "$try" -ge ${tries} ]; then printf '%s\\n' "$out" >&2; exit 1; fi`,
+    `        printf 'join attempt %s of ${tries} failed: %s; leaving the half-made state, trying again in 5 s\\n' "$try" "$out" >&2`,
+    "        docker swarm leave --force >/dev/null 2>&1 || true",
+    "        sleep 5",
+    "        try=$((try + 1)) ;;",
     `      *) printf '%s\\n' "$out" >&2; exit 1 ;;`,
     "    esac",
-    "  fi",
+    "  done",
     ...waitOrFail(
       "  ",
       `[ "$(${SWARM_STATE})" = active ]`,
@@ -461,8 +532,7 @@ const NODE_NAME_OF_ID = `name=$(docker node inspect --format '{{index .Spec.Labe
 export function removeNodesScript(configuredNames: readonly string[], waitSeconds = 60, attempts = 30): string {
   return [
     "set -eu",
-    // Runs a docker command until Swarm takes it, once a second; after `attempts` refusals, once more with its error shown (and fatal).
-    `retry() { i=0; until "$@" >/dev/null 2>&1; do i=$((i + 1)); if [ "$i" -ge ${attempts} ]; then "$@" >/dev/null; fi; sleep 1; done; }`,
+    RETRY(attempts),
     `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
     "for id in $(docker node ls -q); do",
     `  ${NODE_NAME_OF_ID}`,
@@ -471,7 +541,8 @@ export function removeNodesScript(configuredNames: readonly string[], waitSecond
     `  status=$(docker node inspect --format '{{.Status.State}}' "$id")`,
     '  echo "removing $name ($status)…"',
     `  if [ "$(docker node inspect --format '{{.Spec.Role}}' "$id")" = manager ]; then`,
-    '    docker node demote "$id" >/dev/null',
+    // Retried: right after a leader is lost, Swarm refuses changes until a new one is elected.
+    '    retry docker node demote "$id"',
     '    echo "  demoted $name"',
     "  fi",
     // Right after a demote the node's spec version moves on: Swarm refuses the drain ("update out of sequence") until then.
@@ -490,56 +561,28 @@ export function removeNodesScript(configuredNames: readonly string[], waitSecond
 }
 
 /**
- * On the primary manager of a multi-manager stack: gives every configured node
- * its configured role. Promotions run before demotions, so the number of
- * managers never dips while roles move. Before promoting, a manager that is
- * down and no longer configured (its VM lost) is demoted, so it is out of Raft
- * first: a promoted node joins Raft through a manager it picks at random, and
- * one that picks a dead manager stops for good ("manager stopped: can't
- * initialize raft node"). Each promotion waits (at most `waitSeconds`) until the
- * node is a reachable manager, and fails naming it otherwise. Prints one line
- * per change.
+ * On the primary manager of a multi-manager stack, after every node joined:
+ * demotes each node configured as a worker that is still a manager. Promotions
+ * are the joins' (swarmRejoinScript joins a promoted worker again as a
+ * manager); a configured manager that is not one here fails the deploy,
+ * naming it. Prints one line per change.
  */
-export function nodeRolesScript(nodes: readonly { name: string; role: "manager" | "worker" }[], waitSeconds = 60): string {
+export function nodeRolesScript(nodes: readonly { name: string; role: "manager" | "worker" }[]): string {
   const names = (role: string) => shellQuote(` ${nodes.filter((node) => node.role === role).map((node) => node.name).sort().join(" ")} `);
   return [
     "set -eu",
     `managers=${names("manager")}`,
     `workers=${names("worker")}`,
-    'lost=""',
-    'promote=""',
     'demote=""',
     "for id in $(docker node ls -q); do",
     `  ${NODE_NAME_OF_ID}`,
     '  [ -n "$name" ] || continue',
     `  role=$(docker node inspect --format '{{.Spec.Role}}' "$id")`,
-    '  case "$managers" in *" $name "*) [ "$role" = manager ] || promote="$promote $id:$name" ;; esac',
+    '  case "$managers" in *" $name "*) if [ "$role" != manager ]; then echo "$name is configured as a manager but is a worker: its join (swarm-join-$name) did not make it one; see its output" >&2; exit 1; fi ;; esac',
     '  case "$workers" in *" $name "*) [ "$role" = worker ] || demote="$demote $id:$name" ;; esac',
-    '  case "$managers$workers" in *" $name "*) continue ;; esac',
-    `  if [ "$role" = manager ] && [ "$(docker node inspect --format '{{.Status.State}}' "$id")" = down ]; then lost="$lost $id:$name"; fi`,
     "done",
-    'if [ -n "$promote" ]; then',
-    "  for item in $lost; do",
-    '    id=${item%%:*}',
-    '    docker node demote "$id" >/dev/null',
-    "    i=0",
-    // Out of Raft once Swarm no longer reports it as a manager: the workers are then told the managers that are left.
-    `    while [ "$i" -lt ${waitSeconds} ] && [ -n "$(docker node inspect --format '{{if .ManagerStatus}}in raft{{end}}' "$id")" ]; do i=$((i + 1)); sleep 1; done`,
-    '    echo "demoted ${item#*:} (down, no longer configured) before promoting"',
-    "  done",
-    "fi",
-    'for item in $promote; do',
-    '  id=${item%%:*}',
-    '  docker node promote "$id" >/dev/null',
-    ...waitOrFail(
-      "  ",
-      `[ "$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}' "$id")" = reachable ]`,
-      waitSeconds,
-      `promoted \${item#*:}, but it is not a reachable manager after ${waitSeconds} s: its manager could not join the swarm's Raft (see 'docker info' on it); remove it from nodes, deploy, then add it back`,
-    ),
-    '  echo "promoted ${item#*:} to manager (reachable after ${waited} s)"',
-    "done",
-    'for item in $demote; do docker node demote "${item%%:*}" >/dev/null; echo "demoted ${item#*:} to worker"; done',
+    RETRY(30),
+    'for item in $demote; do retry docker node demote "${item%%:*}"; echo "demoted ${item#*:} to worker"; done',
   ].join("\n");
 }
 

@@ -18,9 +18,12 @@
 //
 // A multi-manager stack (3 or 5 managers, issue 14) differs: the primary (the
 // first listed manager) inits the swarm; the other managers join with the
-// manager token (…-join-token-manager); …-heartbeat on the primary shortens
-// how long Swarm takes to see a VM is gone (DISPATCHER_HEARTBEAT_S); …-roles
-// on the primary promotes and demotes nodes whose role changed; and …-members
+// manager token (…-join-token-manager), and a worker whose role became manager
+// joins again as one; …-node-ids on the primary first demotes the managers
+// whose VM was lost, so none still counts in Raft while a manager joins;
+// …-heartbeat on the primary shortens how long Swarm takes to see a VM is gone
+// (DISPATCHER_HEARTBEAT_S); …-roles on the primary demotes nodes whose role
+// became worker; and …-members
 // on the primary removes nodes that left the config itself (demote, drain,
 // node rm --force), since their VM may be gone for good. So every per-node
 // resource is kept on delete (retainOnDelete): its delete would dial the
@@ -36,7 +39,7 @@ import {
   dispatcherHeartbeatScript,
   drainAndRemoveScript,
   drainRemovedNodesScript,
-  NODE_IDS_SCRIPT,
+  knownNodeIdsScript,
   NODE_NAME_LABEL,
   joinTokenScript,
   nodeRolesScript,
@@ -142,11 +145,13 @@ export class SwarmCluster extends pulumi.ComponentResource {
     const managerToken = this.multiManager ? this.joinToken("manager", {}) : undefined;
 
     // Multi-manager: the node ids the swarm knows, read on the primary whenever the configured nodes change, so a
-    // node removed earlier while it was up (it still believes it is a member) sees that and joins afresh.
+    // node removed earlier while it was up (it still believes it is a member) sees that and joins afresh. A lost
+    // manager is demoted first, so no node joins Raft while a dead member still counts in it.
+    const configuredNames = args.nodes.map((node) => node.name).sort();
     const knownIds = this.multiManager
       ? remoteCommand(
           `${name}-node-ids`,
-          { connection: this.managerConnection, create: asRoot(NODE_IDS_SCRIPT, manager.user), triggers: args.nodes.map((node) => node.name).sort() },
+          { connection: this.managerConnection, create: asRoot(knownNodeIdsScript(configuredNames), manager.user), triggers: configuredNames },
           { parent: this, dependsOn: [this.init] },
         ).stdout
       : undefined;
@@ -168,7 +173,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
         { connection: this.managerConnection, create: asRoot(dispatcherHeartbeatScript(DISPATCHER_HEARTBEAT_S), manager.user) },
         { parent: this, dependsOn: [this.init] },
       );
-      // A node whose configured role changed: promoted or demoted from the primary, promotions first.
+      // A node configured as a worker that is still a manager is demoted from the primary (promotions are the joins').
       const roles = remoteCommand(
         `${name}-roles`,
         { connection: this.managerConnection, create: asRoot(nodeRolesScript(args.nodes), manager.user) },
@@ -222,7 +227,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
     token: pulumi.Output<string>,
     privateKey: pulumi.Input<string>,
   ): command.remote.Command {
-    const script = this.multiManager ? swarmRejoinScript(node.host, manager.host) : swarmJoinScript(node.host, manager.host);
+    const script = this.multiManager ? swarmRejoinScript(node.host, manager.host, node.role) : swarmJoinScript(node.host, manager.host);
     return remoteCommand(
       `${this.prefix}-join-${node.name}`,
       {

@@ -145,6 +145,16 @@ export interface DeployChoice {
   configFile?: string;
 }
 
+/** How much of the live harness's stderr a failed deploy's error repeats. */
+const HARNESS_ERROR_CHARS = 4000;
+
+/** The harness's own last message ("live harness: …", lab/harness/deploy.ts), or the tail of its stderr. */
+export function harnessMessage(stderrTail: string): string {
+  const at = stderrTail.lastIndexOf("live harness: ");
+  const message = (at >= 0 ? stderrTail.slice(at + "live harness: ".length) : stderrTail).trim();
+  return message === "" ? "it printed no error (see its output above)" : message;
+}
+
 /**
  * The live harness (lab/harness/deploy.ts) as a child process, its output
  * streamed line by line. One process (node --import tsx), so its PID is the
@@ -155,7 +165,13 @@ export function deployWithHarness(choice: DeployChoice = {}, destroy = false): P
   const args = ["--import", "tsx", script, "--stack", STACK, "--state", HARNESS_STATE_PATH];
   if (choice.configFile) args.push("--config-file", choice.configFile);
   if (destroy) args.push("--destroy");
-  const child = spawn(process.execPath, args, { cwd: PROJECT_DIR, stdio: ["ignore", "inherit", "inherit"] });
+  const child = spawn(process.execPath, args, { cwd: PROJECT_DIR, stdio: ["ignore", "inherit", "pipe"] });
+  // Its stderr passes through; the tail is kept so the error names the cause (a test report may show only its errors).
+  let stderrTail = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    process.stderr.write(chunk);
+    stderrTail = (stderrTail + chunk.toString("utf8")).slice(-HARNESS_ERROR_CHARS);
+  });
   const stop = () => child.kill("SIGTERM");
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
@@ -165,7 +181,7 @@ export function deployWithHarness(choice: DeployChoice = {}, destroy = false): P
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
       if (code === 0) resolve(JSON.parse(fs.readFileSync(summaryFileOf(HARNESS_STATE_PATH), "utf8")) as DeploySummary);
-      else reject(new Error(`the live harness failed (${signal ?? `exit ${code}`}); its message is above`));
+      else reject(new Error(`the live harness failed (${signal ?? `exit ${code}`}): ${harnessMessage(stderrTail)}`));
     });
   });
 }

@@ -38,6 +38,7 @@ import {
   swarmRejoinScript,
   removeNodesScript,
   nodeRolesScript,
+  knownNodeIdsScript,
   writeStdinToFileScript,
 } from "../../components/scripts";
 
@@ -439,10 +440,10 @@ describe("day-two scripts against a fake docker", () => {
     expect(sh(drainRemovedNodesScript(["vm1", "vm2"]), { env }).stdout).toBe("");
   });
 
-  /** Nodes for the fake: id → name, role, status; `node demote`/`promote`/`rm` change the state files under $FAKE. */
+  /** Nodes for the fake: id → name, role, status; `node demote`/`rm` change the state files under $FAKE. */
   function swarmOf(
     nodes: { id: string; name: string; role: string; status: string; running?: boolean }[],
-    options: { rmRefusals?: number; updateRefusals?: number; neverReachable?: string } = {},
+    options: { rmRefusals?: number; updateRefusals?: number } = {},
   ) {
     fs.writeFileSync(path.join(dir, "rm-refusals"), String(options.rmRefusals ?? 0));
     fs.writeFileSync(path.join(dir, "update-refusals"), String(options.updateRefusals ?? 0));
@@ -452,12 +453,9 @@ describe("day-two scripts against a fake docker", () => {
       ...nodes.map((node) => `*"ai-swarm.node"*" ${node.id}") echo ${node.name} ;;`),
       ...nodes.map((node) => `*Status.State*" ${node.id}") echo ${node.status} ;;`),
       '*Spec.Role*) cat "$FAKE/role-${*##* }" ;;',
-      // A manager is in Raft and reachable (one node may be promoted and never get there); a worker is neither.
-      `*Reachability*" ${options.neverReachable ?? "-"}") echo unknown ;;`,
-      '*Reachability*) if [ "$(cat "$FAKE/role-${*##* }")" = manager ]; then echo reachable; fi ;;',
+      // A manager is in Raft; a worker is not.
       '*"in raft"*) if [ "$(cat "$FAKE/role-${*##* }")" = manager ]; then echo in raft; fi ;;',
       '"node demote "*) echo worker > "$FAKE/role-${*##* }" ;;',
-      '"node promote "*) echo manager > "$FAKE/role-${*##* }" ;;',
       ...nodes.map((node) => `"node ps ${node.id} "*) ${node.running ? "echo 'Running 2 minutes ago'" : "true"} ;;`),
       '"node update --availability drain "*) left=$(cat "$FAKE/update-refusals"); if [ "$left" -gt 0 ]; then echo $((left - 1)) > "$FAKE/update-refusals"; echo "rpc error: code = Unknown desc = update out of sequence" >&2; exit 1; fi ;;',
       '"node rm --force "*) left=$(cat "$FAKE/rm-refusals"); if [ "$left" -gt 0 ]; then echo $((left - 1)) > "$FAKE/rm-refusals"; echo "node is a member of the raft cluster" >&2; exit 1; fi; rm "$FAKE/role-${*##* }" ;;',
@@ -516,11 +514,11 @@ describe("day-two scripts against a fake docker", () => {
     expect(result.stderr).toContain("node is a member of the raft cluster");
   });
 
-  it("roles: promotes before it demotes, and changes nothing when every role matches", () => {
+  it("roles: demotes a configured worker that is still a manager, and changes nothing when every role matches", () => {
     const env = swarmOf([
       { id: "id1", name: "vm1", role: "manager", status: "ready" },
       { id: "id2", name: "vm2", role: "manager", status: "ready" },
-      { id: "id4", name: "vm4", role: "worker", status: "ready" },
+      { id: "id4", name: "vm4", role: "manager", status: "ready" },
     ]);
     const roles = [
       { name: "vm1", role: "manager" },
@@ -529,54 +527,54 @@ describe("day-two scripts against a fake docker", () => {
     ] as const;
     const result = sh(nodeRolesScript(roles), { env });
     expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toBe("promoted vm4 to manager (reachable after 0 s)\ndemoted vm2 to worker\n");
-    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual(["node promote id4", "node demote id2"]);
+    expect(result.stdout).toBe("demoted vm2 to worker\n");
+    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual(["node demote id2"]);
     expect(sh(nodeRolesScript(roles), { env }).stdout).toBe("");
   });
 
-  it("roles: a lost manager (down, no longer configured) is out of Raft before a worker is promoted in its place", () => {
+  it("roles: never promotes (the joins do): a configured manager that is a worker fails the deploy, naming it and where to look", () => {
     const env = swarmOf([
-      { id: "id1", name: "vm1", role: "manager", status: "down" },
-      { id: "id2", name: "vm2", role: "manager", status: "ready" },
-      { id: "id3", name: "vm3", role: "manager", status: "ready" },
+      { id: "id1", name: "vm1", role: "manager", status: "ready" },
       { id: "id4", name: "vm4", role: "worker", status: "ready" },
     ]);
-    const roles = [
-      { name: "vm2", role: "manager" },
-      { name: "vm3", role: "manager" },
-      { name: "vm4", role: "manager" },
-    ] as const;
-    const result = sh(nodeRolesScript(roles), { env });
-    expect(result.status, result.stderr).toBe(0);
-    expect(result.stdout).toBe("demoted vm1 (down, no longer configured) before promoting\npromoted vm4 to manager (reachable after 0 s)\n");
-    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual(["node demote id1", "node promote id4"]);
-  });
-
-  it("roles: with nothing to promote, a lost manager is left to the removal (swarm-members)", () => {
-    const env = swarmOf([
-      { id: "id1", name: "vm1", role: "manager", status: "down" },
-      { id: "id2", name: "vm2", role: "manager", status: "ready" },
-    ]);
-    const result = sh(nodeRolesScript([{ name: "vm2", role: "manager" }]), { env });
-    expect(result.status, result.stderr).toBe(0);
+    const result = sh(nodeRolesScript([{ name: "vm1", role: "manager" }, { name: "vm4", role: "manager" }]), { env });
+    expect(result.status).toBe(1);
     expect(result.stdout).toBe("");
+    expect(result.stderr).toContain("vm4 is configured as a manager but is a worker: its join (swarm-join-vm4) did not make it one");
     expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual([]);
   });
 
-  it("roles: a promoted node that never becomes a reachable manager fails the deploy, naming it and what to do", () => {
-    const env = swarmOf(
-      [
-        { id: "id1", name: "vm1", role: "manager", status: "ready" },
-        { id: "id4", name: "vm4", role: "worker", status: "ready" },
-      ],
-      { neverReachable: "id4" },
-    );
-    const result = sh(nodeRolesScript([{ name: "vm1", role: "manager" }, { name: "vm4", role: "manager" }], 2), { env });
+  it("node ids: a lost manager (down, no longer configured) is demoted and out of Raft before the ids are listed; nothing else is touched", () => {
+    const env = swarmOf([
+      { id: "id1", name: "vm1", role: "manager", status: "down" },
+      { id: "id2", name: "vm2", role: "manager", status: "ready" },
+      { id: "id3", name: "vm3", role: "manager", status: "down" },
+      { id: "id6", name: "vm6", role: "manager", status: "ready" },
+      { id: "id7", name: "vm7", role: "worker", status: "down" },
+    ]);
+    // vm3 is down but still configured (it may come back); vm6 left the config but is up: swarm-members demotes it.
+    const result = sh(knownNodeIdsScript(["vm2", "vm3", "vm4"], 3, 3), { env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("id1\nid2\nid3\nid6\nid7\n");
+    expect(result.stderr).toBe("demoted vm1 (down, no longer configured): out of Raft before a manager joins\n");
+    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual(["node demote id1"]);
+    const again = sh(knownNodeIdsScript(["vm2", "vm3", "vm4"], 3, 3), { env });
+    expect(again.stderr).toBe("");
+    expect(calls().filter((call) => /^node (promote|demote)/.test(call))).toEqual(["node demote id1"]);
+  });
+
+  it("node ids: a demoted manager Swarm still lists in Raft after the wait fails the deploy, naming it", () => {
+    const stuck = scriptedDocker([
+      '"node ls -q") echo id1 ;;',
+      '*"ai-swarm.node"*) echo vm1 ;;',
+      "*Spec.Role*) echo manager ;;",
+      "*Status.State*) echo down ;;",
+      '*"in raft"*) echo in raft ;;',
+    ]);
+    const result = sh(knownNodeIdsScript(["vm2"], 2, 3), { env: stuck });
     expect(result.status).toBe(1);
     expect(result.stdout).toBe("");
-    expect(result.stderr).toContain("promoted vm4, but it is not a reachable manager after 2 s");
-    expect(result.stderr).toContain("remove it from nodes, deploy, then add it back");
-    expect(calls().filter((call) => call.includes("Reachability"))).toHaveLength(3); // once a second, for at most 2 s
+    expect(result.stderr).toContain("demoted vm1 (down, no longer configured), but Swarm still lists it in Raft after 2 s");
   });
 
   it("roles: leaves alone a node this program did not label, also when no node is a worker", () => {
@@ -646,6 +644,81 @@ describe("day-two scripts against a fake docker", () => {
     const failed = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env: refused, stdin: "SWMTKN-1-abc\n" });
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain("A valid join token is necessary");
+  });
+
+  it("rejoin as a manager: a worker configured as a manager leaves, joins again with the manager token through the primary, and removes its old worker entry", () => {
+    const env = scriptedDocker([
+      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/joined" ]; then echo active; elif [ -e "$FAKE/left" ]; then echo inactive; else echo active; fi ;;`,
+      '"info --format {{.Swarm.Error}}") echo ;;',
+      `"info --format {{.Swarm.NodeID}}") if [ -e "$FAKE/joined" ]; then echo manager-id; else echo worker-id; fi ;;`,
+      `"info --format {{.Swarm.ControlAvailable}}") if [ -e "$FAKE/joined" ]; then echo true; else echo false; fi ;;`,
+      '"swarm leave --force") touch "$FAKE/left" ;;',
+      '"swarm join "*) touch "$FAKE/joined" ;;',
+      // The new manager's control API needs a moment: the first rm is refused.
+      '"node rm --force worker-id") if [ -e "$FAKE/rm-tried" ]; then touch "$FAKE/removed"; else touch "$FAKE/rm-tried"; echo "This node is not a swarm manager" >&2; exit 1; fi ;;',
+    ]);
+    const result = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", "manager", 3), { env, stdin: "SWMTKN-1-mgr\nid-primary\nworker-id\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("manager-id\n");
+    expect(result.stderr).toContain("promoting this worker: joining again as a manager through 10.0.0.1 (its tasks start again elsewhere)");
+    expect(result.stderr).toContain("removed its old worker entry worker-id");
+    expect(calls().filter((call) => /^(swarm|node)/.test(call))).toEqual([
+      "swarm leave --force",
+      "swarm join --advertise-addr 10.0.0.4 --token SWMTKN-1-mgr 10.0.0.1:2377",
+      "node rm --force worker-id",
+      "node rm --force worker-id",
+    ]);
+    expect(fs.existsSync(path.join(dir, "removed"))).toBe(true);
+    // Now a manager: a second run changes nothing. A worker configured as a worker is never moved.
+    fs.rmSync(path.join(dir, "calls"));
+    const again = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", "manager", 3), { env, stdin: "SWMTKN-1-mgr\nid-primary\nmanager-id\n" });
+    expect(again.stdout).toBe("manager-id\n");
+    expect(calls().filter((call) => /^(swarm|node)/.test(call))).toEqual([]);
+  });
+
+  it("rejoin: a worker configured as a worker stays one (no promotion without the manager role)", () => {
+    const env = scriptedDocker([
+      '"info --format {{.Swarm.LocalNodeState}}") echo active ;;',
+      '"info --format {{.Swarm.Error}}") echo ;;',
+      '"info --format {{.Swarm.NodeID}}") echo worker-id ;;',
+      '"info --format {{.Swarm.ControlAvailable}}") echo false ;;',
+    ]);
+    const result = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", "worker"), { env, stdin: "SWMTKN-1-wrk\nworker-id\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("worker-id\n");
+    expect(calls().filter((call) => /^(swarm|node)/.test(call))).toEqual([]);
+  });
+
+  it("rejoin: a manager's join that fails on Raft leaves the half-made state and is tried again; after the last try it fails with Docker's message", () => {
+    const raft = "Error response from daemon: manager stopped: can't initialize raft node: rpc error: code = Unavailable desc = connection error";
+    const env = scriptedDocker([
+      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/joined" ]; then echo active; else echo inactive; fi ;;`,
+      '"info --format {{.Swarm.Error}}") echo ;;',
+      '"info --format {{.Swarm.NodeID}}") echo new-id ;;',
+      '"swarm leave --force") true ;;',
+      // Refused on Raft twice, then joined.
+      `"swarm join "*) n=$(cat "$FAKE/joins" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE/joins"; if [ "$n" -lt 2 ]; then echo ${shellQuote(raft)} >&2; exit 1; fi; touch "$FAKE/joined" ;;`,
+    ]);
+    const result = sh(swarmRejoinScript("10.0.0.6", "10.0.0.1", "manager"), { env, stdin: "SWMTKN-1-mgr\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("new-id\n");
+    expect(result.stderr).toContain("join attempt 1 of 3 failed: " + raft + "; leaving the half-made state, trying again in 5 s");
+    expect(result.stderr).toContain("join attempt 2 of 3 failed");
+    expect(calls().filter((call) => call.startsWith("swarm"))).toEqual([
+      "swarm join --advertise-addr 10.0.0.6 --token SWMTKN-1-mgr 10.0.0.1:2377",
+      "swarm leave --force",
+      "swarm join --advertise-addr 10.0.0.6 --token SWMTKN-1-mgr 10.0.0.1:2377",
+      "swarm leave --force",
+      "swarm join --advertise-addr 10.0.0.6 --token SWMTKN-1-mgr 10.0.0.1:2377",
+    ]);
+    fs.rmSync(path.join(dir, "calls"));
+    fs.rmSync(path.join(dir, "joined"));
+    fs.writeFileSync(path.join(dir, "joins"), "-5");
+    const failed = sh(swarmRejoinScript("10.0.0.6", "10.0.0.1", "manager"), { env, stdin: "SWMTKN-1-mgr\n" });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain("join attempt 2 of 3 failed");
+    expect(failed.stderr.trim().split("\n").at(-1)).toBe(raft);
+    expect(calls().filter((call) => call.startsWith("swarm join"))).toHaveLength(3);
   });
 
   it("rejoin: leaves a healthy member alone (its id listed, or no list) and fails clearly without a token", () => {
