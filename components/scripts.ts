@@ -185,7 +185,7 @@ export function swarmRejoinScript(advertiseAddr: string, managerAddr: string, ro
           'if [ -n "$worker_entry" ]; then',
           `  ${RETRY(attempts)}`,
           '  retry docker node rm --force "$worker_entry"',
-          '  echo "removed its old worker entry $worker_entry" >&2',
+          '  echo "removed its old worker entry from the swarm" >&2',
           "fi",
         ]
       : []),

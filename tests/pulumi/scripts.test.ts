@@ -661,7 +661,7 @@ describe("day-two scripts against a fake docker", () => {
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("manager-id\n");
     expect(result.stderr).toContain("promoting this worker: joining again as a manager through 10.0.0.1 (its tasks start again elsewhere)");
-    expect(result.stderr).toContain("removed its old worker entry worker-id");
+    expect(result.stderr).toContain("removed its old worker entry from the swarm");
     expect(calls().filter((call) => /^(swarm|node)/.test(call))).toEqual([
       "swarm leave --force",
       "swarm join --advertise-addr 10.0.0.4 --token SWMTKN-1-mgr 10.0.0.1:2377",
