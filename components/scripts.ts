@@ -21,6 +21,7 @@ export function asRoot(script: string, user: string): string {
 
 const SWARM_STATE = `docker info --format '{{.Swarm.LocalNodeState}}'`;
 const NODE_ID = `docker info --format '{{.Swarm.NodeID}}'`;
+const CONTROL_AVAILABLE = `docker info --format '{{.Swarm.ControlAvailable}}'`;
 /** Reads one line of stdin into a variable; `|| true` accepts a last line without a newline (and empty input, checked after). */
 const readLine = (variable: string) => `IFS= read -r ${variable} || true`;
 
@@ -48,7 +49,7 @@ export function swarmInitScript(advertiseAddr: string, pool?: AddressPool): stri
     // `swarm init` prints a join command with the worker token: never let it reach the logs.
     `  docker swarm init --advertise-addr ${addr}${poolArgs} >/dev/null`,
     "fi",
-    `if [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then`,
+    `if [ "$(${CONTROL_AVAILABLE})" != true ]; then`,
     `  echo "node ${advertiseAddr} is in a swarm but is not a manager: make it leave that swarm first" >&2`,
     "  exit 1",
     "fi",
@@ -140,15 +141,16 @@ const RETRY = (attempts: number) =>
  * --force` never tells the node); it leaves that state first.
  *
  * A worker whose role is now manager is promoted by joining again, as a
- * manager, through `managerAddr` (the primary, which this deploy just reached),
- * and then removes its old worker entry. `docker node promote` is not used:
+ * manager, through `managerAddr` (the primary, which this deploy just reached);
+ * a manager then removes every worker entry labelled with its name (the one it
+ * just left, or one a failed run left). `docker node promote` is not used:
  * the promoted node joins Raft through the manager it first joined through
  * (swarmkit node.go, runManager: JoinAddr) until its Docker restarts, and if
  * that VM is the one lost, its manager stops for good ("manager stopped: can't
  * initialize raft node"; e2e run 17). The cost: its tasks start again
  * elsewhere, as when a VM is lost. Prints the node id.
  */
-export function swarmRejoinScript(advertiseAddr: string, managerAddr: string, role: "manager" | "worker" = "worker", attempts = 30): string {
+export function swarmRejoinScript(advertiseAddr: string, managerAddr: string, node: { name: string; role: "manager" | "worker" }, attempts = 30): string {
   return [
     "set -eu",
     readLine("token"),
@@ -166,12 +168,10 @@ export function swarmRejoinScript(advertiseAddr: string, managerAddr: string, ro
     "  docker swarm leave --force >/dev/null",
     `  state=$(${SWARM_STATE})`,
     "fi",
-    ...(role === "manager"
+    ...(node.role === "manager"
       ? [
-          'worker_entry=""',
-          `if [ "$state" = active ] && [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then`,
+          `if [ "$state" = active ] && [ "$(${CONTROL_AVAILABLE})" != true ]; then`,
           `  echo "promoting this worker: joining again as a manager through ${managerAddr} (its tasks start again elsewhere)" >&2`,
-          '  worker_entry=$id',
           "  docker swarm leave --force >/dev/null",
           `  state=$(${SWARM_STATE})`,
           "fi",
@@ -180,12 +180,18 @@ export function swarmRejoinScript(advertiseAddr: string, managerAddr: string, ro
     `if [ "$state" != active ]; then`,
     joinLines(advertiseAddr, managerAddr),
     "fi",
-    ...(role === "manager"
+    ...(node.role === "manager"
       ? [
-          'if [ -n "$worker_entry" ]; then',
+          // Its entries as a worker (this run's, or one a failed run left): removed now that it can.
+          `if [ "$(${CONTROL_AVAILABLE})" = true ]; then`,
           `  ${RETRY(attempts)}`,
-          '  retry docker node rm --force "$worker_entry"',
-          '  echo "removed its old worker entry from the swarm" >&2',
+          `  self=$(${NODE_ID})`,
+          "  for other in $(docker node ls -q); do",
+          '    [ "$other" != "$self" ] || continue',
+          `    [ "$(docker node inspect --format '{{index .Spec.Labels "${NODE_NAME_LABEL}"}} {{.Spec.Role}}' "$other")" = ${shellQuote(`${node.name} worker`)} ] || continue`,
+          '    retry docker node rm --force "$other"',
+          `    echo ${shellQuote(`removed an old worker entry of ${node.name} from the swarm`)} >&2`,
+          "  done",
           "fi",
         ]
       : []),

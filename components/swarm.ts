@@ -227,7 +227,7 @@ export class SwarmCluster extends pulumi.ComponentResource {
     token: pulumi.Output<string>,
     privateKey: pulumi.Input<string>,
   ): command.remote.Command {
-    const script = this.multiManager ? swarmRejoinScript(node.host, manager.host, node.role) : swarmJoinScript(node.host, manager.host);
+    const script = this.multiManager ? swarmRejoinScript(node.host, manager.host, node) : swarmJoinScript(node.host, manager.host);
     return remoteCommand(
       `${this.prefix}-join-${node.name}`,
       {

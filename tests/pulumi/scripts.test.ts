@@ -80,7 +80,9 @@ const ALL_SCRIPTS: [string, string][] = [
   ["placement", placementScript(["ai-system_worker-go"])],
   ["web tls", webTlsScript("IP:10.0.0.1,DNS:chat.example", "10.0.0.1")],
   ["drain removed nodes", drainRemovedNodesScript(["vm1", "vm2"])],
-  ["rejoin", swarmRejoinScript("10.0.0.2", "10.0.0.1")],
+  ["rejoin", swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "worker" })],
+  ["rejoin as a manager", swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "manager" })],
+  ["known node ids", knownNodeIdsScript(["vm1", "vm2"])],
   ["remove nodes", removeNodesScript(["vm1", "vm3"])],
   ["node roles", nodeRolesScript([{ name: "vm1", role: "manager" }, { name: "vm2", role: "worker" }])],
   ["pin images", pinImagesScript(["eclipse-mosquitto:2", "registry:2@sha256:" + "a".repeat(64)])],
@@ -600,7 +602,7 @@ describe("day-two scripts against a fake docker", () => {
       '"swarm leave --force") touch "$FAKE/left" ;;',
       '"swarm join "*) touch "$FAKE/joined" ;;',
     ]);
-    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\n" });
+    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "worker" }), { env, stdin: "SWMTKN-1-abc\n" });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("new-id\n");
     expect(result.stderr).toContain(`leaving a stale swarm state (${state}`);
@@ -615,7 +617,7 @@ describe("day-two scripts against a fake docker", () => {
       '"swarm leave --force") touch "$FAKE/left" ;;',
       '"swarm join "*) touch "$FAKE/joined" ;;',
     ]);
-    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\nid-primary\nid-other\n" });
+    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "worker" }), { env, stdin: "SWMTKN-1-abc\nid-primary\nid-other\n" });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("new-id\n");
     expect(result.stderr).toContain("leaving a stale swarm state (active: this swarm no longer knows node id old-id (it was removed))");
@@ -631,7 +633,7 @@ describe("day-two scripts against a fake docker", () => {
       '"info --format {{.Swarm.NodeID}}") echo new-id ;;',
       `"swarm join "*) touch "$FAKE/joined"; echo ${shellQuote(background)} >&2; exit 1 ;;`,
     ]);
-    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "SWMTKN-1-abc\n" });
+    const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "worker" }), { env, stdin: "SWMTKN-1-abc\n" });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("new-id\n");
     expect(result.stderr).toContain("the join takes longer than Docker waits; waiting for it (at most 120 s)");
@@ -641,7 +643,7 @@ describe("day-two scripts against a fake docker", () => {
       '"info --format {{.Swarm.Error}}") echo ;;',
       '"swarm join "*) echo "Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary" >&2; exit 1 ;;',
     ]);
-    const failed = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env: refused, stdin: "SWMTKN-1-abc\n" });
+    const failed = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "worker" }), { env: refused, stdin: "SWMTKN-1-abc\n" });
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain("A valid join token is necessary");
   });
@@ -654,26 +656,53 @@ describe("day-two scripts against a fake docker", () => {
       `"info --format {{.Swarm.ControlAvailable}}") if [ -e "$FAKE/joined" ]; then echo true; else echo false; fi ;;`,
       '"swarm leave --force") touch "$FAKE/left" ;;',
       '"swarm join "*) touch "$FAKE/joined" ;;',
+      // The swarm as the new manager sees it: itself (not labelled yet), its old worker entry, another node's worker entry, vm4 as a manager elsewhere.
+      `"node ls -q") echo manager-id; [ -e "$FAKE/removed" ] || echo worker-id; echo other-id; echo odd-id ;;`,
+      `*ai-swarm.node*Spec.Role*" worker-id") echo vm4 worker ;;`,
+      `*ai-swarm.node*Spec.Role*" other-id") echo vm5 worker ;;`,
+      `*ai-swarm.node*Spec.Role*" odd-id") echo vm4 manager ;;`,
       // The new manager's control API needs a moment: the first rm is refused.
       '"node rm --force worker-id") if [ -e "$FAKE/rm-tried" ]; then touch "$FAKE/removed"; else touch "$FAKE/rm-tried"; echo "This node is not a swarm manager" >&2; exit 1; fi ;;',
     ]);
-    const result = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", "manager", 3), { env, stdin: "SWMTKN-1-mgr\nid-primary\nworker-id\n" });
+    const vm4 = { name: "vm4", role: "manager" } as const;
+    const result = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", vm4, 3), { env, stdin: "SWMTKN-1-mgr\nid-primary\nworker-id\n" });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("manager-id\n");
     expect(result.stderr).toContain("promoting this worker: joining again as a manager through 10.0.0.1 (its tasks start again elsewhere)");
-    expect(result.stderr).toContain("removed its old worker entry from the swarm");
-    expect(calls().filter((call) => /^(swarm|node)/.test(call))).toEqual([
+    expect(result.stderr).toContain("removed an old worker entry of vm4 from the swarm");
+    expect(calls().filter((call) => /^(swarm|node rm)/.test(call))).toEqual([
       "swarm leave --force",
       "swarm join --advertise-addr 10.0.0.4 --token SWMTKN-1-mgr 10.0.0.1:2377",
       "node rm --force worker-id",
       "node rm --force worker-id",
     ]);
     expect(fs.existsSync(path.join(dir, "removed"))).toBe(true);
-    // Now a manager: a second run changes nothing. A worker configured as a worker is never moved.
+    // Now a manager with no old entry: a second run changes nothing. (A worker configured as a worker is never moved: next test.)
     fs.rmSync(path.join(dir, "calls"));
-    const again = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", "manager", 3), { env, stdin: "SWMTKN-1-mgr\nid-primary\nmanager-id\n" });
+    const again = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", vm4, 3), { env, stdin: "SWMTKN-1-mgr\nid-primary\nmanager-id\n" });
+    expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toBe("manager-id\n");
-    expect(calls().filter((call) => /^(swarm|node)/.test(call))).toEqual([]);
+    expect(again.stderr).toBe("");
+    expect(calls().filter((call) => /^(swarm|node rm)/.test(call))).toEqual([]);
+  });
+
+  it("rejoin as a manager: an old worker entry a failed run left (it left, then its join failed) is removed once it is a manager", () => {
+    const env = scriptedDocker([
+      `"info --format {{.Swarm.LocalNodeState}}") if [ -e "$FAKE/joined" ]; then echo active; else echo inactive; fi ;;`,
+      '"info --format {{.Swarm.Error}}") echo ;;',
+      '"info --format {{.Swarm.NodeID}}") if [ -e "$FAKE/joined" ]; then echo manager-id; fi ;;',
+      `"info --format {{.Swarm.ControlAvailable}}") if [ -e "$FAKE/joined" ]; then echo true; else echo false; fi ;;`,
+      '"swarm join "*) touch "$FAKE/joined" ;;',
+      '"node ls -q") echo manager-id; echo stale-id ;;',
+      `*ai-swarm.node*Spec.Role*" stale-id") echo vm4 worker ;;`,
+      '"node rm --force stale-id") true ;;',
+    ]);
+    const result = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", { name: "vm4", role: "manager" }, 3), { env, stdin: "SWMTKN-1-mgr\nid-primary\nstale-id\n" });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("manager-id\n");
+    expect(result.stderr).not.toContain("promoting this worker");
+    expect(result.stderr).toContain("removed an old worker entry of vm4 from the swarm");
+    expect(calls().filter((call) => /^(swarm|node rm)/.test(call))).toEqual(["swarm join --advertise-addr 10.0.0.4 --token SWMTKN-1-mgr 10.0.0.1:2377", "node rm --force stale-id"]);
   });
 
   it("rejoin: a worker configured as a worker stays one (no promotion without the manager role)", () => {
@@ -683,7 +712,7 @@ describe("day-two scripts against a fake docker", () => {
       '"info --format {{.Swarm.NodeID}}") echo worker-id ;;',
       '"info --format {{.Swarm.ControlAvailable}}") echo false ;;',
     ]);
-    const result = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", "worker"), { env, stdin: "SWMTKN-1-wrk\nworker-id\n" });
+    const result = sh(swarmRejoinScript("10.0.0.4", "10.0.0.1", { name: "vm4", role: "worker" }), { env, stdin: "SWMTKN-1-wrk\nworker-id\n" });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("worker-id\n");
     expect(calls().filter((call) => /^(swarm|node)/.test(call))).toEqual([]);
@@ -699,7 +728,7 @@ describe("day-two scripts against a fake docker", () => {
       // Refused on Raft twice, then joined.
       `"swarm join "*) n=$(cat "$FAKE/joins" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE/joins"; if [ "$n" -lt 2 ]; then echo ${shellQuote(raft)} >&2; exit 1; fi; touch "$FAKE/joined" ;;`,
     ]);
-    const result = sh(swarmRejoinScript("10.0.0.6", "10.0.0.1", "manager"), { env, stdin: "SWMTKN-1-mgr\n" });
+    const result = sh(swarmRejoinScript("10.0.0.6", "10.0.0.1", { name: "vm6", role: "manager" }), { env, stdin: "SWMTKN-1-mgr\n" });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("new-id\n");
     expect(result.stderr).toContain("join attempt 1 of 3 failed: " + raft + "; leaving the half-made state, trying again in 5 s");
@@ -714,7 +743,7 @@ describe("day-two scripts against a fake docker", () => {
     fs.rmSync(path.join(dir, "calls"));
     fs.rmSync(path.join(dir, "joined"));
     fs.writeFileSync(path.join(dir, "joins"), "-5");
-    const failed = sh(swarmRejoinScript("10.0.0.6", "10.0.0.1", "manager"), { env, stdin: "SWMTKN-1-mgr\n" });
+    const failed = sh(swarmRejoinScript("10.0.0.6", "10.0.0.1", { name: "vm6", role: "manager" }), { env, stdin: "SWMTKN-1-mgr\n" });
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain("join attempt 2 of 3 failed");
     expect(failed.stderr.trim().split("\n").at(-1)).toBe(raft);
@@ -728,12 +757,12 @@ describe("day-two scripts against a fake docker", () => {
       '"info --format {{.Swarm.NodeID}}") echo same-id ;;',
     ]);
     for (const stdin of ["SWMTKN-1-abc\n", "SWMTKN-1-abc\nid-primary\nsame-id\n"]) {
-      const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin });
+      const result = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "worker" }), { env, stdin });
       expect(result.status, result.stderr).toBe(0);
       expect(result.stdout).toBe("same-id\n");
     }
     expect(calls().filter((call) => call.startsWith("swarm"))).toEqual([]);
-    const empty = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1"), { env, stdin: "" });
+    const empty = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "worker" }), { env, stdin: "" });
     expect(empty.status).toBe(1);
     expect(empty.stderr).toContain("no join token on stdin");
   });
