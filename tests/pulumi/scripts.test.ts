@@ -643,9 +643,13 @@ describe("day-two scripts against a fake docker", () => {
       '"info --format {{.Swarm.Error}}") echo ;;',
       '"swarm join "*) echo "Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary" >&2; exit 1 ;;',
     ]);
-    const failed = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "worker" }), { env: refused, stdin: "SWMTKN-1-abc\n" });
+    fs.rmSync(path.join(dir, "calls"));
+    const failed = sh(swarmRejoinScript("10.0.0.2", "10.0.0.1", { name: "vm2", role: "manager" }), { env: refused, stdin: "SWMTKN-1-abc\n" });
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain("A valid join token is necessary");
+    // Not a Raft failure: no second try.
+    expect(calls().filter((call) => call.startsWith("swarm join"))).toHaveLength(1);
+    expect(failed.stderr).not.toContain("join attempt");
   });
 
   it("rejoin as a manager: a worker configured as a manager leaves, joins again with the manager token through the primary, and removes its old worker entry", () => {
