@@ -3,7 +3,7 @@
 // the primary removes nodes that left the config, every per-node resource is
 // kept on delete, and the quorum guard reads the stack's own last outputs.
 import { describe, expect, it, vi } from "vitest";
-import { dispatcherHeartbeatScript, removeNodesScript } from "../../components/scripts";
+import { dispatcherHeartbeatScript, knownNodeIdsScript, removeNodesScript, swarmRejoinScript } from "../../components/scripts";
 import { DISPATCHER_HEARTBEAT_S } from "../../components/swarm";
 import {
   byName,
@@ -23,8 +23,10 @@ import {
 type Role = "manager" | "worker";
 /** Lab nodes vm1..vmN with the given roles. */
 function nodes(roles: Record<string, Role>) {
-  return Object.entries(roles).map(([name, role]) => ({ name, host: `172.28.0.1${name.slice(2)}`, sshPort: 22, user: "root", role, labels: { vm: `ai-swarm-${name}` } }));
+  return Object.entries(roles).map(([name, role]) => ({ name, host: hostOf(name), sshPort: 22, user: "root", role, labels: { vm: `ai-swarm-${name}` } }));
 }
+/** The address nodes() gives a lab node. */
+const hostOf = (name: string) => `172.28.0.1${name.slice(2)}`;
 const THREE_AND_TWO = nodes({ vm1: "manager", vm2: "manager", vm3: "manager", vm4: "worker", vm5: "worker" });
 
 function run(nodeList: unknown[], previous: Record<string, unknown> = {}): Promise<ProgramRun> {
@@ -55,6 +57,11 @@ describe.skipIf(missing.length > 0)("a 3-manager stack", () => {
     // The token reaches the node on stdin as a secret, and the join dials the primary.
     expect(isSecretMarker(command(program, "swarm-join-vm2").rawInputs["stdin"])).toBe(true);
     expect(command(program, "swarm-join-vm2").inputs["create"]).toContain("'172.28.0.11:2377'");
+    // Each join knows its node's role: a manager's promotes a worker by joining again; a worker's never does.
+    for (const node of ["vm2", "vm3"]) expect(command(program, `swarm-join-${node}`).inputs["create"]).toBe(swarmRejoinScript(hostOf(node), "172.28.0.11", { name: node, role: "manager" }));
+    for (const node of ["vm4", "vm5"]) expect(command(program, `swarm-join-${node}`).inputs["create"]).toBe(swarmRejoinScript(hostOf(node), "172.28.0.11", { name: node, role: "worker" }));
+    // Lost managers leave Raft on the primary before any join.
+    expect(command(program, "swarm-node-ids").inputs["create"]).toBe(knownNodeIdsScript(["vm1", "vm2", "vm3", "vm4", "vm5"]));
   });
 
   it("a 1-manager stack has no manager token and no roles resource, and warns (as in preview) that it is not fault-tolerant", async () => {
