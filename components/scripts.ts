@@ -108,11 +108,7 @@ export function knownNodeIdsScript(configuredNames: readonly string[], waitSecon
   return [
     "set -eu",
     RETRY(attempts),
-    `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
-    "for id in $(docker node ls -q); do",
-    `  ${NODE_NAME_OF_ID}`,
-    '  [ -n "$name" ] || continue',
-    '  case "$keep" in *" $name "*) continue ;; esac',
+    ...forEachUnconfiguredNode(configuredNames),
     `  [ "$(docker node inspect --format '{{.Spec.Role}}' "$id")" = manager ] || continue`,
     `  [ "$(docker node inspect --format '{{.Status.State}}' "$id")" = down ] || continue`,
     '  retry docker node demote "$id"',
@@ -510,11 +506,7 @@ export function registryReadyScript(registryAddress: string, username: string, a
 export function drainRemovedNodesScript(configuredNames: readonly string[]): string {
   return [
     "set -eu",
-    `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
-    "for id in $(docker node ls -q); do",
-    `  name=$(docker node inspect --format '{{index .Spec.Labels "${NODE_NAME_LABEL}"}}' "$id")`,
-    '  [ -n "$name" ] || continue',
-    '  case "$keep" in *" $name "*) continue ;; esac',
+    ...forEachUnconfiguredNode(configuredNames),
     `  if [ "$(docker node inspect --format '{{.Spec.Availability}}' "$id")" != drain ]; then`,
     '    docker node update --availability drain "$id" >/dev/null',
     '    echo "drained $name: no longer in the stack config"',
@@ -525,6 +517,21 @@ export function drainRemovedNodesScript(configuredNames: readonly string[]): str
 
 /** Reads the name this program gave node "$id" (NODE_NAME_LABEL) into "$name". */
 const NODE_NAME_OF_ID = `name=$(docker node inspect --format '{{index .Spec.Labels "${NODE_NAME_LABEL}"}}' "$id")`;
+
+/**
+ * Shell lines that open a loop over every node this program labelled
+ * (NODE_NAME_LABEL) whose name is not in `configuredNames`, with "$id" and
+ * "$name" set; the caller adds the body (indented two spaces) and "done".
+ */
+function forEachUnconfiguredNode(configuredNames: readonly string[]): string[] {
+  return [
+    `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
+    "for id in $(docker node ls -q); do",
+    `  ${NODE_NAME_OF_ID}`,
+    '  [ -n "$name" ] || continue',
+    '  case "$keep" in *" $name "*) continue ;; esac',
+  ];
+}
 
 /**
  * On the primary manager of a multi-manager stack, before services move:
@@ -539,11 +546,7 @@ export function removeNodesScript(configuredNames: readonly string[], waitSecond
   return [
     "set -eu",
     RETRY(attempts),
-    `keep=${shellQuote(` ${[...configuredNames].sort().join(" ")} `)}`,
-    "for id in $(docker node ls -q); do",
-    `  ${NODE_NAME_OF_ID}`,
-    '  [ -n "$name" ] || continue',
-    '  case "$keep" in *" $name "*) continue ;; esac',
+    ...forEachUnconfiguredNode(configuredNames),
     `  status=$(docker node inspect --format '{{.Status.State}}' "$id")`,
     '  echo "removing $name ($status)…"',
     `  if [ "$(docker node inspect --format '{{.Spec.Role}}' "$id")" = manager ]; then`,
